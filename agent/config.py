@@ -1,0 +1,87 @@
+"""The one settings object. Read from the environment (prefix SUPPORTBOT_) and `.env`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# The newest Sonnet in the installed SDK's model list that is not on its deprecation list
+# (tests/test_config.py checks both facts against the installed `anthropic`).
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. Built once at start-up and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTBOT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
+    )
+
+    # Claude. The SDK's own variables are honoured so existing set-ups just work.
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPPORTBOT_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPPORTBOT_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+    )
+    offline: bool = Field(default=False, description="Force the offline model even with a key")
+    model: str = DEFAULT_MODEL
+    max_tokens: int = Field(default=1024, ge=16, le=64_000)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    request_timeout: float = Field(default=60.0, gt=0)
+
+    # The agent loop.
+    max_tool_iterations: int = Field(default=8, ge=1, le=50)
+    max_continuations: int = Field(default=2, ge=0, le=10)
+    max_message_chars: int = Field(default=4000, ge=1)
+    max_failed_verifications: int = Field(default=3, ge=1)
+
+    # Persona.
+    company_name: str = "Acme"
+    assistant_name: str = "Ava"
+    persona: str = "friendly, concise and precise"
+
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'supportbot.db'}"
+
+    def uses_claude(self) -> bool:
+        """Claude is used when a key or a compatible server is configured and not forced off."""
+        if self.offline:
+            return False
+        return self.anthropic_api_key is not None or self.anthropic_base_url is not None
+
+
+def deprecated_model_notice(model: str) -> str | None:
+    """The SDK's end-of-life date for `model`, or None when it is not deprecated."""
+    try:
+        from anthropic._data import DEPRECATED_MODELS  # private module; may move
+    except ImportError:  # pragma: no cover - depends on the installed SDK
+        return None
+    return DEPRECATED_MODELS.get(model)
+
+
+def warn_if_deprecated(settings: Settings) -> None:
+    if settings.uses_claude() and (eol := deprecated_model_notice(settings.model)):
+        log.warning(
+            "The configured model %s is deprecated and reaches end of life on %s; "
+            "set SUPPORTBOT_MODEL to a current model (default: %s).",
+            settings.model,
+            eol,
+            DEFAULT_MODEL,
+        )

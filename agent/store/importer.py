@@ -1,0 +1,353 @@
+"""Import customers and orders: the τ²-bench retail `db.json` format and a simple CSV.
+
+Idempotent: a record that matches what is stored changes nothing. A bad record is reported
+with its id or line and skipped whole; an order is never half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, func, select
+
+from agent.errors import ImportFailed
+from agent.store.db import transaction
+from agent.store.orders import normalize_order_id
+from agent.store.tables import Customer, Order, OrderItem, Shipment
+
+ORDER_STATUSES = {
+    "pending", "processed", "delivered", "cancelled", "shipped",
+    "exchange requested", "return requested",
+}  # fmt: skip
+
+CSV_COLUMNS = ["order_id", "customer_id", "email", "first_name", "last_name", "zip", "status",
+               "item_id", "item_name", "price"]  # fmt: skip
+
+
+class CustomerIn(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    zip_code: str = Field(default="", max_length=20)
+    address: dict[str, Any] = {}
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.strip().lower()
+
+
+class ItemIn(BaseModel):
+    item_id: str = Field(min_length=1)
+    product_id: str = ""
+    name: str = Field(min_length=1, max_length=200)
+    price_cents: int = Field(ge=0)
+    options: dict[str, Any] = {}
+
+
+class ShipmentIn(BaseModel):
+    tracking_ids: list[str] = []
+    item_ids: list[str] = []
+
+
+class OrderIn(BaseModel):
+    id: str = Field(pattern=r"^#[A-Z0-9]{3,30}$")
+    customer_id: str = Field(min_length=1)
+    status: str
+    address: dict[str, Any] = {}
+    items: list[ItemIn] = Field(min_length=1)
+    shipments: list[ShipmentIn] = []
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, v: str) -> str:
+        if v.strip().lower() not in ORDER_STATUSES:
+            raise ValueError(f"unknown status {v!r}")
+        return v.strip().lower()
+
+
+@dataclass
+class Tally:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class ImportReport:
+    customers: Tally = field(default_factory=Tally)
+    orders: Tally = field(default_factory=Tally)
+    problems: list[str] = field(default_factory=list)
+
+
+def to_cents(value: Any) -> int:
+    try:
+        amount = Decimal(str(value).strip().lstrip("$"))
+    except InvalidOperation as exc:
+        raise ValueError(f"price {value!r} is not a number") from exc
+    if not amount.is_finite():
+        raise ValueError(f"price {value!r} is not a number")
+    return int((amount * 100).to_integral_value())
+
+
+def _explain(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+# --- readers: each yields ("customer"|"order", where, builder) -------------------------------
+
+Parsed = tuple[str, str, Any]
+
+
+def read_retail_json(path: Path) -> Iterator[Parsed]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImportFailed(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
+        raise ImportFailed(f"{path}: expected an object with 'users' and 'orders'")
+    for user_id, user in data["users"].items():
+        yield "customer", f"user {user_id}", lambda u=user, uid=user_id: _retail_customer(uid, u)
+    for order_id, order in (data.get("orders") or {}).items():
+        yield "order", f"order {order_id}", lambda o=order, oid=order_id: _retail_order(oid, o)
+
+
+def _retail_customer(user_id: str, user: dict[str, Any]) -> CustomerIn:
+    name = user.get("name") or {}
+    address = user.get("address") or {}
+    return CustomerIn(
+        id=user_id,
+        first_name=name.get("first_name", ""),
+        last_name=name.get("last_name", ""),
+        email=user.get("email", ""),
+        zip_code=str(address.get("zip", "")),
+        address=address,
+    )
+
+
+def _retail_order(order_id: str, order: dict[str, Any]) -> OrderIn:
+    items = []
+    for i, item in enumerate(order.get("items") or []):
+        try:
+            cents = to_cents(item["price"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"items.{i}.price: {exc}") from exc
+        items.append(
+            ItemIn(
+                item_id=str(item.get("item_id", "")),
+                product_id=str(item.get("product_id", "")),
+                name=item.get("name", ""),
+                price_cents=cents,
+                options=item.get("options") or {},
+            )
+        )
+    return OrderIn(
+        id=normalize_order_id(order.get("order_id") or order_id),
+        customer_id=order.get("user_id", ""),
+        status=order.get("status", ""),
+        address=order.get("address") or {},
+        items=items,
+        shipments=[
+            ShipmentIn(tracking_ids=f.get("tracking_id") or [], item_ids=f.get("item_ids") or [])
+            for f in order.get("fulfillments") or []
+        ],
+    )
+
+
+def read_orders_csv(path: Path) -> Iterator[Parsed]:
+    """One row per order line; rows of one order share its `order_id`."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(f"{path}: not UTF-8 text ({exc})") from exc
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ImportFailed(f"{path}: missing columns: {', '.join(missing)}")
+    orders: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for line, row in enumerate(reader, start=2):
+        key = (row.get("order_id") or "").strip()
+        orders.setdefault(key or f"<line {line}>", []).append((line, row))
+    seen_customers: set[str] = set()
+    for key, rows in orders.items():
+        first_line, first = rows[0]
+        customer_id = (first.get("customer_id") or "").strip()
+        if customer_id not in seen_customers:
+            seen_customers.add(customer_id)
+            yield "customer", f"line {first_line}", lambda r=first: _csv_customer(r)
+        where = f"order {key} (lines {', '.join(str(n) for n, _ in rows)})"
+        yield "order", where, lambda rs=rows: _csv_order(rs)
+
+
+def _csv_customer(row: dict[str, str]) -> CustomerIn:
+    return CustomerIn(
+        id=(row.get("customer_id") or "").strip(),
+        first_name=(row.get("first_name") or "").strip(),
+        last_name=(row.get("last_name") or "").strip(),
+        email=row.get("email") or "",
+        zip_code=(row.get("zip") or "").strip(),
+        address={k: row[k] for k in ("address1", "city", "state", "country") if row.get(k)}
+        | {"zip": (row.get("zip") or "").strip()},
+    )
+
+
+def _csv_order(rows: list[tuple[int, dict[str, str]]]) -> OrderIn:
+    items, tracking = [], []
+    first = rows[0][1]
+    for line, row in rows:
+        if (row.get("customer_id") or "").strip() != (first.get("customer_id") or "").strip():
+            raise ValueError(f"line {line}: customer_id differs from the order's first line")
+        try:
+            cents = to_cents(row.get("price", ""))
+        except ValueError as exc:
+            raise ValueError(f"line {line}: {exc}") from exc
+        items.append(
+            ItemIn(
+                item_id=(row.get("item_id") or "").strip(),
+                product_id=(row.get("product_id") or "").strip(),
+                name=(row.get("item_name") or "").strip(),
+                price_cents=cents,
+            )
+        )
+        if (tid := (row.get("tracking_id") or "").strip()) and tid not in tracking:
+            tracking.append(tid)
+    return OrderIn(
+        id=normalize_order_id(first.get("order_id") or ""),
+        customer_id=(first.get("customer_id") or "").strip(),
+        status=first.get("status") or "",
+        address={"zip": (first.get("zip") or "").strip()},
+        items=items,
+        shipments=[ShipmentIn(tracking_ids=tracking, item_ids=[i.item_id for i in items])]
+        if tracking
+        else [],
+    )
+
+
+# --- writer -----------------------------------------------------------------------------------
+
+
+def import_path(engine: Engine, path: Path) -> ImportReport:
+    """Import one file; the format is chosen by its suffix (.json or .csv)."""
+    if not path.is_file():
+        raise ImportFailed(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        records = read_retail_json(path)
+    elif suffix == ".csv":
+        records = read_orders_csv(path)
+    else:
+        raise ImportFailed(f"{path}: unsupported format {suffix!r} (use .json or .csv)")
+    return import_records(engine, records)
+
+
+def import_records(engine: Engine, records: Iterable[Parsed]) -> ImportReport:
+    report = ImportReport()
+    with transaction(engine) as session:
+        next_seq = (session.exec(select(func.max(Order.placed_seq))).one() or 0) + 1
+        for kind, where, build in records:
+            try:
+                record = build()
+            except ValidationError as exc:
+                report.problems.append(f"{where}: {_explain(exc)}")
+                continue
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                report.problems.append(f"{where}: {exc}")
+                continue
+            try:
+                with session.begin_nested():
+                    if kind == "customer":
+                        _upsert_customer(session, record, report)
+                    else:
+                        next_seq = _upsert_order(session, record, report, next_seq)
+            except _Skip as exc:
+                report.problems.append(f"{where}: {exc}")
+    return report
+
+
+class _Skip(Exception):
+    pass
+
+
+def _upsert_customer(session: Session, c: CustomerIn, report: ImportReport) -> None:
+    clash = session.exec(
+        select(Customer).where(Customer.email == c.email, Customer.id != c.id)
+    ).first()
+    if clash is not None:
+        raise _Skip(f"email {c.email} already belongs to customer {clash.id}")
+    existing = session.get(Customer, c.id)
+    values = c.model_dump(exclude={"id"})
+    if existing is None:
+        session.add(Customer(id=c.id, **values))
+        report.customers.created += 1
+    elif {k: getattr(existing, k) for k in values} == values:
+        report.customers.unchanged += 1
+    else:
+        for k, v in values.items():
+            setattr(existing, k, v)
+        session.add(existing)
+        report.customers.updated += 1
+    session.flush()
+
+
+def _stored_order(session: Session, order: Order) -> OrderIn:
+    items = session.exec(
+        select(OrderItem).where(OrderItem.order_id == order.id).order_by(col(OrderItem.position))
+    ).all()
+    shipments = session.exec(
+        select(Shipment).where(Shipment.order_id == order.id).order_by(col(Shipment.position))
+    ).all()
+    return OrderIn(
+        id=order.id,
+        customer_id=order.customer_id,
+        status=order.status,
+        address=order.address,
+        items=[ItemIn.model_validate(i, from_attributes=True) for i in items],
+        shipments=[ShipmentIn.model_validate(s, from_attributes=True) for s in shipments],
+    )
+
+
+def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: int) -> int:
+    if session.get(Customer, o.customer_id) is None:
+        raise _Skip(f"customer {o.customer_id!r} is unknown")
+    existing = session.get(Order, o.id)
+    if existing is not None:
+        if _stored_order(session, existing) == o:
+            report.orders.unchanged += 1
+            return next_seq
+        session.execute(delete(OrderItem).where(col(OrderItem.order_id) == o.id))
+        session.execute(delete(Shipment).where(col(Shipment.order_id) == o.id))
+        existing.customer_id, existing.status, existing.address = o.customer_id, o.status, o.address
+        existing.total_cents = sum(i.price_cents for i in o.items)
+        session.add(existing)
+        report.orders.updated += 1
+    else:
+        session.add(
+            Order(
+                id=o.id,
+                customer_id=o.customer_id,
+                status=o.status,
+                address=o.address,
+                total_cents=sum(i.price_cents for i in o.items),
+                placed_seq=next_seq,
+            )
+        )
+        next_seq += 1
+        report.orders.created += 1
+    session.flush()
+    for pos, item in enumerate(o.items):
+        session.add(OrderItem(order_id=o.id, position=pos, **item.model_dump()))
+    for pos, shipment in enumerate(o.shipments):
+        session.add(Shipment(order_id=o.id, position=pos, **shipment.model_dump()))
+    session.flush()
+    return next_seq

@@ -1,0 +1,112 @@
+"""Customer and order data functions. Every order read is scoped to one customer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, func, select
+
+from agent.store.tables import Customer, Order, OrderItem, Shipment
+
+
+class OrderItemView(BaseModel):
+    name: str
+    item_id: str
+    price: str
+    options: dict[str, Any]
+
+
+class ShipmentView(BaseModel):
+    tracking_ids: list[str]
+    item_ids: list[str]
+
+
+class OrderView(BaseModel):
+    """What a customer may see of one of their orders."""
+
+    order_id: str
+    status: str
+    items: list[OrderItemView]
+    shipments: list[ShipmentView]
+    shipping_address: dict[str, Any]
+    total: str
+
+
+class OrderSummary(BaseModel):
+    order_id: str
+    status: str
+    item_count: int
+    total: str
+
+
+def format_cents(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def normalize_order_id(raw: str) -> str:
+    """'w2611340', '#W2611340' and ' # W2611340 ' all name order '#W2611340'."""
+    compact = "".join(raw.split()).lstrip("#").upper()
+    return f"#{compact}"
+
+
+def find_customer_by_email(*, session: Session, email: str) -> Customer | None:
+    return session.exec(select(Customer).where(Customer.email == email.strip().lower())).first()
+
+
+def get_order(*, session: Session, order_id: str, customer_id: str) -> OrderView | None:
+    """The order if it belongs to `customer_id`; None otherwise (whether or not it exists)."""
+    order = session.exec(
+        select(Order).where(
+            Order.id == normalize_order_id(order_id), Order.customer_id == customer_id
+        )
+    ).first()
+    if order is None:
+        return None
+    items = session.exec(
+        select(OrderItem).where(OrderItem.order_id == order.id).order_by(col(OrderItem.position))
+    ).all()
+    shipments = session.exec(
+        select(Shipment).where(Shipment.order_id == order.id).order_by(col(Shipment.position))
+    ).all()
+    return OrderView(
+        order_id=order.id,
+        status=order.status,
+        items=[
+            OrderItemView(
+                name=i.name, item_id=i.item_id, price=format_cents(i.price_cents), options=i.options
+            )
+            for i in items
+        ],
+        shipments=[ShipmentView(tracking_ids=s.tracking_ids, item_ids=s.item_ids) for s in shipments],
+        shipping_address=order.address,
+        total=format_cents(order.total_cents),
+    )
+
+
+def list_orders(*, session: Session, customer_id: str, limit: int = 10) -> list[OrderSummary]:
+    """The customer's most recent orders first."""
+    counts = (
+        select(OrderItem.order_id, func.count().label("n"))
+        .group_by(col(OrderItem.order_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(Order, counts.c.n)
+        .join(counts, counts.c.order_id == Order.id, isouter=True)
+        .where(Order.customer_id == customer_id)
+        .order_by(col(Order.placed_seq).desc())
+        .limit(limit)
+    ).all()
+    return [
+        OrderSummary(
+            order_id=o.id, status=o.status, item_count=n or 0, total=format_cents(o.total_cents)
+        )
+        for o, n in rows
+    ]
+
+
+def order_owner(*, session: Session, order_id: str) -> str | None:
+    """Owner of an order, for identity verification only; never shown to a caller."""
+    order = session.get(Order, normalize_order_id(order_id))
+    return order.customer_id if order else None

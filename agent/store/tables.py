@@ -1,0 +1,100 @@
+"""SQLModel tables. The API and tools return their own public models, never these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConversationState(StrEnum):
+    BOT = "bot"
+    HUMAN = "human"
+    CLOSED = "closed"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+class Customer(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    first_name: str = Field(max_length=100)
+    last_name: str = Field(max_length=100)
+    email: str = Field(index=True, unique=True, max_length=320)  # stored lower-case
+    zip_code: str = Field(default="", max_length=20)
+    address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Order(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=32)  # "#W2611340"
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    status: str = Field(max_length=32)
+    address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    total_cents: int = 0
+    placed_seq: int = Field(default=0, description="Import order; stands in for a placed date")
+
+
+class OrderItem(SQLModel, table=True):
+    __tablename__ = "order_item"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    position: int
+    item_id: str = Field(max_length=64)
+    product_id: str = Field(default="", max_length=64)
+    name: str = Field(max_length=200)
+    price_cents: int
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Shipment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    position: int
+    tracking_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    item_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Conversation(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=36)
+    customer_id: str | None = Field(default=None, foreign_key="customer.id", index=True)
+    state: ConversationState = Field(default=ConversationState.BOT, max_length=16)
+    failed_verifications: int = 0
+    channel: str = Field(default="api", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    """One Messages-API message, stored exactly as sent to or received from Claude."""
+
+    __table_args__ = (UniqueConstraint("conversation_id", "sequence"),)
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True)
+    sequence: int
+    role: str = Field(max_length=16)  # "user" | "assistant"
+    content: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    stop_reason: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=100)
+    usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    degraded: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Ticket(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True)
+    customer_id: str | None = Field(default=None, foreign_key="customer.id")
+    reason: str = Field(max_length=500)
+    summary: str = Field(max_length=4000)
+    status: TicketStatus = Field(default=TicketStatus.OPEN, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
