@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     assistant_name: str = "Ava"
     persona: str = "friendly, concise and precise"
 
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

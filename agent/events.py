@@ -1,0 +1,64 @@
+"""What one turn reports as it runs. The CLI prints these; the HTTP API streams them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from agent.models.base import TextDelta
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    HANDED_OFF = "handed_off"  # the model escalated; a human takes over
+    QUEUED_FOR_HUMAN = "queued_for_human"  # a human has the conversation; the bot stayed silent
+    REFUSED = "refused"
+    ITERATION_CAP = "iteration_cap"  # too many tool rounds; handed off
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    id: str
+    name: str
+    is_error: bool
+    content: str
+
+
+@dataclass(frozen=True)
+class Degraded:
+    reason: str
+
+
+@dataclass
+class ToolCall:
+    name: str
+    input: dict[str, Any]
+    is_error: bool
+
+
+@dataclass
+class TurnResult:
+    conversation_id: str
+    reply: str
+    outcome: Outcome
+    degraded: bool
+    model: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    result: TurnResult
+
+
+Event = TextDelta | ToolStarted | ToolFinished | Degraded | TurnFinished

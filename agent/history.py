@@ -1,0 +1,57 @@
+"""The stored history as Messages-API messages, and the invariants every request must keep."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agent.errors import HistoryCorrupted
+from agent.store.tables import Message
+
+ApiMessage = dict[str, Any]
+
+
+def to_api_messages(rows: Sequence[Message]) -> list[ApiMessage]:
+    """Stored rows as request messages; consecutive user rows (a turn that crashed before the
+    model answered, then a new customer message) are merged into one user message."""
+    messages: list[ApiMessage] = []
+    for row in rows:
+        if messages and messages[-1]["role"] == row.role == "user":
+            messages[-1] = {"role": "user", "content": [*messages[-1]["content"], *row.content]}
+        else:
+            messages.append({"role": row.role, "content": list(row.content)})
+    return messages
+
+
+def validate(messages: Sequence[ApiMessage]) -> None:
+    """Raise HistoryCorrupted unless `messages` is a valid request history ending with the user."""
+    if not messages:
+        raise HistoryCorrupted("history is empty")
+    if messages[0]["role"] != "user":
+        raise HistoryCorrupted("history must start with a user message")
+    pending: set[str] = set()
+    for index, message in enumerate(messages):
+        role, content = message["role"], message["content"]
+        expected = "user" if index % 2 == 0 else "assistant"
+        if role != expected:
+            raise HistoryCorrupted(f"message {index}: expected {expected}, got {role}")
+        if not content:
+            raise HistoryCorrupted(f"message {index}: empty content")
+        for block in content:
+            if block.get("type") == "text" and not block.get("text", "").strip():
+                raise HistoryCorrupted(f"message {index}: empty text block")
+        if role == "user":
+            results = [b for b in content if b.get("type") == "tool_result"]
+            answered = {b.get("tool_use_id") for b in results}
+            if answered != pending:
+                raise HistoryCorrupted(
+                    f"message {index}: tool results {sorted(answered)} do not answer "
+                    f"tool calls {sorted(pending)}"
+                )
+            if results and content[: len(results)] != results:
+                raise HistoryCorrupted(f"message {index}: tool results must come first")
+            pending = set()
+        else:
+            pending = {b["id"] for b in content if b.get("type") == "tool_use"}
+    if messages[-1]["role"] != "user":
+        raise HistoryCorrupted("history must end with a user message")

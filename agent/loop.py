@@ -1,0 +1,333 @@
+"""One customer turn: call the model, run the tools it asks for, repeat until it ends its turn.
+
+Every step is persisted atomically: the customer's message first, then each tool round (the
+assistant's tool_use message and the user's tool_result message together, with the tools' own
+writes), then the final answer. A crash at any point leaves a history the API accepts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Iterator
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from agent.config import Settings
+from agent.errors import ConversationClosed, InvalidInput
+from agent.events import (
+    Degraded,
+    Event,
+    Outcome,
+    ToolCall,
+    ToolFinished,
+    ToolStarted,
+    TurnFinished,
+    TurnResult,
+)
+from agent.history import to_api_messages, validate
+from agent.models.base import Model, ModelReply, ModelRequest, ModelUnavailable, TextDelta
+from agent.prompts import system_prompt
+from agent.store.conversations import (
+    append_message,
+    create_conversation,
+    create_ticket,
+    get_conversation,
+    load_messages,
+    lock_conversation,
+    set_state,
+)
+from agent.store.db import transaction
+from agent.store.tables import ConversationState, Customer, Message
+from tools.context import ToolContext
+from tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+CONTINUE_PROMPT = "Please continue exactly where you stopped, without repeating anything."
+CUT_SHORT_NOTE = "\n\n(My answer was cut short. Ask me to continue if you need the rest.)"
+REFUSAL_REPLY = (
+    "I'm sorry, I can't help with that. I can help with your orders, our policies and products, "
+    "or connect you with a member of our team."
+)
+EMPTY_REPLY = "Is there anything else I can help you with?"
+CAP_REPLY = (
+    "This is taking more steps than I can handle on my own, so I've passed your conversation "
+    "to a colleague (ticket #{ticket}). They'll reply here."
+)
+
+ModelStep = Generator[Event, None, ModelReply]
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        model: Model,
+        fallback: Model,
+        tools: ToolRegistry,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.model = model
+        self.fallback = fallback
+        self.tools = tools
+
+    def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
+        with transaction(self.engine) as session:
+            return create_conversation(session=session, customer_id=customer_id, channel=channel).id
+
+    def ask(self, conversation_id: str, text: str) -> TurnResult:
+        """Run one turn to completion and return its result."""
+        for event in self.run_turn(conversation_id, text):
+            if isinstance(event, TurnFinished):
+                return event.result
+        raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
+
+    def run_turn(self, conversation_id: str, text: str, *, stream: bool = False) -> Iterator[Event]:
+        text = self._check_text(text)
+        with transaction(self.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            if conversation.state == ConversationState.CLOSED:
+                raise ConversationClosed(f"Conversation {conversation_id} is closed")
+            message = append_message(
+                session=session,
+                conversation_id=conversation_id,
+                role="user",
+                content=[{"type": "text", "text": text}],
+            )
+            state = conversation.state
+        if state == ConversationState.HUMAN:
+            yield TurnFinished(
+                TurnResult(
+                    conversation_id, "", Outcome.QUEUED_FOR_HUMAN, False, "", [], {}, message.id
+                )
+            )
+            return
+        yield from _Turn(self, conversation_id, stream).run()
+
+    def _check_text(self, text: str) -> str:
+        text = (text or "").strip()
+        if not text:
+            raise InvalidInput("The message is empty.")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise InvalidInput(
+                f"The message is too long ({len(text)} characters; the limit is {limit})."
+            )
+        return text
+
+
+class _Turn:
+    """The state of one turn in progress."""
+
+    def __init__(self, agent: Agent, conversation_id: str, stream: bool) -> None:
+        self.agent = agent
+        self.settings = agent.settings
+        self.conversation_id = conversation_id
+        self.stream = stream
+        self.degraded = False
+        self.calls: list[ToolCall] = []
+        self.usage: dict[str, int] = {}
+
+    def run(self) -> Iterator[Event]:
+        for iteration in range(self.settings.max_tool_iterations + 1):
+            request = self._request()
+            reply = yield from self._complete(request)
+            if reply.stop_reason != "tool_use":
+                yield self._finish(reply)
+                return
+            if iteration == self.settings.max_tool_iterations:
+                yield self._hand_off_at_cap(reply)
+                return
+            yield from self._run_tools(reply)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- model calls ------------------------------------------------------------------------
+
+    def _request(self) -> ModelRequest:
+        with transaction(self.agent.engine) as session:
+            conversation = get_conversation(session=session, conversation_id=self.conversation_id)
+            customer = session.get(Customer, conversation.customer_id) if conversation.customer_id else None
+            messages = to_api_messages(
+                load_messages(session=session, conversation_id=self.conversation_id)
+            )
+        validate(messages)
+        return ModelRequest(
+            system=system_prompt(self.settings, customer),
+            messages=messages,
+            tools=self.agent.tools.schemas(),
+            max_tokens=self.settings.max_tokens,
+        )
+
+    def _respond(self, request: ModelRequest) -> ModelStep:
+        """One model call; on an outage the offline model answers the rest of the turn."""
+        model = self.agent.fallback if self.degraded else self.agent.model
+        try:
+            reply = yield from _drain(model.respond(request, stream=self.stream))
+        except ModelUnavailable as exc:
+            if model is self.agent.fallback:
+                raise
+            log.warning("model unavailable, answering offline: %s", exc)
+            self.degraded = True
+            yield Degraded(str(exc))
+            reply = yield from _drain(self.agent.fallback.respond(request, stream=self.stream))
+        for key, value in reply.usage.items():
+            self.usage[key] = self.usage.get(key, 0) + value
+        return reply
+
+    def _complete(self, request: ModelRequest) -> ModelStep:
+        """A reply that is not cut off: truncated text is continued, a truncated tool call is
+        asked for again with more room, and an empty answer is asked for once more."""
+        reply = yield from self._respond(request)
+        continuations = 0
+        while continuations < self.settings.max_continuations:
+            truncated = reply.stop_reason == "max_tokens"
+            empty = reply.stop_reason == "end_turn" and not reply.content
+            if not (truncated or empty):
+                break
+            continuations += 1
+            if truncated and reply.tool_uses():
+                request = replace(request, max_tokens=request.max_tokens * 2)
+                reply = yield from self._respond(request)
+                continue
+            prior = [{"role": "assistant", "content": reply.content}] if reply.content else []
+            more_request = replace(
+                request,
+                messages=[
+                    *request.messages,
+                    *prior,
+                    {"role": "user", "content": [{"type": "text", "text": CONTINUE_PROMPT}]},
+                ],
+            )
+            more = yield from self._respond(more_request)
+            reply = _merge(reply, more)
+        return reply
+
+    # -- acting on replies ------------------------------------------------------------------
+
+    def _run_tools(self, reply: ModelReply) -> Iterator[Event]:
+        uses = reply.tool_uses()
+        for use in uses:
+            yield ToolStarted(use["id"], use["name"], use.get("input") or {})
+        finished: list[ToolFinished] = []
+        with transaction(self.agent.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
+            ctx = ToolContext(
+                session=session,
+                settings=self.settings,
+                conversation_id=self.conversation_id,
+                customer_id=conversation.customer_id,
+            )
+            results: list[dict[str, Any]] = []
+            for use in uses:
+                outcome = self.agent.tools.run(use["name"], use.get("input"), ctx)
+                block: dict[str, Any] = {
+                    "type": "tool_result",
+                    "tool_use_id": use["id"],
+                    "content": outcome.content,
+                }
+                if outcome.is_error:
+                    block["is_error"] = True
+                results.append(block)
+                finished.append(ToolFinished(use["id"], use["name"], outcome.is_error, outcome.content))
+                self.calls.append(ToolCall(use["name"], use.get("input") or {}, outcome.is_error))
+            self._store(session, "assistant", reply.content, reply)
+            append_message(
+                session=session, conversation_id=self.conversation_id, role="user", content=results
+            )
+        yield from finished
+
+    def _finish(self, reply: ModelReply) -> TurnFinished:
+        outcome = Outcome.ANSWERED
+        content = [b for b in reply.content if b.get("type") != "text" or b.get("text", "").strip()]
+        if reply.stop_reason == "refusal":
+            outcome, content = Outcome.REFUSED, [{"type": "text", "text": REFUSAL_REPLY}]
+        elif reply.stop_reason in ("max_tokens", "model_context_window_exceeded") and content:
+            content = [*content, {"type": "text", "text": CUT_SHORT_NOTE.strip()}]
+        elif reply.stop_reason not in ("end_turn", "stop_sequence", "max_tokens"):
+            log.warning("unexpected stop_reason %r; answering politely", reply.stop_reason)
+        if not content:
+            content = [{"type": "text", "text": EMPTY_REPLY}]
+        with transaction(self.agent.engine) as session:
+            lock_conversation(session=session, conversation_id=self.conversation_id)
+            message = self._store(session, "assistant", content, reply)
+            state = get_conversation(session=session, conversation_id=self.conversation_id).state
+        if outcome == Outcome.ANSWERED and state == ConversationState.HUMAN:
+            outcome = Outcome.HANDED_OFF
+        text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
+        return TurnFinished(self._result(text, outcome, reply.model, message.id))
+
+    def _hand_off_at_cap(self, reply: ModelReply) -> TurnFinished:
+        """The model wants yet another tool round: stop, open a ticket, tell the customer."""
+        log.warning("conversation %s hit the tool-iteration cap", self.conversation_id)
+        with transaction(self.agent.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
+            ticket = create_ticket(
+                session=session,
+                conversation_id=self.conversation_id,
+                customer_id=conversation.customer_id,
+                reason="The assistant hit its tool-call limit for one turn",
+                summary=f"Tool calls this turn: {', '.join(c.name for c in self.calls)}",
+            )
+            set_state(
+                session=session,
+                conversation_id=self.conversation_id,
+                state=ConversationState.HUMAN,
+            )
+            text = CAP_REPLY.format(ticket=ticket.id)
+            message = self._store(session, "assistant", [{"type": "text", "text": text}], reply)
+        return TurnFinished(self._result(text, Outcome.ITERATION_CAP, reply.model, message.id))
+
+    def _store(
+        self, session: Session, role: str, content: list[dict[str, Any]], reply: ModelReply
+    ) -> Message:
+        return append_message(
+            session=session,
+            conversation_id=self.conversation_id,
+            role=role,
+            content=content,
+            stop_reason=reply.stop_reason,
+            model=reply.model,
+            usage=reply.usage,
+            degraded=self.degraded,
+        )
+
+    def _result(self, text: str, outcome: Outcome, model: str, message_id: int | None) -> TurnResult:
+        return TurnResult(
+            conversation_id=self.conversation_id,
+            reply=text,
+            outcome=outcome,
+            degraded=self.degraded,
+            model=model,
+            tool_calls=self.calls,
+            usage=self.usage,
+            message_id=message_id,
+        )
+
+
+def _drain(items: Iterator[TextDelta | ModelReply]) -> ModelStep:
+    """Pass a model's text deltas on and return its reply."""
+    reply: ModelReply | None = None
+    for item in items:
+        if isinstance(item, ModelReply):
+            reply = item
+        else:
+            yield item
+    if reply is None:
+        raise ModelUnavailable("the model ended without a reply")
+    return reply
+
+
+def _merge(first: ModelReply, more: ModelReply) -> ModelReply:
+    """A continued reply: the continuation's leading text joins the cut-off text block."""
+    content = [dict(b) for b in first.content]
+    rest = list(more.content)
+    if content and rest and content[-1].get("type") == "text" and rest[0].get("type") == "text":
+        content[-1]["text"] = content[-1]["text"] + rest.pop(0)["text"]
+    usage = {k: first.usage.get(k, 0) + more.usage.get(k, 0) for k in {*first.usage, *more.usage}}
+    return ModelReply(content + rest, more.stop_reason, more.model, usage)

@@ -1,0 +1,47 @@
+"""The model interface: one request in, text deltas and one reply out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    system: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    max_tokens: int
+
+
+@dataclass
+class ModelReply:
+    content: list[dict[str, Any]]
+    stop_reason: str
+    model: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return "".join(b.get("text", "") for b in self.content if b.get("type") == "text")
+
+    def tool_uses(self) -> list[dict[str, Any]]:
+        return [b for b in self.content if b.get("type") == "tool_use"]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+class ModelUnavailable(Exception):
+    """The model could not answer (after the SDK's retries); the fallback takes over."""
+
+
+class Model(Protocol):
+    name: str
+    offline: bool
+
+    def respond(self, request: ModelRequest, *, stream: bool = False) -> Iterator[TextDelta | ModelReply]:
+        """Yield text deltas (when streaming) and, last, exactly one ModelReply."""
+        ...

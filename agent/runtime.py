@@ -1,0 +1,45 @@
+"""Builds the running product from settings: database, models, tools, agent."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from agent.config import Settings, warn_if_deprecated
+from agent.loop import Agent
+from agent.models.base import Model
+from agent.models.claude import ClaudeModel
+from agent.models.offline import OfflineModel
+from agent.store.db import make_engine
+from tools import default_registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    agent: Agent
+
+    @property
+    def offline(self) -> bool:
+        return self.agent.model.offline
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = make_engine(settings.resolved_database_url())
+    fallback = OfflineModel()
+    model: Model
+    if settings.uses_claude():
+        warn_if_deprecated(settings)
+        model = ClaudeModel(settings)
+    else:
+        log.info("No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL: running on the offline model")
+        model = fallback
+    agent = Agent(
+        engine=engine, settings=settings, model=model, fallback=fallback, tools=default_registry()
+    )
+    return Runtime(settings=settings, engine=engine, agent=agent)
