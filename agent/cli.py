@@ -49,7 +49,9 @@ def _customer_id(runtime: Runtime, email: str | None) -> str | None:
     with transaction(runtime.engine) as session:
         customer = find_customer_by_email(session=session, email=email)
     if customer is None:
-        raise _fail(f"No customer with email {email}. Import orders first: supportbot orders import")
+        raise _fail(
+            f"No customer with email {email}. Import orders first: supportbot orders import"
+        )
     return customer.id
 
 
@@ -110,8 +112,10 @@ def chat(customer: CustomerOpt = None) -> None:
     interactive = sys.stdin.isatty()
     mode = "offline model" if runtime.offline else f"Claude ({runtime.settings.model})"
     if interactive:
-        console.print(f"[bold]{runtime.settings.company_name} support[/bold] · {mode} · "
-                      f"conversation {conversation}\nType your message; Ctrl-D to quit.")
+        console.print(
+            f"[bold]{runtime.settings.company_name} support[/bold] · {mode} · "
+            f"conversation {conversation}\nType your message; Ctrl-D to quit."
+        )
     while True:
         try:
             line = console.input("[bold cyan]you>[/bold cyan] ") if interactive else input()
@@ -138,7 +142,9 @@ def _print_event(event: Event) -> None:
         err.print(f"[yellow]Claude unavailable ({escape(event.reason)}); offline model[/yellow]")
     elif isinstance(event, TurnFinished):
         if not event.result.reply:
-            console.print("[dim](a human agent has this conversation; your message is queued)[/dim]")
+            console.print(
+                "[dim](a human agent has this conversation; your message is queued)[/dim]"
+            )
         console.print()
 
 

@@ -152,7 +152,11 @@ class _Turn:
     def _request(self) -> ModelRequest:
         with transaction(self.agent.engine) as session:
             conversation = get_conversation(session=session, conversation_id=self.conversation_id)
-            customer = session.get(Customer, conversation.customer_id) if conversation.customer_id else None
+            customer = (
+                session.get(Customer, conversation.customer_id)
+                if conversation.customer_id
+                else None
+            )
             messages = to_api_messages(
                 load_messages(session=session, conversation_id=self.conversation_id)
             )
@@ -234,7 +238,9 @@ class _Turn:
                 if outcome.is_error:
                     block["is_error"] = True
                 results.append(block)
-                finished.append(ToolFinished(use["id"], use["name"], outcome.is_error, outcome.content))
+                finished.append(
+                    ToolFinished(use["id"], use["name"], outcome.is_error, outcome.content)
+                )
                 self.calls.append(ToolCall(use["name"], use.get("input") or {}, outcome.is_error))
             self._store(session, "assistant", reply.content, reply)
             append_message(
@@ -297,7 +303,9 @@ class _Turn:
             degraded=self.degraded,
         )
 
-    def _result(self, text: str, outcome: Outcome, model: str, message_id: int | None) -> TurnResult:
+    def _result(
+        self, text: str, outcome: Outcome, model: str, message_id: int | None
+    ) -> TurnResult:
         return TurnResult(
             conversation_id=self.conversation_id,
             reply=text,

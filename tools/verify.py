@@ -28,7 +28,10 @@ def verify_customer(
         raise ToolError("Verification needs the email plus an order number or the zip code.")
     customer = find_customer_by_email(session=ctx.session, email=email)
     matches = customer is not None and (
-        (order_id is not None and order_owner(session=ctx.session, order_id=order_id) == customer.id)
+        (
+            order_id is not None
+            and order_owner(session=ctx.session, order_id=order_id) == customer.id
+        )
         or (zip_code is not None and zip_code.strip() == customer.zip_code)
     )
     if ctx.customer_id is not None:
@@ -58,5 +61,8 @@ def verify_customer(
     ctx.customer_id = customer.id
     return {
         "verified": True,
-        "customer": {"name": f"{customer.first_name} {customer.last_name}", "email": customer.email},
+        "customer": {
+            "name": f"{customer.first_name} {customer.last_name}",
+            "email": customer.email,
+        },
     }

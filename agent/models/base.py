@@ -42,6 +42,8 @@ class Model(Protocol):
     name: str
     offline: bool
 
-    def respond(self, request: ModelRequest, *, stream: bool = False) -> Iterator[TextDelta | ModelReply]:
+    def respond(
+        self, request: ModelRequest, *, stream: bool = False
+    ) -> Iterator[TextDelta | ModelReply]:
         """Yield text deltas (when streaming) and, last, exactly one ModelReply."""
         ...

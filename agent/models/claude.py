@@ -60,9 +60,7 @@ class ClaudeModel:
             content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
             stop_reason=message.stop_reason or "end_turn",
             model=message.model,
-            usage={
-                k: v for k, v in message.usage.model_dump().items() if isinstance(v, int)
-            },
+            usage={k: v for k, v in message.usage.model_dump().items() if isinstance(v, int)},
         )
 
 

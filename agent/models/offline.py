@@ -51,7 +51,12 @@ class OfflineModel:
             if plan:
                 turn = len(request.messages)
                 blocks = [
-                    {"type": "tool_use", "id": f"toolu_offline_{turn:04d}_{i}", "name": n, "input": a}
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_offline_{turn:04d}_{i}",
+                        "name": n,
+                        "input": a,
+                    }
                     for i, (n, a) in enumerate(plan)
                 ]
                 reply = ModelReply(blocks, "tool_use", self.name, _no_usage())
@@ -74,7 +79,9 @@ def plan_tool_calls(text: str, available: set[str]) -> list[tuple[str, dict[str,
     plan: list[tuple[str, dict[str, Any]]] = []
     if HUMAN_RE.search(text) and "escalate_to_human" in available:
         summary = text.strip()[:500]
-        return [("escalate_to_human", {"reason": "Customer asked for a person", "summary": summary})]
+        return [
+            ("escalate_to_human", {"reason": "Customer asked for a person", "summary": summary})
+        ]
     order_ids = list(dict.fromkeys(f"#{m.upper()}" for m in ORDER_RE.findall(text)))
     email = EMAIL_RE.search(text)
     zip_code = ZIP_RE.search(ORDER_RE.sub(" ", text))
@@ -148,8 +155,11 @@ def _order(data: Any) -> str:
     lines.append("Items:")
     for item in data["items"]:
         options = ", ".join(f"{k}: {v}" for k, v in item.get("options", {}).items())
-        lines.append(f"- {item['name']} ({options}) {item['price']}" if options else
-                     f"- {item['name']} {item['price']}")
+        lines.append(
+            f"- {item['name']} ({options}) {item['price']}"
+            if options
+            else f"- {item['name']} {item['price']}"
+        )
     tracking = [t for s in data.get("shipments", []) for t in s.get("tracking_ids", [])]
     if tracking:
         lines.append(f"Tracking number(s): {', '.join(tracking)}.")
@@ -158,7 +168,9 @@ def _order(data: Any) -> str:
     address = data.get("shipping_address") or {}
     if address:
         where = ", ".join(
-            str(address[k]) for k in ("address1", "address2", "city", "state", "zip") if address.get(k)
+            str(address[k])
+            for k in ("address1", "address2", "city", "state", "zip")
+            if address.get(k)
         )
         lines.append(f"Shipping to: {where}.")
     return "\n".join(lines)

@@ -78,7 +78,9 @@ def get_order(*, session: Session, order_id: str, customer_id: str) -> OrderView
             )
             for i in items
         ],
-        shipments=[ShipmentView(tracking_ids=s.tracking_ids, item_ids=s.item_ids) for s in shipments],
+        shipments=[
+            ShipmentView(tracking_ids=s.tracking_ids, item_ids=s.item_ids) for s in shipments
+        ],
         shipping_address=order.address,
         total=format_cents(order.total_cents),
     )

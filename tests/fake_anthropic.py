@@ -1,0 +1,308 @@
+"""A scripted fake of Anthropic's Messages API, served on 127.0.0.1 for the real SDK.
+
+Tests enqueue the replies they need, in order; every request is recorded with its headers,
+body and arrival time. Both JSON and server-sent-event responses are produced the way the real
+API shapes them, and errors carry the real API's body and headers (`request-id`,
+`retry-after`), so the SDK's own parsing, retries and stream accumulation are what is tested.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Reply:
+    content: list[dict[str, Any]]
+    stop_reason: str = "end_turn"
+    delay: float = 0.0
+    usage: dict[str, int] | None = None
+
+
+@dataclass
+class ErrorReply:
+    status: int
+    type: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Scripted = Reply | ErrorReply
+
+
+def text(value: str, *, stop_reason: str = "end_turn", delay: float = 0.0) -> Reply:
+    return Reply([{"type": "text", "text": value}], stop_reason, delay)
+
+
+def tool_use(name: str, input: dict[str, Any], *, say: str | None = None) -> Reply:
+    """One tool call, optionally after a sentence, as Claude often does."""
+    return tool_uses((name, input), say=say)
+
+
+def tool_uses(*calls: tuple[str, dict[str, Any]], say: str | None = None) -> Reply:
+    """Several tool calls in one response (parallel tool use)."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": say}] if say else []
+    blocks += [
+        {"type": "tool_use", "id": f"toolu_fake{next(_ids):05d}", "name": n, "input": i}
+        for n, i in calls
+    ]
+    return Reply(blocks, "tool_use")
+
+
+def refusal() -> Reply:
+    return Reply([], "refusal")
+
+
+def error(status: int, message: str = "", *, retry_after: float | None = None) -> ErrorReply:
+    headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
+    return ErrorReply(
+        status, ERROR_TYPES.get(status, "api_error"), message or "fake error", headers
+    )
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+class FakeAnthropic:
+    """Start with `FakeAnthropic().start()`; point the SDK at `.url`."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Scripted] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self.default: Callable[[dict[str, Any]], Scripted] | None = None
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- scripting ------------------------------------------------------------------------
+    def enqueue(self, *replies: Scripted) -> FakeAnthropic:
+        with self._lock:
+            self._queue.extend(replies)
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self.default = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path.endswith("/messages")]
+
+    def _next(self, body: dict[str, Any]) -> Scripted:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        if self.default is not None:
+            return self.default(body)
+        return ErrorReply(500, "api_error", "fake: no scripted reply left for this request")
+
+    # -- serving --------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "call start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeAnthropic:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                path = self.path.split("?")[0]
+                with fake._lock:
+                    fake.requests.append(
+                        Recorded(
+                            path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.monotonic(),
+                        )
+                    )
+                if path != "/v1/messages":
+                    self._send_json(404, _error_body("not_found_error", f"no route {path}"))
+                    return
+                scripted = fake._next(body)
+                if isinstance(scripted, ErrorReply):
+                    self._send_json(
+                        scripted.status,
+                        _error_body(scripted.type, scripted.message),
+                        scripted.headers,
+                    )
+                    return
+                if scripted.delay:
+                    time.sleep(scripted.delay)
+                message = _message(body, scripted)
+                if body.get("stream"):
+                    self._send_sse(message)
+                else:
+                    self._send_json(200, message)
+
+            def _send_json(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.send_header("request-id", f"req_fake{next(_ids):05d}")
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _send_sse(self, message: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("cache-control", "no-cache")
+                self.send_header("request-id", f"req_fake{next(_ids):05d}")
+                self.send_header("connection", "close")
+                self.end_headers()
+                for event, data in _sse_events(message):
+                    self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+                    self.wfile.flush()
+                self.close_connection = True
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message},
+        "request_id": f"req_fake{next(_ids):05d}",
+    }
+
+
+def _message(body: dict[str, Any], scripted: Reply) -> dict[str, Any]:
+    usage = scripted.usage or {
+        # A rough stand-in for tokenisation: about four characters a token.
+        "input_tokens": max(1, len(json.dumps(body.get("messages", []))) // 4),
+        "output_tokens": max(1, len(json.dumps(scripted.content)) // 4),
+    }
+    return {
+        "id": f"msg_fake{next(_ids):05d}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "claude-fake"),
+        "content": scripted.content,
+        "stop_reason": scripted.stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+def _chunks(value: str, size: int = 8) -> list[str]:
+    return [value[i : i + size] for i in range(0, len(value), size)] or [""]
+
+
+def _sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {**message["usage"], "output_tokens": 1}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("ping", {"type": "ping"}),
+    ]
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+            )
+            events += [
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+                for piece in _chunks(block["text"])
+            ]
+        elif block["type"] == "tool_use":
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {**block, "input": {}},
+                    },
+                )
+            )
+            events += [
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
+                for piece in _chunks(json.dumps(block["input"]), 12)
+            ]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": message["usage"]["output_tokens"]},
+            },
+        )
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
