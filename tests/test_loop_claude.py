@@ -46,15 +46,22 @@ def test_multi_step_tool_loop_verifies_then_looks_up(runtime: Runtime, fake: Fak
     assert [c.name for c in result.tool_calls] == ["verify_customer", "order_status"]
     assert not any(c.is_error for c in result.tool_calls)
     # The second call carried the verification result; the third carried the order data.
-    first, second, third = fake.bodies
+    first, _second, third = fake.bodies
     assert first["tools"] and first["system"] and first["model"] == runtime.settings.model
     assert "not verified" in first["system"] and "verified: Ivan Santos" in third["system"]
     status = json.loads(_tool_results(third)[0]["content"])
     assert status["order_id"] == order and status["status"] == "delivered"
     # History: user, assistant(tool_use), user(tool_result) x2, assistant text.
     stored = _stored(runtime, conversation)
-    assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant", "user", "assistant"]
-    validate(stored + [{"role": "user", "content": [{"type": "text", "text": "ok"}]}])
+    assert [m["role"] for m in stored] == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    validate([*stored, {"role": "user", "content": [{"type": "text", "text": "ok"}]}])
 
 
 def test_parallel_tool_calls_answered_in_one_user_message(
@@ -62,7 +69,11 @@ def test_parallel_tool_calls_answered_in_one_user_message(
 ) -> None:
     a, b = IVAN["orders"]
     fake.enqueue(
-        tool_uses(("order_status", {"order_id": a}), ("order_status", {"order_id": b}), say="Checking both."),
+        tool_uses(
+            ("order_status", {"order_id": a}),
+            ("order_status", {"order_id": b}),
+            say="Checking both.",
+        ),
         text("One delivered, one pending."),
     )
     conversation = _verified_conversation(runtime, IVAN)
@@ -118,9 +129,7 @@ def test_max_tokens_reply_is_continued_not_cut(runtime: Runtime, fake: FakeAnthr
     assert len(stored) == 2
 
 
-def test_reply_still_cut_after_continuations_says_so(
-    runtime: Runtime, fake: FakeAnthropic
-) -> None:
+def test_reply_still_cut_after_continuations_says_so(runtime: Runtime, fake: FakeAnthropic) -> None:
     fake.enqueue(*[text(f"part {i} ", stop_reason="max_tokens") for i in range(3)])
     result = runtime.agent.ask(_verified_conversation(runtime, IVAN), "Tell me everything")
     assert result.reply.startswith("part 0 part 1 part 2")
@@ -132,7 +141,9 @@ def test_truncated_tool_call_is_retried_with_more_room(
 ) -> None:
     truncated = tool_use("order_status", {"order_id": "#W68"})
     truncated.stop_reason = "max_tokens"
-    fake.enqueue(truncated, tool_use("order_status", {"order_id": IVAN["orders"][0]}), text("Done."))
+    fake.enqueue(
+        truncated, tool_use("order_status", {"order_id": IVAN["orders"][0]}), text("Done.")
+    )
     runtime.agent.ask(_verified_conversation(runtime, IVAN), "status?")
     assert fake.bodies[1]["max_tokens"] == 2 * fake.bodies[0]["max_tokens"]
     assert fake.bodies[1]["messages"] == fake.bodies[0]["messages"]
@@ -275,7 +286,7 @@ def test_empty_and_oversized_messages_are_rejected_clearly(
     runtime: Runtime, fake: FakeAnthropic, bad: str
 ) -> None:
     conversation = _verified_conversation(runtime, IVAN)
-    with pytest.raises(InvalidInput, match="empty|too long"):
+    with pytest.raises(InvalidInput, match=r"empty|too long"):
         runtime.agent.ask(conversation, bad)
     assert _stored(runtime, conversation) == [] and fake.bodies == []
 

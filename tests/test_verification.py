@@ -1,0 +1,146 @@
+"""Identity verification and authorization, enforced in the tools themselves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.runtime import Runtime
+from agent.store.db import transaction
+from agent.store.tables import Conversation
+from tests.conftest import IVAN, YARA, customer_id
+from tools.context import ToolContext
+from tools.registry import ToolOutcome
+
+
+def _call(runtime: Runtime, conversation: str, name: str, **args: object) -> ToolOutcome:
+    with transaction(runtime.engine) as session:
+        row = session.get(Conversation, conversation)
+        assert row is not None
+        ctx = ToolContext(session, runtime.settings, conversation, row.customer_id)
+        return runtime.agent.tools.run(name, args, ctx)
+
+
+def _bound(runtime: Runtime, conversation: str) -> str | None:
+    with transaction(runtime.engine) as session:
+        row = session.get(Conversation, conversation)
+        assert row is not None
+        return row.customer_id
+
+
+@pytest.fixture
+def conversation(offline_runtime: Runtime) -> str:
+    return offline_runtime.agent.start_conversation()
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {"email": IVAN["email"], "order_id": IVAN["orders"][0]},
+        {"email": IVAN["email"].upper(), "order_id": IVAN["orders"][0].lstrip("#").lower()},
+        {"email": IVAN["email"], "zip_code": IVAN["zip"]},
+    ],
+)
+def test_verification_binds_the_conversation(
+    offline_runtime: Runtime, conversation: str, facts: dict
+) -> None:
+    outcome = _call(offline_runtime, conversation, "verify_customer", **facts)
+    assert not outcome.is_error, outcome.content
+    assert json.loads(outcome.content)["customer"]["name"] == "Ivan Santos"
+    assert _bound(offline_runtime, conversation) == customer_id(offline_runtime, IVAN["email"])
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {"email": IVAN["email"], "order_id": YARA["orders"][0]},  # someone else's order
+        {"email": IVAN["email"], "zip_code": YARA["zip"]},
+        {"email": "nobody@example.com", "zip_code": IVAN["zip"]},
+    ],
+)
+def test_wrong_facts_do_not_verify(
+    offline_runtime: Runtime, conversation: str, facts: dict
+) -> None:
+    outcome = _call(offline_runtime, conversation, "verify_customer", **facts)
+    assert outcome.is_error and "do not match" in outcome.content
+    assert _bound(offline_runtime, conversation) is None
+
+
+def test_one_fact_is_not_enough_and_does_not_count(
+    offline_runtime: Runtime, conversation: str
+) -> None:
+    outcome = _call(offline_runtime, conversation, "verify_customer", email=IVAN["email"])
+    assert outcome.is_error and "order number or the zip code" in outcome.content
+    with transaction(offline_runtime.engine) as session:
+        assert session.get(Conversation, conversation).failed_verifications == 0  # type: ignore[union-attr]
+
+
+def test_failed_attempts_are_limited_per_conversation(
+    offline_runtime: Runtime, conversation: str
+) -> None:
+    limit = offline_runtime.settings.max_failed_verifications
+    for _ in range(limit):
+        _call(
+            offline_runtime, conversation, "verify_customer", email=IVAN["email"], zip_code="00000"
+        )
+    # Even the right facts are refused now: enumeration stops here.
+    outcome = _call(
+        offline_runtime, conversation, "verify_customer", email=IVAN["email"], zip_code=IVAN["zip"]
+    )
+    assert outcome.is_error and "Too many failed" in outcome.content
+    assert _bound(offline_runtime, conversation) is None
+    # A new conversation starts with a clean count.
+    fresh = offline_runtime.agent.start_conversation()
+    ok = _call(offline_runtime, fresh, "verify_customer", email=IVAN["email"], zip_code=IVAN["zip"])
+    assert not ok.is_error
+
+
+def test_a_verified_conversation_cannot_switch_customer(
+    offline_runtime: Runtime, conversation: str
+) -> None:
+    _call(
+        offline_runtime, conversation, "verify_customer", email=IVAN["email"], zip_code=IVAN["zip"]
+    )
+    outcome = _call(
+        offline_runtime, conversation, "verify_customer", email=YARA["email"], zip_code=YARA["zip"]
+    )
+    assert outcome.is_error and "one customer per conversation" in outcome.content
+    assert _bound(offline_runtime, conversation) == customer_id(offline_runtime, IVAN["email"])
+
+
+def test_order_tools_only_see_the_bound_customer(offline_runtime: Runtime) -> None:
+    conversation = offline_runtime.agent.start_conversation(
+        customer_id=customer_id(offline_runtime, IVAN["email"])
+    )
+    mine = _call(offline_runtime, conversation, "order_status", order_id=IVAN["orders"][0])
+    theirs = _call(offline_runtime, conversation, "order_status", order_id=YARA["orders"][0])
+    missing = _call(offline_runtime, conversation, "order_status", order_id="#W0000000")
+    assert not mine.is_error and json.loads(mine.content)["order_id"] == IVAN["orders"][0]
+    # Another customer's order reads exactly like an order that does not exist.
+    assert theirs.is_error and missing.is_error
+    assert theirs.content.replace(YARA["orders"][0], "X") == missing.content.replace(
+        "#W0000000", "X"
+    )
+    listed = json.loads(_call(offline_runtime, conversation, "list_orders").content)
+    assert {o["order_id"] for o in listed} == {
+        "#W6893533", "#W8770097", "#W5183325", "#W3913498"
+    }  # fmt: skip
+
+
+def test_tool_schemas_never_expose_the_context(offline_runtime: Runtime) -> None:
+    schemas = offline_runtime.agent.tools.schemas()
+    assert {s["name"] for s in schemas} == {
+        "verify_customer", "order_status", "list_orders", "escalate_to_human"
+    }  # fmt: skip
+    dumped = json.dumps(schemas)
+    assert "ctx" not in dumped and "customer_id" not in dumped and "session" not in dumped
+    order_status = next(s for s in schemas if s["name"] == "order_status")
+    assert order_status["input_schema"]["required"] == ["order_id"]
+
+
+def test_bad_tool_input_is_an_error_result(offline_runtime: Runtime, conversation: str) -> None:
+    outcome = _call(offline_runtime, conversation, "list_orders", limit="many")
+    assert outcome.is_error and "Invalid input for list_orders" in outcome.content
+    unknown = _call(offline_runtime, conversation, "drop_tables")
+    assert unknown.is_error and "Unknown tool" in unknown.content
