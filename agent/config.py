@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, ge=1)
     max_failed_verifications: int = Field(default=3, ge=1)
 
+    # Knowledge base.
+    chroma_url: str | None = Field(
+        default=None, description="Chroma server URL; default: embedded Chroma in data_dir/chroma"
+    )
+    kb_collection: str = "kb_chunks"
+    kb_chunk_tokens: int = Field(default=200, ge=32, le=256)
+    kb_chunk_overlap: int = Field(default=40, ge=0, le=128)
+    kb_candidates: int = Field(default=30, ge=1, le=200)
+    kb_dense_threshold: float = Field(default=0.35, ge=-1, le=1)
+    kb_lexical_threshold: float = Field(default=6.0, ge=0)
+    kb_search_results: int = Field(default=4, ge=1, le=20)
+    embedding_batch_size: int = Field(default=64, ge=1, le=1024)
+
     # Persona.
     company_name: str = "Acme"
     assistant_name: str = "Ava"

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.models.base import TextDelta
+from tools.context import Citation
 
 
 class Outcome(StrEnum):
@@ -54,6 +55,7 @@ class TurnResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     message_id: int | None = None
+    citations: list[Citation] = field(default_factory=list)  # sources the reply cites as [n]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ writes), then the final answer. A crash at any point leaves a history the API ac
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Generator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -41,7 +42,8 @@ from agent.store.conversations import (
 )
 from agent.store.db import transaction
 from agent.store.tables import ConversationState, Customer, Message
-from tools.context import ToolContext
+from kb import KnowledgeBase
+from tools.context import Citation, ToolContext
 from tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,14 @@ class Agent:
         model: Model,
         fallback: Model,
         tools: ToolRegistry,
+        kb: KnowledgeBase | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.model = model
         self.fallback = fallback
         self.tools = tools
+        self.kb = kb
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
         with transaction(self.engine) as session:
@@ -133,6 +137,7 @@ class _Turn:
         self.degraded = False
         self.calls: list[ToolCall] = []
         self.usage: dict[str, int] = {}
+        self.citations: list[Citation] = []
 
     def run(self) -> Iterator[Event]:
         for iteration in range(self.settings.max_tool_iterations + 1):
@@ -226,6 +231,8 @@ class _Turn:
                 settings=self.settings,
                 conversation_id=self.conversation_id,
                 customer_id=conversation.customer_id,
+                kb=self.agent.kb,
+                citations=self.citations,
             )
             results: list[dict[str, Any]] = []
             for use in uses:
@@ -315,6 +322,7 @@ class _Turn:
             tool_calls=self.calls,
             usage=self.usage,
             message_id=message_id,
+            citations=cited(text, self.citations),
         )
 
 
@@ -339,3 +347,9 @@ def _merge(first: ModelReply, more: ModelReply) -> ModelReply:
         content[-1]["text"] = content[-1]["text"] + rest.pop(0)["text"]
     usage = {k: first.usage.get(k, 0) + more.usage.get(k, 0) for k in {*first.usage, *more.usage}}
     return ModelReply(content + rest, more.stop_reason, more.model, usage)
+
+
+def cited(text: str, citations: list[Citation]) -> list[Citation]:
+    """The sources a reply refers to as [n], in the order of their numbers."""
+    numbers = {int(n) for n in re.findall(r"\[(\d{1,3})\]", text)}
+    return [c for c in citations if c.number in numbers]

@@ -13,6 +13,7 @@ from agent.models.base import Model
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
 from agent.store.db import make_engine
+from kb import KnowledgeBase
 from tools import default_registry
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,16 @@ class Runtime:
         return self.agent.model.offline
 
 
+def open_knowledge_base(settings: Settings) -> KnowledgeBase | None:
+    """The knowledge base, or None (logged) when its store cannot be reached: the agent then
+    answers order questions and says the help centre is unavailable."""
+    try:
+        return KnowledgeBase.open(settings)
+    except Exception:
+        log.exception("knowledge base unavailable (%s)", settings.chroma_url or settings.data_dir)
+        return None
+
+
 def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.resolved_database_url())
     fallback = OfflineModel()
@@ -40,6 +51,11 @@ def build_runtime(settings: Settings) -> Runtime:
         log.info("No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL: running on the offline model")
         model = fallback
     agent = Agent(
-        engine=engine, settings=settings, model=model, fallback=fallback, tools=default_registry()
+        engine=engine,
+        settings=settings,
+        model=model,
+        fallback=fallback,
+        tools=default_registry(),
+        kb=open_knowledge_base(settings),
     )
     return Runtime(settings=settings, engine=engine, agent=agent)

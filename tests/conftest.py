@@ -15,6 +15,7 @@ import pytest
 from agent.config import Settings
 from agent.runtime import Runtime, build_runtime
 from agent.store.importer import import_path
+from kb import KnowledgeBase
 from tests.fake_anthropic import FakeAnthropic
 from tests.postgres import PostgresServer, start_postgres
 
@@ -153,3 +154,15 @@ def customer_id(runtime: Runtime, email: str) -> str:
         customer = find_customer_by_email(session=session, email=email)
         assert customer is not None
         return customer.id
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> KnowledgeBase:
+    """An empty embedded knowledge base in this test's directory."""
+    return KnowledgeBase.open(Settings(data_dir=tmp_path / "kbdata"))
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

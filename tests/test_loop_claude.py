@@ -295,3 +295,26 @@ def test_turn_finished_is_the_last_event(runtime: Runtime, fake: FakeAnthropic) 
     fake.enqueue(text("hi"))
     events = list(runtime.agent.run_turn(_verified_conversation(runtime, IVAN), "hello"))
     assert isinstance(events[-1], TurnFinished) and events[-1].result.usage["input_tokens"] > 0
+
+
+def test_tool_loop_on_each_database(
+    make_settings: SettingsFactory, fake: FakeAnthropic, any_db_url: str
+) -> None:
+    from agent.store.importer import import_path
+    from tests.conftest import RETAIL_SLICE
+
+    runtime = build_runtime(make_settings(database_url=any_db_url))
+    import_path(runtime.engine, RETAIL_SLICE)
+    fake.enqueue(
+        tool_use("verify_customer", {"email": IVAN["email"], "zip_code": IVAN["zip"]}),
+        tool_use("list_orders", {"limit": 2}),
+        text("Your two latest orders are pending."),
+    )
+    conversation = runtime.agent.start_conversation()
+    result = runtime.agent.ask(conversation, f"My orders? {IVAN['email']} {IVAN['zip']}")
+    assert result.reply == "Your two latest orders are pending."
+    listed = json.loads(_tool_results(fake.bodies[2])[0]["content"])
+    assert [o["order_id"] for o in listed] == ["#W3913498", "#W5183325"]
+    stored = _stored(runtime, conversation)
+    assert len(stored) == 6
+    assert stored[2]["content"][0]["type"] == "tool_result"

@@ -1,6 +1,7 @@
 """Tools the model may call, and the registry that derives their schemas and runs them."""
 
 from tools.handoff import escalate_to_human
+from tools.knowledge import search_knowledge_base
 from tools.orders import list_orders, order_status
 from tools.registry import Tool, ToolRegistry, tool
 from tools.verify import verify_customer
@@ -8,7 +9,14 @@ from tools.verify import verify_customer
 
 def default_registry() -> ToolRegistry:
     return ToolRegistry(
-        tool(fn) for fn in (verify_customer, order_status, list_orders, escalate_to_human)
+        tool(fn)
+        for fn in (
+            verify_customer,
+            order_status,
+            list_orders,
+            search_knowledge_base,
+            escalate_to_human,
+        )
     )
 
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from agent.config import Settings
 
+if TYPE_CHECKING:
+    from kb import Hit, KnowledgeBase
+
 
 class ToolError(Exception):
     """A failure the model should see and act on (becomes a tool_result with is_error)."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    number: int
+    title: str
+    section: str
+    source: str
+    url: str | None
+    page: int | None
 
 
 @dataclass
@@ -19,6 +33,8 @@ class ToolContext:
     settings: Settings
     conversation_id: str
     customer_id: str | None  # the verified customer bound to this conversation, if any
+    kb: KnowledgeBase | None = None
+    citations: list[Citation] = field(default_factory=list)  # numbered sources of this turn
 
     def require_customer(self) -> str:
         if self.customer_id is None:
@@ -27,3 +43,18 @@ class ToolContext:
                 "plus an order number or their zip code, then call verify_customer."
             )
         return self.customer_id
+
+    def cite(self, hit: Hit) -> int:
+        """The source number of `hit` in this turn, numbering it if it is new."""
+        for existing in self.citations:
+            if (existing.source, existing.section, existing.page) == (
+                hit.source,
+                hit.section,
+                hit.page,
+            ):
+                return existing.number
+        number = len(self.citations) + 1
+        self.citations.append(
+            Citation(number, hit.title, hit.section, hit.source, hit.url, hit.page)
+        )
+        return number

@@ -23,6 +23,12 @@ HUMAN_RE = re.compile(
     re.IGNORECASE,
 )
 ORDERS_RE = re.compile(r"\border(s)?\b|\bpurchase|\bdeliver|\bship|\btracking", re.IGNORECASE)
+# Questions about how things work go to the help centre, even when they mention orders.
+HOWTO_RE = re.compile(
+    r"\b(how|can i|could i|policy|policies|return|refund|exchange|warranty|guarantee|cost|"
+    r"manual|clean|descal|assembl|instructions?|what is|what's|do you)\b",
+    re.IGNORECASE,
+)
 
 HEADER = f"({OFFLINE_NOTICE}: answering from our records without the AI assistant.)"
 HELP = (
@@ -94,6 +100,12 @@ def plan_tool_calls(text: str, available: set[str]) -> list[tuple[str, dict[str,
         plan.append(("verify_customer", facts))
     if order_ids and "order_status" in available:
         plan.extend(("order_status", {"order_id": oid}) for oid in order_ids)
+    elif plan:
+        pass  # verification alone
+    elif "search_knowledge_base" in available and (
+        HOWTO_RE.search(text) or not ORDERS_RE.search(text)
+    ):
+        plan.append(("search_knowledge_base", {"query": text.strip()[:500]}))
     elif ORDERS_RE.search(text) and "list_orders" in available:
         plan.append(("list_orders", {"limit": 5}))
     return plan
@@ -193,7 +205,20 @@ def _handoff(data: Any) -> str:
     )
 
 
+def _passages(data: Any) -> str:
+    if not data.get("found"):
+        return "I couldn't find anything about that in our help centre. " + HELP
+    best = data["results"][0]
+    where = " > ".join(p for p in (best["title"], best.get("section")) if p)
+    text = best["text"].strip()
+    if len(text) > 700:
+        text = text[:700].rsplit(" ", 1)[0] + " …"
+    cite = f"[{best['source']}] {where}" + (f" ({best['url']})" if best.get("url") else "")
+    return f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
+
+
 RENDERERS: dict[str, Callable[[Any], str]] = {
+    "search_knowledge_base": _passages,
     "verify_customer": _verified,
     "order_status": _order,
     "list_orders": _orders,

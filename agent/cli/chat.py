@@ -1,46 +1,22 @@
-"""The `supportbot` command."""
+"""`supportbot ask` and `supportbot chat`: customer turns from the terminal."""
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from agent.config import Settings
+from agent.cli.common import console, err, fail, load_settings
 from agent.errors import SupportbotError
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.models.base import TextDelta
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction
-from agent.store.importer import import_path
 from agent.store.orders import find_customer_by_email
-
-app = typer.Typer(help="supportbot: a customer-support agent on Claude.", no_args_is_help=True)
-orders_app = typer.Typer(help="Customer and order data.", no_args_is_help=True)
-app.add_typer(orders_app, name="orders")
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(code)
 
 
 def _customer_id(runtime: Runtime, email: str | None) -> str | None:
@@ -49,9 +25,7 @@ def _customer_id(runtime: Runtime, email: str | None) -> str | None:
     with transaction(runtime.engine) as session:
         customer = find_customer_by_email(session=session, email=email)
     if customer is None:
-        raise _fail(
-            f"No customer with email {email}. Import orders first: supportbot orders import"
-        )
+        raise fail(f"No customer with email {email}. Import orders first: supportbot orders import")
     return customer.id
 
 
@@ -61,7 +35,6 @@ CustomerOpt = Annotated[
 ]
 
 
-@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The customer's message.")],
     customer: CustomerOpt = None,
@@ -71,22 +44,22 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run one customer turn and print the reply."""
-    runtime = build_runtime(_settings())
+    runtime = build_runtime(load_settings())
     try:
         if conversation is None:
             conversation = runtime.agent.start_conversation(
                 customer_id=_customer_id(runtime, customer), channel="cli"
             )
         elif customer is not None:
-            raise _fail("--customer binds a new conversation; drop it with --conversation")
+            raise fail("--customer binds a new conversation; drop it with --conversation")
         result = runtime.agent.ask(conversation, question)
     except SupportbotError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps(_result_json(result), ensure_ascii=False))
     else:
         if runtime.offline or result.degraded:
-            err.print("[yellow]offline model[/yellow]")
+            err.print("[yellow]offline model[/yellow]", soft_wrap=True)
         console.print(result.reply or "(queued for a human agent)")
 
 
@@ -102,10 +75,9 @@ def _result_json(result: TurnResult) -> dict[str, object]:
     }
 
 
-@app.command()
 def chat(customer: CustomerOpt = None) -> None:
     """Chat in the terminal. Reads lines from stdin when it is not a terminal."""
-    runtime = build_runtime(_settings())
+    runtime = build_runtime(load_settings())
     conversation = runtime.agent.start_conversation(
         customer_id=_customer_id(runtime, customer), channel="cli"
     )
@@ -127,7 +99,7 @@ def chat(customer: CustomerOpt = None) -> None:
             for event in runtime.agent.run_turn(conversation, line, stream=True):
                 _print_event(event)
         except SupportbotError as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
 
 
 def _print_event(event: Event) -> None:
@@ -139,32 +111,13 @@ def _print_event(event: Event) -> None:
         mark = "[red]✗[/red]" if event.is_error else "[green]✓[/green]"
         console.print(f"[dim]{mark} {event.name}[/dim]")
     elif isinstance(event, Degraded):
-        err.print(f"[yellow]Claude unavailable ({escape(event.reason)}); offline model[/yellow]")
+        err.print(
+            f"[yellow]Claude unavailable ({escape(event.reason)}); offline model[/yellow]",
+            soft_wrap=True,
+        )
     elif isinstance(event, TurnFinished):
         if not event.result.reply:
             console.print(
                 "[dim](a human agent has this conversation; your message is queued)[/dim]"
             )
         console.print()
-
-
-@orders_app.command("import")
-def import_orders(
-    path: Annotated[Path, typer.Argument(help="τ²-bench retail db.json, or a CSV of order lines")],
-) -> None:
-    """Import customers and orders. Idempotent; bad records are reported and skipped."""
-    runtime = build_runtime(_settings())
-    try:
-        report = import_path(runtime.engine, path)
-    except SupportbotError as exc:
-        raise _fail(str(exc)) from exc
-    for problem in report.problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(problem)}")
-    c, o = report.customers, report.orders
-    console.print(
-        f"customers: {c.created} created, {c.updated} updated, {c.unchanged} unchanged\n"
-        f"orders: {o.created} created, {o.updated} updated, {o.unchanged} unchanged\n"
-        f"skipped: {len(report.problems)}"
-    )
-    if report.problems:
-        raise typer.Exit(2)

@@ -1,0 +1,16 @@
+"""The `supportbot` command: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from agent.cli import chat, kb, orders
+
+app = typer.Typer(help="supportbot: a customer-support agent on Claude.", no_args_is_help=True)
+app.command()(chat.ask)
+app.command()(chat.chat)
+app.command()(kb.ingest)
+app.add_typer(orders.app, name="orders")
+app.add_typer(kb.app, name="kb")
+
+__all__ = ["app"]

@@ -1,0 +1,28 @@
+"""What every command shares: settings, consoles, errors."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from agent.config import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a clear error and return the Exit to raise."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)

@@ -1,0 +1,118 @@
+"""`supportbot ingest` and `supportbot kb list|delete|stats|search`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.cli.common import console, err, fail, load_settings
+from ingest.pipeline import ingest as run_ingest
+from kb import KnowledgeBase
+
+app = typer.Typer(help="Inspect and manage the knowledge base.", no_args_is_help=True)
+
+
+def _open_kb() -> KnowledgeBase:
+    settings = load_settings()
+    try:
+        return KnowledgeBase.open(settings)
+    except Exception as exc:  # Chroma raises a variety of types for an unreachable server
+        raise fail(f"cannot open the knowledge base: {exc}") from exc
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove documents no longer found under PATHS.")
+    ] = False,
+) -> None:
+    """Load Markdown, HTML, PDF, text and JSON Lines documents into the knowledge base.
+
+    Incremental: unchanged documents are not embedded again; changed ones are replaced.
+    Exit code 1 when any file failed (the others are still ingested).
+    """
+    settings = load_settings()
+    kb = _open_kb()
+    with Progress(
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("documents", total=None)
+        report = run_ingest(
+            kb,
+            paths,
+            prune=prune,
+            max_tokens=settings.kb_chunk_tokens,
+            overlap_tokens=settings.kb_chunk_overlap,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    for problem in report.errors:
+        err.print(f"[red]failed[/red] {escape(problem)}", soft_wrap=True)
+    console.print(
+        f"added {len(report.added)}, updated {len(report.updated)}, unchanged {report.unchanged}, "
+        f"removed {len(report.removed)}, failed {len(report.errors)}; "
+        f"{report.chunks_embedded} chunks embedded"
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_documents(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the documents in the knowledge base."""
+    docs = sorted(_open_kb().documents().values(), key=lambda d: d.source)
+    if as_json:
+        print(json.dumps([asdict(d) for d in docs], ensure_ascii=False))
+        return
+    table = Table("source", "title", "format", "chunks")
+    for d in docs:
+        table.add_row(escape(d.source), escape(d.title), d.format, str(d.chunks))
+    console.print(table)
+
+
+@app.command()
+def delete(
+    source: Annotated[str, typer.Argument(help="The document's source, as `kb list` shows it.")],
+) -> None:
+    """Delete one document and its chunks."""
+    removed = _open_kb().delete(source)
+    if not removed:
+        raise fail(f"no document with source {source!r}")
+    console.print(f"deleted {source} ({removed} chunks)")
+
+
+@app.command()
+def stats() -> None:
+    """Documents, chunks and formats in the knowledge base."""
+    print(json.dumps(_open_kb().stats(), indent=2))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="How many passages.", min=1, max=50)] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the knowledge base the way the agent does (hybrid, thresholded)."""
+    hits = _open_kb().search(query, k=k)
+    if as_json:
+        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, default=str))
+        return
+    if not hits:
+        console.print("nothing relevant found")
+        return
+    for n, hit in enumerate(hits, start=1):
+        where = " > ".join(p for p in (hit.title, hit.section) if p)
+        page = f" (page {hit.page})" if hit.page else ""
+        console.print(f"[bold][{n}] {escape(where)}[/bold]{page}  score {hit.score:.3f}")
+        console.print(f"    [dim]{escape(hit.url or hit.source)}[/dim]")
+        console.print(f"    {escape(hit.text[:300])}")

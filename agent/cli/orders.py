@@ -1,0 +1,38 @@
+"""`supportbot orders import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from agent.cli.common import console, err, fail, load_settings
+from agent.errors import SupportbotError
+from agent.store.db import make_engine
+from agent.store.importer import import_path
+
+app = typer.Typer(help="Customer and order data.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_orders(
+    path: Annotated[Path, typer.Argument(help="τ²-bench retail db.json, or a CSV of order lines")],
+) -> None:
+    """Import customers and orders. Idempotent; bad records are reported and skipped."""
+    settings = load_settings()
+    try:
+        report = import_path(make_engine(settings.resolved_database_url()), path)
+    except SupportbotError as exc:
+        raise fail(str(exc)) from exc
+    for problem in report.problems:
+        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
+    c, o = report.customers, report.orders
+    console.print(
+        f"customers: {c.created} created, {c.updated} updated, {c.unchanged} unchanged\n"
+        f"orders: {o.created} created, {o.updated} updated, {o.unchanged} unchanged\n"
+        f"skipped: {len(report.problems)}"
+    )
+    if report.problems:
+        raise typer.Exit(2)

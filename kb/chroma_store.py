@@ -1,0 +1,138 @@
+"""Chunk storage in Chroma: embedded (PersistentClient) or a Chroma server (HttpClient)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+
+from kb.types import Chunk
+
+log = logging.getLogger(__name__)
+
+PAGE = 5000  # rows per `get` when reading the whole collection
+
+
+class ChromaStore:
+    def __init__(self, client: Any, collection: str) -> None:
+        self._client = client
+        self._name = collection
+        self.collection = client.get_or_create_collection(
+            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    @classmethod
+    def open(cls, *, path: Path | None, url: str | None, collection: str) -> ChromaStore:
+        settings = ChromaSettings(anonymized_telemetry=False)
+        if url:
+            parsed = urlparse(url)
+            client = chromadb.HttpClient(
+                host=parsed.hostname or "localhost",
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=settings,
+            )
+        else:
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=settings)
+        return cls(client, collection)
+
+    @property
+    def location(self) -> str:
+        return self._name
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def revision(self) -> int:
+        """Bumped by every write, so other processes know to rebuild their lexical index."""
+        fresh = self._client.get_collection(self._name)
+        return int((fresh.metadata or {}).get("revision", 0))
+
+    def _bump(self) -> None:
+        metadata = dict(self._client.get_collection(self._name).metadata or {})
+        metadata["revision"] = int(metadata.get("revision", 0)) + 1
+        self.collection.modify(metadata=metadata)
+
+    def replace_document(
+        self, source: str, chunks: Sequence[Chunk], embeddings: np.ndarray[Any, Any]
+    ) -> None:
+        """Write a document's chunks, then drop any of its older chunks that are left over."""
+        if chunks:
+            self.collection.upsert(
+                ids=[c.id for c in chunks],
+                embeddings=embeddings,
+                documents=[c.text for c in chunks],
+                metadatas=[c.metadata for c in chunks],
+            )
+        keep = {c.id for c in chunks}
+        old = self.collection.get(where={"source": source}, include=[])
+        stale = [i for i in old["ids"] if i not in keep]
+        if stale:
+            self.collection.delete(ids=stale)
+        self._bump()
+
+    def delete_source(self, source: str) -> int:
+        ids = self.collection.get(where={"source": source}, include=[])["ids"]
+        if ids:
+            self.collection.delete(ids=ids)
+            self._bump()
+        return len(ids)
+
+    def query(
+        self, embedding: np.ndarray[Any, Any], n: int, where: dict[str, Any] | None
+    ) -> list[tuple[str, str, dict[str, Any], float]]:
+        """(id, text, metadata, cosine similarity) for the n nearest chunks."""
+        total = self.count()
+        if total == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[embedding],
+            n_results=min(n, total),
+            where=where or None,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (i, d or "", dict(m or {}), 1.0 - float(dist))
+            for i, d, m, dist in zip(
+                result["ids"][0],
+                result["documents"][0],  # type: ignore[index]
+                result["metadatas"][0],  # type: ignore[index]
+                result["distances"][0],  # type: ignore[index]
+                strict=True,
+            )
+        ]
+
+    def all(self, include_documents: bool = True) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every chunk as (id, text, metadata), read page by page."""
+        rows: list[tuple[str, str, dict[str, Any]]] = []
+        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
+        offset = 0
+        while True:
+            page = self.collection.get(include=include, limit=PAGE, offset=offset)  # type: ignore[arg-type]
+            docs = page.get("documents") or [""] * len(page["ids"])
+            rows += [
+                (i, d or "", dict(m or {}))
+                for i, d, m in zip(page["ids"], docs, page["metadatas"] or [], strict=True)
+            ]
+            if len(page["ids"]) < PAGE:
+                return rows
+            offset += PAGE
+
+    def get(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        if not ids:
+            return {}
+        page = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        return {
+            i: (d or "", dict(m or {}))
+            for i, d, m in zip(
+                page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True
+            )
+        }

@@ -1,0 +1,235 @@
+"""The knowledge base facade: hybrid search over Chroma (dense) and BM25 (lexical)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from kb.chroma_store import ChromaStore
+from kb.embedder import Embedder
+from kb.fusion import reciprocal_rank_fusion
+from kb.lexical import LexicalIndex
+from kb.types import Chunk, DocumentInfo, Hit, context_text
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "lexical"]
+
+
+@dataclass(frozen=True)
+class KBConfig:
+    data_dir: Path
+    chroma_url: str | None = None
+    collection: str = "kb_chunks"
+    candidates: int = 30
+    dense_threshold: float = 0.35
+    lexical_threshold: float = 6.0
+    embedding_batch_size: int = 64
+    lexical_refresh_seconds: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> KBConfig:
+        """Reads the `kb_*` fields of the application's settings (duck-typed on purpose:
+        the knowledge base knows nothing of the agent)."""
+        return cls(
+            data_dir=Path(settings.data_dir),
+            chroma_url=settings.chroma_url,
+            collection=settings.kb_collection,
+            candidates=settings.kb_candidates,
+            dense_threshold=settings.kb_dense_threshold,
+            lexical_threshold=settings.kb_lexical_threshold,
+            embedding_batch_size=settings.embedding_batch_size,
+        )
+
+
+class KnowledgeBase:
+    """`KnowledgeBase.open(settings).search("how do I return a kettle?", k=5)`."""
+
+    def __init__(self, config: KBConfig, store: ChromaStore, embedder: Embedder) -> None:
+        self.config = config
+        self.store = store
+        self.embedder = embedder
+        self._lexical: LexicalIndex | None = None
+        self._lexical_meta: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._lexical_revision = -1
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Any, embedder: Embedder | None = None) -> KnowledgeBase:
+        config = settings if isinstance(settings, KBConfig) else KBConfig.from_settings(settings)
+        store = ChromaStore.open(
+            path=config.data_dir / "chroma", url=config.chroma_url, collection=config.collection
+        )
+        return cls(config, store, embedder or Embedder(batch_size=config.embedding_batch_size))
+
+    # -- writing (used by ingest) -----------------------------------------------------------
+
+    def replace_document(
+        self, source: str, chunks: Sequence[Chunk], embeddings: np.ndarray[Any, Any]
+    ) -> None:
+        self.store.replace_document(source, chunks, embeddings)
+        self._lexical = None
+
+    def delete(self, source: str) -> int:
+        removed = self.store.delete_source(source)
+        self._lexical = None
+        return removed
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def documents(self) -> dict[str, DocumentInfo]:
+        docs: dict[str, DocumentInfo] = {}
+        stale: set[str] = set()
+        for _id, _text, meta in self.store.all(include_documents=False):
+            source = str(meta.get("source", ""))
+            info = docs.get(source)
+            if info is None:
+                docs[source] = DocumentInfo(
+                    source=source,
+                    title=str(meta.get("title", "")),
+                    origin=str(meta.get("origin", source)),
+                    format=str(meta.get("format", "")),
+                    doc_hash=str(meta.get("doc_hash", "")),
+                    chunks=1,
+                    url=meta.get("url"),
+                )
+            else:
+                info.chunks += 1
+                if info.doc_hash != meta.get("doc_hash"):
+                    stale.add(source)
+        for source in stale:  # an interrupted replacement: make the next ingest redo it
+            docs[source].doc_hash = "stale"
+        return docs
+
+    def stats(self) -> dict[str, Any]:
+        docs = self.documents()
+        formats: dict[str, int] = {}
+        for d in docs.values():
+            formats[d.format] = formats.get(d.format, 0) + 1
+        return {
+            "documents": len(docs),
+            "chunks": sum(d.chunks for d in docs.values()),
+            "formats": formats,
+            "store": self.config.chroma_url or str(self.config.data_dir / "chroma"),
+            "collection": self.config.collection,
+            "embedding_model": self.embedder.name,
+        }
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        filters: dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        """The k most relevant passages, or [] when nothing is relevant enough."""
+        query = query.strip()
+        if not query or k <= 0:
+            return []
+        n = max(self.config.candidates, k)
+        dense: list[tuple[str, str, dict[str, Any], float]] = []
+        lexical: list[tuple[str, float]] = []
+        if mode in ("hybrid", "dense"):
+            embedding = self.embedder.encode([query])[0]
+            dense = self.store.query(embedding, n, _where(filters))
+        if mode in ("hybrid", "lexical"):
+            lexical = self._lexical_search(query, n, filters)
+
+        best_dense = max((s for *_, s in dense), default=0.0)
+        best_lexical = max((s for _, s in lexical), default=0.0)
+        relevant = {
+            "dense": best_dense >= self.config.dense_threshold,
+            "lexical": best_lexical >= self.config.lexical_threshold,
+        }
+        if not (relevant.get(mode) if mode != "hybrid" else any(relevant.values())):
+            return []
+
+        rankings = [r for r in ([i for i, *_ in dense], [i for i, _ in lexical]) if r]
+        fused = reciprocal_rank_fusion(rankings)[:k]
+        found = {i: (t, m) for i, t, m, _ in dense} | self._lexical_meta_for(
+            [i for i, _ in fused], lexical
+        )
+        dense_scores = {i: s for i, *_, s in dense}
+        lexical_scores = dict(lexical)
+        hits = []
+        for chunk_id, score in fused:
+            text, meta = found[chunk_id]
+            hits.append(
+                Hit(
+                    text=text,
+                    score=round(score, 4),
+                    source=str(meta.get("source", "")),
+                    title=str(meta.get("title", "")),
+                    section=str(meta.get("section", "")),
+                    url=meta.get("url"),
+                    page=meta.get("page"),
+                    metadata=meta,
+                    dense_score=dense_scores.get(chunk_id),
+                    lexical_score=lexical_scores.get(chunk_id),
+                )
+            )
+        return hits
+
+    # -- lexical index ----------------------------------------------------------------------
+
+    def _lexical_search(
+        self, query: str, n: int, filters: dict[str, Any] | None
+    ) -> list[tuple[str, float]]:
+        index = self._lexical_index()
+        results = index.search(query, n * 4 if filters else n)
+        if filters:
+            results = [
+                (i, s)
+                for i, s in results
+                if all(self._lexical_meta[i][1].get(k) == v for k, v in filters.items())
+            ]
+        return results[:n]
+
+    def _lexical_index(self) -> LexicalIndex:
+        with self._lock:
+            now = time.monotonic()
+            if (
+                self._lexical is not None
+                and now - self._checked_at < self.config.lexical_refresh_seconds
+            ):
+                return self._lexical
+            revision = self.store.revision()
+            self._checked_at = now
+            if self._lexical is None or revision != self._lexical_revision:
+                rows = self.store.all()
+                self._lexical_meta = {i: (t, m) for i, t, m in rows}
+                self._lexical = LexicalIndex(
+                    [i for i, _, _ in rows],
+                    [
+                        context_text(t, str(m.get("title", "")), str(m.get("section", "")))
+                        for _, t, m in rows
+                    ],
+                )
+                self._lexical_revision = revision
+            return self._lexical
+
+    def _lexical_meta_for(
+        self, ids: Sequence[str], lexical: Sequence[tuple[str, float]]
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        lexical_ids = {i for i, _ in lexical}
+        return {
+            i: self._lexical_meta[i] for i in ids if i in lexical_ids and i in self._lexical_meta
+        }
+
+
+def _where(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not filters:
+        return None
+    if len(filters) == 1:
+        key, value = next(iter(filters.items()))
+        return {key: value}
+    return {"$and": [{k: v} for k, v in filters.items()]}
