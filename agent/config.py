@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,7 +58,8 @@ class Settings(BaseSettings):
     kb_chunk_overlap: int = Field(default=40, ge=0, le=128)
     kb_candidates: int = Field(default=30, ge=1, le=200)
     kb_dense_threshold: float = Field(default=0.35, ge=-1, le=1)
-    kb_lexical_threshold: float = Field(default=6.0, ge=0)
+    kb_fusion: Literal["rrf", "convex"] = "convex"
+    kb_lexical_weight: float = Field(default=0.3, ge=0, le=1)
     kb_search_results: int = Field(default=4, ge=1, le=20)
     embedding_batch_size: int = Field(default=64, ge=1, le=1024)
 

@@ -52,7 +52,7 @@ class Embedder:
 
     @property
     def name(self) -> str:
-        return Path(self.model_path).name if self.model_path else "all-MiniLM-L6-v2"
+        return "all-MiniLM-L6-v2"
 
     def encode(self, texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Unit-length embeddings, one row per text."""
@@ -68,7 +68,8 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Word-piece tokens, as the model sees them (without special tokens)."""
-        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+        # verbose=False: over-long text is expected here (the chunker measures it to split it).
+        return len(self.model.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     @property
     def max_tokens(self) -> int:

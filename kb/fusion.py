@@ -1,15 +1,25 @@
-"""Reciprocal rank fusion of ranked id lists."""
+"""Combining dense and lexical rankings."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Literal
+
+# Tokens mixing letters and digits, such as part and model codes: "EK-1500", "WB-SEAL-07".
+_IDENTIFIER = re.compile(r"(?<![\w-])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+
+
+def identifiers(query: str) -> list[str]:
+    """Code-like tokens of a query (letters and digits together, 3+ characters)."""
+    return [t for t in _IDENTIFIER.findall(query) if len(t) >= 3]
 
 
 def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[str]], k: int = 60
 ) -> list[tuple[str, float]]:
-    """Ids by fused score, best first; the score is normalised so that an id ranked first
-    in every list scores 1.0."""
+    """Ids by fused score, best first; normalised so that first place in every list is 1.0."""
+    rankings = [r for r in rankings if r]
     if not rankings:
         return []
     scores: dict[str, float] = {}
@@ -18,3 +28,31 @@ def reciprocal_rank_fusion(
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
     best = len(rankings) / (k + 1)
     return sorted(((i, s / best) for i, s in scores.items()), key=lambda p: -p[1])
+
+
+def convex_fusion(
+    dense_scores: dict[str, float], lexical: Sequence[tuple[str, float]], lexical_weight: float
+) -> list[tuple[str, float]]:
+    """(1-w) * cosine similarity + w * BM25 score scaled by the best BM25 score."""
+    top = max((s for _, s in lexical), default=0.0) or 1.0
+    lexical_scores = {i: s / top for i, s in lexical}
+    ids = set(dense_scores) | set(lexical_scores)
+    combined = {
+        i: (1 - lexical_weight) * dense_scores.get(i, 0.0)
+        + lexical_weight * lexical_scores.get(i, 0.0)
+        for i in ids
+    }
+    return sorted(combined.items(), key=lambda p: -p[1])
+
+
+def fuse(
+    dense: Sequence[str],
+    lexical: Sequence[tuple[str, float]],
+    *,
+    method: Literal["rrf", "convex"],
+    lexical_weight: float,
+    dense_scores: dict[str, float],
+) -> list[tuple[str, float]]:
+    if method == "convex":
+        return convex_fusion(dense_scores, lexical, lexical_weight)
+    return reciprocal_rank_fusion([list(dense), [i for i, _ in lexical]])

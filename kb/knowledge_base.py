@@ -14,7 +14,7 @@ import numpy as np
 
 from kb.chroma_store import ChromaStore
 from kb.embedder import Embedder
-from kb.fusion import reciprocal_rank_fusion
+from kb.fusion import fuse, identifiers
 from kb.lexical import LexicalIndex
 from kb.types import Chunk, DocumentInfo, Hit, context_text
 
@@ -30,7 +30,8 @@ class KBConfig:
     collection: str = "kb_chunks"
     candidates: int = 30
     dense_threshold: float = 0.35
-    lexical_threshold: float = 6.0
+    fusion: Literal["rrf", "convex"] = "convex"
+    lexical_weight: float = 0.3
     embedding_batch_size: int = 64
     lexical_refresh_seconds: float = 2.0
 
@@ -44,7 +45,8 @@ class KBConfig:
             collection=settings.kb_collection,
             candidates=settings.kb_candidates,
             dense_threshold=settings.kb_dense_threshold,
-            lexical_threshold=settings.kb_lexical_threshold,
+            fusion=settings.kb_fusion,
+            lexical_weight=settings.kb_lexical_weight,
             embedding_batch_size=settings.embedding_batch_size,
         )
 
@@ -144,24 +146,26 @@ class KnowledgeBase:
         if mode in ("hybrid", "lexical"):
             lexical = self._lexical_search(query, n, filters)
 
+        codes = identifiers(query)
+        exact = [i for i, _ in lexical if codes and _contains_any(self._lexical_text(i), codes)]
         best_dense = max((s for *_, s in dense), default=0.0)
-        best_lexical = max((s for _, s in lexical), default=0.0)
-        relevant = {
-            "dense": best_dense >= self.config.dense_threshold,
-            "lexical": best_lexical >= self.config.lexical_threshold,
-        }
-        if not (relevant.get(mode) if mode != "hybrid" else any(relevant.values())):
-            return []
+        if best_dense < self.config.dense_threshold and not exact:
+            return []  # nothing relevant: better no answer than noise
 
-        rankings = [r for r in ([i for i, *_ in dense], [i for i, _ in lexical]) if r]
-        fused = reciprocal_rank_fusion(rankings)[:k]
+        fused = fuse(
+            [i for i, *_ in dense], lexical, method=self.config.fusion,
+            lexical_weight=self.config.lexical_weight, dense_scores={i: s for i, *_, s in dense},
+        )  # fmt: skip
+        # A verbatim identifier match (a product or part code) outranks everything else.
+        ranked = [(i, 1.0) for i in exact] + [(i, sc) for i, sc in fused if i not in exact]
+        ranked = ranked[:k]
         found = {i: (t, m) for i, t, m, _ in dense} | self._lexical_meta_for(
-            [i for i, _ in fused], lexical
+            [i for i, _ in ranked], lexical
         )
         dense_scores = {i: s for i, *_, s in dense}
         lexical_scores = dict(lexical)
         hits = []
-        for chunk_id, score in fused:
+        for chunk_id, score in ranked:
             text, meta = found[chunk_id]
             hits.append(
                 Hit(
@@ -217,6 +221,9 @@ class KnowledgeBase:
                 self._lexical_revision = revision
             return self._lexical
 
+    def _lexical_text(self, chunk_id: str) -> str:
+        return self._lexical_meta.get(chunk_id, ("", {}))[0]
+
     def _lexical_meta_for(
         self, ids: Sequence[str], lexical: Sequence[tuple[str, float]]
     ) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -224,6 +231,11 @@ class KnowledgeBase:
         return {
             i: self._lexical_meta[i] for i in ids if i in lexical_ids and i in self._lexical_meta
         }
+
+
+def _contains_any(text: str, codes: Sequence[str]) -> bool:
+    lowered = text.lower()
+    return any(code.lower() in lowered for code in codes)
 
 
 def _where(filters: dict[str, Any] | None) -> dict[str, Any] | None:

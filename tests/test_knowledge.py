@@ -1,0 +1,151 @@
+"""Retrieval quality guards, the knowledge-base tool, cited answers, and Chroma server mode."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import Settings
+from agent.events import Outcome
+from agent.runtime import Runtime, build_runtime
+from ingest.pipeline import ingest
+from kb import KnowledgeBase
+from tests.chroma_server import ChromaServer, start_chroma
+from tests.conftest import RETAIL_SLICE, SettingsFactory, write
+from tests.fake_anthropic import FakeAnthropic, text, tool_use
+
+DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
+PARTS = ["hinge", "gasket", "filter", "spring", "latch", "valve", "knob", "bracket", "wheel", "cable"]
+
+
+def _parts_corpus(folder: Path) -> Path:
+    """Look-alike part codes, and one code in a passage about something else entirely."""
+    for i, part in enumerate(PARTS):
+        code = f"QX-{7700 + i * 3}-{chr(65 + i)}"
+        write(folder / f"part{i}.md", f"---\ntitle: Spare {part}\n---\n## Part {code}\n"
+              f"Replacement {part} for kitchen appliances, part {code}. Order from the parts desk.\n")  # fmt: skip
+    write(folder / "reel.md", "---\ntitle: Garden hose reel\n---\n## Mounting\n"
+          "The wall bracket kit QX-7731-B includes four screws and fits brick or wood walls.\n")  # fmt: skip
+    return folder
+
+
+def test_hybrid_search_finds_an_exact_code_that_dense_search_misses(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    ingest(kb, [_parts_corpus(tmp_path / "parts")])
+    dense = kb.search("QX-7731-B", k=3, mode="dense")
+    hybrid = kb.search("QX-7731-B", k=3)
+    assert "Garden hose reel" not in [h.title for h in dense]
+    assert hybrid[0].title == "Garden hose reel" and "QX-7731-B" in hybrid[0].text
+
+
+def test_unrelated_questions_find_nothing(kb: KnowledgeBase) -> None:
+    ingest(kb, [DEMO_DOCS])
+    assert kb.search("who won the football world cup in 2018?") == []
+    assert kb.search("give me a recipe for banana bread") == []
+    assert kb.search("how do I descale the kettle?")[0].section == "Descaling"
+
+
+def test_hits_carry_their_source(kb: KnowledgeBase) -> None:
+    ingest(kb, [DEMO_DOCS])
+    (hit,) = kb.search("how long does a refund to my credit card take", k=1)
+    assert hit.title == "Returns, Exchanges and Refunds"
+    assert hit.url == "https://help.acme.example/returns-and-refunds"
+    assert hit.source.endswith("returns-and-refunds.md") and hit.section and 0 < hit.score <= 1
+    filtered = kb.search("refund", k=5, filters={"category": "shipping"})
+    assert filtered and {h.metadata["category"] for h in filtered} == {"shipping"}
+
+
+@pytest.fixture
+def kb_runtime(make_settings: SettingsFactory) -> Runtime:
+    runtime = build_runtime(make_settings())
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    from agent.store.importer import import_path
+
+    import_path(runtime.engine, RETAIL_SLICE)
+    return runtime
+
+
+def test_the_tool_returns_numbered_cited_passages_and_the_reply_carries_them(
+    kb_runtime: Runtime, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(
+        tool_use("search_knowledge_base", {"query": "replacement lid seal for water bottle"}),
+        text("Order the WB-SEAL-07 seal pack, which fits every Water Bottle [1]."),
+    )
+    conversation = kb_runtime.agent.start_conversation()
+    result = kb_runtime.agent.ask(conversation, "My bottle leaks, can I get a new seal?")
+
+    block = fake.bodies[1]["messages"][-1]["content"][0]
+    assert block["type"] == "tool_result" and not block.get("is_error")
+    payload = json.loads(block["content"])
+    first = payload["results"][0]
+    assert payload["found"] and first["source"] == 1 and "WB-SEAL-07" in json.dumps(payload)
+    assert first["url"] == "https://help.acme.example/manual-water-bottle"
+    assert [r["source"] for r in payload["results"]] == list(range(1, len(payload["results"]) + 1))
+    (citation,) = result.citations
+    assert citation.number == 1 and citation.title == "Water Bottle Care Guide"
+    assert citation.url == "https://help.acme.example/manual-water-bottle"
+    # Passages only ever reach the model inside tool_result blocks, never in the system prompt.
+    assert "WB-SEAL-07" not in fake.bodies[1]["system"]
+
+
+def test_the_tool_says_when_nothing_is_relevant(kb_runtime: Runtime, fake: FakeAnthropic) -> None:
+    fake.enqueue(
+        tool_use("search_knowledge_base", {"query": "football world cup winner"}),
+        text("I don't know, but I can connect you with a colleague."),
+    )
+    result = kb_runtime.agent.ask(kb_runtime.agent.start_conversation(), "Who won the world cup?")
+    payload = json.loads(fake.bodies[1]["messages"][-1]["content"][0]["content"])
+    assert payload["found"] is False and "don't know" in payload["message"]
+    assert result.citations == []
+
+
+def test_offline_model_answers_policy_questions_from_the_kb(
+    make_settings: SettingsFactory,
+) -> None:
+    runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    result = runtime.agent.ask(runtime.agent.start_conversation(), "How do I descale my kettle?")
+    assert result.outcome == Outcome.ANSWERED and "Offline mode" in result.reply
+    assert "vinegar" in result.reply.lower() or "descal" in result.reply.lower()
+    assert "Source: [1] Electric Kettle (EK-1500) User Manual > Descaling" in result.reply
+    assert [c.title for c in result.citations] == ["Electric Kettle (EK-1500) User Manual"]
+
+
+def test_an_unreachable_chroma_server_degrades_to_an_error_result(
+    make_settings: SettingsFactory, fake: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = build_runtime(make_settings(chroma_url="http://127.0.0.1:9"))
+    fake.enqueue(tool_use("search_knowledge_base", {"query": "returns"}), text("Sorry."))
+    result = runtime.agent.ask(runtime.agent.start_conversation(), "What is your return policy?")
+    block = fake.bodies[1]["messages"][-1]["content"][0]
+    assert block["is_error"] and "unavailable" in block["content"]
+    assert result.reply == "Sorry." and "knowledge base" in caplog.text
+
+
+@pytest.fixture(scope="session")
+def chroma_server() -> Iterator[ChromaServer]:
+    server = start_chroma()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_chroma_server_mode(chroma_server: ChromaServer, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_server.url,
+                        kb_collection=f"test_{tmp_path.name[-20:]}")  # fmt: skip
+    kb = KnowledgeBase.open(settings)
+    report = ingest(kb, [DEMO_DOCS])
+    assert report.ok and len(report.added) == 7
+    assert not (tmp_path / "data" / "chroma").exists()  # nothing embedded locally
+    # A second process (a new client) sees the same index, lexical part included.
+    other = KnowledgeBase.open(settings)
+    hits = other.search("OC-GL-22", k=1)
+    assert hits and "OC-GL-22" in hits[0].text and hits[0].title == "Office Chair Assembly and Care Guide"
+    assert ingest(other, [DEMO_DOCS]).chunks_embedded == 0
