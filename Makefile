@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The τ²-bench retail store beside the project; a small slice shipped with the tests otherwise.
 DEMO_STORE ?= $(firstword $(wildcard ../shared/data/retail/db.json) tests/fixtures/retail_slice.json)
+# Help pages written for the demo store, plus the store's policy when it is beside the project.
+DEMO_DOCS ?= demo/docs $(wildcard ../shared/data/retail/policy.md)
 
 .PHONY: install demo test lint format clean
 
@@ -19,6 +21,7 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/supportbot orders import $(DEMO_STORE)
+	$(BIN)/supportbot ingest $(DEMO_DOCS)
 	$(BIN)/supportbot chat
 
 test: install

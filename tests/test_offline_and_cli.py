@@ -43,7 +43,9 @@ def test_offline_model_lists_orders_and_hands_off(offline_runtime: Runtime) -> N
 def test_offline_model_offers_help_for_unknown_questions(offline_runtime: Runtime) -> None:
     result = offline_runtime.agent.ask(offline_runtime.agent.start_conversation(), "hello there")
     assert "Offline mode" in result.reply and "order number" in result.reply
-    assert result.tool_calls == []
+    # It looked in the (empty) help centre first, and says it found nothing.
+    assert [c.name for c in result.tool_calls] == ["search_knowledge_base"]
+    assert "couldn't find anything" in result.reply
 
 
 @pytest.fixture
