@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     kb_search_results: int = Field(default=4, ge=1, le=20)
     embedding_batch_size: int = Field(default=64, ge=1, le=1024)
 
+    # HTTP API.
+    widget_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret the shop's site signs customer tokens with"
+    )
+    widget_token_max_ttl: int = Field(default=3600, ge=60)
+    web_widget_key: SecretStr | None = Field(
+        default=None, description="Widget key the served chat page uses; created when unset"
+    )
+    rate_limit_per_key: int = Field(default=120, ge=1, description="Requests per minute per key")
+    rate_limit_per_conversation: int = Field(
+        default=20, ge=1, description="Customer messages per minute per conversation"
+    )
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    api_threads: int = Field(default=256, ge=4, le=4096)
+
     # Persona.
     company_name: str = "Acme"
     assistant_name: str = "Ava"

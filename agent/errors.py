@@ -31,3 +31,25 @@ class HistoryCorrupted(SupportbotError):
 
 class ImportFailed(SupportbotError):
     code = "import_failed"
+
+
+class Conflict(SupportbotError):
+    """The request clashes with the current state (e.g. a ticket claimed by someone else)."""
+
+    code = "conflict"
+
+
+class Unauthorized(SupportbotError):
+    code = "unauthorized"
+
+
+class Forbidden(SupportbotError):
+    code = "forbidden"
+
+
+class RateLimited(SupportbotError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

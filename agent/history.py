@@ -12,12 +12,14 @@ ApiMessage = dict[str, Any]
 
 
 def to_api_messages(rows: Sequence[Message]) -> list[ApiMessage]:
-    """Stored rows as request messages; consecutive user rows (a turn that crashed before the
-    model answered, then a new customer message) are merged into one user message."""
+    """Stored rows as request messages. Consecutive rows of one role are merged: customer
+    messages after a turn that crashed before the model answered, messages queued while a
+    human had the conversation, or several staff replies in a row."""
     messages: list[ApiMessage] = []
     for row in rows:
-        if messages and messages[-1]["role"] == row.role == "user":
-            messages[-1] = {"role": "user", "content": [*messages[-1]["content"], *row.content]}
+        if messages and messages[-1]["role"] == row.role:
+            merged = [*messages[-1]["content"], *row.content]
+            messages[-1] = {"role": row.role, "content": merged}
         else:
             messages.append({"role": row.role, "content": list(row.content)})
     return messages

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Generator, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -92,8 +92,10 @@ class Agent:
                 return event.result
         raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
 
-    def run_turn(self, conversation_id: str, text: str, *, stream: bool = False) -> Iterator[Event]:
-        text = self._check_text(text)
+    def run_turn(
+        self, conversation_id: str, text: str, *, stream: bool = False
+    ) -> Generator[Event, None, None]:
+        text = self.check_text(text)
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             if conversation.state == ConversationState.CLOSED:
@@ -114,7 +116,7 @@ class Agent:
             return
         yield from _Turn(self, conversation_id, stream).run()
 
-    def _check_text(self, text: str) -> str:
+    def check_text(self, text: str) -> str:
         text = (text or "").strip()
         if not text:
             raise InvalidInput("The message is empty.")
@@ -266,13 +268,16 @@ class _Turn:
             log.warning("unexpected stop_reason %r; answering politely", reply.stop_reason)
         if not content:
             content = [{"type": "text", "text": EMPTY_REPLY}]
+        text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
+        citations = cited(text, self.citations)
         with transaction(self.agent.engine) as session:
             lock_conversation(session=session, conversation_id=self.conversation_id)
-            message = self._store(session, "assistant", content, reply)
+            message = self._store(
+                session, "assistant", content, reply, citations=[asdict(c) for c in citations]
+            )
             state = get_conversation(session=session, conversation_id=self.conversation_id).state
         if outcome == Outcome.ANSWERED and state == ConversationState.HUMAN:
             outcome = Outcome.HANDED_OFF
-        text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
         return TurnFinished(self._result(text, outcome, reply.model, message.id))
 
     def _hand_off_at_cap(self, reply: ModelReply) -> TurnFinished:
@@ -297,7 +302,12 @@ class _Turn:
         return TurnFinished(self._result(text, Outcome.ITERATION_CAP, reply.model, message.id))
 
     def _store(
-        self, session: Session, role: str, content: list[dict[str, Any]], reply: ModelReply
+        self,
+        session: Session,
+        role: str,
+        content: list[dict[str, Any]],
+        reply: ModelReply,
+        citations: list[dict[str, Any]] | None = None,
     ) -> Message:
         return append_message(
             session=session,
@@ -308,6 +318,7 @@ class _Turn:
             model=reply.model,
             usage=reply.usage,
             degraded=self.degraded,
+            citations=citations or None,
         )
 
     def _result(

@@ -80,7 +80,7 @@ def ingest(
     prune: bool = False,
     max_tokens: int = 200,
     overlap_tokens: int = 40,
-    batch_chunks: int = 256,
+    batch_chunks: int = 1024,
     progress: Progress | None = None,
 ) -> IngestReport:
     report = IngestReport()
@@ -100,10 +100,12 @@ def ingest(
             return
         texts = [c.embed_text for _, chunks in pending for c in chunks]
         vectors = kb.embedder.encode(texts)
-        offset = 0
-        for doc, chunks in pending:
-            kb.replace_document(doc.source, chunks, vectors[offset : offset + len(chunks)])
-            offset += len(chunks)
+        kb.replace_documents(
+            [(doc.source, chunks) for doc, chunks in pending],
+            vectors,
+            new_sources={doc.source for doc, _ in pending if doc.source not in existing},
+        )
+        for doc, _ in pending:
             (report.updated if doc.source in existing else report.added).append(doc.source)
         report.chunks_embedded += len(texts)
         pending.clear()

@@ -17,6 +17,7 @@ from kb.types import Chunk
 log = logging.getLogger(__name__)
 
 PAGE = 5000  # rows per `get` when reading the whole collection
+UPSERT_BATCH = 4000  # below Chroma's maximum batch size
 
 
 class ChromaStore:
@@ -61,22 +62,33 @@ class ChromaStore:
         metadata["revision"] = int(metadata.get("revision", 0)) + 1
         self.collection.modify(metadata=metadata)
 
-    def replace_document(
-        self, source: str, chunks: Sequence[Chunk], embeddings: np.ndarray[Any, Any]
+    def replace_documents(
+        self,
+        documents: Sequence[tuple[str, Sequence[Chunk]]],
+        embeddings: np.ndarray[Any, Any],
+        *,
+        new_sources: set[str] | None = None,
     ) -> None:
-        """Write a document's chunks, then drop any of its older chunks that are left over."""
+        """Write several documents' chunks in one upsert (rows of `embeddings` in order), then
+        drop any older chunks of the replaced documents. Sources in `new_sources` are known to
+        have no older chunks, which saves a look-up."""
+        chunks = [c for _, doc_chunks in documents for c in doc_chunks]
         if chunks:
-            self.collection.upsert(
-                ids=[c.id for c in chunks],
-                embeddings=embeddings,
-                documents=[c.text for c in chunks],
-                metadatas=[c.metadata for c in chunks],
-            )
-        keep = {c.id for c in chunks}
-        old = self.collection.get(where={"source": source}, include=[])
-        stale = [i for i in old["ids"] if i not in keep]
-        if stale:
-            self.collection.delete(ids=stale)
+            for start in range(0, len(chunks), UPSERT_BATCH):
+                part = chunks[start : start + UPSERT_BATCH]
+                self.collection.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=embeddings[start : start + len(part)],
+                    documents=[c.text for c in part],
+                    metadatas=[c.metadata for c in part],
+                )
+        replaced = [s for s, _ in documents if s not in (new_sources or set())]
+        if replaced:
+            keep = {c.id for c in chunks}
+            old = self.collection.get(where={"source": {"$in": replaced}}, include=[])
+            stale = [i for i in old["ids"] if i not in keep]
+            if stale:
+                self.collection.delete(ids=stale)
         self._bump()
 
     def delete_source(self, source: str) -> int:

@@ -74,10 +74,16 @@ class KnowledgeBase:
 
     # -- writing (used by ingest) -----------------------------------------------------------
 
-    def replace_document(
-        self, source: str, chunks: Sequence[Chunk], embeddings: np.ndarray[Any, Any]
+    def replace_documents(
+        self,
+        documents: Sequence[tuple[str, Sequence[Chunk]]],
+        embeddings: np.ndarray[Any, Any],
+        *,
+        new_sources: set[str] | None = None,
     ) -> None:
-        self.store.replace_document(source, chunks, embeddings)
+        """Store documents' chunks (replacing older versions); `embeddings` rows follow the
+        chunks in order."""
+        self.store.replace_documents(documents, embeddings, new_sources=new_sources)
         self._lexical = None
 
     def delete(self, source: str) -> int:

@@ -66,6 +66,8 @@ def append_message(
     model: str | None = None,
     usage: dict[str, Any] | None = None,
     degraded: bool = False,
+    author: str | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> Message:
     """Add a message after the last one; the caller's transaction decides when it lands."""
     last = session.exec(
@@ -80,6 +82,8 @@ def append_message(
         model=model,
         usage=usage,
         degraded=degraded,
+        author=author,
+        citations=citations,
     )
     session.add(message)
     conversation = session.get(Conversation, conversation_id)
@@ -117,8 +121,12 @@ def create_ticket(
     return ticket
 
 
-def list_tickets(*, session: Session, conversation_id: str | None = None) -> list[Ticket]:
+def list_tickets(
+    *, session: Session, conversation_id: str | None = None, status: str | None = None
+) -> list[Ticket]:
     query = select(Ticket).order_by(col(Ticket.id))
     if conversation_id is not None:
         query = query.where(Ticket.conversation_id == conversation_id)
+    if status is not None:
+        query = query.where(Ticket.status == status)
     return list(session.exec(query).all())

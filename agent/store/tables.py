@@ -64,12 +64,31 @@ class Shipment(SQLModel, table=True):
     item_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+class KeyScope(StrEnum):
+    ADMIN = "admin"  # staff: knowledge base, keys, tickets, every transcript
+    BACKEND = "backend"  # the shop's backend: vouches for customers, reads any transcript
+    WIDGET = "widget"  # the public web page: its own conversations only
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    scope: KeyScope = Field(max_length=16)
+    prefix: str = Field(max_length=16)  # shown in listings; the secret itself is never stored
+    secret_hash: str = Field(index=True, unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked: bool = False
+
+
 class Conversation(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     customer_id: str | None = Field(default=None, foreign_key="customer.id", index=True)
     state: ConversationState = Field(default=ConversationState.BOT, max_length=16)
     failed_verifications: int = 0
     channel: str = Field(default="api", max_length=32)
+    # Hash of the token a widget holds to prove the conversation is its own.
+    access_token_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -87,6 +106,9 @@ class Message(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=100)
     usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     degraded: bool = False
+    author: str | None = Field(default=None, max_length=100)  # "staff:<name>" for human replies
+    # Sources an assistant reply cites as [n]: {number, title, section, source, url, page}.
+    citations: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -97,4 +119,15 @@ class Ticket(SQLModel, table=True):
     reason: str = Field(max_length=500)
     summary: str = Field(max_length=4000)
     status: TicketStatus = Field(default=TicketStatus.OPEN, max_length=16)
+    claimed_by: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+
+
+class RateCounter(SQLModel, table=True):
+    """Requests per key and fixed window, shared by every worker through the database."""
+
+    __tablename__ = "rate_counter"
+    key: str = Field(primary_key=True, max_length=200)
+    window: int = Field(primary_key=True)  # window start, in seconds since the epoch
+    count: int = 0

@@ -1,0 +1,1 @@
+"""The HTTP API: an app factory, dependencies, and one router per resource."""

@@ -1,0 +1,87 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from agent.api import errors
+from agent.api.deps import AppState, StateDep
+from agent.api.routes import conversations, health, kb, tickets
+from agent.config import Settings
+from agent.runtime import Runtime, build_runtime
+from agent.store.db import transaction
+from agent.store.keys import create_key, find_key
+from agent.store.tables import KeyScope
+
+log = logging.getLogger(__name__)
+WEB = Path(__file__).resolve().parents[1] / "web"
+
+
+def web_widget_key(settings: Settings, runtime: Runtime) -> str:
+    """The widget key the served chat page uses: configured, or created once and kept in the
+    data directory (mode 0600)."""
+    if settings.web_widget_key:
+        return settings.web_widget_key.get_secret_value()
+    path = settings.data_dir / "web-widget.key"
+    with transaction(runtime.engine) as session:
+        if path.exists():
+            secret = path.read_text().strip()
+            if find_key(session=session, secret=secret) is not None:
+                return secret
+        _, secret = create_key(session=session, name="web-chat", scope=KeyScope.WIDGET)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = runtime or build_runtime(settings)
+    state = AppState(settings=settings, runtime=runtime)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Each turn blocks a worker thread while the model answers; allow many at once.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        state.web_widget_key = web_widget_key(settings, runtime)
+        yield
+
+    app = FastAPI(
+        title="supportbot",
+        version="1",
+        summary="A customer-support agent on Claude's Messages API",
+        lifespan=lifespan,
+    )
+    app.state.supportbot = state
+    errors.install(app)
+    app.add_middleware(
+        errors.BodyLimit,
+        default=settings.max_request_bytes,
+        uploads=settings.max_upload_bytes,
+        upload_paths=("/v1/kb/documents",),
+    )
+    for module in (health, conversations, tickets, kb):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def chat_page(state: StateDep) -> str:
+        page = (WEB / "chat.html").read_text()
+        return page.replace("__WIDGET_KEY__", state.web_widget_key or "").replace(
+            "__COMPANY__", settings.company_name
+        )
+
+    @app.get("/staff", response_class=HTMLResponse, include_in_schema=False)
+    def staff_page() -> str:
+        return (WEB / "staff.html").read_text().replace("__COMPANY__", settings.company_name)
+
+    return app

@@ -1,0 +1,116 @@
+"""Every error is JSON `{"error": {"code", "message"}}` with a fitting status; never a trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.SupportbotError], int] = {
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.ConversationClosed: 409,
+    errors.Conflict: 409,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
+    errors.ImportFailed: 422,
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: list | None = None, headers: dict | None = None
+) -> JSONResponse:
+    body: dict = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.SupportbotError)
+    async def known(_: Request, exc: errors.SupportbotError) -> JSONResponse:
+        status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+        if status == 500:
+            log.error("request failed: %s", exc)
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+        )
+        if isinstance(exc, errors.Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_response(status, exc.code, str(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        first = details[0] if details else {"field": "body", "message": "invalid"}
+        return error_response(
+            422, "invalid_request", f"{first['field']}: {first['message']}", details
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+class BodyLimit:
+    """Rejects request bodies over a size limit with 413, before the app reads them."""
+
+    def __init__(self, app: ASGIApp, *, default: int, uploads: int, upload_paths: tuple[str, ...]):
+        self.app, self.default, self.uploads, self.upload_paths = (
+            app,
+            default,
+            uploads,
+            upload_paths,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.uploads if scope["path"].startswith(self.upload_paths) else self.default
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(scope, receive, send, limit)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send, limit)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error_response(
+            413, "request_too_large", f"The request body is larger than {limit} bytes."
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

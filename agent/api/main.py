@@ -1,0 +1,5 @@
+"""The ASGI entry point for uvicorn workers: `agent.api.main:app`."""
+
+from agent.api.app import create_app
+
+app = create_app()

@@ -1,0 +1,219 @@
+"""Conversations: start one, send a customer message (JSON or streamed), read the transcript."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Generator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
+from sse_starlette import EventSourceResponse
+
+from agent.api.deps import ConversationDep, PrincipalDep, SessionDep, StateDep
+from agent.api.schemas import (
+    ConversationCreate,
+    ConversationOut,
+    CustomerOut,
+    MessageCreate,
+    TranscriptOut,
+    TurnOut,
+)
+from agent.errors import Forbidden, InvalidInput, NotFound, RateLimited, SupportbotError
+from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
+from agent.identity import verify_customer_token
+from agent.models.base import TextDelta
+from agent.store import ratelimit
+from agent.store.conversations import get_conversation, load_messages
+from agent.store.db import transaction
+from agent.store.keys import hash_secret
+from agent.store.orders import find_customer_by_email
+from agent.store.tables import Customer, KeyScope
+from agent.transcript import CitationView, ToolCallView, build_transcript
+from tools.labels import describe
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+DEGRADED_NOTICE = "The AI assistant is unavailable right now; answering in offline mode."
+
+
+def _customer(session: Session, customer_id: str | None) -> CustomerOut | None:
+    customer = session.get(Customer, customer_id) if customer_id else None
+    return CustomerOut(name=f"{customer.first_name} {customer.last_name}") if customer else None
+
+
+def _resolve_customer(session: Session, subject: str) -> str:
+    customer = session.get(Customer, subject) or find_customer_by_email(
+        session=session, email=subject
+    )
+    if customer is None:
+        raise InvalidInput(f"No customer matches {subject!r}.")
+    return customer.id
+
+
+@router.post("", status_code=201, response_model=ConversationOut)
+def create_conversation(
+    body: ConversationCreate, principal: PrincipalDep, state: StateDep, session: SessionDep
+) -> ConversationOut:
+    """Start a conversation. Backend and admin keys may bind it to a customer they vouch for
+    (`customer_id` or `customer_email`); a widget may bind it only with a customer token
+    signed by the shop's site, and otherwise starts anonymous (the agent verifies identity)."""
+    customer_id: str | None = None
+    vouched = body.customer_id or body.customer_email
+    if vouched:
+        if principal.scope == KeyScope.WIDGET:
+            raise Forbidden("A widget key cannot vouch for a customer; send customer_token.")
+        customer_id = _resolve_customer(session, vouched)
+    elif body.customer_token:
+        secret = state.settings.widget_secret
+        if secret is None:
+            raise InvalidInput("Customer tokens are not enabled (SUPPORTBOT_WIDGET_SECRET).")
+        subject = verify_customer_token(
+            secret.get_secret_value(),
+            body.customer_token,
+            max_ttl_seconds=state.settings.widget_token_max_ttl,
+        )
+        customer_id = _resolve_customer(session, subject)
+    token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
+    conversation_id = state.runtime.agent.start_conversation(
+        customer_id=customer_id, channel=principal.scope.value
+    )
+    with transaction(state.runtime.engine) as tx:
+        stored = get_conversation(session=tx, conversation_id=conversation_id)
+        if token:
+            stored.access_token_hash = hash_secret(token)
+            tx.add(stored)
+        out = ConversationOut(
+            id=stored.id,
+            state=stored.state,
+            customer=_customer(tx, customer_id),
+            conversation_token=token,
+        )
+    return out
+
+
+@router.get("/{conversation_id}", response_model=TranscriptOut)
+def read_conversation(conversation: ConversationDep, session: SessionDep) -> TranscriptOut:
+    """The transcript: customer and assistant messages, staff replies, the tools that ran
+    (as a short description) and the sources each answer cites."""
+    rows = load_messages(session=session, conversation_id=conversation.id)
+    return TranscriptOut(
+        id=conversation.id,
+        state=conversation.state,
+        customer=_customer(session, conversation.customer_id),
+        created_at=conversation.created_at,
+        messages=build_transcript(rows),
+    )
+
+
+def _turn_out(result: TurnResult, state: Any) -> TurnOut:
+    return TurnOut(
+        conversation_id=result.conversation_id,
+        message_id=result.message_id,
+        reply=result.reply,
+        outcome=result.outcome.value,
+        degraded=result.degraded,
+        model=result.model,
+        tool_calls=[
+            ToolCallView(name=c.name, label=describe(c.name, c.input), is_error=c.is_error)
+            for c in result.tool_calls
+        ],
+        citations=[
+            CitationView(number=c.number, title=c.title, section=c.section, url=c.url, page=c.page)
+            for c in result.citations
+        ],
+        usage=result.usage,
+        state=state,
+    )
+
+
+def _state_of(state: StateDep, conversation_id: str) -> Any:
+    with transaction(state.runtime.engine) as session:
+        return get_conversation(session=session, conversation_id=conversation_id).state
+
+
+def _sse(event: Event, state: StateDep) -> dict[str, str]:
+    data: dict[str, Any]
+    if isinstance(event, TextDelta):
+        name, data = "text", {"delta": event.text}
+    elif isinstance(event, ToolStarted):
+        name, data = (
+            "tool_start",
+            {"id": event.id, "name": event.name, "label": describe(event.name, event.input)},
+        )
+    elif isinstance(event, ToolFinished):
+        name, data = "tool_finish", {"id": event.id, "name": event.name, "is_error": event.is_error}
+    elif isinstance(event, Degraded):
+        name, data = "degraded", {"message": DEGRADED_NOTICE}
+    else:
+        assert isinstance(event, TurnFinished)
+        result = event.result
+        name = "final"
+        data = _turn_out(result, _state_of(state, result.conversation_id)).model_dump(mode="json")
+    return {"event": name, "data": json.dumps(data, ensure_ascii=False)}
+
+
+async def _stream(
+    turn: Generator[Event, None, None], state: StateDep, request: Request
+) -> AsyncIterator[dict[str, str]]:
+    """Drive the (blocking) turn in worker threads and pass its events on as they come.
+
+    When the client goes away the turn is closed: whatever it had not yet stored is rolled
+    back, and the history it leaves is valid (the customer's message is kept).
+    """
+    sentinel = object()
+    try:
+        while True:
+            event = await anyio.to_thread.run_sync(next, turn, sentinel)
+            if event is sentinel:
+                return
+            yield _sse(event, state)  # type: ignore[arg-type]
+    except SupportbotError as exc:
+        yield {"event": "error", "data": json.dumps({"code": exc.code, "message": str(exc)})}
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(turn.close)
+
+
+@router.post("/{conversation_id}/messages", response_model=TurnOut)
+async def post_message(
+    body: MessageCreate,
+    request: Request,
+    state: StateDep,
+    conversation: ConversationDep,
+    stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
+) -> Any:
+    """One customer turn. With `Accept: text/event-stream` or `?stream=true` the reply streams
+    as server-sent events: `text` (deltas), `tool_start`, `tool_finish`, `degraded`, and
+    `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
+    final reply comes back as JSON. While a human has the conversation the message is stored
+    for them and the bot stays silent (outcome `queued_for_human`)."""
+    retry = await anyio.to_thread.run_sync(
+        lambda: ratelimit.hit(
+            state.runtime.engine,
+            key=f"conv:{conversation.id}",
+            limit=state.settings.rate_limit_per_conversation,
+        )
+    )
+    if retry is not None:
+        raise RateLimited("Too many messages in this conversation; slow down.", retry_after=retry)
+    agent = state.runtime.agent
+    wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
+    if wants_stream:
+        # Validation errors surface as a plain 4xx before any event is sent.
+        text = agent.check_text(body.text)
+        turn = agent.run_turn(conversation.id, text, stream=True)
+        first = await anyio.to_thread.run_sync(next, turn, None)
+        if first is None:
+            raise NotFound("the turn produced no events")
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            yield _sse(first, state)
+            async for item in _stream(turn, state, request):
+                yield item
+
+        return EventSourceResponse(events(), ping=15)
+    result = await anyio.to_thread.run_sync(agent.ask, conversation.id, body.text)
+    return _turn_out(result, await anyio.to_thread.run_sync(_state_of, state, conversation.id))

@@ -1,0 +1,52 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from agent.api.deps import StateDep
+from agent.config import deprecated_model_notice
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+def _checks(state: StateDep) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        with state.runtime.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    kb = state.runtime.agent.kb
+    try:
+        checks["knowledge_base"] = {"ok": kb is not None, "chunks": kb.store.count() if kb else 0}
+    except Exception as exc:
+        checks["knowledge_base"] = {"ok": False, "error": type(exc).__name__}
+    model = state.runtime.agent.model
+    checks["model"] = {
+        "ok": True,
+        "name": model.name,
+        "offline": model.offline,
+        "deprecated": None if model.offline else deprecated_model_notice(model.name),
+    }
+    return checks
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    """Database, knowledge base and model configuration checked; 503 when one is not ready."""
+    checks = await anyio.to_thread.run_sync(_checks, state)
+    ready = all(c["ok"] for c in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

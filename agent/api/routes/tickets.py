@@ -1,0 +1,88 @@
+"""The hand-off desk for staff (admin keys)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Query
+from sqlmodel import Session
+
+from agent import desk
+from agent.api.deps import AdminDep, SessionDep, StateDep
+from agent.api.schemas import CustomerOut, ReplyCreate, TicketOut
+from agent.store.conversations import list_tickets
+from agent.store.db import transaction
+from agent.store.tables import Customer, Ticket, TicketStatus
+from agent.transcript import TranscriptEntry, build_transcript
+
+router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+
+
+def _out(session: Session, ticket: Ticket) -> TicketOut:
+    customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    return TicketOut(
+        id=ticket.id or 0,
+        conversation_id=ticket.conversation_id,
+        reason=ticket.reason,
+        summary=ticket.summary,
+        status=ticket.status,
+        claimed_by=ticket.claimed_by,
+        created_at=ticket.created_at,
+        resolved_at=ticket.resolved_at,
+        customer=CustomerOut(name=f"{customer.first_name} {customer.last_name}")
+        if customer
+        else None,
+    )
+
+
+@router.get("", response_model=list[TicketOut])
+def get_tickets(
+    _: AdminDep,
+    session: SessionDep,
+    status: Annotated[TicketStatus | None, Query(description="open, claimed or resolved")] = None,
+) -> list[TicketOut]:
+    """Hand-off tickets, oldest first."""
+    return [_out(session, t) for t in list_tickets(session=session, status=status)]
+
+
+@router.post("/{ticket_id}/claim", response_model=TicketOut)
+async def claim(ticket_id: int, principal: AdminDep, state: StateDep) -> TicketOut:
+    """Take a ticket. 409 when another person has it or it is resolved."""
+    ticket = await anyio.to_thread.run_sync(
+        lambda: desk.claim(state.runtime.engine, ticket_id=ticket_id, staff=principal.staff)
+    )
+    return await anyio.to_thread.run_sync(_reload, state, ticket.id)
+
+
+@router.post("/{ticket_id}/reply", response_model=TranscriptEntry)
+async def reply(
+    ticket_id: int, body: ReplyCreate, principal: AdminDep, state: StateDep
+) -> TranscriptEntry:
+    """Reply to the customer in the ticket's conversation (claims an unclaimed ticket)."""
+    message = await anyio.to_thread.run_sync(
+        lambda: desk.reply(
+            state.runtime.engine,
+            ticket_id=ticket_id,
+            staff=principal.staff,
+            text=body.text,
+            max_chars=state.settings.max_message_chars,
+        )
+    )
+    return build_transcript([message])[0]
+
+
+@router.post("/{ticket_id}/resolve", response_model=TicketOut)
+async def resolve(ticket_id: int, principal: AdminDep, state: StateDep) -> TicketOut:
+    """Close the ticket and hand the conversation back to the bot."""
+    ticket = await anyio.to_thread.run_sync(
+        lambda: desk.resolve(state.runtime.engine, ticket_id=ticket_id, staff=principal.staff)
+    )
+    return await anyio.to_thread.run_sync(_reload, state, ticket.id)
+
+
+def _reload(state: StateDep, ticket_id: int | None) -> TicketOut:
+    with transaction(state.runtime.engine) as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        return _out(session, ticket)

@@ -1,0 +1,119 @@
+"""Request and response models of the HTTP API (never the database tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.store.tables import ConversationState, KeyScope, TicketStatus
+from agent.transcript import CitationView, ToolCallView, TranscriptEntry
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class ConversationCreate(BaseModel):
+    customer_id: str | None = Field(default=None, description="Backend/admin keys only")
+    customer_email: str | None = Field(default=None, description="Backend/admin keys only")
+    customer_token: str | None = Field(
+        default=None, description="Widget: a short-lived token signed by the shop's site"
+    )
+
+
+class CustomerOut(BaseModel):
+    name: str
+
+
+class ConversationOut(BaseModel):
+    id: str
+    state: ConversationState
+    customer: CustomerOut | None = None
+    conversation_token: str | None = Field(
+        default=None,
+        description="Widget keys only, returned once: send it as X-Conversation-Token",
+    )
+
+
+class MessageCreate(BaseModel):
+    text: str = Field(description="The customer's message")
+
+
+class TurnOut(BaseModel):
+    conversation_id: str
+    message_id: int | None
+    reply: str
+    outcome: str
+    degraded: bool
+    model: str
+    tool_calls: list[ToolCallView]
+    citations: list[CitationView]
+    usage: dict[str, int]
+    state: ConversationState
+
+
+class TranscriptOut(BaseModel):
+    id: str
+    state: ConversationState
+    customer: CustomerOut | None
+    created_at: datetime
+    messages: list[TranscriptEntry]
+
+
+class TicketOut(BaseModel):
+    id: int
+    conversation_id: str
+    reason: str
+    summary: str
+    status: TicketStatus
+    claimed_by: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    customer: CustomerOut | None = None
+
+
+class ReplyCreate(BaseModel):
+    text: str
+
+
+class DocumentOut(BaseModel):
+    id: str
+    source: str
+    title: str
+    format: str
+    chunks: int
+    url: str | None = None
+
+
+class IngestOut(BaseModel):
+    added: list[str]
+    updated: list[str]
+    unchanged: int
+    chunks_embedded: int
+    errors: list[str]
+
+
+class HitOut(BaseModel):
+    text: str
+    score: float
+    source: str
+    title: str
+    section: str
+    url: str | None
+    page: int | None
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    scope: KeyScope
+    prefix: str
+    revoked: bool

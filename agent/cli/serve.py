@@ -1,0 +1,69 @@
+"""`supportbot serve` and `supportbot keys`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.table import Table
+
+from agent.cli.common import console, fail, load_settings
+from agent.store.db import make_engine, transaction
+from agent.store.keys import create_key, list_keys, revoke_key
+from agent.store.tables import KeyScope
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+) -> None:
+    """Serve the HTTP API, the web chat (/) and the staff page (/staff)."""
+    settings = load_settings()
+    console.print(f"supportbot on http://{host}:{port}  (API docs: /docs, staff: /staff)")
+    uvicorn.run(
+        "agent.api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@keys_app.command("create")
+def create(
+    scope: Annotated[KeyScope, typer.Option(help="admin, backend or widget")],
+    name: Annotated[str, typer.Option(help="Who uses it (staff name, service name).")],
+) -> None:
+    """Create an API key; the secret is printed once and never stored."""
+    settings = load_settings()
+    with transaction(make_engine(settings.resolved_database_url())) as session:
+        key, secret = create_key(session=session, name=name, scope=scope)
+    console.print(f"key {key.id} ({scope.value}, {name}):", style="dim", soft_wrap=True)
+    print(secret)
+
+
+@keys_app.command("list")
+def list_() -> None:
+    """List API keys (prefixes only)."""
+    settings = load_settings()
+    with transaction(make_engine(settings.resolved_database_url())) as session:
+        keys = list_keys(session=session)
+    table = Table("id", "name", "scope", "prefix", "revoked")
+    for k in keys:
+        table.add_row(str(k.id), k.name, k.scope.value, k.prefix, "yes" if k.revoked else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(key_id: Annotated[int, typer.Argument(help="The key's id from `keys list`.")]) -> None:
+    """Revoke a key: it stops working at once."""
+    settings = load_settings()
+    with transaction(make_engine(settings.resolved_database_url())) as session:
+        if not revoke_key(session=session, key_id=key_id):
+            raise fail(f"no key with id {key_id}")
+    console.print(f"revoked key {key_id}")

@@ -1,0 +1,81 @@
+"""A conversation as people read it: who said what, which tools ran, which sources were cited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent.store.tables import Message
+from tools.labels import describe
+
+
+class ToolCallView(BaseModel):
+    name: str
+    label: str
+    is_error: bool = False
+
+
+class CitationView(BaseModel):
+    number: int
+    title: str
+    section: str = ""
+    url: str | None = None
+    page: int | None = None
+
+
+class TranscriptEntry(BaseModel):
+    id: int
+    role: Literal["customer", "assistant", "staff"]
+    text: str
+    created_at: datetime
+    tool_calls: list[ToolCallView] = []
+    citations: list[CitationView] = []
+    degraded: bool = False
+    author: str | None = None
+
+
+def _text(content: list[dict[str, Any]]) -> str:
+    return "\n\n".join(b["text"] for b in content if b.get("type") == "text" and b.get("text"))
+
+
+def build_transcript(rows: Sequence[Message]) -> list[TranscriptEntry]:
+    entries: list[TranscriptEntry] = []
+    pending: dict[str, ToolCallView] = {}  # tool calls since the last assistant text
+    for row in rows:
+        if row.role == "user":
+            for block in row.content:
+                if block.get("type") == "tool_result" and block.get("tool_use_id") in pending:
+                    pending[block["tool_use_id"]].is_error = bool(block.get("is_error"))
+            text = _text(row.content)
+            if text:
+                entries.append(
+                    TranscriptEntry(
+                        id=row.id or 0, role="customer", text=text, created_at=row.created_at
+                    )
+                )
+            continue
+        for block in row.content:
+            if block.get("type") == "tool_use":
+                pending[block["id"]] = ToolCallView(
+                    name=block["name"], label=describe(block["name"], block.get("input") or {})
+                )
+        if row.stop_reason == "tool_use":
+            continue  # any text here was a preamble to the tool calls ("Let me check")
+        staff = (row.author or "").startswith("staff:")
+        entries.append(
+            TranscriptEntry(
+                id=row.id or 0,
+                role="staff" if staff else "assistant",
+                text=_text(row.content),
+                created_at=row.created_at,
+                tool_calls=list(pending.values()),
+                citations=[CitationView.model_validate(c) for c in row.citations or []],
+                degraded=row.degraded,
+                author=row.author.removeprefix("staff:") if staff and row.author else None,
+            )
+        )
+        pending = {}
+    return entries

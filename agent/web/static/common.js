@@ -1,0 +1,52 @@
+// Shared by the chat and staff pages: safe rendering and server-sent events over fetch.
+"use strict";
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+}
+
+// Escaped text with **bold**, line breaks and [n] citation links.
+function renderText(text, citations) {
+  const byNumber = new Map((citations || []).map((c) => [String(c.number), c]));
+  let html = escapeHtml(text).replace(/\*\*(.+?)\*\*/g, "<strong>$1</strong>").replace(/\n/g, "<br>");
+  return html.replace(/\[(\d{1,3})\]/g, (match, n) => {
+    const c = byNumber.get(n);
+    if (!c) return match;
+    const title = escapeHtml(c.title + (c.section ? " › " + c.section : ""));
+    return c.url
+      ? `<a class="cite" href="${escapeHtml(c.url)}" target="_blank" rel="noopener" title="${title}">[${n}]</a>`
+      : `<span class="cite" title="${title}">[${n}]</span>`;
+  });
+}
+
+// POST and read a text/event-stream response; calls onEvent(name, data) per event.
+async function postEvents(url, headers, body, onEvent) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {...headers, "Content-Type": "application/json", "Accept": "text/event-stream"},
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const error = await response.json().catch(() => ({error: {message: response.statusText}}));
+    throw new Error(error.error ? error.error.message : response.statusText);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, {stream: true}).replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const raw = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message", data = "";
+      for (const line of raw.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (data) onEvent(name, JSON.parse(data));
+    }
+  }
+}
