@@ -1,0 +1,144 @@
+"""The web chat and the staff desk, driven in Debian's Chromium with Playwright.
+
+Screenshots of each step are saved under test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.api.app import create_app
+from agent.runtime import Runtime, build_runtime
+from agent.store.db import transaction
+from agent.store.importer import import_path
+from agent.store.keys import create_key
+from agent.store.tables import KeyScope
+from ingest.pipeline import ingest
+from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory
+from tests.fake_anthropic import FakeAnthropic, text, tool_use, tool_uses
+from tests.live_server import serve
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium not found; .ci/run must install Debian's chromium")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def site(make_settings: SettingsFactory) -> Iterator[tuple[str, Runtime, str]]:
+    runtime = build_runtime(make_settings())
+    import_path(runtime.engine, RETAIL_SLICE)
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    with transaction(runtime.engine) as session:
+        admin = create_key(session=session, name="Sam", scope=KeyScope.ADMIN)[1]
+    with serve(create_app(runtime.settings, runtime)) as base:
+        yield base, runtime, admin
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _say(page, message: str) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#text", message)
+    page.click("#send")
+
+
+def test_customer_verifies_and_sees_the_streamed_order_answer(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    base, _, _ = site
+    order = IVAN["orders"][0]
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(base)
+    fake.enqueue(text("I can help with that. What's the email address on your account?"))
+    _say(page, f"Where is my order {order}?")
+    page.wait_for_selector("text=email address on your account")
+    answer = f"Your order {order} was delivered; tracking number 843053632392."
+    fake.enqueue(
+        tool_uses(("verify_customer", {"email": IVAN["email"], "order_id": order}),
+                  ("order_status", {"order_id": order})),
+        text(answer, delay=0.2),
+    )  # fmt: skip
+    _say(page, IVAN["email"])
+    page.wait_for_selector(f"text=Looking up order {order}")
+    page.wait_for_selector("text=tracking number 843053632392")
+    _shot(page, "1-order-answer-phone")
+    bubbles = page.locator(".msg.assistant").all_inner_texts()
+    assert answer in bubbles[-1] and "Checking your details ✓" in bubbles[-1]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    page.close()
+
+
+def test_policy_answer_shows_a_citation_that_opens_the_source(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    base, _, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(
+        tool_use("search_knowledge_base", {"query": "return window"}),
+        text("You can return delivered items within 30 days of delivery [1]."),
+    )
+    _say(page, "How long do I have to return something?")
+    link = page.wait_for_selector("a.cite")
+    assert link.inner_text() == "[1]"
+    assert link.get_attribute("href") == "https://help.acme.example/returns-and-refunds"
+    assert "Returns, Exchanges and Refunds" in page.locator(".sources").inner_text()
+    _shot(page, "2-policy-citation")
+    page.close()
+
+
+def test_customer_asks_for_a_human_and_sees_the_staff_reply(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    base, _, admin = site
+    customer = browser.new_page()
+    customer.goto(base)
+    fake.enqueue(
+        tool_use("escalate_to_human", {"reason": "Customer asked for a person", "summary": "wants a person"}),
+        text("I've passed you to a colleague; they'll reply here."),
+    )
+    customer.click("#human")
+    customer.wait_for_selector("text=With a human agent")
+    _shot(customer, "3-handed-off")
+
+    staff = browser.new_page()
+    staff.goto(base + "/staff")
+    staff.fill("#key", admin)
+    staff.click("#login button")
+    staff.wait_for_selector("#desk", state="visible")
+    assert not staff.is_visible("#login")  # the key form gives way to the desk
+    staff.click("button.ticket")
+    staff.wait_for_selector("#transcript >> text=talk to a human")
+    staff.click("#claim")
+    staff.wait_for_selector("text=claimed · Sam")
+    staff.fill("#reply", "Hi! This is Sam from Acme. How can I help?")
+    staff.click("#reply-form button")
+    staff.wait_for_selector("#transcript >> text=This is Sam from Acme")
+    _shot(staff, "4-staff-desk")
+
+    customer.wait_for_selector(".msg.staff >> text=This is Sam from Acme", timeout=15_000)
+    assert "Sam" in customer.locator(".msg.staff .who").inner_text()
+    _shot(customer, "5-customer-sees-staff-reply")
+    staff.click("#resolve")
+    customer.wait_for_selector("#state", state="hidden", timeout=15_000)  # back with the bot
+    customer.close()
+    staff.close()
