@@ -7,7 +7,7 @@ DEMO_STORE ?= $(firstword $(wildcard ../shared/data/retail/db.json) tests/fixtur
 # Help pages written for the demo store, plus the store's policy when it is beside the project.
 DEMO_DOCS ?= demo/docs $(wildcard ../shared/data/retail/policy.md)
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo chat test lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/supportbot orders import $(DEMO_STORE)
 	$(BIN)/supportbot ingest $(DEMO_DOCS)
+	@echo "Web chat: http://127.0.0.1:8000   staff desk: /staff (supportbot keys create --scope admin --name YOU)"
+	$(BIN)/supportbot serve --host 127.0.0.1 --port 8000
+
+chat: install
 	$(BIN)/supportbot chat
 
 test: install
