@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
     )
+    db_pool_size: int = Field(default=20, ge=1, le=500)
 
     # Claude. The SDK's own variables are honoured so existing set-ups just work.
     anthropic_api_key: SecretStr | None = Field(

@@ -41,7 +41,7 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase | None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
     fallback = OfflineModel()
     model: Model
     if settings.uses_claude():

@@ -139,6 +139,9 @@ class FakeAnthropic:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's
+            # algorithm holds the body until the client's delayed ACK (~40 ms a response).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

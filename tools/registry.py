@@ -82,6 +82,8 @@ def _to_json(value: Any) -> str:
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool]) -> None:
         self._tools = {t.name: t for t in tools}
+        # Built once: identical bytes on every request (a stable, cacheable prefix).
+        self._schemas = [t.schema() for t in self._tools.values()]
 
     def __contains__(self, name: str) -> bool:
         return name in self._tools
@@ -90,7 +92,7 @@ class ToolRegistry:
         return list(self._tools)
 
     def schemas(self) -> list[dict[str, Any]]:
-        return [t.schema() for t in self._tools.values()]
+        return self._schemas
 
     def run(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolOutcome:
         """Run one call. Never raises: every failure becomes an error result for the model.

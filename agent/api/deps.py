@@ -52,15 +52,19 @@ class Principal:
         return self.name
 
 
+# The dependencies below open short sessions of their own: a request-scoped session would
+# hold a pooled connection for the whole turn, model calls included.
+
+
 def get_principal(
     state: StateDep,
-    session: SessionDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
-    key = find_key(session=session, secret=secret.strip())
+    with Session(state.runtime.engine) as session:
+        key = find_key(session=session, secret=secret.strip())
     if key is None or key.id is None:
         raise Unauthorized("Unknown or revoked API key.")
     retry = ratelimit.hit(
@@ -90,7 +94,7 @@ AdminDep = Annotated[Principal, Depends(require(KeyScope.ADMIN))]
 def conversation_for(
     conversation_id: str,
     principal: PrincipalDep,
-    session: SessionDep,
+    state: StateDep,
     x_conversation_token: Annotated[str | None, Header()] = None,
 ) -> Conversation:
     """The conversation if this caller may see it; otherwise 404, as if it did not exist.
@@ -98,7 +102,8 @@ def conversation_for(
     Backend and admin keys see every conversation; a widget only the ones whose token it
     holds (the customer's own browser session).
     """
-    conversation = session.get(Conversation, conversation_id)
+    with Session(state.runtime.engine, expire_on_commit=False) as session:
+        conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound(f"Conversation {conversation_id} not found")
     if principal.scope == KeyScope.WIDGET:

@@ -13,9 +13,13 @@ from sqlmodel import Session, SQLModel, create_engine
 from agent.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the pragmas and pool settings each backend needs; creates the tables."""
-    kwargs: dict[str, Any] = {}
+def make_engine(url: str, pool_size: int = 20) -> Engine:
+    """An engine with the pragmas and pool settings each backend needs; creates the tables.
+
+    Every turn in flight can hold a connection for a moment, so the pool follows the expected
+    concurrency (`pool_size`, plus as many again on overflow).
+    """
+    kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

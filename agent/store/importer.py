@@ -20,7 +20,7 @@ from sqlmodel import Session, col, func, select
 
 from agent.errors import ImportFailed
 from agent.store.db import transaction
-from agent.store.orders import normalize_order_id
+from agent.store.orders import normalize_order_id, order_lines
 from agent.store.tables import Customer, Order, OrderItem, Shipment
 
 ORDER_STATUSES = {
@@ -301,12 +301,7 @@ def _upsert_customer(session: Session, c: CustomerIn, report: ImportReport) -> N
 
 
 def _stored_order(session: Session, order: Order) -> OrderIn:
-    items = session.exec(
-        select(OrderItem).where(OrderItem.order_id == order.id).order_by(col(OrderItem.position))
-    ).all()
-    shipments = session.exec(
-        select(Shipment).where(Shipment.order_id == order.id).order_by(col(Shipment.position))
-    ).all()
+    items, shipments = order_lines(session=session, order_id=order.id)
     return OrderIn(
         id=order.id,
         customer_id=order.customer_id,

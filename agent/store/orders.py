@@ -54,6 +54,17 @@ def find_customer_by_email(*, session: Session, email: str) -> Customer | None:
     return session.exec(select(Customer).where(Customer.email == email.strip().lower())).first()
 
 
+def order_lines(*, session: Session, order_id: str) -> tuple[list[OrderItem], list[Shipment]]:
+    """An order's items and shipments, in their stored order."""
+    items = session.exec(
+        select(OrderItem).where(OrderItem.order_id == order_id).order_by(col(OrderItem.position))
+    ).all()
+    shipments = session.exec(
+        select(Shipment).where(Shipment.order_id == order_id).order_by(col(Shipment.position))
+    ).all()
+    return list(items), list(shipments)
+
+
 def get_order(*, session: Session, order_id: str, customer_id: str) -> OrderView | None:
     """The order if it belongs to `customer_id`; None otherwise (whether or not it exists)."""
     order = session.exec(
@@ -63,12 +74,7 @@ def get_order(*, session: Session, order_id: str, customer_id: str) -> OrderView
     ).first()
     if order is None:
         return None
-    items = session.exec(
-        select(OrderItem).where(OrderItem.order_id == order.id).order_by(col(OrderItem.position))
-    ).all()
-    shipments = session.exec(
-        select(Shipment).where(Shipment.order_id == order.id).order_by(col(Shipment.position))
-    ).all()
+    items, shipments = order_lines(session=session, order_id=order.id)
     return OrderView(
         order_id=order.id,
         status=order.status,

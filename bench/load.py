@@ -1,0 +1,203 @@
+"""Concurrent conversations against `supportbot serve`, with the fake Messages API answering
+after a fixed delay.
+
+    python bench/load.py --workers 1,2
+
+Two scenarios per worker count:
+- overhead: one conversation at a time, turns with one tool call (two model calls); server
+  overhead per turn = turn latency - model time (target p50 <= 15 ms);
+- throughput: 200 concurrent conversations, a 500 ms model, plain answers; turns/s against the
+  ideal (concurrency / model time), target >= 80%.
+The fake runs in this process and the client too, so they share the machine's 2 cores with
+the server: the numbers are a floor for the server alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile  # noqa: E402
+from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use  # noqa: E402
+
+SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
+EMAIL = "ivan.santos3158@example.com"
+
+
+@dataclass
+class Scenario:
+    name: str
+    concurrency: int
+    turns: int
+    model_ms: int
+    tool: bool
+
+    @property
+    def model_seconds_per_turn(self) -> float:
+        return self.model_ms / 1000 * (2 if self.tool else 1)
+
+
+def responder(scenario: Scenario) -> Any:
+    delay = scenario.model_ms / 1000
+
+    def reply(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]["content"]
+        if scenario.tool and not any(b.get("type") == "tool_result" for b in last):
+            scripted = tool_use("list_orders", {"limit": 3})
+        else:
+            scripted = text("Here is what I found about your orders.")
+        scripted.delay = delay
+        return scripted
+
+    return reply
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    exe = Path(sys.executable).parent / "supportbot"
+    done = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+async def conversation(client: httpx.AsyncClient, turns: int, latencies: list[float]) -> None:
+    created = await client.post("/v1/conversations", json={"customer_email": EMAIL})
+    created.raise_for_status()
+    cid = created.json()["id"]
+    for i in range(turns):
+        start = time.perf_counter()
+        response = await client.post(
+            f"/v1/conversations/{cid}/messages", json={"text": f"orders? {i}"}
+        )
+        response.raise_for_status()
+        latencies.append(time.perf_counter() - start)
+
+
+async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[float]]:
+    limits = httpx.Limits(max_connections=scenario.concurrency + 10)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                                 timeout=120, limits=limits) as client:  # fmt: skip
+        await conversation(client, 1, [])  # warm-up: first request loads everything
+        latencies: list[float] = []
+        start = time.perf_counter()
+        await asyncio.gather(*(conversation(client, scenario.turns, latencies)
+                               for _ in range(scenario.concurrency)))  # fmt: skip
+        return time.perf_counter() - start, latencies
+
+
+def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env |= {
+        "SUPPORTBOT_DATA_DIR": str(folder),
+        "ANTHROPIC_BASE_URL": fake.url,
+        "ANTHROPIC_API_KEY": "sk-ant-bench",
+        "SUPPORTBOT_RATE_LIMIT_PER_KEY": "1000000",
+        "SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION": "1000000",
+        "SUPPORTBOT_LOG_LEVEL": "WARNING",
+    }
+    cli(env, "orders", "import", str(SLICE))
+    key = (
+        cli(env, "keys", "create", "--scope", "backend", "--name", "bench").strip().splitlines()[-1]
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "supportbot"), "serve", "--port", str(port),
+         "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        fake.default = responder(scenario)
+        wall, latencies = asyncio.run(drive(base, key, scenario))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+    model = scenario.model_seconds_per_turn
+    turns = len(latencies)
+    ideal = scenario.concurrency / model
+    return {
+        "turns": turns,
+        "turns_per_s": turns / wall,
+        "ideal_per_s": ideal,
+        "share_of_ideal": turns / wall / ideal,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "overhead_p50_ms": (percentile(latencies, 50) - model) * 1000,
+        "overhead_p99_ms": (percentile(latencies, 99) - model) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--model-ms", type=int, default=500)
+    args = parser.parse_args()
+    scenarios = [
+        Scenario("overhead (1 tool call)", concurrency=1, turns=40, model_ms=50, tool=True),
+        Scenario(
+            f"throughput ({args.concurrency} concurrent)",
+            concurrency=args.concurrency,
+            turns=3,
+            model_ms=args.model_ms,
+            tool=False,
+        ),
+    ]
+    fake = FakeAnthropic().start()
+    print("| workers | scenario | turns | turns/s | ideal/s | share of ideal | p50 ms | p99 ms "
+          "| overhead p50 ms | overhead p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    try:
+        for workers in (int(w) for w in args.workers.split(",")):
+            for scenario in scenarios:
+                r = run(workers, scenario, fake)
+                cells = [str(workers), scenario.name, f"{r['turns']:.0f}"]
+                cells += [f"{r['turns_per_s']:.1f}", f"{r['ideal_per_s']:.1f}"]
+                cells.append(f"{r['share_of_ideal']:.0%}")
+                cells += [
+                    f"{r[k]:.1f}"
+                    for k in ("p50_ms", "p99_ms", "overhead_p50_ms", "overhead_p99_ms")
+                ]
+                print("| " + " | ".join(cells) + " |", flush=True)
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
