@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from agent.models.base import TextDelta
+from agent.store.tables import ConversationState
 from tools.context import Citation
 
 
@@ -56,6 +57,7 @@ class TurnResult:
     usage: dict[str, int] = field(default_factory=dict)
     message_id: int | None = None
     citations: list[Citation] = field(default_factory=list)  # sources the reply cites as [n]
+    state: ConversationState = ConversationState.BOT  # the conversation's state after the turn
 
 
 @dataclass(frozen=True)

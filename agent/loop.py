@@ -110,7 +110,13 @@ class Agent:
         if state == ConversationState.HUMAN:
             yield TurnFinished(
                 TurnResult(
-                    conversation_id, "", Outcome.QUEUED_FOR_HUMAN, False, "", [], {}, message.id
+                    conversation_id,
+                    "",
+                    Outcome.QUEUED_FOR_HUMAN,
+                    False,
+                    "",
+                    message_id=message.id,
+                    state=ConversationState.HUMAN,
                 )
             )
             return
@@ -140,6 +146,9 @@ class _Turn:
         self.calls: list[ToolCall] = []
         self.usage: dict[str, int] = {}
         self.citations: list[Citation] = []
+        # The stored history, read once per turn and extended as this turn stores messages.
+        self.messages: list[dict[str, Any]] | None = None
+        self.customer: Customer | None = None
 
     def run(self) -> Iterator[Event]:
         for iteration in range(self.settings.max_tool_iterations + 1):
@@ -157,20 +166,20 @@ class _Turn:
     # -- model calls ------------------------------------------------------------------------
 
     def _request(self) -> ModelRequest:
-        with transaction(self.agent.engine) as session:
-            conversation = get_conversation(session=session, conversation_id=self.conversation_id)
-            customer = (
-                session.get(Customer, conversation.customer_id)
-                if conversation.customer_id
-                else None
-            )
-            messages = to_api_messages(
-                load_messages(session=session, conversation_id=self.conversation_id)
-            )
-        validate(messages)
+        if self.messages is None:
+            with transaction(self.agent.engine) as session:
+                conversation = get_conversation(
+                    session=session, conversation_id=self.conversation_id
+                )
+                if conversation.customer_id:
+                    self.customer = session.get(Customer, conversation.customer_id)
+                self.messages = to_api_messages(
+                    load_messages(session=session, conversation_id=self.conversation_id)
+                )
+        validate(self.messages)
         return ModelRequest(
-            system=system_prompt(self.settings, customer),
-            messages=messages,
+            system=system_prompt(self.settings, self.customer),
+            messages=list(self.messages),
             tools=self.agent.tools.schemas(),
             max_tokens=self.settings.max_tokens,
         )
@@ -255,6 +264,13 @@ class _Turn:
             append_message(
                 session=session, conversation_id=self.conversation_id, role="user", content=results
             )
+            if ctx.customer_id and (self.customer is None or self.customer.id != ctx.customer_id):
+                self.customer = session.get(Customer, ctx.customer_id)  # verified this round
+        if self.messages is not None:
+            self.messages += [
+                {"role": "assistant", "content": reply.content},
+                {"role": "user", "content": results},
+            ]
         yield from finished
 
     def _finish(self, reply: ModelReply) -> TurnFinished:
@@ -278,7 +294,7 @@ class _Turn:
             state = get_conversation(session=session, conversation_id=self.conversation_id).state
         if outcome == Outcome.ANSWERED and state == ConversationState.HUMAN:
             outcome = Outcome.HANDED_OFF
-        return TurnFinished(self._result(text, outcome, reply.model, message.id))
+        return TurnFinished(self._result(text, outcome, reply.model, message.id, state))
 
     def _hand_off_at_cap(self, reply: ModelReply) -> TurnFinished:
         """The model wants yet another tool round: stop, open a ticket, tell the customer."""
@@ -299,7 +315,11 @@ class _Turn:
             )
             text = CAP_REPLY.format(ticket=ticket.id)
             message = self._store(session, "assistant", [{"type": "text", "text": text}], reply)
-        return TurnFinished(self._result(text, Outcome.ITERATION_CAP, reply.model, message.id))
+        return TurnFinished(
+            self._result(
+                text, Outcome.ITERATION_CAP, reply.model, message.id, ConversationState.HUMAN
+            )
+        )
 
     def _store(
         self,
@@ -322,7 +342,12 @@ class _Turn:
         )
 
     def _result(
-        self, text: str, outcome: Outcome, model: str, message_id: int | None
+        self,
+        text: str,
+        outcome: Outcome,
+        model: str,
+        message_id: int | None,
+        state: ConversationState,
     ) -> TurnResult:
         return TurnResult(
             conversation_id=self.conversation_id,
@@ -334,6 +359,7 @@ class _Turn:
             usage=self.usage,
             message_id=message_id,
             citations=cited(text, self.citations),
+            state=state,
         )
 
 

@@ -113,7 +113,7 @@ def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, floa
         "ANTHROPIC_API_KEY": "sk-ant-bench",
         "SUPPORTBOT_RATE_LIMIT_PER_KEY": "1000000",
         "SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION": "1000000",
-        "SUPPORTBOT_LOG_LEVEL": "WARNING",
+        "SUPPORTBOT_LOG_LEVEL": "ERROR",
     }
     cli(env, "orders", "import", str(SLICE))
     key = (
@@ -123,7 +123,7 @@ def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, floa
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "supportbot"), "serve", "--port", str(port),
          "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"),
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -138,7 +138,11 @@ def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, floa
                 raise RuntimeError("server did not start")
             time.sleep(0.2)
         fake.default = responder(scenario)
-        wall, latencies = asyncio.run(drive(base, key, scenario))
+        try:
+            wall, latencies = asyncio.run(drive(base, key, scenario))
+        except httpx.HTTPStatusError:
+            print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
+            raise
     finally:
         server.terminate()
         try:

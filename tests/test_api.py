@@ -291,3 +291,25 @@ def test_client_disconnect_mid_stream_leaves_a_valid_turn(
     with transaction(runtime.engine) as session:
         stored = to_api_messages(load_messages(session=session, conversation_id=cid))
     assert stored[0]["content"][0]["text"] == "my orders?"  # the customer's message was kept
+
+
+@pytest.mark.slow
+def test_concurrent_turns_never_hold_more_than_one_pooled_connection(
+    make_settings: SettingsFactory, fake: FakeAnthropic
+) -> None:
+    """With a pool of one connection (plus one overflow), concurrent conversations still work:
+    no request holds a connection while it waits for another, or across a model call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runtime, keys = _runtime(make_settings, db_pool_size=1)
+    fake.default = lambda body: text("ok", delay=0.2)
+    headers = {"Authorization": f"Bearer {keys['backend']}"}
+    with serve(create_app(runtime.settings, runtime)) as base:
+
+        def one(_: int) -> int:
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+                cid = client.post("/v1/conversations", json={"customer_email": IVAN["email"]}).json()["id"]
+                return client.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(one, range(8))) == [200] * 8

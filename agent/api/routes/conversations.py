@@ -26,7 +26,8 @@ from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinishe
 from agent.identity import verify_customer_token
 from agent.models.base import TextDelta
 from agent.store import ratelimit
-from agent.store.conversations import get_conversation, load_messages
+from agent.store.conversations import create_conversation as store_create_conversation
+from agent.store.conversations import load_messages
 from agent.store.db import transaction
 from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
@@ -55,17 +56,16 @@ def _resolve_customer(session: Session, subject: str) -> str:
 
 @router.post("", status_code=201, response_model=ConversationOut)
 def create_conversation(
-    body: ConversationCreate, principal: PrincipalDep, state: StateDep, session: SessionDep
+    body: ConversationCreate, principal: PrincipalDep, state: StateDep
 ) -> ConversationOut:
     """Start a conversation. Backend and admin keys may bind it to a customer they vouch for
     (`customer_id` or `customer_email`); a widget may bind it only with a customer token
     signed by the shop's site, and otherwise starts anonymous (the agent verifies identity)."""
-    customer_id: str | None = None
-    vouched = body.customer_id or body.customer_email
-    if vouched:
+    subject: str | None = None
+    if body.customer_id or body.customer_email:
         if principal.scope == KeyScope.WIDGET:
             raise Forbidden("A widget key cannot vouch for a customer; send customer_token.")
-        customer_id = _resolve_customer(session, vouched)
+        subject = body.customer_id or body.customer_email
     elif body.customer_token:
         secret = state.settings.widget_secret
         if secret is None:
@@ -75,23 +75,22 @@ def create_conversation(
             body.customer_token,
             max_ttl_seconds=state.settings.widget_token_max_ttl,
         )
-        customer_id = _resolve_customer(session, subject)
     token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
-    conversation_id = state.runtime.agent.start_conversation(
-        customer_id=customer_id, channel=principal.scope.value
-    )
-    with transaction(state.runtime.engine) as tx:
-        stored = get_conversation(session=tx, conversation_id=conversation_id)
+    # One transaction (one pooled connection) for the whole request.
+    with transaction(state.runtime.engine) as session:
+        customer_id = _resolve_customer(session, subject) if subject else None
+        conversation = store_create_conversation(
+            session=session, customer_id=customer_id, channel=principal.scope.value
+        )
         if token:
-            stored.access_token_hash = hash_secret(token)
-            tx.add(stored)
-        out = ConversationOut(
-            id=stored.id,
-            state=stored.state,
-            customer=_customer(tx, customer_id),
+            conversation.access_token_hash = hash_secret(token)
+            session.add(conversation)
+        return ConversationOut(
+            id=conversation.id,
+            state=conversation.state,
+            customer=_customer(session, customer_id),
             conversation_token=token,
         )
-    return out
 
 
 @router.get("/{conversation_id}", response_model=TranscriptOut)
@@ -108,7 +107,7 @@ def read_conversation(conversation: ConversationDep, session: SessionDep) -> Tra
     )
 
 
-def _turn_out(result: TurnResult, state: Any) -> TurnOut:
+def _turn_out(result: TurnResult) -> TurnOut:
     return TurnOut(
         conversation_id=result.conversation_id,
         message_id=result.message_id,
@@ -125,13 +124,8 @@ def _turn_out(result: TurnResult, state: Any) -> TurnOut:
             for c in result.citations
         ],
         usage=result.usage,
-        state=state,
+        state=result.state,
     )
-
-
-def _state_of(state: StateDep, conversation_id: str) -> Any:
-    with transaction(state.runtime.engine) as session:
-        return get_conversation(session=session, conversation_id=conversation_id).state
 
 
 def _sse(event: Event, state: StateDep) -> dict[str, str]:
@@ -151,7 +145,7 @@ def _sse(event: Event, state: StateDep) -> dict[str, str]:
         assert isinstance(event, TurnFinished)
         result = event.result
         name = "final"
-        data = _turn_out(result, _state_of(state, result.conversation_id)).model_dump(mode="json")
+        data = _turn_out(result).model_dump(mode="json")
     return {"event": name, "data": json.dumps(data, ensure_ascii=False)}
 
 
@@ -216,4 +210,4 @@ async def post_message(
 
         return EventSourceResponse(events(), ping=15)
     result = await anyio.to_thread.run_sync(agent.ask, conversation.id, body.text)
-    return _turn_out(result, await anyio.to_thread.run_sync(_state_of, state, conversation.id))
+    return _turn_out(result)
