@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import percentile  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use  # noqa: E402
+from tests.postgres import PostgresServer, start_postgres  # noqa: E402
 
 SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
 EMAIL = "ivan.santos3158@example.com"
@@ -46,6 +47,7 @@ class Scenario:
     turns: int
     model_ms: int
     tool: bool
+    conversations: int = 0  # in all; default: one per concurrent slot
 
     @property
     def model_seconds_per_turn(self) -> float:
@@ -65,6 +67,26 @@ def responder(scenario: Scenario) -> Any:
         return scripted
 
     return reply
+
+
+def create_database(server: PostgresServer, name: str) -> str:
+    import psycopg
+
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (uvicorn workers), from /proc."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def free_port() -> int:
@@ -93,20 +115,32 @@ async def conversation(client: httpx.AsyncClient, turns: int, latencies: list[fl
 
 
 async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[float]]:
+    """`scenario.conversations` conversations, at most `concurrency` at a time."""
     limits = httpx.Limits(max_connections=scenario.concurrency + 10)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
                                  timeout=120, limits=limits) as client:  # fmt: skip
         await conversation(client, 1, [])  # warm-up: first request loads everything
         latencies: list[float] = []
+        slots = asyncio.Semaphore(scenario.concurrency)
+
+        async def one() -> None:
+            async with slots:
+                await conversation(client, scenario.turns, latencies)
+
         start = time.perf_counter()
-        await asyncio.gather(*(conversation(client, scenario.turns, latencies)
-                               for _ in range(scenario.concurrency)))  # fmt: skip
+        await asyncio.gather(
+            *(one() for _ in range(scenario.conversations or scenario.concurrency))
+        )
         return time.perf_counter() - start, latencies
 
 
-def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, float]:
+def run(
+    workers: int, scenario: Scenario, fake: FakeAnthropic, database_url: str | None
+) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    if database_url:
+        env["SUPPORTBOT_DATABASE_URL"] = database_url
     env |= {
         "SUPPORTBOT_DATA_DIR": str(folder),
         "ANTHROPIC_BASE_URL": fake.url,
@@ -138,11 +172,13 @@ def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, floa
                 raise RuntimeError("server did not start")
             time.sleep(0.2)
         fake.default = responder(scenario)
+        cpu_before = cpu_seconds(server.pid)
         try:
             wall, latencies = asyncio.run(drive(base, key, scenario))
         except httpx.HTTPStatusError:
             print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
             raise
+        cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         try:
@@ -162,6 +198,7 @@ def run(workers: int, scenario: Scenario, fake: FakeAnthropic) -> dict[str, floa
         "p99_ms": percentile(latencies, 99) * 1000,
         "overhead_p50_ms": (percentile(latencies, 50) - model) * 1000,
         "overhead_p99_ms": (percentile(latencies, 99) - model) * 1000,
+        "server_cpu_ms_per_turn": cpu / turns * 1000,
     }
 
 
@@ -172,9 +209,18 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--model-ms", type=int, default=500)
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    parser.add_argument("--only", choices=["overhead", "throughput"])
     args = parser.parse_args()
-    scenarios = [
-        Scenario("overhead (1 tool call)", concurrency=1, turns=40, model_ms=50, tool=True),
+    scenarios: list[Scenario] = [
+        Scenario(
+            "overhead (1 tool call)",
+            concurrency=1,
+            turns=4,
+            model_ms=50,
+            tool=True,
+            conversations=10,
+        ),
         Scenario(
             f"throughput ({args.concurrency} concurrent)",
             concurrency=args.concurrency,
@@ -183,24 +229,39 @@ def main() -> None:
             tool=False,
         ),
     ]
+    if args.only:
+        scenarios: list[Scenario] = [s for s in scenarios if s.name.startswith(args.only)]
+    postgres = start_postgres() if args.postgres else None
     fake = FakeAnthropic().start()
     print("| workers | scenario | turns | turns/s | ideal/s | share of ideal | p50 ms | p99 ms "
-          "| overhead p50 ms | overhead p99 ms |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| overhead p50 ms | overhead p99 ms | server CPU ms/turn |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for workers in (int(w) for w in args.workers.split(",")):
             for scenario in scenarios:
-                r = run(workers, scenario, fake)
+                url = None
+                if postgres is not None:
+                    name = f"load_{workers}_{len(scenario.name)}_{int(time.time())}"
+                    url = create_database(postgres, name)
+                r = run(workers, scenario, fake, url)
                 cells = [str(workers), scenario.name, f"{r['turns']:.0f}"]
                 cells += [f"{r['turns_per_s']:.1f}", f"{r['ideal_per_s']:.1f}"]
                 cells.append(f"{r['share_of_ideal']:.0%}")
                 cells += [
                     f"{r[k]:.1f}"
-                    for k in ("p50_ms", "p99_ms", "overhead_p50_ms", "overhead_p99_ms")
+                    for k in (
+                        "p50_ms",
+                        "p99_ms",
+                        "overhead_p50_ms",
+                        "overhead_p99_ms",
+                        "server_cpu_ms_per_turn",
+                    )
                 ]
                 print("| " + " | ".join(cells) + " |", flush=True)
     finally:
         fake.stop()
+        if postgres is not None:
+            postgres.stop()
 
 
 if __name__ == "__main__":

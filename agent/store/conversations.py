@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from agent.errors import NotFound
 from agent.store.tables import (
@@ -69,13 +69,16 @@ def append_message(
     author: str | None = None,
     citations: list[dict[str, Any]] | None = None,
 ) -> Message:
-    """Add a message after the last one; the caller's transaction decides when it lands."""
-    last = session.exec(
-        select(func.max(Message.sequence)).where(Message.conversation_id == conversation_id)
-    ).one()
+    """Add a message after the last one; the caller's transaction decides when it lands.
+
+    Callers lock the conversation row first (`lock_conversation`), so sequences never clash.
+    """
+    conversation = get_conversation(session=session, conversation_id=conversation_id)
+    conversation.last_sequence += 1
+    conversation.updated_at = utcnow()
     message = Message(
         conversation_id=conversation_id,
-        sequence=(last or 0) + 1,
+        sequence=conversation.last_sequence,
         role=role,
         content=content,
         stop_reason=stop_reason,
@@ -85,11 +88,8 @@ def append_message(
         author=author,
         citations=citations,
     )
+    session.add(conversation)
     session.add(message)
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is not None:
-        conversation.updated_at = utcnow()
-        session.add(conversation)
     session.flush()
     return message
 

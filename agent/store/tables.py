@@ -86,6 +86,7 @@ class Conversation(SQLModel, table=True):
     customer_id: str | None = Field(default=None, foreign_key="customer.id", index=True)
     state: ConversationState = Field(default=ConversationState.BOT, max_length=16)
     failed_verifications: int = 0
+    last_sequence: int = 0  # sequence of the newest message; callers lock the row to append
     channel: str = Field(default="api", max_length=32)
     # Hash of the token a widget holds to prove the conversation is its own.
     access_token_hash: str | None = Field(default=None, max_length=64)
