@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,23 @@ log = logging.getLogger(__name__)
 # The newest Sonnet in the installed SDK's model list that is not on its deprecation list
 # (tests/test_config.py checks both facts against the installed `anthropic`).
 DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+    cache_write: float  # 5-minute cache writes
+    cache_read: float
+
+
+# Defaults at Sonnet-class list prices; set SUPPORTBOT_PRICING to your contract's prices.
+DEFAULT_PRICING = {
+    DEFAULT_MODEL: ModelPrice(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
+    "claude-sonnet-4-6": ModelPrice(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
+    "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cache_write=1.25, cache_read=0.10),
+}
 
 
 class Settings(BaseSettings):
@@ -43,6 +60,20 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=1024, ge=16, le=64_000)
     max_retries: int = Field(default=2, ge=0, le=10)
     request_timeout: float = Field(default=60.0, gt=0)
+
+    # Cost accounting: per model, dollars per million tokens (JSON in the environment).
+    pricing: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICING))
+
+    # Context and caching.
+    context_budget_tokens: int = Field(
+        default=40_000, ge=1_000, description="Most input tokens one request may carry"
+    )
+    context_strategy: Literal["window"] = "window"
+    count_tokens_api: bool = Field(
+        default=False, description="Count with the Token Counting API (else a local estimate)"
+    )
+    prompt_caching: bool = True
+    tool_result_max_chars: int = Field(default=6_000, ge=200)
 
     # The agent loop.
     max_tool_iterations: int = Field(default=8, ge=1, le=50)

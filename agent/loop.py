@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.config import Settings
+from agent.context import TokenCounter, fit_to_budget, truncate_tool_result
 from agent.errors import ConversationClosed, InvalidInput
 from agent.events import (
     Degraded,
@@ -29,7 +30,14 @@ from agent.events import (
     TurnResult,
 )
 from agent.history import to_api_messages, validate
-from agent.models.base import Model, ModelReply, ModelRequest, ModelUnavailable, TextDelta
+from agent.models.base import (
+    ContextTooLong,
+    Model,
+    ModelReply,
+    ModelRequest,
+    ModelUnavailable,
+    TextDelta,
+)
 from agent.prompts import system_prompt
 from agent.store.conversations import (
     append_message,
@@ -80,6 +88,8 @@ class Agent:
         self.fallback = fallback
         self.tools = tools
         self.kb = kb
+        exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
+        self.counter = TokenCounter(exact=exact)
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
         with transaction(self.engine) as session:
@@ -177,19 +187,42 @@ class _Turn:
                     load_messages(session=session, conversation_id=self.conversation_id)
                 )
         validate(self.messages)
-        return ModelRequest(
+        request = ModelRequest(
             system=system_prompt(self.settings, self.customer),
             messages=list(self.messages),
             tools=self.agent.tools.schemas(),
             max_tokens=self.settings.max_tokens,
         )
+        return self._fit(request, self.settings.context_budget_tokens)
+
+    def _fit(self, request: ModelRequest, budget: int) -> ModelRequest:
+        fitted, dropped = fit_to_budget(request, budget, self.agent.counter)
+        if dropped:
+            log.info(
+                "conversation %s: %d older messages left the request", self.conversation_id, dropped
+            )
+        validate(fitted.messages)
+        return fitted
+
+    def _compacted(self, request: ModelRequest) -> ModelRequest:
+        """After a context-window overflow: the same request at half its size."""
+        budget = max(1_000, self.agent.counter.count(request) // 2)
+        return self._fit(request, budget)
 
     def _respond(self, request: ModelRequest) -> ModelStep:
         """One model call; on an outage the offline model answers the rest of the turn."""
         model = self.agent.fallback if self.degraded else self.agent.model
         try:
-            reply = yield from _drain(model.respond(request, stream=self.stream))
-        except ModelUnavailable as exc:
+            try:
+                reply = yield from _drain(model.respond(request, stream=self.stream))
+            except ContextTooLong:
+                log.warning(
+                    "conversation %s: prompt too long; compacting once", self.conversation_id
+                )
+                reply = yield from _drain(
+                    model.respond(self._compacted(request), stream=self.stream)
+                )
+        except (ModelUnavailable, ContextTooLong) as exc:
             if model is self.agent.fallback:
                 raise
             log.warning("model unavailable, answering offline: %s", exc)
@@ -204,6 +237,11 @@ class _Turn:
         """A reply that is not cut off: truncated text is continued, a truncated tool call is
         asked for again with more room, and an empty answer is asked for once more."""
         reply = yield from self._respond(request)
+        if reply.stop_reason == "model_context_window_exceeded":
+            request = self._compacted(request)
+            reply = _with_usage(
+                (yield from self._respond(request)), reply.usage
+            )  # the overflowing call was billed too
         continuations = 0
         while continuations < self.settings.max_continuations:
             truncated = reply.stop_reason == "max_tokens"
@@ -213,7 +251,7 @@ class _Turn:
             continuations += 1
             if truncated and reply.tool_uses():
                 request = replace(request, max_tokens=request.max_tokens * 2)
-                reply = yield from self._respond(request)
+                reply = _with_usage((yield from self._respond(request)), reply.usage)
                 continue
             prior = [{"role": "assistant", "content": reply.content}] if reply.content else []
             more_request = replace(
@@ -251,7 +289,9 @@ class _Turn:
                 block: dict[str, Any] = {
                     "type": "tool_result",
                     "tool_use_id": use["id"],
-                    "content": outcome.content,
+                    "content": truncate_tool_result(
+                        outcome.content, self.settings.tool_result_max_chars
+                    ),
                 }
                 if outcome.is_error:
                     block["is_error"] = True
@@ -382,8 +422,17 @@ def _merge(first: ModelReply, more: ModelReply) -> ModelReply:
     rest = list(more.content)
     if content and rest and content[-1].get("type") == "text" and rest[0].get("type") == "text":
         content[-1]["text"] = content[-1]["text"] + rest.pop(0)["text"]
-    usage = {k: first.usage.get(k, 0) + more.usage.get(k, 0) for k in {*first.usage, *more.usage}}
-    return ModelReply(content + rest, more.stop_reason, more.model, usage)
+    return ModelReply(content + rest, more.stop_reason, more.model, _sum(first.usage, more.usage))
+
+
+def _sum(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
+
+
+def _with_usage(reply: ModelReply, earlier: dict[str, int]) -> ModelReply:
+    """`reply`, also carrying the usage of a call it replaces (every call is billed)."""
+    reply.usage = _sum(reply.usage, earlier)
+    return reply
 
 
 def cited(text: str, citations: list[Citation]) -> list[Citation]:

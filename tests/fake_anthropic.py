@@ -98,6 +98,7 @@ class FakeAnthropic:
         self.requests: list[Recorded] = []
         self.default: Callable[[dict[str, Any]], Scripted] | None = None
         self._server: ThreadingHTTPServer | None = None
+        self._cached: set[str] = set()  # prompt-cache prefixes written so far
 
     # -- scripting ------------------------------------------------------------------------
     def enqueue(self, *replies: Scripted) -> FakeAnthropic:
@@ -110,6 +111,28 @@ class FakeAnthropic:
             self._queue.clear()
             self.requests.clear()
             self.default = None
+            self._cached.clear()
+
+    def usage_for(self, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, int]:
+        """Usage as the real API reports it, prompt caching included: the longest cache
+        breakpoint prefix written before is read from the cache; the last breakpoint's prefix
+        is written. Tokens are counted as characters / 4."""
+        total, breakpoints = _prompt_layout(body)
+        read = created = 0
+        with self._lock:
+            for digest, tokens in reversed(breakpoints):
+                if digest in self._cached:
+                    read = tokens
+                    break
+            if breakpoints and breakpoints[-1][1] > read:
+                created = breakpoints[-1][1] - read
+            self._cached.update(d for d, _ in breakpoints)
+        return {
+            "input_tokens": max(1, total - read - created),
+            "output_tokens": max(1, len(json.dumps(output)) // 4),
+            "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": read,
+        }
 
     @property
     def pending(self) -> int:
@@ -159,6 +182,9 @@ class FakeAnthropic:
                             time.monotonic(),
                         )
                     )
+                if path == "/v1/messages/count_tokens":
+                    self._send_json(200, {"input_tokens": _prompt_layout(body)[0]})
+                    return
                 if path != "/v1/messages":
                     self._send_json(404, _error_body("not_found_error", f"no route {path}"))
                     return
@@ -172,7 +198,7 @@ class FakeAnthropic:
                     return
                 if scripted.delay:
                     time.sleep(scripted.delay)
-                message = _message(body, scripted)
+                message = _message(body, scripted, fake.usage_for(body, scripted.content))
                 if body.get("stream"):
                     self._send_sse(message)
                 else:
@@ -222,12 +248,45 @@ def _error_body(error_type: str, message: str) -> dict[str, Any]:
     }
 
 
-def _message(body: dict[str, Any], scripted: Reply) -> dict[str, Any]:
-    usage = scripted.usage or {
-        # A rough stand-in for tokenisation: about four characters a token.
-        "input_tokens": max(1, len(json.dumps(body.get("messages", []))) // 4),
-        "output_tokens": max(1, len(json.dumps(scripted.content)) // 4),
-    }
+def _strip_cache(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_cache(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip_cache(v) for v in value]
+    return value
+
+
+def _prompt_layout(body: dict[str, Any]) -> tuple[int, list[tuple[str, int]]]:
+    """(prompt tokens, [(prefix hash, prefix tokens) at each cache breakpoint]), in the API's
+    prefix order: tools, then system, then messages."""
+    import hashlib
+
+    parts: list[tuple[Any, bool]] = []
+    for t in body.get("tools") or []:
+        parts.append((t, "cache_control" in t))
+    system = body.get("system")
+    if isinstance(system, str):
+        parts.append((system, False))
+    for block in system or [] if not isinstance(system, str) else []:
+        parts.append((block, "cache_control" in block))
+    for message in body.get("messages") or []:
+        content = message["content"]
+        marked = isinstance(content, list) and any("cache_control" in b for b in content)
+        parts.append((message, marked))
+    digest = hashlib.sha256(str(body.get("model")).encode())
+    chars = 0
+    breakpoints = []
+    for part, marked in parts:
+        text = json.dumps(_strip_cache(part), sort_keys=True)
+        digest.update(text.encode())
+        chars += len(text)
+        if marked:
+            breakpoints.append((digest.hexdigest(), chars // 4))
+    return max(1, chars // 4), breakpoints
+
+
+def _message(body: dict[str, Any], scripted: Reply, usage: dict[str, int]) -> dict[str, Any]:
+    usage = scripted.usage or usage
     return {
         "id": f"msg_fake{next(_ids):05d}",
         "type": "message",
@@ -309,3 +368,11 @@ def _sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
+
+
+def system_text(body: dict[str, Any]) -> str:
+    """The system prompt of a recorded request, whether sent as a string or as blocks."""
+    system = body.get("system") or ""
+    if isinstance(system, str):
+        return system
+    return "".join(b.get("text", "") for b in system)

@@ -15,7 +15,7 @@ from ingest.pipeline import ingest
 from kb import KnowledgeBase
 from tests.chroma_server import ChromaServer, start_chroma
 from tests.conftest import RETAIL_SLICE, SettingsFactory, write
-from tests.fake_anthropic import FakeAnthropic, text, tool_use
+from tests.fake_anthropic import FakeAnthropic, system_text, text, tool_use
 
 DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
 PARTS = ["hinge", "gasket", "filter", "spring", "latch", "valve", "knob", "bracket", "wheel", "cable"]
@@ -91,7 +91,7 @@ def test_the_tool_returns_numbered_cited_passages_and_the_reply_carries_them(
     assert citation.number == 1 and citation.title == "Water Bottle Care Guide"
     assert citation.url == "https://help.acme.example/manual-water-bottle"
     # Passages only ever reach the model inside tool_result blocks, never in the system prompt.
-    assert "WB-SEAL-07" not in fake.bodies[1]["system"]
+    assert "WB-SEAL-07" not in system_text(fake.bodies[1])
 
 
 def test_the_tool_says_when_nothing_is_relevant(kb_runtime: Runtime, fake: FakeAnthropic) -> None:

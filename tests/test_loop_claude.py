@@ -15,7 +15,15 @@ from agent.store.conversations import list_tickets, load_messages
 from agent.store.db import transaction
 from agent.store.tables import Conversation, ConversationState
 from tests.conftest import IVAN, YARA, SettingsFactory, customer_id
-from tests.fake_anthropic import FakeAnthropic, error, refusal, text, tool_use, tool_uses
+from tests.fake_anthropic import (
+    FakeAnthropic,
+    error,
+    refusal,
+    system_text,
+    text,
+    tool_use,
+    tool_uses,
+)
 
 
 def _stored(runtime: Runtime, conversation_id: str) -> list[dict]:
@@ -48,7 +56,7 @@ def test_multi_step_tool_loop_verifies_then_looks_up(runtime: Runtime, fake: Fak
     # The second call carried the verification result; the third carried the order data.
     first, _second, third = fake.bodies
     assert first["tools"] and first["system"] and first["model"] == runtime.settings.model
-    assert "not verified" in first["system"] and "verified: Ivan Santos" in third["system"]
+    assert "not verified" in system_text(first) and "verified: Ivan Santos" in system_text(third)
     status = json.loads(_tool_results(third)[0]["content"])
     assert status["order_id"] == order and status["status"] == "delivered"
     # History: user, assistant(tool_use), user(tool_result) x2, assistant text.

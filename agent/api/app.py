@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agent.api import errors
 from agent.api.deps import AppState, StateDep
-from agent.api.routes import conversations, health, kb, tickets
+from agent.api.routes import conversations, health, kb, tickets, usage
 from agent.config import Settings
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         uploads=settings.max_upload_bytes,
         upload_paths=("/v1/kb/documents",),
     )
-    for module in (health, conversations, tickets, kb):
+    for module in (health, conversations, tickets, kb, usage):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 

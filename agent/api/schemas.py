@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from agent.store.tables import ConversationState, KeyScope, TicketStatus
 from agent.transcript import CitationView, ToolCallView, TranscriptEntry
+from agent.usage import UsageTotals
 
 
 class ErrorBody(BaseModel):
@@ -66,6 +67,7 @@ class TranscriptOut(BaseModel):
     customer: CustomerOut | None
     created_at: datetime
     messages: list[TranscriptEntry]
+    usage: UsageTotals = Field(description="This conversation's model calls, tokens and cost")
 
 
 class TicketOut(BaseModel):

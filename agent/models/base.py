@@ -38,6 +38,10 @@ class ModelUnavailable(Exception):
     """The model could not answer (after the SDK's retries); the fallback takes over."""
 
 
+class ContextTooLong(Exception):
+    """The request does not fit the model's context window."""
+
+
 class Model(Protocol):
     name: str
     offline: bool

@@ -9,7 +9,14 @@ from typing import Any
 import anthropic
 
 from agent.config import Settings
-from agent.models.base import ModelReply, ModelRequest, ModelUnavailable, TextDelta
+from agent.context import with_cache_breakpoints
+from agent.models.base import (
+    ContextTooLong,
+    ModelReply,
+    ModelRequest,
+    ModelUnavailable,
+    TextDelta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +37,29 @@ class ClaudeModel:
 
     def __init__(self, settings: Settings, client: anthropic.Anthropic | None = None) -> None:
         self.name = settings.model
+        self.prompt_caching = settings.prompt_caching
         self._client = client or make_client(settings)
 
-    def respond(
-        self, request: ModelRequest, *, stream: bool = False
-    ) -> Iterator[TextDelta | ModelReply]:
+    def _params(self, request: ModelRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.name,
-            "max_tokens": request.max_tokens,
             "system": request.system,
             "messages": request.messages,
         }
         if request.tools:
             params["tools"] = request.tools
+        return params
+
+    def count_tokens(self, request: ModelRequest) -> int:
+        """Input tokens of `request`, from the Token Counting API."""
+        return int(self._client.messages.count_tokens(**self._params(request)).input_tokens)
+
+    def respond(
+        self, request: ModelRequest, *, stream: bool = False
+    ) -> Iterator[TextDelta | ModelReply]:
+        params = self._params(request) | {"max_tokens": request.max_tokens}
+        if self.prompt_caching:
+            params = with_cache_breakpoints(params)
         try:
             if stream:
                 with self._client.messages.stream(**params) as events:
@@ -51,6 +68,10 @@ class ClaudeModel:
                     message = events.get_final_message()
             else:
                 message = self._client.messages.create(**params)
+        except anthropic.BadRequestError as exc:
+            if "prompt is too long" in str(exc).lower():
+                raise ContextTooLong(str(exc)) from exc
+            raise ModelUnavailable(f"Claude answered 400 {_error_type(exc)}") from exc
         except anthropic.APIStatusError as exc:
             error_type = _error_type(exc)
             raise ModelUnavailable(f"Claude answered {exc.status_code} {error_type}") from exc

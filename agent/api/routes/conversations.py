@@ -33,6 +33,7 @@ from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
 from agent.store.tables import Customer, KeyScope
 from agent.transcript import CitationView, ToolCallView, build_transcript
+from agent.usage import totals
 from tools.labels import describe
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -94,7 +95,9 @@ def create_conversation(
 
 
 @router.get("/{conversation_id}", response_model=TranscriptOut)
-def read_conversation(conversation: ConversationDep, session: SessionDep) -> TranscriptOut:
+def read_conversation(
+    conversation: ConversationDep, session: SessionDep, state: StateDep
+) -> TranscriptOut:
     """The transcript: customer and assistant messages, staff replies, the tools that ran
     (as a short description) and the sources each answer cites."""
     rows = load_messages(session=session, conversation_id=conversation.id)
@@ -104,6 +107,7 @@ def read_conversation(conversation: ConversationDep, session: SessionDep) -> Tra
         customer=_customer(session, conversation.customer_id),
         created_at=conversation.created_at,
         messages=build_transcript(rows),
+        usage=totals(rows, state.settings.pricing),
     )
 
 

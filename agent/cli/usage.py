@@ -1,0 +1,49 @@
+"""`supportbot usage`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent.cli.common import console, load_settings
+from agent.store.db import make_engine
+from agent.usage import GroupBy, report
+
+
+def usage(
+    since: Annotated[
+        datetime | None, typer.Option(help="Only calls from this date/time on (UTC).")
+    ] = None,
+    by: Annotated[str, typer.Option(help="day, conversation or model")] = "day",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Model calls, tokens by kind, cache hit share and cost."""
+    if by not in ("day", "conversation", "model"):
+        raise typer.BadParameter("use day, conversation or model", param_hint="--by")
+    settings = load_settings()
+    group: GroupBy = by  # type: ignore[assignment]
+    rows, total = report(
+        make_engine(settings.resolved_database_url()), settings.pricing, since=since, by=group
+    )
+    if as_json:
+        print(json.dumps({"rows": [r.model_dump() for r in rows], "total": total.model_dump()}))
+        return
+    table = Table(
+        by, "calls", "input", "output", "cache write", "cache read", "cache hit", "cost $"
+    )
+    for r in [*rows, total]:
+        table.add_row(
+            getattr(r, "key", "total"),
+            str(r.calls),
+            str(r.input_tokens),
+            str(r.output_tokens),
+            str(r.cache_creation_input_tokens),
+            str(r.cache_read_input_tokens),
+            f"{r.cache_hit_share:.0%}",
+            "unpriced" if r.cost_usd is None else f"{r.cost_usd:.4f}",
+        )
+    console.print(table)

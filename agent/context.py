@@ -1,0 +1,151 @@
+"""Keeping requests within budget and cache-friendly.
+
+- Token counting: the Token Counting API when enabled, else a local estimate (characters per
+  token, calibrated by every exact count). Exact counts are remembered per request prefix, so an
+  unchanged prefix is never counted twice; only the new tail is estimated.
+- The window strategy: when a request is over budget, the oldest whole turns leave the request
+  (they stay in the database). The first customer message stays, a note says what was left out,
+  a tool_use is never separated from its tool_result, and the request still starts with the user.
+- Prompt caching: breakpoints on the tool definitions, the system prompt and the latest turn.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from agent.models.base import ModelRequest
+
+log = logging.getLogger(__name__)
+
+OMITTED_NOTE = "[Earlier messages of this conversation were left out to fit the context budget.]"
+CACHE = {"type": "ephemeral"}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+class TokenCounter:
+    """Counts a request's input tokens; `exact` is the Token Counting API, when enabled."""
+
+    def __init__(
+        self,
+        exact: Callable[[ModelRequest], int] | None = None,
+        chars_per_token: float = 3.5,
+    ) -> None:
+        self.exact = exact
+        self.chars_per_token = chars_per_token
+        self._known: dict[str, int] = {}  # prefix hash -> exact tokens
+
+    def estimate_chars(self, chars: int) -> int:
+        return int(chars / self.chars_per_token) + 1
+
+    def _prefix_hashes(self, request: ModelRequest) -> list[tuple[str, int]]:
+        """(hash, cumulative characters) after the head and after each message."""
+        head = _json([request.system, request.tools])
+        digest = hashlib.sha256(head.encode())
+        chars = len(head)
+        hashes = [(digest.hexdigest(), chars)]
+        for message in request.messages:
+            text = _json(message)
+            digest.update(text.encode())
+            chars += len(text)
+            hashes.append((digest.hexdigest(), chars))
+        return hashes
+
+    def count(self, request: ModelRequest, *, need_exact: bool = False) -> int:
+        hashes = self._prefix_hashes(request)
+        total_chars = hashes[-1][1]
+        for known_hash, known_chars in reversed(hashes):
+            if known_hash in self._known:
+                base = self._known[known_hash]
+                if known_chars == total_chars:
+                    return base
+                if not need_exact or self.exact is None:
+                    return base + self.estimate_chars(total_chars - known_chars)
+                break
+        if self.exact is None:
+            return self.estimate_chars(total_chars)
+        try:
+            tokens = self.exact(request)
+        except Exception:  # counting is advisory: fall back to the estimate
+            log.warning("token counting failed; using the local estimate", exc_info=True)
+            return self.estimate_chars(total_chars)
+        self._known[hashes[-1][0]] = tokens
+        if len(self._known) > 4096:  # bounded: forget the oldest prefix
+            self._known.pop(next(iter(self._known)))
+        if tokens > 0:  # calibrate the estimate on real counts
+            self.chars_per_token = 0.8 * self.chars_per_token + 0.2 * (total_chars / tokens)
+        return tokens
+
+
+def _starts_turn(message: dict[str, Any]) -> bool:
+    return message["role"] == "user" and not any(
+        b.get("type") == "tool_result" for b in message["content"]
+    )
+
+
+def fit_to_budget(
+    request: ModelRequest, budget: int, counter: TokenCounter
+) -> tuple[ModelRequest, int]:
+    """The request trimmed to `budget` input tokens, and how many messages left it."""
+    if counter.count(request) <= budget:
+        return request, 0
+    messages = request.messages
+    starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]
+    first = messages[0]
+    candidate = request
+    for cut in starts:
+        kept = messages[cut]
+        merged = {
+            "role": "user",
+            "content": [
+                *first["content"],
+                {"type": "text", "text": OMITTED_NOTE},
+                *kept["content"],
+            ],
+        }
+        candidate = replace(request, messages=[merged, *messages[cut + 1 :]])
+        if counter.count(candidate, need_exact=True) <= budget:
+            return candidate, cut - 1
+    if starts:  # even the last turn with the first message is too big: drop the first too
+        candidate = replace(request, messages=messages[starts[-1] :])
+        log.warning("only the current turn fits the context budget (%d tokens)", budget)
+        return candidate, starts[-1]
+    return request, 0
+
+
+def truncate_tool_result(content: str, limit: int) -> str:
+    """Cut an oversized tool result, saying so, so the model knows it saw only part."""
+    if len(content) <= limit:
+        return content
+    return (
+        content[:limit]
+        + f"\n[Truncated: {len(content) - limit} more characters were left out. Ask for "
+        "something narrower if you need them.]"
+    )
+
+
+def with_cache_breakpoints(params: dict[str, Any]) -> dict[str, Any]:
+    """Request parameters with cache_control on the last tool, the system prompt and the
+    latest message. The inputs are not modified (the stored history stays as it was)."""
+    params = dict(params)
+    if params.get("tools"):
+        tools = list(params["tools"])
+        tools[-1] = {**tools[-1], "cache_control": CACHE}
+        params["tools"] = tools
+    if isinstance(params.get("system"), str) and params["system"]:
+        params["system"] = [{"type": "text", "text": params["system"], "cache_control": CACHE}]
+    messages = list(params.get("messages") or [])
+    if messages:
+        last = copy.deepcopy(messages[-1])
+        last["content"][-1]["cache_control"] = CACHE
+        messages[-1] = last
+        params["messages"] = messages
+    return params

@@ -1,0 +1,94 @@
+"""Token usage and cost, from the usage stored with every model reply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, computed_field
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from agent.config import ModelPrice
+from agent.store.tables import Message
+
+KINDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+GroupBy = Literal["day", "conversation", "model"]
+
+
+class UsageTotals(BaseModel):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float | None = 0.0  # None when a model has no price
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cache_hit_share(self) -> float:
+        """Share of prompt tokens read from the cache."""
+        prompt = self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+        return self.cache_read_input_tokens / prompt if prompt else 0.0
+
+    def add(self, usage: dict[str, int], price: ModelPrice | None) -> None:
+        self.calls += 1
+        for kind in KINDS:
+            setattr(self, kind, getattr(self, kind) + int(usage.get(kind) or 0))
+        if price is None:
+            self.cost_usd = None
+        elif self.cost_usd is not None:
+            self.cost_usd += cost(usage, price)
+
+
+class UsageRow(UsageTotals):
+    key: str
+
+
+def cost(usage: dict[str, int], price: ModelPrice) -> float:
+    return (
+        int(usage.get("input_tokens") or 0) * price.input
+        + int(usage.get("output_tokens") or 0) * price.output
+        + int(usage.get("cache_creation_input_tokens") or 0) * price.cache_write
+        + int(usage.get("cache_read_input_tokens") or 0) * price.cache_read
+    ) / 1_000_000
+
+
+def _billed(messages: Iterable[Message]) -> Iterable[Message]:
+    """Replies of a real model (the offline model and staff replies cost nothing)."""
+    return (m for m in messages if m.usage and m.model and m.model != "offline")
+
+
+def totals(messages: Iterable[Message], pricing: dict[str, ModelPrice]) -> UsageTotals:
+    result = UsageTotals()
+    for m in _billed(messages):
+        result.add(m.usage or {}, pricing.get(m.model or ""))
+    return result
+
+
+def report(
+    engine: Engine,
+    pricing: dict[str, ModelPrice],
+    *,
+    since: datetime | None = None,
+    by: GroupBy = "day",
+) -> tuple[list[UsageRow], UsageTotals]:
+    """Usage grouped by day, conversation or model, and the grand total."""
+    query = select(Message).where(col(Message.usage).is_not(None)).order_by(col(Message.id))
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    with Session(engine) as session:
+        messages = list(session.exec(query).all())
+    rows: dict[str, UsageRow] = {}
+    overall = UsageTotals()
+    for m in _billed(messages):
+        key = {
+            "day": m.created_at.date().isoformat(),
+            "conversation": m.conversation_id,
+            "model": m.model or "",
+        }[by]
+        price = pricing.get(m.model or "")
+        rows.setdefault(key, UsageRow(key=key)).add(m.usage or {}, price)
+        overall.add(m.usage or {}, price)
+    return list(rows.values()), overall
