@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         default=40_000, ge=1_000, description="Most input tokens one request may carry"
     )
     context_strategy: Literal["window"] = "window"
+    context_trim_target: float = Field(
+        default=0.5,
+        ge=0.2,
+        le=0.9,
+        description="When trimming, cut down to this share of the budget",
+    )
     count_tokens_api: bool = Field(
         default=False, description="Count with the Token Counting API (else a local estimate)"
     )

@@ -91,33 +91,49 @@ def _starts_turn(message: dict[str, Any]) -> bool:
     )
 
 
+def _cut_at(request: ModelRequest, cut: int) -> ModelRequest:
+    """The request without messages[1:cut]: the first customer message, a note, then the
+    turns from `cut` on (messages[cut] starts a turn, so no tool pair is split)."""
+    first, kept = request.messages[0], request.messages[cut]
+    merged = {
+        "role": "user",
+        "content": [*first["content"], {"type": "text", "text": OMITTED_NOTE}, *kept["content"]],
+    }
+    return replace(request, messages=[merged, *request.messages[cut + 1 :]])
+
+
 def fit_to_budget(
-    request: ModelRequest, budget: int, counter: TokenCounter
+    request: ModelRequest,
+    budget: int,
+    counter: TokenCounter,
+    *,
+    target: float = 0.5,
+    previous_cut: int = 0,
 ) -> tuple[ModelRequest, int]:
-    """The request trimmed to `budget` input tokens, and how many messages left it."""
-    if counter.count(request) <= budget:
-        return request, 0
+    """The request within `budget` input tokens, and the cut used (0: nothing left out).
+
+    A cut from an earlier request is kept while it still fits, so the request prefix stays
+    byte-stable (and cacheable) turn after turn. When a new cut is needed, the request is
+    trimmed to `target` × budget, which leaves room for several more turns at that cut.
+    """
     messages = request.messages
     starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]
-    first = messages[0]
-    candidate = request
+    if previous_cut in starts:
+        candidate = _cut_at(request, previous_cut)
+        if counter.count(candidate) <= budget:
+            return candidate, previous_cut
+    elif counter.count(request) <= budget:
+        return request, 0
+    goal = int(budget * target)
     for cut in starts:
-        kept = messages[cut]
-        merged = {
-            "role": "user",
-            "content": [
-                *first["content"],
-                {"type": "text", "text": OMITTED_NOTE},
-                *kept["content"],
-            ],
-        }
-        candidate = replace(request, messages=[merged, *messages[cut + 1 :]])
-        if counter.count(candidate, need_exact=True) <= budget:
-            return candidate, cut - 1
-    if starts:  # even the last turn with the first message is too big: drop the first too
-        candidate = replace(request, messages=messages[starts[-1] :])
+        if cut <= previous_cut:
+            continue
+        candidate = _cut_at(request, cut)
+        if counter.count(candidate, need_exact=True) <= goal:
+            return candidate, cut
+    if starts:  # only the current turn fits: the first message goes too
         log.warning("only the current turn fits the context budget (%d tokens)", budget)
-        return candidate, starts[-1]
+        return replace(request, messages=messages[starts[-1] :]), starts[-1]
     return request, 0
 
 

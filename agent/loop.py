@@ -90,6 +90,8 @@ class Agent:
         self.kb = kb
         exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
         self.counter = TokenCounter(exact=exact)
+        # Where each conversation's request currently starts (see context.fit_to_budget).
+        self.cuts: dict[str, int] = {}
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
         with transaction(self.engine) as session:
@@ -196,11 +198,19 @@ class _Turn:
         return self._fit(request, self.settings.context_budget_tokens)
 
     def _fit(self, request: ModelRequest, budget: int) -> ModelRequest:
-        fitted, dropped = fit_to_budget(request, budget, self.agent.counter)
-        if dropped:
-            log.info(
-                "conversation %s: %d older messages left the request", self.conversation_id, dropped
-            )
+        previous = self.agent.cuts.get(self.conversation_id, 0)
+        fitted, cut = fit_to_budget(
+            request,
+            budget,
+            self.agent.counter,
+            target=self.settings.context_trim_target,
+            previous_cut=previous,
+        )
+        if cut != previous:
+            log.info("conversation %s: request now starts at message %d", self.conversation_id, cut)
+            self.agent.cuts[self.conversation_id] = cut
+            if len(self.agent.cuts) > 10_000:  # bounded: forget the oldest conversation
+                self.agent.cuts.pop(next(iter(self.agent.cuts)))
         validate(fitted.messages)
         return fitted
 

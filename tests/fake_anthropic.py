@@ -117,16 +117,19 @@ class FakeAnthropic:
         """Usage as the real API reports it, prompt caching included: the longest cache
         breakpoint prefix written before is read from the cache; the last breakpoint's prefix
         is written. Tokens are counted as characters / 4."""
-        total, breakpoints = _prompt_layout(body)
+        total, boundaries = _prompt_layout(body)
+        marked = [i for i, (_, _, is_breakpoint) in enumerate(boundaries) if is_breakpoint]
         read = created = 0
         with self._lock:
-            for digest, tokens in reversed(breakpoints):
-                if digest in self._cached:
-                    read = tokens
-                    break
-            if breakpoints and breakpoints[-1][1] > read:
-                created = breakpoints[-1][1] - read
-            self._cached.update(d for d, _ in breakpoints)
+            if marked:
+                # Like the API: a hit may sit up to 20 blocks before the last breakpoint.
+                last = marked[-1]
+                for digest, tokens, _ in reversed(boundaries[max(0, last - 20) : last + 1]):
+                    if digest in self._cached:
+                        read = tokens
+                        break
+                created = max(0, boundaries[last][1] - read)
+                self._cached.update(boundaries[i][0] for i in marked)
         return {
             "input_tokens": max(1, total - read - created),
             "output_tokens": max(1, len(json.dumps(output)) // 4),
@@ -256,9 +259,9 @@ def _strip_cache(value: Any) -> Any:
     return value
 
 
-def _prompt_layout(body: dict[str, Any]) -> tuple[int, list[tuple[str, int]]]:
-    """(prompt tokens, [(prefix hash, prefix tokens) at each cache breakpoint]), in the API's
-    prefix order: tools, then system, then messages."""
+def _prompt_layout(body: dict[str, Any]) -> tuple[int, list[tuple[str, int, bool]]]:
+    """(prompt tokens, [(prefix hash, prefix tokens, is a cache breakpoint) after each block]),
+    in the API's prefix order: tools, then system, then messages."""
     import hashlib
 
     parts: list[tuple[Any, bool]] = []
@@ -275,14 +278,13 @@ def _prompt_layout(body: dict[str, Any]) -> tuple[int, list[tuple[str, int]]]:
         parts.append((message, marked))
     digest = hashlib.sha256(str(body.get("model")).encode())
     chars = 0
-    breakpoints = []
+    boundaries = []
     for part, marked in parts:
         text = json.dumps(_strip_cache(part), sort_keys=True)
         digest.update(text.encode())
         chars += len(text)
-        if marked:
-            breakpoints.append((digest.hexdigest(), chars // 4))
-    return max(1, chars // 4), breakpoints
+        boundaries.append((digest.hexdigest(), chars // 4, marked))
+    return max(1, chars // 4), boundaries
 
 
 def _message(body: dict[str, Any], scripted: Reply, usage: dict[str, int]) -> dict[str, Any]:

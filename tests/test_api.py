@@ -48,7 +48,9 @@ def _runtime(make_settings: SettingsFactory, **overrides: object) -> tuple[Runti
     keys = {}
     with transaction(runtime.engine) as session:
         for scope in KeyScope:
-            keys[scope.value] = create_key(session=session, name=f"{scope.value}-test", scope=scope)[1]
+            keys[scope.value] = create_key(
+                session=session, name=f"{scope.value}-test", scope=scope
+            )[1]
     return runtime, keys
 
 
@@ -66,7 +68,9 @@ def test_keys_are_required_and_scoped(api: Api) -> None:
     wrong = api.client.get("/v1/tickets", headers={"Authorization": "Bearer sb_admin_nope"})
     assert wrong.status_code == 401
     widget_on_desk = api.client.get("/v1/tickets", headers=api.auth("widget"))
-    assert widget_on_desk.status_code == 403 and widget_on_desk.json()["error"]["code"] == "forbidden"
+    assert (
+        widget_on_desk.status_code == 403 and widget_on_desk.json()["error"]["code"] == "forbidden"
+    )
     backend_on_kb = api.client.get("/v1/kb/documents", headers=api.auth("backend"))
     assert backend_on_kb.status_code == 403
     with transaction(api.runtime.engine) as session:
@@ -82,7 +86,9 @@ def test_backend_vouches_for_customers_and_widgets_cannot(api: Api) -> None:
     assert refused.status_code == 403
     unknown = api.client.post("/v1/conversations", json={"customer_email": "x@example.com"},
                               headers=api.auth("backend"))  # fmt: skip
-    assert unknown.status_code == 422 and "No customer matches" in unknown.json()["error"]["message"]
+    assert (
+        unknown.status_code == 422 and "No customer matches" in unknown.json()["error"]["message"]
+    )
 
 
 def test_widget_customer_tokens_are_verified(api: Api) -> None:
@@ -154,7 +160,11 @@ def test_streamed_turn_event_order_and_final_content(api: Api, fake: FakeAnthrop
     assert events[0][1]["label"] == f"Looking up order {order}"
     assert "".join(d["delta"] for n, d in events if n == "text") == answer
     final = events[-1][1]
-    assert final["reply"] == answer and final["degraded"] is False and final["usage"]["input_tokens"] > 0
+    assert (
+        final["reply"] == answer
+        and final["degraded"] is False
+        and final["usage"]["input_tokens"] > 0
+    )
     assert final["message_id"] and final["state"] == "bot"
     query = api.client.post(f"/v1/conversations/{conversation['id']}/messages?stream=true",
                             json={"text": "   "}, headers=api.auth("backend"))  # fmt: skip
@@ -178,7 +188,9 @@ def test_hand_off_pauses_the_bot_until_staff_resolve(api: Api, fake: FakeAnthrop
     messages = f"/v1/conversations/{conversation['id']}/messages"
     fake.enqueue(tool_use("escalate_to_human", {"reason": "refund dispute", "summary": "wants refund"}),
                  text("A colleague will reply here."))  # fmt: skip
-    first = api.client.post(messages, json={"text": "get me a person"}, headers=api.auth("backend")).json()
+    first = api.client.post(
+        messages, json={"text": "get me a person"}, headers=api.auth("backend")
+    ).json()
     assert first["outcome"] == "handed_off" and first["state"] == "human"
 
     (ticket,) = api.client.get("/v1/tickets?status=open", headers=api.auth("admin")).json()
@@ -192,8 +204,15 @@ def test_hand_off_pauses_the_bot_until_staff_resolve(api: Api, fake: FakeAnthrop
     reply = api.client.post(base + "/reply", json={"text": "Hi Ivan, refund approved."},
                             headers=api.auth("admin"))  # fmt: skip
     assert reply.status_code == 200 and reply.json()["role"] == "staff"
-    transcript = api.client.get(f"/v1/conversations/{conversation['id']}", headers=api.auth("backend")).json()
-    assert [m["role"] for m in transcript["messages"]] == ["customer", "assistant", "customer", "staff"]
+    transcript = api.client.get(
+        f"/v1/conversations/{conversation['id']}", headers=api.auth("backend")
+    ).json()
+    assert [m["role"] for m in transcript["messages"]] == [
+        "customer",
+        "assistant",
+        "customer",
+        "staff",
+    ]
     assert transcript["messages"][1]["tool_calls"][0]["label"] == "Handing over to a person"
 
     resolved = api.client.post(base + "/resolve", headers=api.auth("admin")).json()
@@ -221,7 +240,9 @@ def test_limits_and_validation_errors_are_clear(api: Api, make_settings: Setting
     assert "Traceback" not in too_long.text + missing.text + huge.text
 
 
-def test_rate_limits_answer_429_with_retry_after(make_settings: SettingsFactory, fake: FakeAnthropic) -> None:
+def test_rate_limits_answer_429_with_retry_after(
+    make_settings: SettingsFactory, fake: FakeAnthropic
+) -> None:
     runtime, keys = _runtime(make_settings, rate_limit_per_conversation=2, rate_limit_per_key=6)
     with TestClient(create_app(runtime.settings, runtime)) as client:
         headers = {"Authorization": f"Bearer {keys['backend']}"}
@@ -244,11 +265,16 @@ def test_kb_management_endpoints(api: Api) -> None:
     assert uploaded.status_code == 201 and len(uploaded.json()["added"]) == 1
     (doc,) = api.client.get("/v1/kb/documents", headers=admin).json()
     assert doc["title"] == "Gift cards" and doc["chunks"] == 1
-    hits = api.client.get("/v1/kb/search", params={"q": "do gift card balances expire"}, headers=admin).json()
+    hits = api.client.get(
+        "/v1/kb/search", params={"q": "do gift card balances expire"}, headers=admin
+    ).json()
     assert hits[0]["url"] == "https://help.example/gift"
     bad_pdf = api.client.post("/v1/kb/documents", files=[("files", ("manual.pdf", b"not a pdf", "application/pdf"))],
                               headers=admin)  # fmt: skip
-    assert bad_pdf.status_code == 422 and "manual.pdf: corrupt or unreadable PDF" in bad_pdf.json()["error"]["message"]
+    assert (
+        bad_pdf.status_code == 422
+        and "manual.pdf: corrupt or unreadable PDF" in bad_pdf.json()["error"]["message"]
+    )
     exe = api.client.post("/v1/kb/documents", files=[("files", ("tool.exe", b"MZ", "application/octet-stream"))],
                           headers=admin)  # fmt: skip
     assert exe.status_code == 422 and "unsupported file type" in exe.json()["error"]["message"]
@@ -276,7 +302,9 @@ def test_client_disconnect_mid_stream_leaves_a_valid_turn(
     headers = {"Authorization": f"Bearer {keys['backend']}"}
     fake.enqueue(tool_use("list_orders", {}), text("slow answer", delay=1.5))
     with serve(create_app(runtime.settings, runtime)) as base:
-        cid = httpx.post(f"{base}/v1/conversations", json={"customer_email": IVAN["email"]}, headers=headers).json()["id"]
+        cid = httpx.post(
+            f"{base}/v1/conversations", json={"customer_email": IVAN["email"]}, headers=headers
+        ).json()["id"]
         with httpx.stream("POST", f"{base}/v1/conversations/{cid}/messages?stream=true",
                           json={"text": "my orders?"}, headers=headers, timeout=10) as response:  # fmt: skip
             for line in response.iter_lines():
@@ -308,8 +336,12 @@ def test_concurrent_turns_never_hold_more_than_one_pooled_connection(
 
         def one(_: int) -> int:
             with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-                cid = client.post("/v1/conversations", json={"customer_email": IVAN["email"]}).json()["id"]
-                return client.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"}).status_code
+                cid = client.post(
+                    "/v1/conversations", json={"customer_email": IVAN["email"]}
+                ).json()["id"]
+                return client.post(
+                    f"/v1/conversations/{cid}/messages", json={"text": "hi"}
+                ).status_code
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(8))) == [200] * 8

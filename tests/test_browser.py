@@ -67,7 +67,9 @@ def _say(page, message: str) -> None:  # type: ignore[no-untyped-def]
     page.click("#send")
 
 
-def test_customer_verifies_and_sees_the_streamed_order_answer(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+def test_customer_verifies_and_sees_the_streamed_order_answer(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
     base, _, _ = site
     order = IVAN["orders"][0]
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
@@ -91,7 +93,9 @@ def test_customer_verifies_and_sees_the_streamed_order_answer(browser, site, fak
     page.close()
 
 
-def test_policy_answer_shows_a_citation_that_opens_the_source(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+def test_policy_answer_shows_a_citation_that_opens_the_source(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
     base, _, _ = site
     page = browser.new_page()
     page.goto(base)
@@ -108,12 +112,17 @@ def test_policy_answer_shows_a_citation_that_opens_the_source(browser, site, fak
     page.close()
 
 
-def test_customer_asks_for_a_human_and_sees_the_staff_reply(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+def test_customer_asks_for_a_human_and_sees_the_staff_reply(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
     base, _, admin = site
     customer = browser.new_page()
     customer.goto(base)
     fake.enqueue(
-        tool_use("escalate_to_human", {"reason": "Customer asked for a person", "summary": "wants a person"}),
+        tool_use(
+            "escalate_to_human",
+            {"reason": "Customer asked for a person", "summary": "wants a person"},
+        ),
         text("I've passed you to a colleague; they'll reply here."),
     )
     customer.click("#human")

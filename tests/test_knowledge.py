@@ -18,7 +18,18 @@ from tests.conftest import RETAIL_SLICE, SettingsFactory, write
 from tests.fake_anthropic import FakeAnthropic, system_text, text, tool_use
 
 DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
-PARTS = ["hinge", "gasket", "filter", "spring", "latch", "valve", "knob", "bracket", "wheel", "cable"]
+PARTS = [
+    "hinge",
+    "gasket",
+    "filter",
+    "spring",
+    "latch",
+    "valve",
+    "knob",
+    "bracket",
+    "wheel",
+    "cable",
+]
 
 
 def _parts_corpus(folder: Path) -> Path:
@@ -147,5 +158,9 @@ def test_chroma_server_mode(chroma_server: ChromaServer, tmp_path: Path) -> None
     # A second process (a new client) sees the same index, lexical part included.
     other = KnowledgeBase.open(settings)
     hits = other.search("OC-GL-22", k=1)
-    assert hits and "OC-GL-22" in hits[0].text and hits[0].title == "Office Chair Assembly and Care Guide"
+    assert (
+        hits
+        and "OC-GL-22" in hits[0].text
+        and hits[0].title == "Office Chair Assembly and Care Guide"
+    )
     assert ingest(other, [DEMO_DOCS]).chunks_embedded == 0
