@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SUPPORTBOT_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
     )
     offline: bool = Field(default=False, description="Force the offline model even with a key")
+    provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    provider_model: str | None = Field(
+        default=None, description="The provider's own id for the model (Bedrock, Vertex)"
+    )
+    aws_region: str | None = None
+    vertex_region: str | None = None
+    vertex_project_id: str | None = None
     model: str = DEFAULT_MODEL
     max_tokens: int = Field(default=1024, ge=16, le=64_000)
     max_retries: int = Field(default=2, ge=0, le=10)
@@ -130,9 +137,12 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'supportbot.db'}"
 
     def uses_claude(self) -> bool:
-        """Claude is used when a key or a compatible server is configured and not forced off."""
+        """Claude is used when a key, a compatible server or a cloud provider is configured,
+        and the offline model is not forced."""
         if self.offline:
             return False
+        if self.provider != "anthropic":
+            return True
         return self.anthropic_api_key is not None or self.anthropic_base_url is not None
 
 

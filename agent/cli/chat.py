@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from agent.cli.common import console, err, fail, load_settings
+from agent.cli.common import console, err, fail, open_runtime
 from agent.errors import SupportbotError
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.models.base import TextDelta
-from agent.runtime import Runtime, build_runtime
+from agent.runtime import Runtime
 from agent.store.db import transaction
 from agent.store.orders import find_customer_by_email
 
@@ -44,7 +44,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run one customer turn and print the reply."""
-    runtime = build_runtime(load_settings())
+    runtime = open_runtime()
     try:
         if conversation is None:
             conversation = runtime.agent.start_conversation(
@@ -77,7 +77,7 @@ def _result_json(result: TurnResult) -> dict[str, object]:
 
 def chat(customer: CustomerOpt = None) -> None:
     """Chat in the terminal. Reads lines from stdin when it is not a terminal."""
-    runtime = build_runtime(load_settings())
+    runtime = open_runtime()
     conversation = runtime.agent.start_conversation(
         customer_id=_customer_id(runtime, customer), channel="cli"
     )

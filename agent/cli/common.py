@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.config import Settings
+from agent.errors import SupportbotError
+from agent.runtime import Runtime, build_runtime
 
 console = Console()
 err = Console(stderr=True)
@@ -26,3 +28,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a clear error and return the Exit to raise."""
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def open_runtime() -> Runtime:
+    """The product wired from the environment; a configuration error exits with its message."""
+    settings = load_settings()
+    try:
+        return build_runtime(settings)
+    except SupportbotError as exc:
+        raise fail(str(exc)) from exc

@@ -10,6 +10,7 @@ import anthropic
 
 from agent.config import Settings
 from agent.context import with_cache_breakpoints
+from agent.errors import SupportbotError
 from agent.models.base import (
     ContextTooLong,
     ModelReply,
@@ -21,22 +22,72 @@ from agent.models.base import (
 log = logging.getLogger(__name__)
 
 
-def make_client(settings: Settings) -> anthropic.Anthropic:
-    key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
-    return anthropic.Anthropic(
+# The cloud providers name models their own way; these are the ids we know.
+PROVIDER_MODEL_IDS: dict[str, dict[str, str]] = {
+    "bedrock": {"claude-sonnet-4-5-20250929": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
+    "vertex": {"claude-sonnet-4-5-20250929": "claude-sonnet-4-5@20250929"},
+}
+EXTRAS = {"bedrock": "boto3", "vertex": "google.auth"}
+
+
+class ProviderNotConfigured(SupportbotError):
+    """The chosen provider lacks a setting or its optional packages."""
+
+    code = "provider_not_configured"
+
+
+def model_id(settings: Settings) -> str:
+    """The model id as the configured provider names it."""
+    if settings.provider == "anthropic":
+        return settings.model
+    if settings.provider_model:
+        return settings.provider_model
+    known = PROVIDER_MODEL_IDS[settings.provider].get(settings.model)
+    if known is None:
+        raise ProviderNotConfigured(
+            f"Set SUPPORTBOT_PROVIDER_MODEL to {settings.provider}'s id for {settings.model}."
+        )
+    return known
+
+
+def make_client(settings: Settings) -> Any:
+    """The SDK client for the configured provider (Anthropic, Amazon Bedrock, Google Vertex)."""
+    common: dict[str, Any] = {
+        "max_retries": settings.max_retries,
+        "timeout": settings.request_timeout,
+    }
+    if settings.provider == "anthropic":
+        key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
         # A compatible server behind ANTHROPIC_BASE_URL may need no key; the SDK insists on one.
-        api_key=key or "not-needed",
-        base_url=settings.anthropic_base_url,
-        max_retries=settings.max_retries,
-        timeout=settings.request_timeout,
+        return anthropic.Anthropic(
+            api_key=key or "not-needed", base_url=settings.anthropic_base_url, **common
+        )
+    module = EXTRAS[settings.provider]
+    try:
+        __import__(module)
+    except ImportError as exc:
+        extra = f"supportbot[{settings.provider}]"
+        raise ProviderNotConfigured(
+            f"The {settings.provider} provider needs its extra: pip install '{extra}'"
+        ) from exc
+    if settings.provider == "bedrock":
+        if not settings.aws_region:
+            raise ProviderNotConfigured("Set SUPPORTBOT_AWS_REGION for Bedrock.")
+        return anthropic.AnthropicBedrock(aws_region=settings.aws_region, **common)
+    if not (settings.vertex_region and settings.vertex_project_id):
+        raise ProviderNotConfigured(
+            "Set SUPPORTBOT_VERTEX_REGION and SUPPORTBOT_VERTEX_PROJECT_ID for Vertex."
+        )
+    return anthropic.AnthropicVertex(
+        region=settings.vertex_region, project_id=settings.vertex_project_id, **common
     )
 
 
 class ClaudeModel:
     offline = False
 
-    def __init__(self, settings: Settings, client: anthropic.Anthropic | None = None) -> None:
-        self.name = settings.model
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.name = model_id(settings)
         self.prompt_caching = settings.prompt_caching
         self._client = client or make_client(settings)
 
