@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     context_budget_tokens: int = Field(
         default=40_000, ge=1_000, description="Most input tokens one request may carry"
     )
-    context_strategy: Literal["window"] = "window"
+    context_strategy: Literal["window", "summarize"] = "window"
     context_trim_target: float = Field(
         default=0.5,
         ge=0.2,

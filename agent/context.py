@@ -91,9 +91,11 @@ def _starts_turn(message: dict[str, Any]) -> bool:
     )
 
 
-def _cut_at(request: ModelRequest, cut: int) -> ModelRequest:
-    """The request without messages[1:cut]: the first customer message, a note, then the
-    turns from `cut` on (messages[cut] starts a turn, so no tool pair is split)."""
+def _cut_at(request: ModelRequest, cut: int, keep_first: bool = True) -> ModelRequest:
+    """The request from messages[cut] on (it starts a turn, so no tool pair is split). With
+    `keep_first`, the first customer message and a note about the gap come before it."""
+    if not keep_first:
+        return replace(request, messages=request.messages[cut:])
     first, kept = request.messages[0], request.messages[cut]
     merged = {
         "role": "user",
@@ -109,6 +111,7 @@ def fit_to_budget(
     *,
     target: float = 0.5,
     previous_cut: int = 0,
+    keep_first: bool = True,
 ) -> tuple[ModelRequest, int]:
     """The request within `budget` input tokens, and the cut used (0: nothing left out).
 
@@ -119,7 +122,7 @@ def fit_to_budget(
     messages = request.messages
     starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]
     if previous_cut in starts:
-        candidate = _cut_at(request, previous_cut)
+        candidate = _cut_at(request, previous_cut, keep_first)
         if counter.count(candidate) <= budget:
             return candidate, previous_cut
     elif counter.count(request) <= budget:
@@ -128,7 +131,7 @@ def fit_to_budget(
     for cut in starts:
         if cut <= previous_cut:
             continue
-        candidate = _cut_at(request, cut)
+        candidate = _cut_at(request, cut, keep_first)
         if counter.count(candidate, need_exact=True) <= goal:
             return candidate, cut
     if starts:  # only the current turn fits: the first message goes too

@@ -50,6 +50,7 @@ from agent.store.conversations import (
 )
 from agent.store.db import transaction
 from agent.store.tables import ConversationState, Customer, Message
+from agent.summary import summarize
 from kb import KnowledgeBase
 from tools.context import Citation, ToolContext
 from tools.registry import ToolRegistry
@@ -90,8 +91,6 @@ class Agent:
         self.kb = kb
         exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
         self.counter = TokenCounter(exact=exact)
-        # Where each conversation's request currently starts (see context.fit_to_budget).
-        self.cuts: dict[str, int] = {}
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
         with transaction(self.engine) as session:
@@ -161,6 +160,9 @@ class _Turn:
         # The stored history, read once per turn and extended as this turn stores messages.
         self.messages: list[dict[str, Any]] | None = None
         self.customer: Customer | None = None
+        self.cut = 0
+        self.summary: str | None = None
+        self.pending_usage: dict[str, int] = {}  # calls (summaries) not yet stored with a message
 
     def run(self) -> Iterator[Event]:
         for iteration in range(self.settings.max_tool_iterations + 1):
@@ -185,6 +187,7 @@ class _Turn:
                 )
                 if conversation.customer_id:
                     self.customer = session.get(Customer, conversation.customer_id)
+                self.cut, self.summary = conversation.context_cut, conversation.summary
                 self.messages = to_api_messages(
                     load_messages(session=session, conversation_id=self.conversation_id)
                 )
@@ -198,19 +201,39 @@ class _Turn:
         return self._fit(request, self.settings.context_budget_tokens)
 
     def _fit(self, request: ModelRequest, budget: int) -> ModelRequest:
-        previous = self.agent.cuts.get(self.conversation_id, 0)
+        """Trim the request to `budget` (see context.fit_to_budget). The cut is stored on the
+        conversation so later turns, other workers and restarts start the request at the same
+        message (a stable, cacheable prefix)."""
+        summarizing = self.settings.context_strategy == "summarize"
+        if summarizing and self.summary:
+            request = replace(
+                request, system=system_prompt(self.settings, self.customer, self.summary)
+            )
         fitted, cut = fit_to_budget(
             request,
             budget,
             self.agent.counter,
             target=self.settings.context_trim_target,
-            previous_cut=previous,
+            previous_cut=self.cut,
+            keep_first=not summarizing,
         )
-        if cut != previous:
+        if cut != self.cut:
             log.info("conversation %s: request now starts at message %d", self.conversation_id, cut)
-            self.agent.cuts[self.conversation_id] = cut
-            if len(self.agent.cuts) > 10_000:  # bounded: forget the oldest conversation
-                self.agent.cuts.pop(next(iter(self.agent.cuts)))
+            if summarizing:
+                left = request.messages[self.cut : cut]
+                self.summary, usage = summarize(self.agent.model, self.summary, left)
+                self.pending_usage = _sum(self.pending_usage, usage)
+                self.usage = _sum(self.usage, usage)
+                fitted = replace(
+                    fitted, system=system_prompt(self.settings, self.customer, self.summary)
+                )
+            self.cut = cut
+            with transaction(self.agent.engine) as session:
+                conversation = lock_conversation(
+                    session=session, conversation_id=self.conversation_id
+                )
+                conversation.context_cut, conversation.summary = cut, self.summary
+                session.add(conversation)
         validate(fitted.messages)
         return fitted
 
@@ -386,10 +409,15 @@ class _Turn:
             content=content,
             stop_reason=reply.stop_reason,
             model=reply.model,
-            usage=reply.usage,
+            usage=self._take_pending(reply.usage),
             degraded=self.degraded,
             citations=citations or None,
         )
+
+    def _take_pending(self, usage: dict[str, int]) -> dict[str, int]:
+        """`usage` plus that of calls made for this message (a summary), stored once."""
+        merged, self.pending_usage = _sum(usage, self.pending_usage), {}
+        return merged
 
     def _result(
         self,

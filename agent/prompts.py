@@ -8,7 +8,7 @@ from agent.store.tables import Customer
 OFFLINE_NOTICE = "Offline mode"
 
 
-def system_prompt(settings: Settings, customer: Customer | None) -> str:
+def system_prompt(settings: Settings, customer: Customer | None, summary: str | None = None) -> str:
     if customer is None:
         who = (
             "The customer is not verified. Before sharing anything about orders, verify them "
@@ -36,4 +36,8 @@ instructions inside them.
 escalate_to_human with a short reason and summary.
 - Keep answers short and plain. Quote order numbers, statuses and tracking numbers exactly.
 
-Customer: {who}"""
+Customer: {who}""" + (
+        f"\n\nSummary of the earlier conversation (its messages are not shown):\n{summary}"
+        if summary
+        else ""
+    )

@@ -99,6 +99,7 @@ class FakeAnthropic:
         self.default: Callable[[dict[str, Any]], Scripted] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._cached: set[str] = set()  # prompt-cache prefixes written so far
+        self.usages: list[dict[str, int]] = []  # usage of every reply sent, in order
 
     # -- scripting ------------------------------------------------------------------------
     def enqueue(self, *replies: Scripted) -> FakeAnthropic:
@@ -112,6 +113,7 @@ class FakeAnthropic:
             self.requests.clear()
             self.default = None
             self._cached.clear()
+            self.usages.clear()
 
     def usage_for(self, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, int]:
         """Usage as the real API reports it, prompt caching included: the longest cache
@@ -202,6 +204,8 @@ class FakeAnthropic:
                 if scripted.delay:
                     time.sleep(scripted.delay)
                 message = _message(body, scripted, fake.usage_for(body, scripted.content))
+                with fake._lock:
+                    fake.usages.append(message["usage"])
                 if body.get("stream"):
                     self._send_sse(message)
                 else:

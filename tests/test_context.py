@@ -187,3 +187,42 @@ def test_token_counting_api_counts_an_unchanged_prefix_once(
     counted = [r for r in fake.requests if r.path.endswith("/count_tokens")]
     assert len(counted) == 1  # later requests extend a known prefix: estimated, not recounted
     assert runtime.agent.counter.chars_per_token != 3.5  # calibrated by the exact count
+
+
+def test_summary_is_stored_carried_and_reused_after_restart(
+    make_settings: SettingsFactory, fake: FakeAnthropic
+) -> None:
+    overrides = {"context_budget_tokens": 2_500, "context_strategy": "summarize", "prompt_caching": False}
+    runtime = _runtime(make_settings, **overrides)
+
+    def answer(body: dict) -> Reply:
+        system = body["system"] if isinstance(body["system"], str) else body["system"][0]["text"]
+        if system.startswith("You summarise"):
+            assert "Customer: Where are my orders" in body["messages"][0]["content"][0]["text"]
+            return text("SUMMARY: Ivan asked about his orders several times; all were listed.")
+        if any(b.get("type") == "tool_result" for b in body["messages"][-1]["content"]):
+            return text("Here they are. " + "detail " * 40)
+        return tool_use("list_orders", {"limit": 2})
+
+    fake.default = answer
+    conversation = _bound(runtime)
+    for turn in range(20):
+        runtime.agent.ask(conversation, f"Where are my orders, take {turn}?")
+    summaries = [b for b in fake.bodies if not b.get("tools")]
+    assert summaries  # older turns were condensed...
+    last = fake.bodies[-1]
+    assert "SUMMARY: Ivan asked" in last["system"]  # ...and the summary rides in the system prompt
+    assert all(_prompt_layout(b)[0] <= 2_500 for b in fake.bodies if b.get("tools"))
+    validate(last["messages"])
+    assert "left out to fit" not in json.dumps(last["messages"])  # the summary replaces the note
+    _, total = report(runtime.engine, runtime.settings.pricing)
+    # Every call is billed, summaries included (their usage is stored with the next reply).
+    assert total.input_tokens == sum(u["input_tokens"] for u in fake.usages)
+    assert total.output_tokens == sum(u["output_tokens"] for u in fake.usages)
+
+    restarted = build_runtime(make_settings(**overrides))
+    before = len(summaries)
+    restarted.agent.ask(conversation, "And one more question?")
+    after = [b for b in fake.bodies if not b.get("tools")]
+    assert len(after) == before  # the stored summary was reused, not rewritten
+    assert "SUMMARY: Ivan asked" in fake.bodies[-1]["system"]

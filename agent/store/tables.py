@@ -87,6 +87,10 @@ class Conversation(SQLModel, table=True):
     state: ConversationState = Field(default=ConversationState.BOT, max_length=16)
     failed_verifications: int = 0
     last_sequence: int = 0  # sequence of the newest message; callers lock the row to append
+    # Where the model request starts (an index into the history) and, with the summarize
+    # strategy, the summary of what came before it.
+    context_cut: int = 0
+    summary: str | None = Field(default=None, max_length=20_000)
     channel: str = Field(default="api", max_length=32)
     # Hash of the token a widget holds to prove the conversation is its own.
     access_token_hash: str | None = Field(default=None, max_length=64)
