@@ -94,12 +94,16 @@ class FakeAnthropic:
 
     def __init__(self) -> None:
         self._queue: deque[Scripted] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # batch results compute usage under the lock
         self.requests: list[Recorded] = []
         self.default: Callable[[dict[str, Any]], Scripted] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._cached: set[str] = set()  # prompt-cache prefixes written so far
         self.usages: list[dict[str, int]] = []  # usage of every reply sent, in order
+        # Message Batches: outcome per request ("expired", "canceled", an ErrorReply or a Reply).
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_result: Callable[[str, dict[str, Any]], Scripted | str] | None = None
+        self.batch_polls = 1  # retrieves that still answer "in_progress"
 
     # -- scripting ------------------------------------------------------------------------
     def enqueue(self, *replies: Scripted) -> FakeAnthropic:
@@ -114,6 +118,9 @@ class FakeAnthropic:
             self.default = None
             self._cached.clear()
             self.usages.clear()
+            self.batches.clear()
+            self.batch_result = None
+            self.batch_polls = 1
 
     def usage_for(self, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, int]:
         """Usage as the real API reports it, prompt caching included: the longest cache
@@ -146,6 +153,76 @@ class FakeAnthropic:
     @property
     def bodies(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.path.endswith("/messages")]
+
+    # -- Message Batches --------------------------------------------------------------------
+    def _batch_object(self, batch_id: str) -> dict[str, Any]:
+        batch = self.batches[batch_id]
+        ended = batch["status"] == "ended"
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        if ended:
+            for line in batch["results"]:
+                counts[line["result"]["type"]] += 1
+        else:
+            counts["processing"] = len(batch["requests"])
+        return {
+            "id": batch_id,
+            "type": "message_batch",
+            "processing_status": batch["status"],
+            "request_counts": counts,
+            "created_at": "2026-11-25T10:00:00Z",
+            "expires_at": "2026-11-26T10:00:00Z",
+            "ended_at": "2026-11-25T10:05:00Z" if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": batch.get("cancel_at"),
+            "results_url": f"{self.url}/v1/messages/batches/{batch_id}/results" if ended else None,
+        }
+
+    def _finish_batch(self, batch_id: str) -> None:
+        batch = self.batches[batch_id]
+        lines = []
+        for request in batch["requests"]:
+            custom_id, params = request["custom_id"], request["params"]
+            outcome: Scripted | str
+            if batch.get("cancel_at"):
+                outcome = "canceled"
+            elif self.batch_result is not None:
+                outcome = self.batch_result(custom_id, params)
+            else:
+                outcome = text("ok")
+            if isinstance(outcome, str):
+                result: dict[str, Any] = {"type": outcome}
+            elif isinstance(outcome, ErrorReply):
+                result = {"type": "errored", "error": _error_body(outcome.type, outcome.message)}
+            else:
+                message = _message(params, outcome, self.usage_for(params, outcome.content))
+                result = {"type": "succeeded", "message": message}
+            lines.append({"custom_id": custom_id, "result": result})
+        batch["results"], batch["status"] = lines, "ended"
+
+    def _batches(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        parts = path.removeprefix("/v1/messages/batches").strip("/").split("/")
+        with self._lock:
+            if method == "POST" and parts == [""]:
+                batch_id = f"msgbatch_fake{next(_ids):05d}"
+                self.batches[batch_id] = {"requests": body["requests"], "status": "in_progress",
+                                          "polls": 0}  # fmt: skip
+                return 200, self._batch_object(batch_id)
+            batch_id = parts[0]
+            if batch_id not in self.batches:
+                return 404, _error_body("not_found_error", f"no batch {batch_id}")
+            batch = self.batches[batch_id]
+            if method == "POST" and parts[1:] == ["cancel"]:
+                batch["cancel_at"] = "2026-11-25T10:01:00Z"
+                batch["status"] = "canceling"
+                return 200, self._batch_object(batch_id)
+            if parts[1:] == ["results"]:
+                if batch["status"] != "ended":
+                    return 400, _error_body("invalid_request_error", "batch has not ended")
+                return 200, "\n".join(json.dumps(line) for line in batch["results"]) + "\n"
+            batch["polls"] += 1
+            if batch["status"] != "ended" and batch["polls"] > self.batch_polls:
+                self._finish_batch(batch_id)
+            return 200, self._batch_object(batch_id)
 
     def _next(self, body: dict[str, Any]) -> Scripted:
         with self._lock:
@@ -187,6 +264,9 @@ class FakeAnthropic:
                             time.monotonic(),
                         )
                     )
+                if path.startswith("/v1/messages/batches"):
+                    self._send_batch(*fake._batches("POST", path, body))
+                    return
                 if path == "/v1/messages/count_tokens":
                     self._send_json(200, {"input_tokens": _prompt_layout(body)[0]})
                     return
@@ -210,6 +290,33 @@ class FakeAnthropic:
                     self._send_sse(message)
                 else:
                     self._send_json(200, message)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                with fake._lock:
+                    fake.requests.append(
+                        Recorded(
+                            path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            {},
+                            time.monotonic(),
+                        )
+                    )
+                if path.startswith("/v1/messages/batches"):
+                    self._send_batch(*fake._batches("GET", path, {}))
+                else:
+                    self._send_json(404, _error_body("not_found_error", f"no route {path}"))
+
+            def _send_batch(self, status: int, payload: Any) -> None:
+                if isinstance(payload, str):  # JSON Lines results
+                    data = payload.encode()
+                    self.send_response(status)
+                    self.send_header("content-type", "application/binary")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                else:
+                    self._send_json(status, payload)
 
             def _send_json(
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None

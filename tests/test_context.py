@@ -192,7 +192,11 @@ def test_token_counting_api_counts_an_unchanged_prefix_once(
 def test_summary_is_stored_carried_and_reused_after_restart(
     make_settings: SettingsFactory, fake: FakeAnthropic
 ) -> None:
-    overrides = {"context_budget_tokens": 2_500, "context_strategy": "summarize", "prompt_caching": False}
+    overrides = {
+        "context_budget_tokens": 2_500,
+        "context_strategy": "summarize",
+        "prompt_caching": False,
+    }
     runtime = _runtime(make_settings, **overrides)
 
     def answer(body: dict) -> Reply:

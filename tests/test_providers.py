@@ -16,7 +16,9 @@ from agent.models.claude import ClaudeModel, ProviderNotConfigured, make_client
 
 def test_anthropic_is_the_default_and_honours_the_base_url() -> None:
     client = make_client(Settings(anthropic_api_key="k", anthropic_base_url="http://127.0.0.1:9"))
-    assert type(client) is anthropic.Anthropic and str(client.base_url).startswith("http://127.0.0.1:9")
+    assert type(client) is anthropic.Anthropic and str(client.base_url).startswith(
+        "http://127.0.0.1:9"
+    )
 
 
 @pytest.fixture
@@ -26,7 +28,9 @@ def extras_installed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bedrock_builds_the_bedrock_client_with_the_mapped_model(extras_installed: None) -> None:
-    settings = Settings(provider="bedrock", aws_region="eu-west-1", model="claude-sonnet-4-5-20250929")
+    settings = Settings(
+        provider="bedrock", aws_region="eu-west-1", model="claude-sonnet-4-5-20250929"
+    )
     model = ClaudeModel(settings)
     assert type(model._client) is anthropic.AnthropicBedrock
     assert "eu-west-1" in str(model._client.base_url)
@@ -38,7 +42,10 @@ def test_vertex_builds_the_vertex_client(extras_installed: None) -> None:
     settings = Settings(provider="vertex", vertex_region="us-east5", vertex_project_id="shop",
                         provider_model="claude-sonnet-5-5@custom")  # fmt: skip
     model = ClaudeModel(settings)
-    assert type(model._client) is anthropic.AnthropicVertex and model.name == "claude-sonnet-5-5@custom"
+    assert (
+        type(model._client) is anthropic.AnthropicVertex
+        and model.name == "claude-sonnet-5-5@custom"
+    )
 
 
 def test_missing_settings_and_extras_are_clear(
