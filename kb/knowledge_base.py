@@ -153,7 +153,8 @@ class KnowledgeBase:
             lexical = self._lexical_search(query, n, filters)
 
         codes = identifiers(query)
-        exact = [i for i, _ in lexical if codes and _contains_any(self._lexical_text(i), codes)]
+        # Chunks that carry a code from the query verbatim (in their text, title or section).
+        exact = {i for i, _ in lexical if codes and _contains_any(self._lexical_text(i), codes)}
         best_dense = max((s for *_, s in dense), default=0.0)
         if best_dense < self.config.dense_threshold and not exact:
             return []  # nothing relevant: better no answer than noise
@@ -163,7 +164,11 @@ class KnowledgeBase:
             lexical_weight=self.config.lexical_weight, dense_scores={i: s for i, *_, s in dense},
         )  # fmt: skip
         # A verbatim identifier match (a product or part code) outranks everything else.
-        ranked = [(i, 1.0) for i in exact] + [(i, sc) for i, sc in fused if i not in exact]
+        # They come first, in the order relevance gives them: the code picks the document,
+        # the question picks the passage.
+        fused_ids = {i for i, _ in fused}
+        ranked = [p for p in fused if p[0] in exact] + [(i, 0.0) for i in exact - fused_ids]
+        ranked += [p for p in fused if p[0] not in exact]
         ranked = ranked[:k]
         found = {i: (t, m) for i, t, m, _ in dense} | self._lexical_meta_for(
             [i for i, _ in ranked], lexical
@@ -228,7 +233,8 @@ class KnowledgeBase:
             return self._lexical
 
     def _lexical_text(self, chunk_id: str) -> str:
-        return self._lexical_meta.get(chunk_id, ("", {}))[0]
+        text, meta = self._lexical_meta.get(chunk_id, ("", {}))
+        return context_text(text, str(meta.get("title", "")), str(meta.get("section", "")))
 
     def _lexical_meta_for(
         self, ids: Sequence[str], lexical: Sequence[tuple[str, float]]

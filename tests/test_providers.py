@@ -32,8 +32,8 @@ def test_bedrock_builds_the_bedrock_client_with_the_mapped_model(extras_installe
         provider="bedrock", aws_region="eu-west-1", model="claude-sonnet-4-5-20250929"
     )
     model = ClaudeModel(settings)
-    assert type(model._client) is anthropic.AnthropicBedrock
-    assert "eu-west-1" in str(model._client.base_url)
+    assert type(model.client) is anthropic.AnthropicBedrock
+    assert "eu-west-1" in str(model.client.base_url)
     assert model.name == "anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert settings.uses_claude()  # no Anthropic key needed
 
@@ -43,8 +43,7 @@ def test_vertex_builds_the_vertex_client(extras_installed: None) -> None:
                         provider_model="claude-sonnet-5-5@custom")  # fmt: skip
     model = ClaudeModel(settings)
     assert (
-        type(model._client) is anthropic.AnthropicVertex
-        and model.name == "claude-sonnet-5-5@custom"
+        type(model.client) is anthropic.AnthropicVertex and model.name == "claude-sonnet-5-5@custom"
     )
 
 

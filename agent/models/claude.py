@@ -89,7 +89,7 @@ class ClaudeModel:
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.name = model_id(settings)
         self.prompt_caching = settings.prompt_caching
-        self._client = client or make_client(settings)
+        self.client = client or make_client(settings)
 
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -103,7 +103,7 @@ class ClaudeModel:
 
     def count_tokens(self, request: ModelRequest) -> int:
         """Input tokens of `request`, from the Token Counting API."""
-        return int(self._client.messages.count_tokens(**self._params(request)).input_tokens)
+        return int(self.client.messages.count_tokens(**self._params(request)).input_tokens)
 
     def respond(
         self, request: ModelRequest, *, stream: bool = False
@@ -113,12 +113,12 @@ class ClaudeModel:
             params = with_cache_breakpoints(params)
         try:
             if stream:
-                with self._client.messages.stream(**params) as events:
+                with self.client.messages.stream(**params) as events:
                     for text in events.text_stream:
                         yield TextDelta(text)
                     message = events.get_final_message()
             else:
-                message = self._client.messages.create(**params)
+                message = self.client.messages.create(**params)
         except anthropic.BadRequestError as exc:
             if "prompt is too long" in str(exc).lower():
                 raise ContextTooLong(str(exc)) from exc
