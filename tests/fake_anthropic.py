@@ -251,19 +251,16 @@ class FakeAnthropic:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _record(self, path: str, body: dict[str, Any]) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with fake._lock:
+                    fake.requests.append(Recorded(path, headers, body, time.monotonic()))
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 path = self.path.split("?")[0]
-                with fake._lock:
-                    fake.requests.append(
-                        Recorded(
-                            path,
-                            {k.lower(): v for k, v in self.headers.items()},
-                            body,
-                            time.monotonic(),
-                        )
-                    )
+                self._record(path, body)
                 if path.startswith("/v1/messages/batches"):
                     self._send_batch(*fake._batches("POST", path, body))
                     return
@@ -293,15 +290,7 @@ class FakeAnthropic:
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
-                with fake._lock:
-                    fake.requests.append(
-                        Recorded(
-                            path,
-                            {k.lower(): v for k, v in self.headers.items()},
-                            {},
-                            time.monotonic(),
-                        )
-                    )
+                self._record(path, {})
                 if path.startswith("/v1/messages/batches"):
                     self._send_batch(*fake._batches("GET", path, {}))
                 else:

@@ -33,7 +33,7 @@ function sourcesHtml(citations) {
   if (!citations || !citations.length) return "";
   const items = citations.map((c) => {
     const label = escapeHtml(c.title + (c.section ? " › " + c.section : "") + (c.page ? ` (p. ${c.page})` : ""));
-    return c.url ? `<li><a href="${escapeHtml(c.url)}" target="_blank" rel="noopener">[${c.number}] ${label}</a></li>`
+    return safeUrl(c.url) ? `<li><a href="${escapeHtml(c.url)}" target="_blank" rel="noopener">[${c.number}] ${label}</a></li>`
                  : `<li>[${c.number}] ${label}</li>`;
   });
   return `<ol class="sources">${items.join("")}</ol>`;

@@ -1,6 +1,11 @@
 // Shared by the chat and staff pages: safe rendering and server-sent events over fetch.
 "use strict";
 
+// Only web links become clickable; anything else (javascript:, data:) stays plain text.
+function safeUrl(url) {
+  return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
+}
+
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 }
@@ -13,7 +18,7 @@ function renderText(text, citations) {
     const c = byNumber.get(n);
     if (!c) return match;
     const title = escapeHtml(c.title + (c.section ? " › " + c.section : ""));
-    return c.url
+    return safeUrl(c.url)
       ? `<a class="cite" href="${escapeHtml(c.url)}" target="_blank" rel="noopener" title="${title}">[${n}]</a>`
       : `<span class="cite" title="${title}">[${n}]</span>`;
   });
