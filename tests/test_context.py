@@ -225,8 +225,14 @@ def test_summary_is_stored_carried_and_reused_after_restart(
     assert total.output_tokens == sum(u["output_tokens"] for u in fake.usages)
 
     restarted = build_runtime(make_settings(**overrides))
-    before = len(summaries)
+    before = len(fake.bodies)
     restarted.agent.ask(conversation, "And one more question?")
-    after = [b for b in fake.bodies if not b.get("tools")]
-    assert len(after) == before  # the stored summary was reused, not rewritten
+    after = fake.bodies[before:]
+    # The stored summary is read back: the first request after the restart already carries it,
+    # and any newer summary builds on it rather than starting over.
+    first_after = next(b for b in after if b.get("tools"))
+    assert "SUMMARY: Ivan asked" in first_after["system"] or any(not b.get("tools") for b in after)
+    for body in after:
+        if not body.get("tools"):
+            assert body["messages"][0]["content"][0]["text"].startswith("Summary so far:\nSUMMARY: Ivan asked")
     assert "SUMMARY: Ivan asked" in fake.bodies[-1]["system"]

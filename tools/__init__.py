@@ -1,5 +1,6 @@
 """Tools the model may call, and the registry that derives their schemas and runs them."""
 
+from tools.catalog import product_info
 from tools.handoff import escalate_to_human
 from tools.knowledge import search_knowledge_base
 from tools.orders import list_orders, order_status
@@ -15,6 +16,7 @@ def default_registry() -> ToolRegistry:
             order_status,
             list_orders,
             search_knowledge_base,
+            product_info,
             escalate_to_human,
         )
     )

@@ -14,6 +14,8 @@ def describe(name: str, args: dict[str, Any]) -> str:
         return "Checking your details"
     if name == "search_knowledge_base":
         return "Searching the help centre"
+    if name == "product_info":
+        return "Checking the catalog"
     if name == "escalate_to_human":
         return "Handing over to a person"
     return f"Using {name}"

@@ -28,11 +28,11 @@ def import_orders(
         raise fail(str(exc)) from exc
     for problem in report.problems:
         err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
-    c, o = report.customers, report.orders
-    console.print(
-        f"customers: {c.created} created, {c.updated} updated, {c.unchanged} unchanged\n"
-        f"orders: {o.created} created, {o.updated} updated, {o.unchanged} unchanged\n"
-        f"skipped: {len(report.problems)}"
-    )
+    for label, tally in (("products", report.products), ("customers", report.customers),
+                         ("orders", report.orders)):  # fmt: skip
+        if label != "products" or tally.created + tally.updated + tally.unchanged:
+            console.print(f"{label}: {tally.created} created, {tally.updated} updated, "
+                          f"{tally.unchanged} unchanged")  # fmt: skip
+    console.print(f"skipped: {len(report.problems)}")
     if report.problems:
         raise typer.Exit(2)

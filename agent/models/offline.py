@@ -23,6 +23,12 @@ HUMAN_RE = re.compile(
     re.IGNORECASE,
 )
 ORDERS_RE = re.compile(r"\border(s)?\b|\bpurchase|\bdeliver|\bship|\btracking", re.IGNORECASE)
+# Product questions: stock, price, variants.
+PRODUCT_RE = re.compile(
+    r"\b(in stock|available|availability|price|how much|colou?rs?|sizes?|capacity|variants?|"
+    r"options?|do you (have|sell))\b",
+    re.IGNORECASE,
+)
 # Questions about how things work go to the help centre, even when they mention orders.
 HOWTO_RE = re.compile(
     r"\b(how|can i|could i|policy|policies|return|refund|exchange|warranty|guarantee|cost|"
@@ -102,6 +108,8 @@ def plan_tool_calls(text: str, available: set[str]) -> list[tuple[str, dict[str,
         plan.extend(("order_status", {"order_id": oid}) for oid in order_ids)
     elif plan:
         pass  # verification alone
+    elif "product_info" in available and PRODUCT_RE.search(text) and not ORDERS_RE.search(text):
+        plan.append(("product_info", {"query": text.strip()[:500]}))
     elif "search_knowledge_base" in available and (
         HOWTO_RE.search(text) or not ORDERS_RE.search(text)
     ):
@@ -217,7 +225,26 @@ def _passages(data: Any) -> str:
     return f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
 
 
+def _products(data: Any) -> str:
+    parts = []
+    for p in data.get("products", []):
+        wanted = ", ".join(p["filters"].values())
+        head = f"{p['name']}" + (f" ({wanted})" if wanted else "")
+        if not p["matching_variants"]:
+            parts.append(f"{head}: we have no variant like that.")
+            continue
+        lines = [f"{head}: {p['available_variants']} of {p['matching_variants']} matching "
+                 "variants are in stock."]  # fmt: skip
+        for v in p["variants"][:6]:
+            options = ", ".join(f"{k}: {val}" for k, val in v["options"].items())
+            stock = "in stock" if v["available"] else "out of stock"
+            lines.append(f"- {options}: {v['price']}, {stock}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 RENDERERS: dict[str, Callable[[Any], str]] = {
+    "product_info": _products,
     "search_knowledge_base": _passages,
     "verify_customer": _verified,
     "order_status": _order,

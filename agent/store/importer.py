@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 from agent.errors import ImportFailed
 from agent.store.db import transaction
 from agent.store.orders import normalize_order_id, order_lines
-from agent.store.tables import Customer, Order, OrderItem, Shipment
+from agent.store.tables import Customer, Order, OrderItem, Product, ProductVariant, Shipment
 
 ORDER_STATUSES = {
     "pending", "processed", "delivered", "cancelled", "shipped",
@@ -52,6 +52,19 @@ class ItemIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     price_cents: int = Field(ge=0)
     options: dict[str, Any] = {}
+
+
+class VariantIn(BaseModel):
+    item_id: str = Field(min_length=1)
+    options: dict[str, Any] = {}
+    available: bool = True
+    price_cents: int = Field(ge=0)
+
+
+class ProductIn(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    variants: list[VariantIn] = []
 
 
 class ShipmentIn(BaseModel):
@@ -86,6 +99,7 @@ class Tally:
 class ImportReport:
     customers: Tally = field(default_factory=Tally)
     orders: Tally = field(default_factory=Tally)
+    products: Tally = field(default_factory=Tally)
     problems: list[str] = field(default_factory=list)
 
 
@@ -117,10 +131,35 @@ def read_retail_json(path: Path) -> Iterator[Parsed]:
         raise ImportFailed(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
         raise ImportFailed(f"{path}: expected an object with 'users' and 'orders'")
+    for product_id, product in (data.get("products") or {}).items():
+        yield (
+            "product",
+            f"product {product_id}",
+            lambda p=product, pid=product_id: _retail_product(pid, p),
+        )
     for user_id, user in data["users"].items():
         yield "customer", f"user {user_id}", lambda u=user, uid=user_id: _retail_customer(uid, u)
     for order_id, order in (data.get("orders") or {}).items():
         yield "order", f"order {order_id}", lambda o=order, oid=order_id: _retail_order(oid, o)
+
+
+def _retail_product(product_id: str, product: dict[str, Any]) -> ProductIn:
+    variants = []
+    for item_id, variant in (product.get("variants") or {}).items():
+        try:
+            cents = to_cents(variant["price"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"variant {item_id}: price: {exc}") from exc
+        variants.append(
+            VariantIn(
+                item_id=str(variant.get("item_id") or item_id),
+                options=variant.get("options") or {},
+                available=bool(variant.get("available", True)),
+                price_cents=cents,
+            )
+        )
+    return ProductIn(id=str(product.get("product_id") or product_id), name=product.get("name", ""),
+                     variants=variants)  # fmt: skip
 
 
 def _retail_customer(user_id: str, user: dict[str, Any]) -> CustomerIn:
@@ -268,6 +307,8 @@ def import_records(engine: Engine, records: Iterable[Parsed]) -> ImportReport:
                 with session.begin_nested():
                     if kind == "customer":
                         _upsert_customer(session, record, report)
+                    elif kind == "product":
+                        _upsert_product(session, record, report)
                     else:
                         next_seq = _upsert_order(session, record, report, next_seq)
             except _Skip as exc:
@@ -297,6 +338,33 @@ def _upsert_customer(session: Session, c: CustomerIn, report: ImportReport) -> N
             setattr(existing, k, v)
         session.add(existing)
         report.customers.updated += 1
+    session.flush()
+
+
+def _upsert_product(session: Session, p: ProductIn, report: ImportReport) -> None:
+    existing = session.get(Product, p.id)
+    stored = session.exec(select(ProductVariant).where(ProductVariant.product_id == p.id)).all()
+    current = sorted(
+        (VariantIn.model_validate(v, from_attributes=True) for v in stored), key=lambda v: v.item_id
+    )
+    if (
+        existing is not None
+        and existing.name == p.name
+        and current == sorted(p.variants, key=lambda v: v.item_id)
+    ):
+        report.products.unchanged += 1
+        return
+    if existing is None:
+        session.add(Product(id=p.id, name=p.name))
+        report.products.created += 1
+    else:
+        existing.name = p.name
+        session.add(existing)
+        session.execute(delete(ProductVariant).where(col(ProductVariant.product_id) == p.id))
+        report.products.updated += 1
+    session.flush()
+    for v in p.variants:
+        session.add(ProductVariant(product_id=p.id, **v.model_dump()))
     session.flush()
 
 

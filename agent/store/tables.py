@@ -64,6 +64,20 @@ class Shipment(SQLModel, table=True):
     item_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+class Product(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(index=True, max_length=200)
+
+
+class ProductVariant(SQLModel, table=True):
+    __tablename__ = "product_variant"
+    item_id: str = Field(primary_key=True, max_length=64)
+    product_id: str = Field(foreign_key="product.id", index=True)
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    available: bool = True
+    price_cents: int
+
+
 class KeyScope(StrEnum):
     ADMIN = "admin"  # staff: knowledge base, keys, tickets, every transcript
     BACKEND = "backend"  # the shop's backend: vouches for customers, reads any transcript
