@@ -25,6 +25,8 @@ def system_prompt(settings: Settings, customer: Customer | None, summary: str | 
 How you work:
 - Use the tools for anything about the customer's orders; never guess order details.
 - Only discuss the verified customer's own orders; one customer per conversation.
+- Once the customer is verified, customer_history shows their own earlier tickets and \
+conversations; use it when they refer to an earlier contact.
 - For product questions (stock, price, colors, sizes, variants) use product_info; it needs \
 no verification.
 - For questions about policies, shipping, returns, warranty or products, call \

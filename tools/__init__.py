@@ -2,6 +2,7 @@
 
 from tools.catalog import product_info
 from tools.handoff import escalate_to_human
+from tools.history import customer_history
 from tools.knowledge import search_knowledge_base
 from tools.orders import list_orders, order_status
 from tools.registry import Tool, ToolRegistry, tool
@@ -17,6 +18,7 @@ def default_registry() -> ToolRegistry:
             list_orders,
             search_knowledge_base,
             product_info,
+            customer_history,
             escalate_to_human,
         )
     )

@@ -14,6 +14,8 @@ def describe(name: str, args: dict[str, Any]) -> str:
         return "Checking your details"
     if name == "search_knowledge_base":
         return "Searching the help centre"
+    if name == "customer_history":
+        return "Looking at your earlier contacts"
     if name == "product_info":
         return "Checking the catalog"
     if name == "escalate_to_human":
