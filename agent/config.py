@@ -121,6 +121,8 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Customer messages per minute per conversation"
     )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_images: int = Field(default=4, ge=0, le=20, description="Images per customer message")
+    max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Bytes per image")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     api_threads: int = Field(default=256, ge=4, le=4096)
 

@@ -27,8 +27,41 @@ OMITTED_NOTE = "[Earlier messages of this conversation were left out to fit the 
 CACHE = {"type": "ephemeral"}
 
 
+IMAGE_TOKENS = 1_600  # about what Claude bills for a photo scaled to its default size
+IMAGE_PLACEHOLDER = "[A photo the customer sent earlier; left out here to save space.]"
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _images(message: dict[str, Any]) -> int:
+    return sum(1 for b in message.get("content") or [] if b.get("type") == "image")
+
+
+def _size(message: dict[str, Any], chars_per_token: float) -> int:
+    """Characters that stand for `message`'s tokens: its JSON without image data, plus a
+    fixed allowance per image (base64 length says nothing about an image's token cost)."""
+    if not _images(message):
+        return len(_json(message))
+    light = {**message, "content": [
+        {"type": "image"} if b.get("type") == "image" else b for b in message["content"]
+    ]}  # fmt: skip
+    return len(_json(light)) + int(_images(message) * IMAGE_TOKENS * chars_per_token)
+
+
+def without_old_images(request: ModelRequest) -> ModelRequest:
+    """Photos from earlier turns replaced by a short note; the latest message keeps its own."""
+    messages = []
+    for index, message in enumerate(request.messages):
+        if index < len(request.messages) - 1 and _images(message):
+            content = [
+                {"type": "text", "text": IMAGE_PLACEHOLDER} if b.get("type") == "image" else b
+                for b in message["content"]
+            ]
+            message = {**message, "content": content}
+        messages.append(message)
+    return replace(request, messages=messages)
 
 
 class TokenCounter:
@@ -53,9 +86,8 @@ class TokenCounter:
         chars = len(head)
         hashes = [(digest.hexdigest(), chars)]
         for message in request.messages:
-            text = _json(message)
-            digest.update(text.encode())
-            chars += len(text)
+            digest.update(_json(message).encode())
+            chars += _size(message, self.chars_per_token)
             hashes.append((digest.hexdigest(), chars))
         return hashes
 
@@ -119,6 +151,8 @@ def fit_to_budget(
     byte-stable (and cacheable) turn after turn. When a new cut is needed, the request is
     trimmed to `target` × budget, which leaves room for several more turns at that cut.
     """
+    if counter.count(request) > budget and any(_images(m) for m in request.messages[:-1]):
+        request = without_old_images(request)  # photos give way before whole turns do
     messages = request.messages
     starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]
     if previous_cut in starts:

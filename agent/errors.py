@@ -53,3 +53,11 @@ class RateLimited(SupportbotError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooLarge(SupportbotError):
+    code = "too_large"
+
+
+class UnsupportedMedia(SupportbotError):
+    code = "unsupported_media_type"

@@ -96,17 +96,26 @@ class Agent:
         with transaction(self.engine) as session:
             return create_conversation(session=session, customer_id=customer_id, channel=channel).id
 
-    def ask(self, conversation_id: str, text: str) -> TurnResult:
+    def ask(
+        self, conversation_id: str, text: str, images: list[dict[str, Any]] | None = None
+    ) -> TurnResult:
         """Run one turn to completion and return its result."""
-        for event in self.run_turn(conversation_id, text):
+        for event in self.run_turn(conversation_id, text, images=images):
             if isinstance(event, TurnFinished):
                 return event.result
         raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
 
     def run_turn(
-        self, conversation_id: str, text: str, *, stream: bool = False
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        stream: bool = False,
+        images: list[dict[str, Any]] | None = None,
     ) -> Generator[Event, None, None]:
-        text = self.check_text(text)
+        """One customer turn; `images` are image content blocks (see agent.attachments)."""
+        text = self.check_text(text, allow_empty=bool(images))
+        content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             if conversation.state == ConversationState.CLOSED:
@@ -115,7 +124,7 @@ class Agent:
                 session=session,
                 conversation_id=conversation_id,
                 role="user",
-                content=[{"type": "text", "text": text}],
+                content=content,
             )
             state = conversation.state
         if state == ConversationState.HUMAN:
@@ -133,9 +142,9 @@ class Agent:
             return
         yield from _Turn(self, conversation_id, stream).run()
 
-    def check_text(self, text: str) -> str:
+    def check_text(self, text: str, *, allow_empty: bool = False) -> str:
         text = (text or "").strip()
-        if not text:
+        if not text and not allow_empty:
             raise InvalidInput("The message is empty.")
         limit = self.settings.max_message_chars
         if len(text) > limit:

@@ -26,6 +26,11 @@ class CitationView(BaseModel):
     page: int | None = None
 
 
+class ImageView(BaseModel):
+    media_type: str
+    url: str  # a data: URL, ready for an <img>
+
+
 class TranscriptEntry(BaseModel):
     id: int
     role: Literal["customer", "assistant", "staff"]
@@ -33,6 +38,7 @@ class TranscriptEntry(BaseModel):
     created_at: datetime
     tool_calls: list[ToolCallView] = []
     citations: list[CitationView] = []
+    images: list[ImageView] = []
     degraded: bool = False
     author: str | None = None
 
@@ -50,10 +56,22 @@ def build_transcript(rows: Sequence[Message]) -> list[TranscriptEntry]:
                 if block.get("type") == "tool_result" and block.get("tool_use_id") in pending:
                     pending[block["tool_use_id"]].is_error = bool(block.get("is_error"))
             text = _text(row.content)
-            if text:
+            images = [
+                ImageView(
+                    media_type=b["source"]["media_type"],
+                    url=f"data:{b['source']['media_type']};base64,{b['source']['data']}",
+                )
+                for b in row.content
+                if b.get("type") == "image" and b.get("source", {}).get("type") == "base64"
+            ]
+            if text or images:
                 entries.append(
                     TranscriptEntry(
-                        id=row.id or 0, role="customer", text=text, created_at=row.created_at
+                        id=row.id or 0,
+                        role="customer",
+                        text=text,
+                        created_at=row.created_at,
+                        images=images,
                     )
                 )
             continue

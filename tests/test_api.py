@@ -233,8 +233,10 @@ def test_limits_and_validation_errors_are_clear(api: Api, make_settings: Setting
     too_long = api.client.post(url, json={"text": "x" * 4001}, headers=api.auth("backend"))
     assert too_long.status_code == 422 and "too long" in too_long.json()["error"]["message"]
     missing = api.client.post(url, json={}, headers=api.auth("backend"))
-    assert missing.status_code == 422 and missing.json()["error"]["message"].startswith("body.text")
-    huge = api.client.post(url, content=b'{"text": "' + b"x" * 70_000 + b'"}',
+    assert missing.status_code == 422 and missing.json()["error"]["message"] == "The message is empty."
+    wrong_type = api.client.post(url, json={"text": 5}, headers=api.auth("backend"))
+    assert wrong_type.status_code == 422 and wrong_type.json()["error"]["message"].startswith("body.text")
+    huge = api.client.post("/v1/conversations", content=b'{"customer_id": "' + b"x" * 70_000 + b'"}',
                            headers=api.auth("backend", **{"Content-Type": "application/json"}))  # fmt: skip
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
     assert "Traceback" not in too_long.text + missing.text + huge.text

@@ -151,3 +151,33 @@ def test_customer_asks_for_a_human_and_sees_the_staff_reply(
     customer.wait_for_selector("#state", state="hidden", timeout=15_000)  # back with the bot
     customer.close()
     staff.close()
+
+
+def test_staff_see_the_photo_a_customer_attached(browser, site, fake: FakeAnthropic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.images import png
+
+    base, _, admin = site
+    photo = tmp_path / "cracked-kettle.png"
+    photo.write_bytes(png(64, 48))
+    customer = browser.new_page()
+    customer.goto(base)
+    fake.enqueue(
+        tool_use("escalate_to_human", {"reason": "Damaged on arrival", "summary": "photo of a cracked kettle"}),
+        text("Sorry about that! A colleague will look at your photo."),
+    )
+    customer.set_input_files("#photos", str(photo))
+    customer.fill("#text", "My kettle arrived cracked, photo attached. I want a person.")
+    customer.click("#send")
+    customer.wait_for_selector("text=With a human agent")
+    assert customer.locator(".msg.customer img.photo-thumb").count() == 1
+
+    staff = browser.new_page()
+    staff.goto(base + "/staff")
+    staff.fill("#key", admin)
+    staff.click("#login button")
+    staff.click("button.ticket")
+    image = staff.wait_for_selector("#transcript img.photo-thumb")
+    assert staff.evaluate("(img) => img.complete && img.naturalWidth", image) == 64
+    _shot(staff, "6-staff-sees-photo")
+    customer.close()
+    staff.close()

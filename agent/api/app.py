@@ -63,12 +63,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.supportbot = state
     errors.install(app)
-    app.add_middleware(
-        errors.BodyLimit,
-        default=settings.max_request_bytes,
-        uploads=settings.max_upload_bytes,
-        upload_paths=("/v1/kb/documents",),
+    # Photos travel as base64 (4/3 of their size) or multipart; documents as uploads.
+    with_photos = (
+        settings.max_request_bytes + settings.max_images * settings.max_image_bytes * 4 // 3
     )
+
+    def limit_for(path: str) -> int:
+        if path.startswith("/v1/kb/documents"):
+            return settings.max_upload_bytes
+        if path.startswith("/v1/conversations/") and path.endswith("/messages"):
+            return with_photos
+        return settings.max_request_bytes
+
+    app.add_middleware(errors.BodyLimit, limit_for=limit_for)
     for module in (health, conversations, tickets, kb, usage):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,8 @@ STATUS: dict[type[errors.SupportbotError], int] = {
     errors.Forbidden: 403,
     errors.RateLimited: 429,
     errors.ImportFailed: 422,
+    errors.TooLarge: 413,
+    errors.UnsupportedMedia: 415,
 }
 
 
@@ -72,19 +75,14 @@ def install(app: FastAPI) -> None:
 class BodyLimit:
     """Rejects request bodies over a size limit with 413, before the app reads them."""
 
-    def __init__(self, app: ASGIApp, *, default: int, uploads: int, upload_paths: tuple[str, ...]):
-        self.app, self.default, self.uploads, self.upload_paths = (
-            app,
-            default,
-            uploads,
-            upload_paths,
-        )
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
+        self.app, self.limit_for = app, limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.uploads if scope["path"].startswith(self.upload_paths) else self.default
+        limit = self.limit_for(scope["path"])
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -44,8 +44,15 @@ class ConversationOut(BaseModel):
     )
 
 
+class ImageIn(BaseModel):
+    data: str = Field(description="The image, base64-encoded (JPEG, PNG, WebP or GIF)")
+    media_type: str | None = Field(default=None, description="Checked against the bytes")
+    name: str = Field(default="image", max_length=200)
+
+
 class MessageCreate(BaseModel):
-    text: str = Field(description="The customer's message")
+    text: str = Field(default="", description="The customer's message (may be empty with images)")
+    images: list[ImageIn] = Field(default_factory=list, description="Photos, e.g. of damage")
 
 
 class TurnOut(BaseModel):

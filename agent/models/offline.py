@@ -37,6 +37,10 @@ HOWTO_RE = re.compile(
 )
 
 HEADER = f"({OFFLINE_NOTICE}: answering from our records without the AI assistant.)"
+NO_IMAGES = (
+    "I can't look at photos while I'm in offline mode. If something arrived damaged, say "
+    "'human' and a colleague will look at your photo."
+)
 HELP = (
     "I can look up your orders: send your order number (like #W1234567) and, if you're not "
     "verified yet, the email address on your account. Say 'human' to talk to a person."
@@ -59,7 +63,8 @@ class OfflineModel:
         else:
             text = " ".join(b.get("text", "") for b in last if b.get("type") == "text")
             available = {t["name"] for t in request.tools}
-            plan = plan_tool_calls(text, available)
+            photos = any(b.get("type") == "image" for b in last)
+            plan = [] if photos and not HUMAN_RE.search(text) else plan_tool_calls(text, available)
             if plan:
                 turn = len(request.messages)
                 blocks = [
@@ -73,7 +78,7 @@ class OfflineModel:
                 ]
                 reply = ModelReply(blocks, "tool_use", self.name, _no_usage())
             else:
-                reply = self._final(f"{HEADER}\n\n{HELP}")
+                reply = self._final(f"{HEADER}\n\n{NO_IMAGES if photos else HELP}")
         if stream and reply.stop_reason == "end_turn":
             yield TextDelta(reply.text())
         yield reply

@@ -9,8 +9,11 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import ConversationDep, PrincipalDep, SessionDep, StateDep
 from agent.api.schemas import (
@@ -21,6 +24,7 @@ from agent.api.schemas import (
     TranscriptOut,
     TurnOut,
 )
+from agent.attachments import Upload, decode_base64, image_blocks
 from agent.errors import Forbidden, InvalidInput, NotFound, RateLimited, SupportbotError
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.identity import verify_customer_token
@@ -175,9 +179,45 @@ async def _stream(
             await anyio.to_thread.run_sync(turn.close)
 
 
-@router.post("/{conversation_id}/messages", response_model=TurnOut)
+async def _read_message(request: Request, state: StateDep) -> tuple[str, list[dict[str, Any]]]:
+    """(text, image blocks) from a JSON body or a multipart form (`text`, `images` files)."""
+    uploads: list[Upload] = []
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_files=state.settings.max_images + 1)
+        text = str(form.get("text") or "")
+        for item in form.getlist("images"):
+            if isinstance(item, StarletteUpload):
+                uploads.append(
+                    Upload(item.filename or "image", item.content_type, await item.read())
+                )
+    else:
+        try:
+            body = MessageCreate.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from exc
+        text = body.text
+        uploads = [Upload(i.name, i.media_type, decode_base64(i.name, i.data)) for i in body.images]
+    return text, image_blocks(uploads, state.settings)
+
+
+MESSAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": MessageCreate.model_json_schema()},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "text": {"type": "string"},
+                "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            }}},
+        },
+    }
+}  # fmt: skip
+
+
+@router.post("/{conversation_id}/messages", response_model=TurnOut, openapi_extra=MESSAGE_BODY)
 async def post_message(
-    body: MessageCreate,
     request: Request,
     state: StateDep,
     conversation: ConversationDep,
@@ -198,11 +238,12 @@ async def post_message(
     if retry is not None:
         raise RateLimited("Too many messages in this conversation; slow down.", retry_after=retry)
     agent = state.runtime.agent
+    text, images = await _read_message(request, state)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
     if wants_stream:
         # Validation errors surface as a plain 4xx before any event is sent.
-        text = agent.check_text(body.text)
-        turn = agent.run_turn(conversation.id, text, stream=True)
+        text = agent.check_text(text, allow_empty=bool(images))
+        turn = agent.run_turn(conversation.id, text, stream=True, images=images)
         first = await anyio.to_thread.run_sync(next, turn, None)
         if first is None:
             raise NotFound("the turn produced no events")
@@ -213,5 +254,5 @@ async def post_message(
                 yield item
 
         return EventSourceResponse(events(), ping=15)
-    result = await anyio.to_thread.run_sync(agent.ask, conversation.id, body.text)
+    result = await anyio.to_thread.run_sync(agent.ask, conversation.id, text, images)
     return _turn_out(result)

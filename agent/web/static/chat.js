@@ -7,6 +7,7 @@ const form = document.getElementById("composer");
 const input = document.getElementById("text");
 const sendButton = document.getElementById("send");
 const stateLabel = document.getElementById("state");
+const photos = document.getElementById("photos");
 const notice = document.getElementById("notice");
 let conversation = JSON.parse(sessionStorage.getItem("supportbot.conversation") || "null");
 let shownIds = new Set();
@@ -85,14 +86,15 @@ async function loadHistory() {
   for (const m of data.messages) {
     shownIds.add(m.id);
     const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "Support team")}</div>` : "";
-    addMessage(m.role, who + renderText(m.text, m.citations) + sourcesHtml(m.citations));
+    addMessage(m.role, who + imagesHtml(m.images) + renderText(m.text, m.citations) + sourcesHtml(m.citations));
   }
   showState(data.state);
 }
 
-async function send(text) {
+async function send(text, files) {
   sendButton.disabled = true;
-  addMessage("customer", escapeHtml(text).replace(/\n/g, "<br>"));
+  const thumbs = (files || []).map((f) => `<img class="photo-thumb" src="${URL.createObjectURL(f)}" alt="Your photo">`).join("");
+  addMessage("customer", thumbs + escapeHtml(text).replace(/\n/g, "<br>"));
   const bubble = addMessage("assistant", "", "pending");
   const activity = document.createElement("div");
   activity.className = "activity";
@@ -101,7 +103,13 @@ async function send(text) {
   let streamed = "";
   try {
     const conv = await ensureConversation();
-    await postEvents(`/v1/conversations/${conv.id}/messages`, headers(), {text}, (event, data) => {
+    let payload = {text};
+    if (files && files.length) {
+      payload = new FormData();
+      payload.append("text", text);
+      for (const f of files) payload.append("images", f, f.name);
+    }
+    await postEvents(`/v1/conversations/${conv.id}/messages`, headers(), payload, (event, data) => {
       if (event === "text") { streamed += data.delta; body.innerHTML = renderText(streamed, []); scroll(); }
       else if (event === "tool_start") {
         const item = document.createElement("div");
@@ -136,9 +144,11 @@ async function send(text) {
 form.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = input.value.trim();
-  if (!text || sendButton.disabled) return;
+  const files = Array.from(photos.files || []);
+  if ((!text && !files.length) || sendButton.disabled) return;
   input.value = "";
-  send(text);
+  photos.value = "";
+  send(text, files);
 });
 input.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }

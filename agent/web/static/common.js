@@ -24,12 +24,20 @@ function renderText(text, citations) {
   });
 }
 
-// POST and read a text/event-stream response; calls onEvent(name, data) per event.
+// Images of a transcript entry (data: URLs from the server).
+function imagesHtml(images) {
+  return (images || []).filter((i) => /^data:image\/(jpeg|png|webp|gif);base64,/.test(i.url))
+    .map((i) => `<img class="photo-thumb" src="${i.url}" alt="Photo from the customer">`).join("");
+}
+
+// POST (JSON, or FormData for photos) and read a text/event-stream response.
 async function postEvents(url, headers, body, onEvent) {
+  const form = body instanceof FormData;
   const response = await fetch(url, {
     method: "POST",
-    headers: {...headers, "Content-Type": "application/json", "Accept": "text/event-stream"},
-    body: JSON.stringify(body),
+    headers: form ? {...headers, "Accept": "text/event-stream"}
+                  : {...headers, "Content-Type": "application/json", "Accept": "text/event-stream"},
+    body: form ? body : JSON.stringify(body),
   });
   if (!response.ok) {
     const error = await response.json().catch(() => ({error: {message: response.statusText}}));
@@ -41,7 +49,8 @@ async function postEvents(url, headers, body, onEvent) {
   for (;;) {
     const {value, done} = await reader.read();
     if (done) break;
-    buffer += decoder.decode(value, {stream: true}).replace(/\r\n/g, "\n");
+    // Normalise line ends over the whole buffer: a chunk may end between "\r" and "\n".
+    buffer = (buffer + decoder.decode(value, {stream: true})).replace(/\r\n/g, "\n");
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
       const raw = buffer.slice(0, cut);

@@ -60,7 +60,7 @@ async function loadTranscript() {
     div.className = "msg " + m.role;
     const tools = m.tool_calls.map((t) => `<div class="tool">${escapeHtml(t.label)}${t.is_error ? " — failed" : ""}</div>`).join("");
     const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "staff")}</div>` : "";
-    div.innerHTML = who + tools + renderText(m.text, m.citations);
+    div.innerHTML = who + tools + imagesHtml(m.images) + renderText(m.text, m.citations);
     box.appendChild(div);
   }
   box.scrollTop = box.scrollHeight;
