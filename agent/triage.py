@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 import time
@@ -92,8 +93,9 @@ def read_tickets(path: Path) -> tuple[list[Ticket], list[str]]:
     records: list[tuple[str, dict[str, Any]]] = []
     problems: list[str] = []
     if path.suffix.lower() == ".csv":
-        for line, row in enumerate(csv.DictReader(raw.splitlines()), start=2):
-            records.append((f"line {line}", row))
+        reader = csv.DictReader(io.StringIO(raw))
+        for row in reader:  # line_num: the physical line, even when a field spans lines
+            records.append((f"line {reader.line_num}", row))
     elif path.suffix.lower() == ".jsonl":
         for line, text in enumerate(raw.splitlines(), start=1):
             if text.strip():

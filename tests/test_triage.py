@@ -103,3 +103,14 @@ def test_unreadable_ticket_files_are_clear(tmp_path: Path, monkeypatch: pytest.M
     bad.write_text("x")
     result = runner.invoke(app, ["triage", str(bad)])
     assert result.exit_code == 1 and "use a .csv or .jsonl file" in result.output
+
+
+def test_csv_tickets_may_span_lines(tmp_path: Path) -> None:
+    from agent.triage import read_tickets
+
+    path = tmp_path / "tickets.csv"
+    path.write_text('id,subject,body\nT-1,Broken,"It arrived broken.\n\nPlease help, today!"\nT-2,,\n')
+    tickets, problems = read_tickets(path)
+    assert [t.id for t in tickets] == ["T-1"]
+    assert tickets[0].text == "Broken\n\nIt arrived broken.\n\nPlease help, today!"
+    assert problems == ["line 5: missing or invalid text"]

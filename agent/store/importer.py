@@ -7,6 +7,7 @@ with its id or line and skipped whole; an order is never half-written.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -210,12 +211,13 @@ def read_orders_csv(path: Path) -> Iterator[Parsed]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFailed(f"{path}: not UTF-8 text ({exc})") from exc
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise ImportFailed(f"{path}: missing columns: {', '.join(missing)}")
     orders: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the physical line, even when a quoted field spans lines
         key = (row.get("order_id") or "").strip()
         orders.setdefault(key or f"<line {line}>", []).append((line, row))
     seen_customers: set[str] = set()
