@@ -45,10 +45,6 @@ class ChromaStore:
             client = chromadb.PersistentClient(path=str(path), settings=settings)
         return cls(client, collection)
 
-    @property
-    def location(self) -> str:
-        return self._name
-
     def count(self) -> int:
         return int(self.collection.count())
 
@@ -137,14 +133,3 @@ class ChromaStore:
             if len(page["ids"]) < PAGE:
                 return rows
             offset += PAGE
-
-    def get(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        if not ids:
-            return {}
-        page = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
-        return {
-            i: (d or "", dict(m or {}))
-            for i, d, m in zip(
-                page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True
-            )
-        }

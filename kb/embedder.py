@@ -70,7 +70,3 @@ class Embedder:
         """Word-piece tokens, as the model sees them (without special tokens)."""
         # verbose=False: over-long text is expected here (the chunker measures it to split it).
         return len(self.model.tokenizer.encode(text, add_special_tokens=False, verbose=False))
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.model.max_seq_length or 256)

@@ -166,18 +166,15 @@ class KnowledgeBase:
         # A verbatim identifier match (a product or part code) outranks everything else.
         # They come first, in the order relevance gives them: the code picks the document,
         # the question picks the passage.
-        fused_ids = {i for i, _ in fused}
-        ranked = [p for p in fused if p[0] in exact] + [(i, 0.0) for i in exact - fused_ids]
-        ranked += [p for p in fused if p[0] not in exact]
+        ranked = [p for p in fused if p[0] in exact] + [p for p in fused if p[0] not in exact]
         ranked = ranked[:k]
-        found = {i: (t, m) for i, t, m, _ in dense} | self._lexical_meta_for(
-            [i for i, _ in ranked], lexical
-        )
+        # Text and metadata: from the dense results, else from the lexical index's copy.
+        found = {i: (t, m) for i, t, m, _ in dense}
         dense_scores = {i: s for i, *_, s in dense}
         lexical_scores = dict(lexical)
         hits = []
         for chunk_id, score in ranked:
-            text, meta = found[chunk_id]
+            text, meta = found.get(chunk_id) or self._lexical_meta[chunk_id]
             hits.append(
                 Hit(
                     text=text,
@@ -235,14 +232,6 @@ class KnowledgeBase:
     def _lexical_text(self, chunk_id: str) -> str:
         text, meta = self._lexical_meta.get(chunk_id, ("", {}))
         return context_text(text, str(meta.get("title", "")), str(meta.get("section", "")))
-
-    def _lexical_meta_for(
-        self, ids: Sequence[str], lexical: Sequence[tuple[str, float]]
-    ) -> dict[str, tuple[str, dict[str, Any]]]:
-        lexical_ids = {i for i, _ in lexical}
-        return {
-            i: self._lexical_meta[i] for i in ids if i in lexical_ids and i in self._lexical_meta
-        }
 
 
 def _contains_any(text: str, codes: Sequence[str]) -> bool:

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.store.tables import ConversationState, KeyScope, TicketStatus
+from agent.store.tables import ConversationState, TicketStatus
 from agent.transcript import CitationView, ToolCallView, TranscriptEntry
 from agent.usage import UsageTotals
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: list[Any] | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
 
 
 class ConversationCreate(BaseModel):
@@ -118,11 +107,3 @@ class HitOut(BaseModel):
     section: str
     url: str | None
     page: int | None
-
-
-class KeyOut(BaseModel):
-    id: int
-    name: str
-    scope: KeyScope
-    prefix: str
-    revoked: bool

@@ -136,7 +136,7 @@ def _turn_out(result: TurnResult) -> TurnOut:
     )
 
 
-def _sse(event: Event, state: StateDep) -> dict[str, str]:
+def _sse(event: Event) -> dict[str, str]:
     data: dict[str, Any]
     if isinstance(event, TextDelta):
         name, data = "text", {"delta": event.text}
@@ -157,9 +157,7 @@ def _sse(event: Event, state: StateDep) -> dict[str, str]:
     return {"event": name, "data": json.dumps(data, ensure_ascii=False)}
 
 
-async def _stream(
-    turn: Generator[Event, None, None], state: StateDep, request: Request
-) -> AsyncIterator[dict[str, str]]:
+async def _stream(turn: Generator[Event, None, None]) -> AsyncIterator[dict[str, str]]:
     """Drive the (blocking) turn in worker threads and pass its events on as they come.
 
     When the client goes away the turn is closed: whatever it had not yet stored is rolled
@@ -171,7 +169,7 @@ async def _stream(
             event = await anyio.to_thread.run_sync(next, turn, sentinel)
             if event is sentinel:
                 return
-            yield _sse(event, state)  # type: ignore[arg-type]
+            yield _sse(event)  # type: ignore[arg-type]
     except SupportbotError as exc:
         yield {"event": "error", "data": json.dumps({"code": exc.code, "message": str(exc)})}
     finally:
@@ -249,8 +247,8 @@ async def post_message(
             raise NotFound("the turn produced no events")
 
         async def events() -> AsyncIterator[dict[str, str]]:
-            yield _sse(first, state)
-            async for item in _stream(turn, state, request):
+            yield _sse(first)
+            async for item in _stream(turn):
                 yield item
 
         return EventSourceResponse(events(), ping=15)
