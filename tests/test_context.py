@@ -85,18 +85,40 @@ def test_cache_usage_is_recorded_and_costed(runtime: Runtime, fake: FakeAnthropi
 def test_usage_command_and_endpoint(
     make_settings: SettingsFactory, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from fastapi.testclient import TestClient
+
+    from agent.api.app import create_app
+    from agent.store.keys import create_key
+    from agent.store.tables import KeyScope
+
     runtime = _runtime(make_settings)
-    fake.enqueue(text("one"), text("two"))
+    fake.enqueue(tool_use("list_orders", {}), text("one"), text("two"))
     for _ in range(2):
         runtime.agent.ask(_bound(runtime), "hi")
+    billed_input = sum(u["input_tokens"] for u in fake.usages)
+    billed_reads = sum(u["cache_read_input_tokens"] for u in fake.usages)
+
     monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", runtime.settings.resolved_database_url())
     out = CliRunner().invoke(app, ["usage", "--by", "model", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    assert data["rows"][0]["key"] == runtime.settings.model and data["total"]["calls"] == 2
-    reported = sum(b["input_tokens"] for b in [r for r in data["rows"]])
-    assert reported == data["total"]["input_tokens"] > 0
+    (row,) = data["rows"]
+    assert row["key"] == runtime.settings.model and data["total"]["calls"] == 3
+    assert data["total"]["input_tokens"] == billed_input  # what the API billed, to the token
+    assert data["total"]["cache_read_input_tokens"] == billed_reads > 0
     assert CliRunner().invoke(app, ["usage", "--by", "week"]).exit_code != 0
+
+    with transaction(runtime.engine) as session:
+        admin = create_key(session=session, name="ops", scope=KeyScope.ADMIN)[1]
+        backend = create_key(session=session, name="shop", scope=KeyScope.BACKEND)[1]
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        by_conversation = client.get("/v1/usage", params={"by": "conversation"},
+                                     headers={"Authorization": f"Bearer {admin}"}).json()  # fmt: skip
+        assert len(by_conversation["rows"]) == 2
+        assert by_conversation["total"]["input_tokens"] == billed_input
+        assert by_conversation["total"]["cost_usd"] == pytest.approx(data["total"]["cost_usd"])
+        denied = client.get("/v1/usage", headers={"Authorization": f"Bearer {backend}"})
+        assert denied.status_code == 403
 
 
 def test_budget_is_never_exceeded_and_trimming_keeps_what_matters(
