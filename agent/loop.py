@@ -49,7 +49,7 @@ from agent.store.conversations import (
     set_state,
 )
 from agent.store.db import transaction
-from agent.store.tables import ConversationState, Customer, Message
+from agent.store.tables import Conversation, ConversationState, Customer, Message
 from agent.summary import summarize
 from kb import KnowledgeBase
 from tools.context import Citation, ToolContext
@@ -127,6 +127,9 @@ class Agent:
                 content=content,
             )
             state = conversation.state
+            turn = _Turn(self, conversation_id, stream)
+            if state != ConversationState.HUMAN:
+                turn.load(session, conversation)  # same transaction: one round trip fewer
         if state == ConversationState.HUMAN:
             yield TurnFinished(
                 TurnResult(
@@ -140,7 +143,7 @@ class Agent:
                 )
             )
             return
-        yield from _Turn(self, conversation_id, stream).run()
+        yield from turn.run()
 
     def check_text(self, text: str, *, allow_empty: bool = False) -> str:
         text = (text or "").strip()
@@ -189,17 +192,7 @@ class _Turn:
     # -- model calls ------------------------------------------------------------------------
 
     def _request(self) -> ModelRequest:
-        if self.messages is None:
-            with transaction(self.agent.engine) as session:
-                conversation = get_conversation(
-                    session=session, conversation_id=self.conversation_id
-                )
-                if conversation.customer_id:
-                    self.customer = session.get(Customer, conversation.customer_id)
-                self.cut, self.summary = conversation.context_cut, conversation.summary
-                self.messages = to_api_messages(
-                    load_messages(session=session, conversation_id=self.conversation_id)
-                )
+        assert self.messages is not None, "load() runs in the turn's first transaction"
         validate(self.messages)
         request = ModelRequest(
             system=system_prompt(self.settings, self.customer),
@@ -208,6 +201,16 @@ class _Turn:
             max_tokens=self.settings.max_tokens,
         )
         return self._fit(request, self.settings.context_budget_tokens)
+
+    def load(self, session: Session, conversation: Conversation) -> None:
+        """Read what the turn starts from: the stored history, the verified customer, and
+        where the request starts (with its summary)."""
+        if conversation.customer_id:
+            self.customer = session.get(Customer, conversation.customer_id)
+        self.cut, self.summary = conversation.context_cut, conversation.summary
+        self.messages = to_api_messages(
+            load_messages(session=session, conversation_id=self.conversation_id)
+        )
 
     def _fit(self, request: ModelRequest, budget: int) -> ModelRequest:
         """Trim the request to `budget` (see context.fit_to_budget). The cut is stored on the
