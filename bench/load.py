@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -115,27 +116,46 @@ async def conversation(client: httpx.AsyncClient, turns: int, latencies: list[fl
 
 
 async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[float]]:
-    """`scenario.conversations` conversations, at most `concurrency` at a time."""
-    limits = httpx.Limits(max_connections=scenario.concurrency + 10)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
-                                 timeout=120, limits=limits) as client:  # fmt: skip
-        await conversation(client, 1, [])  # warm-up: first request loads everything
+    """`scenario.conversations` conversations, at most `concurrency` at a time.
+
+    Each concurrent slot has a client (a connection) of its own, as separate customers would:
+    one shared httpx pool scans all its connections for every request, and at 200
+    connections that client, not the server, was the bottleneck.
+    """
+    clients = asyncio.Queue[httpx.AsyncClient]()
+    for _ in range(scenario.concurrency):
+        clients.put_nowait(
+            httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        )
+    try:
+        warm = await clients.get()
+        await conversation(warm, 1, [])  # warm-up: first request loads everything
+        clients.put_nowait(warm)
         latencies: list[float] = []
-        slots = asyncio.Semaphore(scenario.concurrency)
 
         async def one() -> None:
-            async with slots:
+            client = await clients.get()
+            try:
                 await conversation(client, scenario.turns, latencies)
+            finally:
+                clients.put_nowait(client)
 
         start = time.perf_counter()
         await asyncio.gather(
             *(one() for _ in range(scenario.conversations or scenario.concurrency))
         )
         return time.perf_counter() - start, latencies
+    finally:
+        while not clients.empty():
+            await clients.get_nowait().aclose()
 
 
 def run(
-    workers: int, scenario: Scenario, fake: FakeAnthropic, database_url: str | None
+    workers: int,
+    scenario: Scenario,
+    fake: FakeAnthropic,
+    database_url: str | None,
+    profile: Path | None = None,
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
@@ -154,9 +174,14 @@ def run(
         cli(env, "keys", "create", "--scope", "backend", "--name", "bench").strip().splitlines()[-1]
     )
     port = free_port()
+    command = [str(Path(sys.executable).parent / "supportbot"), "serve", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
+    if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
+        out = profile / f"{workers}-{scenario.name.split()[0]}.txt"
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
+                   "--format", "raw", "--rate", "500", "--gil", "--nonblocking", "-o", str(out), "--", *command]  # fmt: skip
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "supportbot"), "serve", "--port", str(port),
-         "--workers", str(workers)],
+        command,
         env=env, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"),
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -173,14 +198,20 @@ def run(
             time.sleep(0.2)
         fake.default = responder(scenario)
         cpu_before = cpu_seconds(server.pid)
+        bench_before = sum(os.times()[:2])
         try:
             wall, latencies = asyncio.run(drive(base, key, scenario))
         except httpx.HTTPStatusError:
             print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
             raise
         cpu = cpu_seconds(server.pid) - cpu_before
+        bench_cpu = sum(os.times()[:2]) - bench_before
     finally:
-        server.terminate()
+        if profile is not None:  # stop the served process; py-spy then writes its profile
+            for child in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split():
+                os.kill(int(child), signal.SIGTERM)
+        else:
+            server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -199,6 +230,7 @@ def run(
         "overhead_p50_ms": (percentile(latencies, 50) - model) * 1000,
         "overhead_p99_ms": (percentile(latencies, 99) - model) * 1000,
         "server_cpu_ms_per_turn": cpu / turns * 1000,
+        "bench_cpu_ms_per_turn": bench_cpu / turns * 1000,
     }
 
 
@@ -211,6 +243,7 @@ def main() -> None:
     parser.add_argument("--model-ms", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--only", choices=["overhead", "throughput"])
+    parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the server")
     args = parser.parse_args()
     scenarios: list[Scenario] = [
         Scenario(
@@ -234,8 +267,8 @@ def main() -> None:
     postgres = start_postgres() if args.postgres else None
     fake = FakeAnthropic().start()
     print("| workers | scenario | turns | turns/s | ideal/s | share of ideal | p50 ms | p99 ms "
-          "| overhead p50 ms | overhead p99 ms | server CPU ms/turn |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| overhead p50 ms | overhead p99 ms | server CPU ms/turn | fake+client CPU ms/turn |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for workers in (int(w) for w in args.workers.split(",")):
             for scenario in scenarios:
@@ -243,7 +276,7 @@ def main() -> None:
                 if postgres is not None:
                     name = f"load_{workers}_{len(scenario.name)}_{int(time.time())}"
                     url = create_database(postgres, name)
-                r = run(workers, scenario, fake, url)
+                r = run(workers, scenario, fake, url, args.profile)
                 cells = [str(workers), scenario.name, f"{r['turns']:.0f}"]
                 cells += [f"{r['turns_per_s']:.1f}", f"{r['ideal_per_s']:.1f}"]
                 cells.append(f"{r['share_of_ideal']:.0%}")
@@ -255,6 +288,7 @@ def main() -> None:
                         "overhead_p50_ms",
                         "overhead_p99_ms",
                         "server_cpu_ms_per_turn",
+                        "bench_cpu_ms_per_turn",
                     )
                 ]
                 print("| " + " | ".join(cells) + " |", flush=True)

@@ -89,6 +89,12 @@ class Recorded:
     at: float
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: with many clients connecting at once the
+    # kernel drops SYNs and each retry waits a second, which a load test would blame on us.
+    request_queue_size = 1024
+
+
 class FakeAnthropic:
     """Start with `FakeAnthropic().start()`; point the SDK at `.url`."""
 
@@ -332,7 +338,7 @@ class FakeAnthropic:
                     self.wfile.flush()
                 self.close_connection = True
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
