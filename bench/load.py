@@ -124,9 +124,8 @@ async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[fl
     """
     clients = asyncio.Queue[httpx.AsyncClient]()
     for _ in range(scenario.concurrency):
-        clients.put_nowait(
-            httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120)
-        )
+        headers = {"Authorization": f"Bearer {key}"}
+        clients.put_nowait(httpx.AsyncClient(base_url=base, headers=headers, timeout=120))
     try:
         warm = await clients.get()
         await conversation(warm, 1, [])  # warm-up: first request loads everything
@@ -179,7 +178,8 @@ def run(
     if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
         out = profile / f"{workers}-{scenario.name.split()[0]}.txt"
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
-                   "--format", "raw", "--rate", "500", "--gil", "--nonblocking", "-o", str(out), "--", *command]  # fmt: skip
+                   "--format", "raw", "--rate", "500", "--gil", "--nonblocking",
+                   "-o", str(out), "--", *command]  # fmt: skip
     server = subprocess.Popen(
         command,
         env=env, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"),
@@ -267,7 +267,8 @@ def main() -> None:
     postgres = start_postgres() if args.postgres else None
     fake = FakeAnthropic().start()
     print("| workers | scenario | turns | turns/s | ideal/s | share of ideal | p50 ms | p99 ms "
-          "| overhead p50 ms | overhead p99 ms | server CPU ms/turn | fake+client CPU ms/turn |")  # fmt: skip
+          "| overhead p50 ms | overhead p99 ms | server CPU ms/turn "
+          "| fake+client CPU ms/turn |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for workers in (int(w) for w in args.workers.split(",")):

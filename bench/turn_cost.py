@@ -20,11 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlmodel import Session
+
 from agent.config import Settings
 from agent.runtime import build_runtime
 from agent.store.importer import import_path
 from agent.store.orders import find_customer_by_email
-from sqlmodel import Session
 from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,8 @@ def main() -> None:
     agent = runtime.agent
     print("| turn | CPU ms/turn |\n|---|---|")
     for name, message in (("plain", "hello there"), ("one tool call", "my orders?")):
-        def turns(n: int) -> None:
+
+        def turns(n: int, message: str = message) -> None:
             for i in range(n):
                 if i % 4 == 0:
                     conversation = agent.start_conversation(customer_id=customer_id)

@@ -233,9 +233,13 @@ def test_limits_and_validation_errors_are_clear(api: Api, make_settings: Setting
     too_long = api.client.post(url, json={"text": "x" * 4001}, headers=api.auth("backend"))
     assert too_long.status_code == 422 and "too long" in too_long.json()["error"]["message"]
     missing = api.client.post(url, json={}, headers=api.auth("backend"))
-    assert missing.status_code == 422 and missing.json()["error"]["message"] == "The message is empty."
+    assert (
+        missing.status_code == 422 and missing.json()["error"]["message"] == "The message is empty."
+    )
     wrong_type = api.client.post(url, json={"text": 5}, headers=api.auth("backend"))
-    assert wrong_type.status_code == 422 and wrong_type.json()["error"]["message"].startswith("body.text")
+    assert wrong_type.status_code == 422 and wrong_type.json()["error"]["message"].startswith(
+        "body.text"
+    )
     huge = api.client.post("/v1/conversations", content=b'{"customer_id": "' + b"x" * 70_000 + b'"}',
                            headers=api.auth("backend", **{"Content-Type": "application/json"}))  # fmt: skip
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
@@ -256,6 +260,9 @@ def test_rate_limits_answer_429_with_retry_after(
         statuses = [client.get(f"/v1/conversations/{cid}", headers=headers) for _ in range(3)]
         limited = statuses[-1]
         assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+        # The refused message was not stored (the client retries it later), the others were.
+        roles = [m["role"] for m in statuses[0].json()["messages"]]
+        assert roles == ["customer", "assistant", "customer", "assistant"]
         assert limited.json()["error"]["code"] == "rate_limited"
 
 

@@ -33,7 +33,9 @@ def client(make_settings: SettingsFactory) -> Iterator[tuple[TestClient, dict[st
 
 
 def _conversation(c: TestClient, headers: dict[str, str]) -> str:
-    return c.post("/v1/conversations", json={"customer_email": IVAN["email"]}, headers=headers).json()["id"]
+    return c.post(
+        "/v1/conversations", json={"customer_email": IVAN["email"]}, headers=headers
+    ).json()["id"]
 
 
 def test_a_json_photo_reaches_claude_as_an_image_block(client, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
@@ -69,16 +71,36 @@ def test_multipart_upload_and_photo_only_messages(client, fake: FakeAnthropic) -
 @pytest.mark.parametrize(
     ("files", "status", "message"),
     [
-        ([("images", ("big.png", png() + b"\x00" * 6_000_000, "image/png"))], 413, "big.png is 6,000,"),
-        ([("images", ("notes.png", b"just some text", "image/png"))], 415, "notes.png is not a JPEG, PNG"),
-        ([("images", ("photo.jpg", png(), "image/jpeg"))], 422, "labelled image/jpeg but its content is image/png"),
-        ([("images", (f"p{i}.png", png(), "image/png")) for i in range(5)], 422, "At most 4 images"),
+        (
+            [("images", ("big.png", png() + b"\x00" * 6_000_000, "image/png"))],
+            413,
+            "big.png is 6,000,",
+        ),
+        (
+            [("images", ("notes.png", b"just some text", "image/png"))],
+            415,
+            "notes.png is not a JPEG, PNG",
+        ),
+        (
+            [("images", ("photo.jpg", png(), "image/jpeg"))],
+            422,
+            "labelled image/jpeg but its content is image/png",
+        ),
+        (
+            [("images", (f"p{i}.png", png(), "image/png")) for i in range(5)],
+            422,
+            "At most 4 images",
+        ),
     ],
 )
-def test_bad_photos_are_rejected_clearly(client, fake: FakeAnthropic, files, status, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_photos_are_rejected_clearly(
+    client, fake: FakeAnthropic, files, status, message
+) -> None:  # type: ignore[no-untyped-def]
     c, headers, _runtime = client
     cid = _conversation(c, headers)
-    response = c.post(f"/v1/conversations/{cid}/messages", headers=headers, data={"text": "look"}, files=files)
+    response = c.post(
+        f"/v1/conversations/{cid}/messages", headers=headers, data={"text": "look"}, files=files
+    )
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
     assert fake.bodies == []  # nothing reached the model, nothing was stored
@@ -117,7 +139,10 @@ def test_escalated_ticket_carries_the_photo(client, fake: FakeAnthropic) -> None
 
 
 def test_old_photos_give_way_to_a_placeholder_before_turns_do() -> None:
-    photo = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 10}}
+    photo = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "A" * 10},
+    }
     messages = [
         {"role": "user", "content": [photo, {"type": "text", "text": "cracked kettle"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "Sorry to hear that."}]},

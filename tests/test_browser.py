@@ -153,7 +153,9 @@ def test_customer_asks_for_a_human_and_sees_the_staff_reply(
     staff.close()
 
 
-def test_staff_see_the_photo_a_customer_attached(browser, site, fake: FakeAnthropic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_staff_see_the_photo_a_customer_attached(
+    browser, site, fake: FakeAnthropic, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     from tests.images import png
 
     base, _, admin = site
@@ -162,7 +164,10 @@ def test_staff_see_the_photo_a_customer_attached(browser, site, fake: FakeAnthro
     customer = browser.new_page()
     customer.goto(base)
     fake.enqueue(
-        tool_use("escalate_to_human", {"reason": "Damaged on arrival", "summary": "photo of a cracked kettle"}),
+        tool_use(
+            "escalate_to_human",
+            {"reason": "Damaged on arrival", "summary": "photo of a cracked kettle"},
+        ),
         text("Sorry about that! A colleague will look at your photo."),
     )
     customer.set_input_files("#photos", str(photo))

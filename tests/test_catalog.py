@@ -48,10 +48,14 @@ def test_explicit_options_and_availability(offline_runtime: Runtime) -> None:
     assert error and "Products we sell: Electric Kettle, Office Chair, Water Bottle" in str(message)
 
 
-def test_claude_can_call_product_info_without_verification(runtime: Runtime, fake: FakeAnthropic) -> None:
+def test_claude_can_call_product_info_without_verification(
+    runtime: Runtime, fake: FakeAnthropic
+) -> None:
     fake.enqueue(tool_use("product_info", {"query": "office chair", "options": {"color": "black"}}),
                  text("Yes, the black office chair is available."))  # fmt: skip
-    result = runtime.agent.ask(runtime.agent.start_conversation(), "Do you have the office chair in black?")
+    result = runtime.agent.ask(
+        runtime.agent.start_conversation(), "Do you have the office chair in black?"
+    )
     block = fake.bodies[1]["messages"][-1]["content"][0]
     assert not block.get("is_error")
     assert json.loads(block["content"])["products"][0]["filters"] == {"color": "black"}
@@ -60,8 +64,11 @@ def test_claude_can_call_product_info_without_verification(runtime: Runtime, fak
 
 def test_offline_model_answers_a_stock_question(offline_runtime: Runtime) -> None:
     result = offline_runtime.agent.ask(
-        offline_runtime.agent.start_conversation(), "Is the 1000ml glass water bottle available in blue?"
+        offline_runtime.agent.start_conversation(),
+        "Is the 1000ml glass water bottle available in blue?",
     )
     assert [c.name for c in result.tool_calls] == ["product_info"]
-    assert "Water Bottle (1000ml, glass, blue): 0 of 1 matching variants are in stock." in result.reply
+    assert (
+        "Water Bottle (1000ml, glass, blue): 0 of 1 matching variants are in stock." in result.reply
+    )
     assert "$47.84, out of stock" in result.reply

@@ -256,5 +256,7 @@ def test_summary_is_stored_carried_and_reused_after_restart(
     assert "SUMMARY: Ivan asked" in first_after["system"] or any(not b.get("tools") for b in after)
     for body in after:
         if not body.get("tools"):
-            assert body["messages"][0]["content"][0]["text"].startswith("Summary so far:\nSUMMARY: Ivan asked")
+            assert body["messages"][0]["content"][0]["text"].startswith(
+                "Summary so far:\nSUMMARY: Ivan asked"
+            )
     assert "SUMMARY: Ivan asked" in fake.bodies[-1]["system"]

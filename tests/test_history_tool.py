@@ -23,7 +23,10 @@ def _history(runtime: Runtime, conversation: str) -> tuple[bool, str]:
 
 def test_history_shows_only_the_verified_customers_records(offline_runtime: Runtime) -> None:
     agent = offline_runtime.agent
-    ivan, yara = customer_id(offline_runtime, IVAN["email"]), customer_id(offline_runtime, YARA["email"])
+    ivan, yara = (
+        customer_id(offline_runtime, IVAN["email"]),
+        customer_id(offline_runtime, YARA["email"]),
+    )
     earlier = agent.start_conversation(customer_id=ivan)
     agent.ask(earlier, f"Where is my order {IVAN['orders'][0]}?")
     theirs = agent.start_conversation(customer_id=yara)

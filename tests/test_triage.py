@@ -18,7 +18,11 @@ DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
 runner = CliRunner()
 
 TICKETS = [
-    {"id": "T-100", "subject": "Broken kettle", "text": "My kettle arrived broken, I want a refund!"},
+    {
+        "id": "T-100",
+        "subject": "Broken kettle",
+        "text": "My kettle arrived broken, I want a refund!",
+    },
     {"id": "T-101", "text": "How do I descale the EK-1500 kettle?"},
     {"id": "T-102", "text": "Where is my parcel? It is late."},
     {"id": "T-103", "text": "Please close my account."},
@@ -58,20 +62,27 @@ def test_batch_triage_end_to_end_and_resume(env: Path, fake: FakeAnthropic) -> N
     out = env.with_name("results.jsonl")
     first = runner.invoke(app, ["triage", str(env), "--out", str(out), "--poll-seconds", "0"])
     assert first.exit_code == 2  # some tickets failed, and two lines were skipped
-    assert "line 5: invalid JSON" in first.output and "line 6: missing or invalid text" in first.output
+    assert (
+        "line 5: invalid JSON" in first.output and "line 6: missing or invalid text" in first.output
+    )
     assert "errored ticket T-103: invalid_request_error: request too large" in first.output
     assert "expired ticket T-102" in first.output and "created" in first.output
 
     results = {r["ticket_id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert list(results) == ["T-100", "T-101", "T-102", "T-103"]
-    assert results["T-100"]["category"] == "returns_refunds" and results["T-100"]["priority"] == "high"
+    assert (
+        results["T-100"]["category"] == "returns_refunds" and results["T-100"]["priority"] == "high"
+    )
     assert results["T-100"]["sources"][0]["url"].startswith("https://help.acme.example/")
     assert results["T-101"]["status"] == "ok" and results["T-102"]["status"] == "expired"
 
     (batch,) = fake.batches.values()
     params = batch["requests"][1]["params"]
     assert params["tool_choice"] == {"type": "tool", "name": "record_triage"}
-    assert "<passages>" in params["messages"][0]["content"] and "Descaling" in params["messages"][0]["content"]
+    assert (
+        "<passages>" in params["messages"][0]["content"]
+        and "Descaling" in params["messages"][0]["content"]
+    )
     assert len({r["custom_id"] for r in batch["requests"]}) == 4
 
     again = runner.invoke(app, ["triage", str(env), "--out", str(out), "--poll-seconds", "0"])
@@ -91,7 +102,9 @@ def test_offline_triage(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["triage", str(env), "--out", str(out)])
     rows = {r["ticket_id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert "offline model" in result.output
-    assert rows["T-100"]["category"] == "returns_refunds" and rows["T-100"]["sentiment"] == "negative"
+    assert (
+        rows["T-100"]["category"] == "returns_refunds" and rows["T-100"]["sentiment"] == "negative"
+    )
     assert rows["T-102"]["category"] == "shipping"
     assert rows["T-101"]["suggested_reply"].startswith("(offline triage)")
     assert rows["T-101"]["sources"] and "Kettle" in rows["T-101"]["sources"][0]["title"]
@@ -109,7 +122,9 @@ def test_csv_tickets_may_span_lines(tmp_path: Path) -> None:
     from agent.triage import read_tickets
 
     path = tmp_path / "tickets.csv"
-    path.write_text('id,subject,body\nT-1,Broken,"It arrived broken.\n\nPlease help, today!"\nT-2,,\n')
+    path.write_text(
+        'id,subject,body\nT-1,Broken,"It arrived broken.\n\nPlease help, today!"\nT-2,,\n'
+    )
     tickets, problems = read_tickets(path)
     assert [t.id for t in tickets] == ["T-1"]
     assert tickets[0].text == "Broken\n\nIt arrived broken.\n\nPlease help, today!"

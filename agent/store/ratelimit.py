@@ -4,33 +4,40 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
-from agent.store.db import transaction
 from agent.store.tables import RateCounter
 
 
-def hit(engine: Engine, *, key: str, limit: int, window_seconds: int = 60) -> int | None:
-    """Count one request for `key`; None when allowed, else seconds until the window ends."""
+def count(session: Session, limits: dict[str, int], window_seconds: int = 60) -> dict[str, int]:
+    """Count one request against each key of `limits` (key -> requests allowed per window),
+    in the caller's transaction and one statement. Returns the keys over their limit, each
+    with the seconds until its window ends (empty when the request is allowed)."""
+    if not limits:
+        return {}
     now = time.time()
     window = int(now // window_seconds * window_seconds)
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(RateCounter)
-        .values(key=key, window=window, count=1)
+        .values([{"key": key, "window": window, "count": 1} for key in sorted(limits)])
         .on_conflict_do_update(
             index_elements=["key", "window"],
             set_={"count": RateCounter.count + 1},  # type: ignore[operator]
         )
-        .returning(RateCounter.count)  # type: ignore[call-overload]
+        .returning(RateCounter.key, RateCounter.count)  # type: ignore[call-overload]
     )
-    with transaction(engine) as session:
-        count = session.execute(statement).scalar_one()
-        if count == 1:  # first request of a window: forget old windows of this key
-            session.execute(
-                delete(RateCounter).where(RateCounter.key == key, RateCounter.window < window)  # type: ignore[arg-type]
+    counts: dict[str, int] = {key: n for key, n in session.execute(statement).all()}
+    fresh = [key for key, n in counts.items() if n == 1]
+    if fresh:  # first request of a window: forget the old windows of these keys
+        session.execute(
+            delete(RateCounter).where(
+                RateCounter.key.in_(fresh),  # type: ignore[attr-defined]
+                RateCounter.window < window,  # type: ignore[arg-type]
             )
-    if count <= limit:
-        return None
-    return max(1, int(window + window_seconds - now + 0.999))
+        )
+    retry = max(1, int(window + window_seconds - now + 0.999))
+    return {key: retry for key, n in counts.items() if n > limits[key]}

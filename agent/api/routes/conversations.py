@@ -15,7 +15,13 @@ from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from agent.api.deps import ConversationDep, PrincipalDep, SessionDep, StateDep
+from agent.api.deps import (
+    ConversationDep,
+    MessageTargetDep,
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+)
 from agent.api.schemas import (
     ConversationCreate,
     ConversationOut,
@@ -25,11 +31,10 @@ from agent.api.schemas import (
     TurnOut,
 )
 from agent.attachments import Upload, decode_base64, image_blocks
-from agent.errors import Forbidden, InvalidInput, NotFound, RateLimited, SupportbotError
+from agent.errors import Forbidden, InvalidInput, NotFound, SupportbotError
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.identity import verify_customer_token
 from agent.models.base import TextDelta
-from agent.store import ratelimit
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.db import transaction
@@ -218,7 +223,7 @@ MESSAGE_BODY = {
 async def post_message(
     request: Request,
     state: StateDep,
-    conversation: ConversationDep,
+    conversation: MessageTargetDep,
     stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
 ) -> Any:
     """One customer turn. With `Accept: text/event-stream` or `?stream=true` the reply streams
@@ -226,15 +231,6 @@ async def post_message(
     `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
     final reply comes back as JSON. While a human has the conversation the message is stored
     for them and the bot stays silent (outcome `queued_for_human`)."""
-    retry = await anyio.to_thread.run_sync(
-        lambda: ratelimit.hit(
-            state.runtime.engine,
-            key=f"conv:{conversation.id}",
-            limit=state.settings.rate_limit_per_conversation,
-        )
-    )
-    if retry is not None:
-        raise RateLimited("Too many messages in this conversation; slow down.", retry_after=retry)
     agent = state.runtime.agent
     text, images = await _read_message(request, state)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
