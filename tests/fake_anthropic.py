@@ -263,6 +263,7 @@ class FakeAnthropic:
                     fake.requests.append(Recorded(path, headers, body, time.monotonic()))
 
             def do_POST(self) -> None:
+                received = time.monotonic()
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 path = self.path.split("?")[0]
@@ -284,9 +285,10 @@ class FakeAnthropic:
                         scripted.headers,
                     )
                     return
-                if scripted.delay:
-                    time.sleep(scripted.delay)
                 message = _message(body, scripted, fake.usage_for(body, scripted.content))
+                if scripted.delay:  # the reply leaves `delay` after the request arrived,
+                    # however long this fake took to parse it and simulate the prompt cache
+                    time.sleep(max(0.0, received + scripted.delay - time.monotonic()))
                 with fake._lock:
                     fake.usages.append(message["usage"])
                 if body.get("stream"):
