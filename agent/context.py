@@ -75,19 +75,26 @@ class TokenCounter:
         self.exact = exact
         self.chars_per_token = chars_per_token
         self._known: dict[str, int] = {}  # prefix hash -> exact tokens
+        # The tool definitions are one list object for the life of the registry: their JSON
+        # (the largest part of every request) is encoded once, not per model call.
+        self._tools: tuple[list[dict[str, Any]], str] | None = None
 
     def estimate_chars(self, chars: int) -> int:
         return int(chars / self.chars_per_token) + 1
 
     def _prefix_hashes(self, request: ModelRequest) -> list[tuple[str, int]]:
         """(hash, cumulative characters) after the head and after each message."""
-        head = _json([request.system, request.tools])
+        if self._tools is None or self._tools[0] is not request.tools:
+            self._tools = (request.tools, _json(request.tools))
+        head = _json(request.system) + self._tools[1]
         digest = hashlib.sha256(head.encode())
         chars = len(head)
         hashes = [(digest.hexdigest(), chars)]
         for message in request.messages:
-            digest.update(_json(message).encode())
-            chars += _size(message, self.chars_per_token)
+            encoded = _json(message)
+            digest.update(encoded.encode())
+            images = _images(message)
+            chars += _size(message, self.chars_per_token) if images else len(encoded)
             hashes.append((digest.hexdigest(), chars))
         return hashes
 
