@@ -41,9 +41,9 @@ from agent.models.base import (
 from agent.prompts import system_prompt
 from agent.store.conversations import (
     append_message,
+    append_messages,
     create_conversation,
     create_ticket,
-    get_conversation,
     load_messages,
     lock_conversation,
     set_state,
@@ -345,9 +345,13 @@ class _Turn:
                     ToolFinished(use["id"], use["name"], outcome.is_error, outcome.content)
                 )
                 self.calls.append(ToolCall(use["name"], use.get("input") or {}, outcome.is_error))
-            self._store(session, "assistant", reply.content, reply)
-            append_message(
-                session=session, conversation_id=self.conversation_id, role="user", content=results
+            append_messages(  # the tool_use message and its results land together
+                session=session,
+                conversation_id=self.conversation_id,
+                messages=[
+                    self._message("assistant", reply.content, reply),
+                    Message(role="user", content=results),
+                ],
             )
             if ctx.customer_id and (self.customer is None or self.customer.id != ctx.customer_id):
                 self.customer = session.get(Customer, ctx.customer_id)  # verified this round
@@ -372,11 +376,13 @@ class _Turn:
         text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
         citations = cited(text, self.citations)
         with transaction(self.agent.engine) as session:
-            lock_conversation(session=session, conversation_id=self.conversation_id)
+            # Held in a variable: the session keeps only weak references to clean objects,
+            # and a dropped one would be read again.
+            conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
             message = self._store(
                 session, "assistant", content, reply, citations=[asdict(c) for c in citations]
             )
-            state = get_conversation(session=session, conversation_id=self.conversation_id).state
+            state = conversation.state
         if outcome == Outcome.ANSWERED and state == ConversationState.HUMAN:
             outcome = Outcome.HANDED_OFF
         return TurnFinished(self._result(text, outcome, reply.model, message.id, state))
@@ -414,9 +420,20 @@ class _Turn:
         reply: ModelReply,
         citations: list[dict[str, Any]] | None = None,
     ) -> Message:
-        return append_message(
-            session=session,
-            conversation_id=self.conversation_id,
+        message = self._message(role, content, reply, citations)
+        return append_messages(
+            session=session, conversation_id=self.conversation_id, messages=[message]
+        )[0]
+
+    def _message(
+        self,
+        role: str,
+        content: list[dict[str, Any]],
+        reply: ModelReply,
+        citations: list[dict[str, Any]] | None = None,
+    ) -> Message:
+        """A model reply as a message to store, with the usage it has not yet recorded."""
+        return Message(
             role=role,
             content=content,
             stop_reason=reply.stop_reason,

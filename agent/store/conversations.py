@@ -73,12 +73,7 @@ def append_message(
 
     Callers lock the conversation row first (`lock_conversation`), so sequences never clash.
     """
-    conversation = get_conversation(session=session, conversation_id=conversation_id)
-    conversation.last_sequence += 1
-    conversation.updated_at = utcnow()
     message = Message(
-        conversation_id=conversation_id,
-        sequence=conversation.last_sequence,
         role=role,
         content=content,
         stop_reason=stop_reason,
@@ -88,10 +83,23 @@ def append_message(
         author=author,
         citations=citations,
     )
+    return append_messages(session=session, conversation_id=conversation_id, messages=[message])[0]
+
+
+def append_messages(
+    *, session: Session, conversation_id: str, messages: list[Message]
+) -> list[Message]:
+    """Add `messages` after the last one, in order, in one flush (one counter update)."""
+    conversation = get_conversation(session=session, conversation_id=conversation_id)
+    for message in messages:
+        conversation.last_sequence += 1
+        message.conversation_id = conversation_id
+        message.sequence = conversation.last_sequence
+    conversation.updated_at = utcnow()
     session.add(conversation)
-    session.add(message)
+    session.add_all(messages)
     session.flush()
-    return message
+    return messages
 
 
 def set_state(*, session: Session, conversation_id: str, state: ConversationState) -> None:
