@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from agent.errors import NotFound
@@ -33,14 +36,28 @@ def get_conversation(*, session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
+# Hot-path statements, built once (building a statement costs more CPU than running it).
+_LOCK = select(Conversation).where(Conversation.id == bindparam("cid")).with_for_update()
+_conversations = Conversation.__table__  # type: ignore[attr-defined]
+_messages = Message.__table__  # type: ignore[attr-defined]
+_BUMP = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("cid"))
+    .values(
+        last_sequence=_conversations.c.last_sequence + bindparam("n"), updated_at=bindparam("now")
+    )
+    .returning(_conversations.c.last_sequence)
+)
+_INSERT = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
+_MESSAGE_FIELDS = [c.name for c in _messages.columns if c.name != "id"]
+
+
 def lock_conversation(*, session: Session, conversation_id: str) -> Conversation:
     """The conversation row, locked for this transaction where the backend supports it.
 
     Two turns of one conversation then append their messages one after the other.
     """
-    conversation = session.exec(
-        select(Conversation).where(Conversation.id == conversation_id).with_for_update()
-    ).first()
+    conversation = session.execute(_LOCK, {"cid": conversation_id}).scalar_one_or_none()
     if conversation is None:
         raise NotFound(f"Conversation {conversation_id} not found")
     return conversation
@@ -89,16 +106,29 @@ def append_message(
 def append_messages(
     *, session: Session, conversation_id: str, messages: list[Message]
 ) -> list[Message]:
-    """Add `messages` after the last one, in order, in one flush (one counter update)."""
-    conversation = get_conversation(session=session, conversation_id=conversation_id)
-    for message in messages:
-        conversation.last_sequence += 1
-        message.conversation_id = conversation_id
-        message.sequence = conversation.last_sequence
-    conversation.updated_at = utcnow()
-    session.add(conversation)
-    session.add_all(messages)
-    session.flush()
+    """Add `messages` after the last one, in order; sets their ids and sequences.
+
+    Two statements, whatever the count: the conversation's counter moves on by the number of
+    messages (also locking its row), and the rows go in as one insert.
+    """
+    now = utcnow()
+    last = (
+        session.connection()
+        .execute(_BUMP, {"cid": conversation_id, "n": len(messages), "now": now})
+        .scalar_one_or_none()
+    )
+    if last is None:
+        raise NotFound(f"Conversation {conversation_id} not found")
+    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+    if loaded is not None:  # keep the session's copy in step with the row
+        set_committed_value(loaded, "last_sequence", last)
+        set_committed_value(loaded, "updated_at", now)
+    for sequence, message in enumerate(messages, start=last - len(messages) + 1):
+        message.conversation_id, message.sequence = conversation_id, sequence
+    rows = [{name: getattr(m, name) for name in _MESSAGE_FIELDS} for m in messages]
+    ids = session.connection().execute(_INSERT, rows).scalars().all()
+    for message, message_id in zip(messages, ids, strict=True):
+        message.id = message_id
     return messages
 
 
