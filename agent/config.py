@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Bytes per image")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     api_threads: int = Field(default=256, ge=4, le=4096)
+    api_switch_interval_ms: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="Python's thread switch interval in the server (its default is 5 ms)",
+    )
 
     # Persona.
     company_name: str = "Acme"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -97,10 +97,14 @@ class Agent:
             return create_conversation(session=session, customer_id=customer_id, channel=channel).id
 
     def ask(
-        self, conversation_id: str, text: str, images: list[dict[str, Any]] | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        images: list[dict[str, Any]] | None = None,
+        gate: Callable[[Session], None] | None = None,
     ) -> TurnResult:
         """Run one turn to completion and return its result."""
-        for event in self.run_turn(conversation_id, text, images=images):
+        for event in self.run_turn(conversation_id, text, images=images, gate=gate):
             if isinstance(event, TurnFinished):
                 return event.result
         raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
@@ -112,11 +116,18 @@ class Agent:
         *,
         stream: bool = False,
         images: list[dict[str, Any]] | None = None,
+        gate: Callable[[Session], None] | None = None,
     ) -> Generator[Event, None, None]:
-        """One customer turn; `images` are image content blocks (see agent.attachments)."""
+        """One customer turn; `images` are image content blocks (see agent.attachments).
+
+        `gate` runs first in the transaction that stores the customer's message (the API
+        counts the request against its rate limits there); if it raises, nothing is stored.
+        """
         text = self.check_text(text, allow_empty=bool(images))
         content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
         with transaction(self.engine) as session:
+            if gate is not None:
+                gate(session)
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             if conversation.state == ConversationState.CLOSED:
                 raise ConversationClosed(f"Conversation {conversation_id} is closed")

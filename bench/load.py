@@ -1,15 +1,17 @@
-"""Concurrent conversations against `supportbot serve`, with the fake Messages API answering
+"""Concurrent conversations against `supportbot serve`, with a fake Messages API answering
 after a fixed delay.
 
-    python bench/load.py --workers 1,2
+    python bench/load.py --workers 1,2 [--postgres] [--only overhead|throughput]
 
 Two scenarios per worker count:
 - overhead: one conversation at a time, turns with one tool call (two model calls); server
   overhead per turn = turn latency - model time (target p50 <= 15 ms);
 - throughput: 200 concurrent conversations, a 500 ms model, plain answers; turns/s against the
   ideal (concurrency / model time), target >= 80%.
-The fake runs in this process and the client too, so they share the machine's 2 cores with
-the server: the numbers are a floor for the server alone.
+
+The load generator is lean so that it measures the server: the client is aiohttp on uvloop
+and the fake Messages API is bench/fake_load.py (aiohttp, its own process). Both still share
+the machine with the server, so the report shows the CPU each side spent per turn.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import aiohttp
 import httpx
+import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import percentile  # noqa: E402
-from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use  # noqa: E402
 from tests.postgres import PostgresServer, start_postgres  # noqa: E402
 
 SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
@@ -53,21 +55,6 @@ class Scenario:
     @property
     def model_seconds_per_turn(self) -> float:
         return self.model_ms / 1000 * (2 if self.tool else 1)
-
-
-def responder(scenario: Scenario) -> Any:
-    delay = scenario.model_ms / 1000
-
-    def reply(body: dict[str, Any]) -> Reply:
-        last = body["messages"][-1]["content"]
-        if scenario.tool and not any(b.get("type") == "tool_result" for b in last):
-            scripted = tool_use("list_orders", {"limit": 3})
-        else:
-            scripted = text("Here is what I found about your orders.")
-        scripted.delay = delay
-        return scripted
-
-    return reply
 
 
 def create_database(server: PostgresServer, name: str) -> str:
@@ -90,6 +77,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,67 +97,85 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-async def conversation(client: httpx.AsyncClient, turns: int, latencies: list[float]) -> None:
-    created = await client.post("/v1/conversations", json={"customer_email": EMAIL})
-    created.raise_for_status()
-    cid = created.json()["id"]
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            detail = log.read_text()[-3000:] if log else ""
+            raise RuntimeError(f"{url} did not come up\n{detail}")
+        time.sleep(0.2)
+
+
+async def conversation(client: aiohttp.ClientSession, turns: int, latencies: list[float]) -> None:
+    async with client.post("/v1/conversations", json={"customer_email": EMAIL}) as created:
+        created.raise_for_status()
+        cid = (await created.json())["id"]
     for i in range(turns):
         start = time.perf_counter()
-        response = await client.post(
+        async with client.post(
             f"/v1/conversations/{cid}/messages", json={"text": f"orders? {i}"}
-        )
-        response.raise_for_status()
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
+            await response.read()
         latencies.append(time.perf_counter() - start)
 
 
 async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[float]]:
-    """`scenario.conversations` conversations, at most `concurrency` at a time.
-
-    Each concurrent slot has a client (a connection) of its own, as separate customers would:
-    one shared httpx pool scans all its connections for every request, and at 200
-    connections that client, not the server, was the bottleneck.
-    """
-    clients = asyncio.Queue[httpx.AsyncClient]()
-    for _ in range(scenario.concurrency):
-        headers = {"Authorization": f"Bearer {key}"}
-        clients.put_nowait(httpx.AsyncClient(base_url=base, headers=headers, timeout=120))
-    try:
-        warm = await clients.get()
-        await conversation(warm, 1, [])  # warm-up: first request loads everything
-        clients.put_nowait(warm)
+    """`scenario.conversations` conversations, at most `concurrency` at a time."""
+    connector = aiohttp.TCPConnector(limit=scenario.concurrency + 10)
+    async with aiohttp.ClientSession(
+        base, connector=connector, headers={"Authorization": f"Bearer {key}"},
+        timeout=aiohttp.ClientTimeout(total=120),
+    ) as client:  # fmt: skip
+        await conversation(client, 1, [])  # warm-up: the first request loads everything
         latencies: list[float] = []
+        slots = asyncio.Semaphore(scenario.concurrency)
 
         async def one() -> None:
-            client = await clients.get()
-            try:
+            async with slots:
                 await conversation(client, scenario.turns, latencies)
-            finally:
-                clients.put_nowait(client)
 
         start = time.perf_counter()
         await asyncio.gather(
             *(one() for _ in range(scenario.conversations or scenario.concurrency))
         )
         return time.perf_counter() - start, latencies
-    finally:
-        while not clients.empty():
-            await clients.get_nowait().aclose()
+
+
+def stop(process: subprocess.Popen[bytes], *, children_first: bool = False) -> None:
+    if children_first:  # py-spy writes its profile once the process it runs has ended
+        for child in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split():
+            os.kill(int(child), signal.SIGTERM)
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def run(
-    workers: int,
-    scenario: Scenario,
-    fake: FakeAnthropic,
-    database_url: str | None,
-    profile: Path | None = None,
+    workers: int, scenario: Scenario, database_url: str | None, profile: Path | None = None
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
+    bin_dir = Path(sys.executable).parent
+    fake_port, port = free_port(), free_port()
+    fake = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port", str(fake_port),
+         "--delay-ms", str(scenario.model_ms), *(["--tool"] if scenario.tool else [])],
+    )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
     if database_url:
         env["SUPPORTBOT_DATABASE_URL"] = database_url
     env |= {
         "SUPPORTBOT_DATA_DIR": str(folder),
-        "ANTHROPIC_BASE_URL": fake.url,
+        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
         "ANTHROPIC_API_KEY": "sk-ant-bench",
         "SUPPORTBOT_RATE_LIMIT_PER_KEY": "1000000",
         "SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION": "1000000",
@@ -172,50 +185,31 @@ def run(
     key = (
         cli(env, "keys", "create", "--scope", "backend", "--name", "bench").strip().splitlines()[-1]
     )
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "supportbot"), "serve", "--port", str(port),
-               "--workers", str(workers)]  # fmt: skip
+    command = [str(bin_dir / "supportbot"), "serve", "--port", str(port), "--workers", str(workers)]
     if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
         out = profile / f"{workers}-{scenario.name.split()[0]}.txt"
-        command = [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
-                   "--format", "raw", "--rate", "500", "--gil", "--nonblocking",
-                   "-o", str(out), "--", *command]  # fmt: skip
-    server = subprocess.Popen(
-        command,
-        env=env, stdout=subprocess.DEVNULL, stderr=(folder / "server.log").open("wb"),
-    )  # fmt: skip
+        command = [str(bin_dir / "py-spy"), "record", "--subprocesses", "--format", "raw",
+                   "--rate", "500", "--gil", "--nonblocking", "-o", str(out), "--",
+                   *command]  # fmt: skip
+    log = folder / "server.log"
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.2)
-        fake.default = responder(scenario)
-        cpu_before = cpu_seconds(server.pid)
-        bench_before = sum(os.times()[:2])
+        wait_for(f"http://127.0.0.1:{fake_port}/", fake)
+        wait_for(f"{base}/healthz", server, log)
+        before = cpu_seconds(server.pid), cpu_seconds(fake.pid), sum(os.times()[:2])
+        machine_before = machine_busy()
         try:
-            wall, latencies = asyncio.run(drive(base, key, scenario))
-        except httpx.HTTPStatusError:
-            print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
+            wall, latencies = uvloop.run(drive(base, key, scenario))
+        except Exception:
+            print(log.read_text()[-3000:], file=sys.stderr)
             raise
-        cpu = cpu_seconds(server.pid) - cpu_before
-        bench_cpu = sum(os.times()[:2]) - bench_before
+        server_cpu = cpu_seconds(server.pid) - before[0]
+        generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
+        machine = [after - b for after, b in zip(machine_busy(), machine_before, strict=True)]
     finally:
-        if profile is not None:  # stop the served process; py-spy then writes its profile
-            for child in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split():
-                os.kill(int(child), signal.SIGTERM)
-        else:
-            server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, children_first=profile is not None)
+        stop(fake)
         shutil.rmtree(folder, ignore_errors=True)
     model = scenario.model_seconds_per_turn
     turns = len(latencies)
@@ -229,9 +223,26 @@ def run(
         "p99_ms": percentile(latencies, 99) * 1000,
         "overhead_p50_ms": (percentile(latencies, 50) - model) * 1000,
         "overhead_p99_ms": (percentile(latencies, 99) - model) * 1000,
-        "server_cpu_ms_per_turn": cpu / turns * 1000,
-        "bench_cpu_ms_per_turn": bench_cpu / turns * 1000,
+        "server_cpu_ms_per_turn": server_cpu / turns * 1000,
+        "generator_cpu_ms_per_turn": generator_cpu / turns * 1000,
+        "cores_busy": machine[0] / wall,
+        "machine_busy": machine[0] / machine[1],
     }
+
+
+COLUMNS = {
+    "turns_per_s": "turns/s",
+    "ideal_per_s": "ideal/s",
+    "share_of_ideal": "share of ideal",
+    "p50_ms": "p50 ms",
+    "p99_ms": "p99 ms",
+    "overhead_p50_ms": "overhead p50 ms",
+    "overhead_p99_ms": "overhead p99 ms",
+    "server_cpu_ms_per_turn": "server CPU ms/turn",
+    "generator_cpu_ms_per_turn": "load generator CPU ms/turn",
+    "cores_busy": "cores busy (whole machine)",
+    "machine_busy": "machine CPU busy",
+}
 
 
 def main() -> None:
@@ -243,6 +254,7 @@ def main() -> None:
     parser.add_argument("--model-ms", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--only", choices=["overhead", "throughput"])
+    parser.add_argument("--overhead-conversations", type=int, default=20)
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the server")
     args = parser.parse_args()
     scenarios: list[Scenario] = [
@@ -252,7 +264,7 @@ def main() -> None:
             turns=4,
             model_ms=50,
             tool=True,
-            conversations=10,
+            conversations=args.overhead_conversations,
         ),
         Scenario(
             f"throughput ({args.concurrency} concurrent)",
@@ -263,13 +275,10 @@ def main() -> None:
         ),
     ]
     if args.only:
-        scenarios: list[Scenario] = [s for s in scenarios if s.name.startswith(args.only)]
+        scenarios = [s for s in scenarios if s.name.startswith(args.only)]
     postgres = start_postgres() if args.postgres else None
-    fake = FakeAnthropic().start()
-    print("| workers | scenario | turns | turns/s | ideal/s | share of ideal | p50 ms | p99 ms "
-          "| overhead p50 ms | overhead p99 ms | server CPU ms/turn "
-          "| fake+client CPU ms/turn |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| workers | scenario | turns | " + " | ".join(COLUMNS.values()) + " |")
+    print("|---" * (3 + len(COLUMNS)) + "|")
     try:
         for workers in (int(w) for w in args.workers.split(",")):
             for scenario in scenarios:
@@ -277,24 +286,14 @@ def main() -> None:
                 if postgres is not None:
                     name = f"load_{workers}_{len(scenario.name)}_{int(time.time())}"
                     url = create_database(postgres, name)
-                r = run(workers, scenario, fake, url, args.profile)
+                r = run(workers, scenario, url, args.profile)
                 cells = [str(workers), scenario.name, f"{r['turns']:.0f}"]
-                cells += [f"{r['turns_per_s']:.1f}", f"{r['ideal_per_s']:.1f}"]
-                cells.append(f"{r['share_of_ideal']:.0%}")
-                cells += [
-                    f"{r[k]:.1f}"
-                    for k in (
-                        "p50_ms",
-                        "p99_ms",
-                        "overhead_p50_ms",
-                        "overhead_p99_ms",
-                        "server_cpu_ms_per_turn",
-                        "bench_cpu_ms_per_turn",
-                    )
-                ]
+                for column in COLUMNS:
+                    value = r[column]
+                    percent = column in ("share_of_ideal", "machine_busy")
+                    cells.append(f"{value:.0%}" if percent else f"{value:.1f}")
                 print("| " + " | ".join(cells) + " |", flush=True)
     finally:
-        fake.stop()
         if postgres is not None:
             postgres.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,6 +53,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Each turn blocks a worker thread while the model answers; allow many at once.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        # Hundreds of turn threads share one interpreter lock. A thread that comes back from
+        # the database (which releases it) waits for its turn, up to the switch interval,
+        # often while holding SQLite's write lock that every other writer queues on: a
+        # shorter interval keeps that queue moving (measured in bench/README.md).
+        sys.setswitchinterval(settings.api_switch_interval_ms / 1000)
         state.web_widget_key = web_widget_key(settings, runtime)
         yield
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from sqlmodel import Session
 
 from agent.config import Settings
-from agent.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from agent.errors import Forbidden, NotFound, RateLimited, SupportbotError, Unauthorized
 from agent.runtime import Runtime
 from agent.store import ratelimit
 from agent.store.db import transaction
@@ -53,10 +56,11 @@ class Principal:
         return self.name
 
 
-# Each request is admitted in one short transaction of its own: the key is looked up, the
-# conversation (if any) read and access-checked, and the rate-limit counters counted. (A
-# request-scoped session would hold a pooled connection for the whole turn, model calls
-# included; one transaction per check would cost a round trip each.)
+# Requests are authenticated with a read (no write lock on SQLite) and counted against their
+# rate limits in a write transaction: their own, or the one the route writes in anyway (a new
+# conversation, a customer's message), so a turn takes the write lock no more often than it
+# must. (A request-scoped session would hold a pooled connection for the whole turn, model
+# calls included.)
 
 
 def _bearer(authorization: str | None) -> str:
@@ -80,50 +84,89 @@ def _visible(
     return conversation
 
 
-def admit(
-    state: AppState,
-    authorization: str | None,
-    *,
-    conversation_id: str | None = None,
-    token: str | None = None,
-    count_message: bool = False,
-) -> tuple[Principal, Conversation | None]:
-    """The caller, counted against its rate limits, and the conversation it asks for.
+def _identify(session: Session, authorization: str | None) -> Principal:
+    key = find_key(session=session, secret=_bearer(authorization))
+    if key is None or key.id is None:
+        raise Unauthorized("Unknown or revoked API key.")
+    return Principal(key.id, key.name, key.scope)
 
-    Another caller's conversation answers 404, as if it did not exist. `count_message` also
-    counts the request against the conversation's own limit (customer messages).
-    """
-    secret = _bearer(authorization)
-    with transaction(state.runtime.engine) as session:
-        key = find_key(session=session, secret=secret)
-        if key is None or key.id is None:
-            raise Unauthorized("Unknown or revoked API key.")
-        principal = Principal(key.id, key.name, key.scope)
-        conversation = None
-        if conversation_id is not None:
-            conversation = _visible(session, principal, conversation_id, token)
-        per_key = f"key:{key.id}"
-        limits = {per_key: state.settings.rate_limit_per_key}
-        if conversation is not None and count_message:
-            limits[f"conv:{conversation.id}"] = state.settings.rate_limit_per_conversation
-        over = ratelimit.count(session, limits)
+
+def count_request(
+    session: Session, settings: Settings, principal: Principal, conversation_id: str | None = None
+) -> None:
+    """Count a request against its key's limit (and a customer message against its
+    conversation's), in the caller's write transaction; 429 when over. (Raising rolls that
+    transaction back, so the refused request is counted again by `counting_failures`.)"""
+    per_key = f"key:{principal.key_id}"
+    limits = {per_key: settings.rate_limit_per_key}
+    if conversation_id is not None:
+        limits[f"conv:{conversation_id}"] = settings.rate_limit_per_conversation
+    over = ratelimit.count(session, limits)
     if per_key in over:
         raise RateLimited("Too many requests for this API key.", retry_after=over[per_key])
     if over:
         raise RateLimited(
             "Too many messages in this conversation; slow down.", retry_after=max(over.values())
         )
-    if conversation_id is not None and conversation is None:
-        raise NotFound(f"Conversation {conversation_id} not found")
-    return principal, conversation
+
+
+def _counted(state: AppState, principal: Principal) -> None:
+    """Count a request against its key, in a transaction of its own; 429 when over."""
+    with transaction(state.runtime.engine) as session:
+        over = ratelimit.count(
+            session, {f"key:{principal.key_id}": state.settings.rate_limit_per_key}
+        )
+    if over:
+        raise RateLimited("Too many requests for this API key.", retry_after=max(over.values()))
+
+
+@contextmanager
+def counted(state: AppState, principal: Principal) -> Iterator[Session]:
+    """A write transaction that first counts the request. A request refused inside it (429
+    included) is still counted against its key, in a transaction of its own."""
+    with counting_failures_sync(state, principal), transaction(state.runtime.engine) as session:
+        count_request(session, state.settings, principal)
+        yield session
+
+
+@contextmanager
+def counting_failures_sync(state: AppState, principal: Principal) -> Iterator[None]:
+    try:
+        yield
+    except (SupportbotError, RequestValidationError):
+        _counted(state, principal)
+        raise
+
+
+@asynccontextmanager
+async def counting_failures(state: AppState, principal: Principal) -> AsyncIterator[None]:
+    """Count a request against its key when it fails before, or in, the transaction that
+    would have counted it (429 included)."""
+    try:
+        yield
+    except (SupportbotError, RequestValidationError):
+        await anyio.to_thread.run_sync(_counted, state, principal)
+        raise
 
 
 AuthorizationHeader = Annotated[str | None, Header()]
 ConversationTokenHeader = Annotated[str | None, Header()]
 
 
+def authenticate(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
+    """The caller, not yet counted: for routes that count it in their own transaction."""
+    with Session(state.runtime.engine) as session:
+        return _identify(session, authorization)
+
+
+AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
+
+
 def get_principal(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
-    return admit(state, authorization)[0]
+    """The caller, counted against its key's rate limit."""
+    principal = authenticate(state, authorization)
+    _counted(state, principal)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -142,37 +185,48 @@ def require(*scopes: KeyScope) -> Callable[[Principal], Awaitable[Principal]]:
 AdminDep = Annotated[Principal, Depends(require(KeyScope.ADMIN))]
 
 
+@dataclass(frozen=True)
+class Access:
+    principal: Principal
+    conversation: Conversation
+
+
+def _access(
+    state: AppState, authorization: str | None, conversation_id: str, token: str | None
+) -> Access:
+    """The caller and the conversation it asks for, read in one session. Another caller's
+    conversation answers 404, as if it did not exist (the attempt is still counted)."""
+    with Session(state.runtime.engine, expire_on_commit=False) as session:
+        principal = _identify(session, authorization)
+        conversation = _visible(session, principal, conversation_id, token)
+    if conversation is None:
+        _counted(state, principal)
+        raise NotFound(f"Conversation {conversation_id} not found")
+    return Access(principal, conversation)
+
+
 def conversation_for(
     conversation_id: str,
     state: StateDep,
     authorization: AuthorizationHeader = None,
     x_conversation_token: ConversationTokenHeader = None,
 ) -> Conversation:
-    """The conversation if this caller may see it; otherwise 404."""
-    conversation = admit(
-        state, authorization, conversation_id=conversation_id, token=x_conversation_token
-    )[1]
-    assert conversation is not None
-    return conversation
+    """The conversation if this caller may see it (counted); otherwise 404."""
+    access = _access(state, authorization, conversation_id, x_conversation_token)
+    _counted(state, access.principal)
+    return access.conversation
 
 
-def conversation_for_message(
+def conversation_access(
     conversation_id: str,
     state: StateDep,
     authorization: AuthorizationHeader = None,
     x_conversation_token: ConversationTokenHeader = None,
-) -> Conversation:
-    """As conversation_for, also counting a customer message against the conversation."""
-    conversation = admit(
-        state,
-        authorization,
-        conversation_id=conversation_id,
-        token=x_conversation_token,
-        count_message=True,
-    )[1]
-    assert conversation is not None
-    return conversation
+) -> Access:
+    """As conversation_for, not yet counted: a customer message is counted in the turn's
+    first transaction (see routes.conversations.post_message)."""
+    return _access(state, authorization, conversation_id, x_conversation_token)
 
 
 ConversationDep = Annotated[Conversation, Depends(conversation_for)]
-MessageTargetDep = Annotated[Conversation, Depends(conversation_for_message)]
+AccessDep = Annotated[Access, Depends(conversation_access)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session, SQLModel, create_engine
 
 from agent.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -20,21 +22,65 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
     concurrency (`pool_size`, plus as many again on overflow).
     """
     kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
+    path: Path | None = None
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        name = url.split("///", 1)[-1]
+        if name and name != ":memory:":
+            path = Path(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        # Write transactions go through this variant of the engine, one at a time.
+        writer = _Writer(engine.execution_options(**{_IMMEDIATE: True}), path)
+        setattr(engine, _WRITER, writer)  # lives and dies with the engine
     SQLModel.metadata.create_all(engine)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# SQLite has one writer at a time. Left to itself, a writer that finds the database locked
+# polls with sleeps of up to 100 ms (the busy handler): under load most turns sleep while the
+# CPU idles. And a transaction that reads first cannot always become a writer later (WAL
+# snapshots), which fails at once whatever the timeout. So write transactions (`transaction`)
+# queue: on a lock among the threads of a process, then on an flock() of `<db>.writer`
+# among processes (workers, CLI commands), which wakes the next writer the moment the last
+# one ends; and they take SQLite's write lock when they begin (BEGIN IMMEDIATE).
+_IMMEDIATE = "supportbot_begin_immediate"
+_WRITER = "_supportbot_writer"
+
+
+class _Writer:
+    def __init__(self, engine: Engine, path: Path | None) -> None:
+        self.engine = engine
+        self.threads = threading.RLock()
+        self.lock_file = path.with_name(path.name + ".writer") if path else None
+        self.depth = 0  # nested transactions of the thread holding the lock
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self.threads:
+            if self.lock_file is None or self.depth:
+                self.depth += 1
+                try:
+                    yield
+                finally:
+                    self.depth -= 1
+                return
+            with self.lock_file.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+                self.depth += 1
+                try:
+                    yield
+                finally:
+                    self.depth -= 1
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the driver's implicit BEGIN: see _sqlite_begin
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -42,9 +88,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any exception."""
+    writer: _Writer | None = getattr(engine, _WRITER, None)
+    if writer is None:  # PostgreSQL: row locks, no global writer
+        with _session(engine) as session:
+            yield session
+        return
+    with writer.hold(), _session(writer.engine) as session:
+        yield session
+
+
+@contextmanager
+def _session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session

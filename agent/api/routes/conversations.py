@@ -16,11 +16,17 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import (
+    Access,
+    AccessDep,
+    AppState,
+    AuthenticatedDep,
     ConversationDep,
-    MessageTargetDep,
-    PrincipalDep,
+    Principal,
     SessionDep,
     StateDep,
+    count_request,
+    counted,
+    counting_failures,
 )
 from agent.api.schemas import (
     ConversationCreate,
@@ -37,7 +43,6 @@ from agent.identity import verify_customer_token
 from agent.models.base import TextDelta
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
-from agent.store.db import transaction
 from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
 from agent.store.tables import Customer, KeyScope
@@ -66,28 +71,14 @@ def _resolve_customer(session: Session, subject: str) -> str:
 
 @router.post("", status_code=201, response_model=ConversationOut)
 def create_conversation(
-    body: ConversationCreate, principal: PrincipalDep, state: StateDep
+    body: ConversationCreate, principal: AuthenticatedDep, state: StateDep
 ) -> ConversationOut:
     """Start a conversation. Backend and admin keys may bind it to a customer they vouch for
     (`customer_id` or `customer_email`); a widget may bind it only with a customer token
     signed by the shop's site, and otherwise starts anonymous (the agent verifies identity)."""
-    subject: str | None = None
-    if body.customer_id or body.customer_email:
-        if principal.scope == KeyScope.WIDGET:
-            raise Forbidden("A widget key cannot vouch for a customer; send customer_token.")
-        subject = body.customer_id or body.customer_email
-    elif body.customer_token:
-        secret = state.settings.widget_secret
-        if secret is None:
-            raise InvalidInput("Customer tokens are not enabled (SUPPORTBOT_WIDGET_SECRET).")
-        subject = verify_customer_token(
-            secret.get_secret_value(),
-            body.customer_token,
-            max_ttl_seconds=state.settings.widget_token_max_ttl,
-        )
-    token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
-    # One transaction (one pooled connection) for the whole request.
-    with transaction(state.runtime.engine) as session:
+    with counted(state, principal) as session:  # one transaction, one write lock
+        subject = _subject(body, principal, state)
+        token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
         customer_id = _resolve_customer(session, subject) if subject else None
         conversation = store_create_conversation(
             session=session, customer_id=customer_id, channel=principal.scope.value
@@ -101,6 +92,24 @@ def create_conversation(
             customer=_customer(session, customer_id),
             conversation_token=token,
         )
+
+
+def _subject(body: ConversationCreate, principal: Principal, state: AppState) -> str | None:
+    """Whom the new conversation is bound to: a customer id or email, or None (anonymous)."""
+    if body.customer_id or body.customer_email:
+        if principal.scope == KeyScope.WIDGET:
+            raise Forbidden("A widget key cannot vouch for a customer; send customer_token.")
+        return body.customer_id or body.customer_email
+    if body.customer_token:
+        secret = state.settings.widget_secret
+        if secret is None:
+            raise InvalidInput("Customer tokens are not enabled (SUPPORTBOT_WIDGET_SECRET).")
+        return verify_customer_token(
+            secret.get_secret_value(),
+            body.customer_token,
+            max_ttl_seconds=state.settings.widget_token_max_ttl,
+        )
+    return None
 
 
 @router.get("/{conversation_id}", response_model=TranscriptOut)
@@ -223,7 +232,7 @@ MESSAGE_BODY = {
 async def post_message(
     request: Request,
     state: StateDep,
-    conversation: MessageTargetDep,
+    access: AccessDep,
     stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
 ) -> Any:
     """One customer turn. With `Accept: text/event-stream` or `?stream=true` the reply streams
@@ -231,13 +240,23 @@ async def post_message(
     `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
     final reply comes back as JSON. While a human has the conversation the message is stored
     for them and the bot stays silent (outcome `queued_for_human`)."""
+    async with counting_failures(state, access.principal):
+        return await _turn(request, state, access, stream)
+
+
+async def _turn(request: Request, state: AppState, access: Access, stream: bool) -> Any:
     agent = state.runtime.agent
+    conversation_id = access.conversation.id
+
+    def gate(session: Session) -> None:  # counted in the turn's first transaction
+        count_request(session, state.settings, access.principal, conversation_id)
+
     text, images = await _read_message(request, state)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
     if wants_stream:
-        # Validation errors surface as a plain 4xx before any event is sent.
+        # Validation errors and rate limits surface as a plain 4xx before any event is sent.
         text = agent.check_text(text, allow_empty=bool(images))
-        turn = agent.run_turn(conversation.id, text, stream=True, images=images)
+        turn = agent.run_turn(conversation_id, text, stream=True, images=images, gate=gate)
         first = await anyio.to_thread.run_sync(next, turn, None)
         if first is None:
             raise NotFound("the turn produced no events")
@@ -248,5 +267,5 @@ async def post_message(
                 yield item
 
         return EventSourceResponse(events(), ping=15)
-    result = await anyio.to_thread.run_sync(agent.ask, conversation.id, text, images)
+    result = await anyio.to_thread.run_sync(agent.ask, conversation_id, text, images, gate)
     return _turn_out(result)
