@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -255,6 +256,9 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--only", choices=["overhead", "throughput"])
     parser.add_argument("--overhead-conversations", type=int, default=20)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per row; each cell is the median"
+    )
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the server")
     args = parser.parse_args()
     scenarios: list[Scenario] = [
@@ -282,12 +286,20 @@ def main() -> None:
     try:
         for workers in (int(w) for w in args.workers.split(",")):
             for scenario in scenarios:
-                url = None
-                if postgres is not None:
-                    name = f"load_{workers}_{len(scenario.name)}_{int(time.time())}"
-                    url = create_database(postgres, name)
-                r = run(workers, scenario, url, args.profile)
-                cells = [str(workers), scenario.name, f"{r['turns']:.0f}"]
+                runs = []
+                for attempt in range(args.repeat):
+                    url = None  # a fresh database for every run
+                    if postgres is not None:
+                        name = f"load_{workers}_{scenario.concurrency}_{attempt}_{time.time_ns()}"
+                        url = create_database(postgres, name)
+                    runs.append(run(workers, scenario, url, args.profile))
+                r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
+                name = scenario.name
+                if args.repeat > 1:
+                    key = "overhead_p50_ms" if scenario.concurrency == 1 else "turns_per_s"
+                    low, high = min(x[key] for x in runs), max(x[key] for x in runs)
+                    name += f", median of {args.repeat} ({COLUMNS[key]} {low:.1f}-{high:.1f})"
+                cells = [str(workers), name, f"{r['turns']:.0f}"]
                 for column in COLUMNS:
                     value = r[column]
                     percent = column in ("share_of_ideal", "machine_busy")
