@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session, SQLModel, create_engine
@@ -59,6 +60,8 @@ class _Writer:
         self.threads = threading.RLock()
         self.lock_file = path.with_name(path.name + ".writer") if path else None
         self.depth = 0  # nested transactions of the thread holding the lock
+        self.handle: IO[str] | None = None
+        self.pid = 0
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -70,13 +73,17 @@ class _Writer:
                 finally:
                     self.depth -= 1
                 return
-            with self.lock_file.open("a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-                self.depth += 1
-                try:
-                    yield
-                finally:
-                    self.depth -= 1
+            if self.handle is None or self.pid != os.getpid():
+                # Opened once per process (a forked child shares its parent's open file, and
+                # with it the lock): the lock is then taken and released on it.
+                self.handle, self.pid = self.lock_file.open("a"), os.getpid()
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                fcntl.flock(self.handle, fcntl.LOCK_UN)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -89,8 +96,10 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Write transactions begin here. Read-only sessions run each statement on its own, as the
+    # driver always did (no BEGIN/ROLLBACK round trips for a lookup).
+    if connection.get_execution_options().get(_IMMEDIATE, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager
