@@ -117,8 +117,9 @@ class Message(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("conversation_id", "sequence"),)
     id: int | None = Field(default=None, primary_key=True)
-    conversation_id: str = Field(foreign_key="conversation.id", index=True)
-    sequence: int
+    # Both set by conversations.append_messages, which numbers messages as it stores them.
+    conversation_id: str = Field(default="", foreign_key="conversation.id", index=True)
+    sequence: int = 0
     role: str = Field(max_length=16)  # "user" | "assistant"
     content: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     stop_reason: str | None = Field(default=None, max_length=64)
