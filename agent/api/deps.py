@@ -124,15 +124,10 @@ def _counted(state: AppState, principal: Principal) -> None:
 def counted(state: AppState, principal: Principal) -> Iterator[Session]:
     """A write transaction that first counts the request. A request refused inside it (429
     included) is still counted against its key, in a transaction of its own."""
-    with counting_failures_sync(state, principal), transaction(state.runtime.engine) as session:
-        count_request(session, state.settings, principal)
-        yield session
-
-
-@contextmanager
-def counting_failures_sync(state: AppState, principal: Principal) -> Iterator[None]:
     try:
-        yield
+        with transaction(state.runtime.engine) as session:
+            count_request(session, state.settings, principal)
+            yield session
     except (SupportbotError, RequestValidationError):
         _counted(state, principal)
         raise
