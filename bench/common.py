@@ -1,9 +1,14 @@
-"""Shared by the benchmark scripts: opening a knowledge base in a scratch directory."""
+"""Shared by the benchmark scripts: a knowledge base in a scratch directory, percentiles, and
+the test suite's fake Messages API in a process of its own."""
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kb import KBConfig, KnowledgeBase
 
@@ -24,3 +29,21 @@ def percentile(values: list[float], p: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def _serve_fake(queue: multiprocessing.Queue, responder: Callable[[dict[str, Any]], Any]) -> None:  # type: ignore[type-arg]
+    from tests.fake_anthropic import FakeAnthropic
+
+    fake = FakeAnthropic().start()
+    fake.default = responder
+    queue.put(fake.url)
+    while True:
+        time.sleep(3600)
+
+
+def start_fake_process(responder: Callable[[dict[str, Any]], Any]) -> str:
+    """tests/fake_anthropic.py answering with `responder`, in a process of its own (so this
+    process's CPU time is the client's alone); returns its URL."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    multiprocessing.Process(target=_serve_fake, args=(queue, responder), daemon=True).start()
+    return str(queue.get(timeout=30))

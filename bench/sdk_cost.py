@@ -10,10 +10,10 @@ short history. This is the floor under the server CPU per turn that bench/load.p
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -21,16 +21,13 @@ import anthropic
 
 from agent.config import Settings
 from agent.prompts import system_prompt
-from tests.fake_anthropic import FakeAnthropic, text
+from bench.common import start_fake_process
+from tests.fake_anthropic import Reply, text
 from tools import default_registry
 
 
-def serve(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    fake = FakeAnthropic().start()
-    fake.default = lambda body: text("Your order has shipped; the tracking number is 1234.")
-    queue.put(fake.url)
-    while True:
-        time.sleep(3600)
+def shipped(body: dict[str, Any]) -> Reply:
+    return text("Your order has shipped; the tracking number is 1234.")
 
 
 def main() -> None:
@@ -39,10 +36,7 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
-    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    server = multiprocessing.Process(target=serve, args=(queue,), daemon=True)
-    server.start()
-    client = anthropic.Anthropic(base_url=queue.get(timeout=30), api_key="sk-ant-bench")
+    client = anthropic.Anthropic(base_url=start_fake_process(shipped), api_key="sk-ant-bench")
     params = {
         "model": Settings().model,
         "max_tokens": 1024,
@@ -60,7 +54,6 @@ def main() -> None:
     for _ in range(args.calls):
         client.messages.create(**params)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    server.terminate()
     print(f"{args.calls} calls: {cpu / args.calls * 1000:.2f} ms CPU per call in the client "
           f"({wall / args.calls * 1000:.2f} ms wall); 400 calls/s would need "
           f"{cpu / args.calls * 400:.2f} cores of SDK work alone")  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -26,7 +25,8 @@ from agent.config import Settings
 from agent.runtime import build_runtime
 from agent.store.importer import import_path
 from agent.store.orders import find_customer_by_email
-from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use
+from bench.common import start_fake_process
+from tests.fake_anthropic import Reply, text, tool_use
 
 ROOT = Path(__file__).resolve().parents[1]
 SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
@@ -41,14 +41,6 @@ def reply(body: dict[str, Any]) -> Reply:
     return text("Here is what I found about your orders.")
 
 
-def serve(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    fake = FakeAnthropic().start()
-    fake.default = reply
-    queue.put(fake.url)
-    while True:
-        time.sleep(3600)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -56,9 +48,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
-    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    multiprocessing.Process(target=serve, args=(queue,), daemon=True).start()
-    url = queue.get(timeout=30)
+    url = start_fake_process(reply)
     folder = Path(tempfile.mkdtemp(prefix="supportbot-turn-"))
     settings = Settings(data_dir=folder, anthropic_base_url=url, anthropic_api_key="sk-ant-b")
     runtime = build_runtime(settings)
