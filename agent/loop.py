@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from contextlib import aclosing
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlmodel import Session
 
 from agent.config import Settings
 from agent.context import TokenCounter, fit_to_budget, truncate_tool_result
+from agent.drive import Steps, drive, drive_async
 from agent.errors import ConversationClosed, InvalidInput
 from agent.events import (
     Degraded,
@@ -33,10 +35,10 @@ from agent.history import to_api_messages, validate
 from agent.models.base import (
     ContextTooLong,
     Model,
+    ModelCall,
     ModelReply,
     ModelRequest,
     ModelUnavailable,
-    TextDelta,
 )
 from agent.prompts import system_prompt
 from agent.store.conversations import (
@@ -50,7 +52,7 @@ from agent.store.conversations import (
 )
 from agent.store.db import transaction
 from agent.store.tables import Conversation, ConversationState, Customer, Message
-from agent.summary import summarize
+from agent.summary import extractive, summary_request
 from kb import KnowledgeBase
 from tools.context import Citation, ToolContext
 from tools.registry import ToolRegistry
@@ -69,7 +71,11 @@ CAP_REPLY = (
     "to a colleague (ticket #{ticket}). They'll reply here."
 )
 
-ModelStep = Generator[Event, None, ModelReply]
+# A stretch of a turn that ends with a value (a model's reply, a request ready to send).
+Step = Generator[Event | ModelCall, ModelReply | None, Any]
+ModelStep = Generator[Event | ModelCall, ModelReply | None, ModelReply]
+# Admits a turn in its first transaction; returns the conversation, locked (see run_turn).
+Admit = Callable[[Session], Conversation]
 
 
 class Agent:
@@ -101,12 +107,27 @@ class Agent:
         conversation_id: str,
         text: str,
         images: list[dict[str, Any]] | None = None,
-        gate: Callable[[Session], None] | None = None,
+        admit: Admit | None = None,
     ) -> TurnResult:
         """Run one turn to completion and return its result."""
-        for event in self.run_turn(conversation_id, text, images=images, gate=gate):
+        for event in self.run_turn(conversation_id, text, images=images, admit=admit):
             if isinstance(event, TurnFinished):
                 return event.result
+        raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
+
+    async def ask_async(
+        self,
+        conversation_id: str,
+        text: str,
+        images: list[dict[str, Any]] | None = None,
+        admit: Admit | None = None,
+    ) -> TurnResult:
+        """As `ask`, on the running event loop (see agent.drive)."""
+        turn = self.run_turn_async(conversation_id, text, images=images, admit=admit)
+        async with aclosing(turn):
+            async for event in turn:
+                if isinstance(event, TurnFinished):
+                    return event.result
         raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
 
     def run_turn(
@@ -116,19 +137,47 @@ class Agent:
         *,
         stream: bool = False,
         images: list[dict[str, Any]] | None = None,
-        gate: Callable[[Session], None] | None = None,
+        admit: Admit | None = None,
     ) -> Generator[Event, None, None]:
         """One customer turn; `images` are image content blocks (see agent.attachments).
 
-        `gate` runs first in the transaction that stores the customer's message (the API
-        counts the request against its rate limits there); if it raises, nothing is stored.
+        `admit` runs first in the transaction that stores the customer's message and returns
+        the conversation, locked (the API checks the caller and counts the request against
+        its rate limits there); if it raises, nothing is stored.
+        Model calls block the calling thread; `run_turn_async` makes them on the event loop.
         """
+        return drive(self._steps(conversation_id, text, stream, images, admit))
+
+    def run_turn_async(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        stream: bool = False,
+        images: list[dict[str, Any]] | None = None,
+        admit: Admit | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """As `run_turn`, with model calls awaited on the running event loop and the database
+        and tool work between them in worker threads."""
+        steps = self._steps(conversation_id, text, stream, images, admit)
+        return drive_async(steps, streaming=stream)
+
+    def _steps(
+        self,
+        conversation_id: str,
+        text: str,
+        stream: bool,
+        images: list[dict[str, Any]] | None,
+        admit: Admit | None,
+    ) -> Steps:
         text = self.check_text(text, allow_empty=bool(images))
         content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
         with transaction(self.engine) as session:
-            if gate is not None:
-                gate(session)
-            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            conversation = (
+                admit(session)
+                if admit is not None
+                else lock_conversation(session=session, conversation_id=conversation_id)
+            )
             if conversation.state == ConversationState.CLOSED:
                 raise ConversationClosed(f"Conversation {conversation_id} is closed")
             message = append_message(
@@ -187,9 +236,9 @@ class _Turn:
         self.summary: str | None = None
         self.pending_usage: dict[str, int] = {}  # calls (summaries) not yet stored with a message
 
-    def run(self) -> Iterator[Event]:
+    def run(self) -> Steps:
         for iteration in range(self.settings.max_tool_iterations + 1):
-            request = self._request()
+            request = yield from self._request()
             reply = yield from self._complete(request)
             if reply.stop_reason != "tool_use":
                 yield self._finish(reply)
@@ -202,7 +251,7 @@ class _Turn:
 
     # -- model calls ------------------------------------------------------------------------
 
-    def _request(self) -> ModelRequest:
+    def _request(self) -> Step:
         assert self.messages is not None, "load() runs in the turn's first transaction"
         validate(self.messages)
         request = ModelRequest(
@@ -211,7 +260,7 @@ class _Turn:
             tools=self.agent.tools.schemas(),
             max_tokens=self.settings.max_tokens,
         )
-        return self._fit(request, self.settings.context_budget_tokens)
+        return (yield from self._fit(request, self.settings.context_budget_tokens))
 
     def load(self, session: Session, conversation: Conversation) -> None:
         """Read what the turn starts from: the stored history, the verified customer, and
@@ -223,7 +272,7 @@ class _Turn:
             load_messages(session=session, conversation_id=self.conversation_id)
         )
 
-    def _fit(self, request: ModelRequest, budget: int) -> ModelRequest:
+    def _fit(self, request: ModelRequest, budget: int) -> Step:
         """Trim the request to `budget` (see context.fit_to_budget). The cut is stored on the
         conversation so later turns, other workers and restarts start the request at the same
         message (a stable, cacheable prefix)."""
@@ -244,7 +293,7 @@ class _Turn:
             log.info("conversation %s: request now starts at message %d", self.conversation_id, cut)
             if summarizing:
                 left = request.messages[self.cut : cut]
-                self.summary, usage = summarize(self.agent.model, self.summary, left)
+                self.summary, usage = yield from self._summarize(left)
                 self.pending_usage = _sum(self.pending_usage, usage)
                 self.usage = _sum(self.usage, usage)
                 fitted = replace(
@@ -260,31 +309,48 @@ class _Turn:
         validate(fitted.messages)
         return fitted
 
-    def _compacted(self, request: ModelRequest) -> ModelRequest:
+    def _summarize(self, messages: list[dict[str, Any]]) -> Step:
+        """(summary of the earlier summary plus `messages`, usage of the call that wrote it).
+        Offline, or with Claude unavailable, the summary is extractive."""
+        model = self.agent.model
+        if not (model.offline or self.degraded):
+            try:
+                reply = yield from self._call(model, summary_request(self.summary, messages), False)
+                return reply.text().strip(), reply.usage
+            except (ModelUnavailable, ContextTooLong) as exc:
+                log.warning("conversation %s: summary unavailable (%s)", self.conversation_id, exc)
+        return extractive(self.summary, messages), {}
+
+    def _compacted(self, request: ModelRequest) -> Step:
         """After a context-window overflow: the same request at half its size."""
         budget = max(1_000, self.agent.counter.count(request) // 2)
-        return self._fit(request, budget)
+        return (yield from self._fit(request, budget))
+
+    def _call(self, model: Model, request: ModelRequest, stream: bool | None = None) -> ModelStep:
+        """One model call, made by the driver running this turn (see agent.drive)."""
+        reply = yield ModelCall(model, request, self.stream if stream is None else stream)
+        if reply is None:
+            raise AssertionError("the driver sends a model call's reply back")
+        return reply
 
     def _respond(self, request: ModelRequest) -> ModelStep:
         """One model call; on an outage the offline model answers the rest of the turn."""
         model = self.agent.fallback if self.degraded else self.agent.model
         try:
             try:
-                reply = yield from _drain(model.respond(request, stream=self.stream))
+                reply = yield from self._call(model, request)
             except ContextTooLong:
                 log.warning(
                     "conversation %s: prompt too long; compacting once", self.conversation_id
                 )
-                reply = yield from _drain(
-                    model.respond(self._compacted(request), stream=self.stream)
-                )
+                reply = yield from self._call(model, (yield from self._compacted(request)))
         except (ModelUnavailable, ContextTooLong) as exc:
             if model is self.agent.fallback:
                 raise
             log.warning("model unavailable, answering offline: %s", exc)
             self.degraded = True
             yield Degraded(str(exc))
-            reply = yield from _drain(self.agent.fallback.respond(request, stream=self.stream))
+            reply = yield from self._call(self.agent.fallback, request)
         for key, value in reply.usage.items():
             self.usage[key] = self.usage.get(key, 0) + value
         return reply
@@ -294,7 +360,7 @@ class _Turn:
         asked for again with more room, and an empty answer is asked for once more."""
         reply = yield from self._respond(request)
         if reply.stop_reason == "model_context_window_exceeded":
-            request = self._compacted(request)
+            request = yield from self._compacted(request)
             reply = _with_usage(
                 (yield from self._respond(request)), reply.usage
             )  # the overflowing call was billed too
@@ -479,19 +545,6 @@ class _Turn:
             citations=cited(text, self.citations),
             state=state,
         )
-
-
-def _drain(items: Iterator[TextDelta | ModelReply]) -> ModelStep:
-    """Pass a model's text deltas on and return its reply."""
-    reply: ModelReply | None = None
-    for item in items:
-        if isinstance(item, ModelReply):
-            reply = item
-        else:
-            yield item
-    if reply is None:
-        raise ModelUnavailable("the model ended without a reply")
-    return reply
 
 
 def _merge(first: ModelReply, more: ModelReply) -> ModelReply:

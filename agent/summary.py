@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.models.base import Model, ModelReply, ModelRequest
+from agent.models.base import ModelRequest
 
 SUMMARY_SYSTEM = (
     "You summarise customer-support conversations for the assistant that continues them. "
@@ -38,7 +38,8 @@ def transcript_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _extractive(previous: str | None, messages: list[dict[str, Any]]) -> str:
+def extractive(previous: str | None, messages: list[dict[str, Any]]) -> str:
+    """The offline stand-in: the latest requests and answers, shortened."""
     said = [
         f"{'Customer' if m['role'] == 'user' else 'Assistant'}: {b['text'].strip()[:160]}"
         for m in messages
@@ -49,14 +50,10 @@ def _extractive(previous: str | None, messages: list[dict[str, Any]]) -> str:
     return "\n".join(([previous] if previous else []) + recent)
 
 
-def summarize(
-    model: Model, previous: str | None, messages: list[dict[str, Any]]
-) -> tuple[str, dict[str, int]]:
-    """(summary of `previous` plus `messages`, usage of the call that wrote it)."""
-    if model.offline:
-        return _extractive(previous, messages), {}
+def summary_request(previous: str | None, messages: list[dict[str, Any]]) -> ModelRequest:
+    """The request that has the model summarise `previous` plus `messages`."""
     earlier = f"Summary so far:\n{previous}\n\n" if previous else ""
-    request = ModelRequest(
+    return ModelRequest(
         system=SUMMARY_SYSTEM,
         messages=[
             {
@@ -72,5 +69,3 @@ def summarize(
         tools=[],
         max_tokens=400,
     )
-    reply = next(item for item in model.respond(request) if isinstance(item, ModelReply))
-    return reply.text().strip(), reply.usage

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from agent.config import Settings
 from agent.errors import Forbidden, NotFound, RateLimited, SupportbotError, Unauthorized
 from agent.runtime import Runtime
 from agent.store import ratelimit
+from agent.store.conversations import lock_conversation
 from agent.store.db import transaction
 from agent.store.keys import find_key, hash_secret
 from agent.store.tables import Conversation, KeyScope
@@ -73,20 +74,23 @@ def _bearer(authorization: str | None) -> str:
 def _visible(
     session: Session, principal: Principal, conversation_id: str, token: str | None
 ) -> Conversation | None:
-    """The conversation if this caller may see it. Backend and admin keys see every
-    conversation; a widget only the ones whose token it holds (the customer's own browser
-    session)."""
+    """The conversation if this caller may see it."""
     conversation = session.get(Conversation, conversation_id)
-    if conversation is not None and principal.scope == KeyScope.WIDGET:
-        expected = conversation.access_token_hash or ""
-        if not expected or not hmac.compare_digest(expected, hash_secret(token or "")):
-            return None
-    return conversation
+    return conversation if conversation and _may_see(principal, conversation, token) else None
+
+
+def _may_see(principal: Principal, conversation: Conversation, token: str | None) -> bool:
+    """Backend and admin keys see every conversation; a widget only the ones whose token it
+    holds (the customer's own browser session)."""
+    if principal.scope != KeyScope.WIDGET:
+        return True
+    expected = conversation.access_token_hash or ""
+    return bool(expected) and hmac.compare_digest(expected, hash_secret(token or ""))
 
 
 def _identify(session: Session, authorization: str | None) -> Principal:
     key = find_key(session=session, secret=_bearer(authorization))
-    if key is None or key.id is None:
+    if key is None:
         raise Unauthorized("Unknown or revoked API key.")
     return Principal(key.id, key.name, key.scope)
 
@@ -96,7 +100,7 @@ def count_request(
 ) -> None:
     """Count a request against its key's limit (and a customer message against its
     conversation's), in the caller's write transaction; 429 when over. (Raising rolls that
-    transaction back, so the refused request is counted again by `counting_failures`.)"""
+    transaction back, so the refused request is counted again in one of its own.)"""
     per_key = f"key:{principal.key_id}"
     limits = {per_key: settings.rate_limit_per_key}
     if conversation_id is not None:
@@ -130,17 +134,6 @@ def counted(state: AppState, principal: Principal) -> Iterator[Session]:
             yield session
     except (SupportbotError, RequestValidationError):
         _counted(state, principal)
-        raise
-
-
-@asynccontextmanager
-async def counting_failures(state: AppState, principal: Principal) -> AsyncIterator[None]:
-    """Count a request against its key when it fails before, or in, the transaction that
-    would have counted it (429 included)."""
-    try:
-        yield
-    except (SupportbotError, RequestValidationError):
-        await anyio.to_thread.run_sync(_counted, state, principal)
         raise
 
 
@@ -180,15 +173,9 @@ def require(*scopes: KeyScope) -> Callable[[Principal], Awaitable[Principal]]:
 AdminDep = Annotated[Principal, Depends(require(KeyScope.ADMIN))]
 
 
-@dataclass(frozen=True)
-class Access:
-    principal: Principal
-    conversation: Conversation
-
-
 def _access(
     state: AppState, authorization: str | None, conversation_id: str, token: str | None
-) -> Access:
+) -> tuple[Principal, Conversation]:
     """The caller and the conversation it asks for, read in one session. Another caller's
     conversation answers 404, as if it did not exist (the attempt is still counted)."""
     with Session(state.runtime.engine, expire_on_commit=False) as session:
@@ -197,7 +184,7 @@ def _access(
     if conversation is None:
         _counted(state, principal)
         raise NotFound(f"Conversation {conversation_id} not found")
-    return Access(principal, conversation)
+    return principal, conversation
 
 
 def conversation_for(
@@ -207,21 +194,41 @@ def conversation_for(
     x_conversation_token: ConversationTokenHeader = None,
 ) -> Conversation:
     """The conversation if this caller may see it (counted); otherwise 404."""
-    access = _access(state, authorization, conversation_id, x_conversation_token)
-    _counted(state, access.principal)
-    return access.conversation
-
-
-def conversation_access(
-    conversation_id: str,
-    state: StateDep,
-    authorization: AuthorizationHeader = None,
-    x_conversation_token: ConversationTokenHeader = None,
-) -> Access:
-    """As conversation_for, not yet counted: a customer message is counted in the turn's
-    first transaction (see routes.conversations.post_message)."""
-    return _access(state, authorization, conversation_id, x_conversation_token)
+    principal, conversation = _access(state, authorization, conversation_id, x_conversation_token)
+    _counted(state, principal)
+    return conversation
 
 
 ConversationDep = Annotated[Conversation, Depends(conversation_for)]
-AccessDep = Annotated[Access, Depends(conversation_access)]
+
+
+@dataclass
+class TurnAdmission:
+    """Admits a customer message in the turn's first transaction (see Agent.run_turn's
+    `admit`): the caller's key, its access to the conversation (404 otherwise, as if it did
+    not exist), and the rate limits, checked and counted where the message is stored. A
+    turn so admitted costs one transaction before the model is called, not two."""
+
+    state: AppState
+    authorization: str | None
+    conversation_id: str
+    token: str | None
+    principal: Principal | None = None
+
+    def __call__(self, session: Session) -> Conversation:
+        self.principal = _identify(session, self.authorization)
+        conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
+        if not _may_see(self.principal, conversation, self.token):
+            raise NotFound(f"Conversation {self.conversation_id} not found")
+        count_request(session, self.state.settings, self.principal, self.conversation_id)
+        return conversation
+
+    async def count_failure(self) -> None:
+        """Count a refused message against its key (authenticating it first if the refusal
+        came before admission, say an invalid body); an unknown key raises 401 here."""
+
+        def count() -> None:
+            principal = self.principal or authenticate(self.state, self.authorization)
+            _counted(self.state, principal)
+
+        await anyio.to_thread.run_sync(count)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,3 +51,23 @@ class Model(Protocol):
     ) -> Iterator[TextDelta | ModelReply]:
         """Yield text deltas (when streaming) and, last, exactly one ModelReply."""
         ...
+
+    def respond_async(
+        self, request: ModelRequest, *, stream: bool = False
+    ) -> AsyncIterator[TextDelta | ModelReply]:
+        """As `respond`, on the running event loop (the HTTP API's turns)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what `respond_async` opened on the running event loop."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """A model call a turn needs made: the driver running the turn makes it (see
+    agent.drive) and sends the reply back, or throws the call's error in."""
+
+    model: Model
+    request: ModelRequest
+    stream: bool

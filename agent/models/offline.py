@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from agent.models.base import ModelReply, ModelRequest, TextDelta
@@ -82,6 +82,15 @@ class OfflineModel:
         if stream and reply.stop_reason == "end_turn":
             yield TextDelta(reply.text())
         yield reply
+
+    async def respond_async(
+        self, request: ModelRequest, *, stream: bool = False
+    ) -> AsyncIterator[TextDelta | ModelReply]:
+        for item in self.respond(request, stream=stream):  # local and quick: no thread needed
+            yield item
+
+    async def aclose(self) -> None:
+        return None
 
     def _final(self, text: str) -> ModelReply:
         return ModelReply([{"type": "text", "text": text}], "end_turn", self.name, _no_usage())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import NamedTuple
 
+from sqlalchemy import bindparam, false
 from sqlmodel import Session, col, select
 
 from agent.store.tables import ApiKey, KeyScope
@@ -24,9 +26,22 @@ def create_key(*, session: Session, name: str, scope: KeyScope) -> tuple[ApiKey,
     return key, secret
 
 
-def find_key(*, session: Session, secret: str) -> ApiKey | None:
-    key = session.exec(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret))).first()
-    return key if key is not None and not key.revoked else None
+class KeyIdentity(NamedTuple):
+    id: int
+    name: str
+    scope: KeyScope
+
+
+# Read on every request: one prebuilt statement, no ORM objects.
+_ACTIVE = select(col(ApiKey.id), col(ApiKey.name), col(ApiKey.scope)).where(
+    col(ApiKey.secret_hash) == bindparam("secret_hash"), col(ApiKey.revoked).is_(false())
+)
+
+
+def find_key(*, session: Session, secret: str) -> KeyIdentity | None:
+    """The key with this secret, unless it is unknown or revoked."""
+    row = session.execute(_ACTIVE, {"secret_hash": hash_secret(secret)}).first()
+    return KeyIdentity(*row) if row is not None else None
 
 
 def list_keys(*, session: Session) -> list[ApiKey]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -16,17 +16,16 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import (
-    Access,
-    AccessDep,
     AppState,
     AuthenticatedDep,
+    AuthorizationHeader,
     ConversationDep,
+    ConversationTokenHeader,
     Principal,
     SessionDep,
     StateDep,
-    count_request,
+    TurnAdmission,
     counted,
-    counting_failures,
 )
 from agent.api.schemas import (
     ConversationCreate,
@@ -171,26 +170,6 @@ def _sse(event: Event) -> dict[str, str]:
     return {"event": name, "data": json.dumps(data, ensure_ascii=False)}
 
 
-async def _stream(turn: Generator[Event, None, None]) -> AsyncIterator[dict[str, str]]:
-    """Drive the (blocking) turn in worker threads and pass its events on as they come.
-
-    When the client goes away the turn is closed: whatever it had not yet stored is rolled
-    back, and the history it leaves is valid (the customer's message is kept).
-    """
-    sentinel = object()
-    try:
-        while True:
-            event = await anyio.to_thread.run_sync(next, turn, sentinel)
-            if event is sentinel:
-                return
-            yield _sse(event)  # type: ignore[arg-type]
-    except SupportbotError as exc:
-        yield {"event": "error", "data": json.dumps({"code": exc.code, "message": str(exc)})}
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(turn.close)
-
-
 async def _read_message(request: Request, state: StateDep) -> tuple[str, list[dict[str, Any]]]:
     """(text, image blocks) from a JSON body or a multipart form (`text`, `images` files)."""
     uploads: list[Upload] = []
@@ -230,9 +209,11 @@ MESSAGE_BODY = {
 
 @router.post("/{conversation_id}/messages", response_model=TurnOut, openapi_extra=MESSAGE_BODY)
 async def post_message(
+    conversation_id: str,
     request: Request,
     state: StateDep,
-    access: AccessDep,
+    authorization: AuthorizationHeader = None,
+    x_conversation_token: ConversationTokenHeader = None,
     stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
 ) -> Any:
     """One customer turn. With `Accept: text/event-stream` or `?stream=true` the reply streams
@@ -240,32 +221,39 @@ async def post_message(
     `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
     final reply comes back as JSON. While a human has the conversation the message is stored
     for them and the bot stays silent (outcome `queued_for_human`)."""
-    async with counting_failures(state, access.principal):
-        return await _turn(request, state, access, stream)
+    # The caller is checked and counted in the transaction that stores the message.
+    admit = TurnAdmission(state, authorization, conversation_id, x_conversation_token)
+    try:
+        return await _turn(request, state, admit, stream)
+    except (SupportbotError, RequestValidationError):
+        await admit.count_failure()
+        raise
 
 
-async def _turn(request: Request, state: AppState, access: Access, stream: bool) -> Any:
+async def _turn(request: Request, state: AppState, admit: TurnAdmission, stream: bool) -> Any:
     agent = state.runtime.agent
-    conversation_id = access.conversation.id
-
-    def gate(session: Session) -> None:  # counted in the turn's first transaction
-        count_request(session, state.settings, access.principal, conversation_id)
-
+    conversation_id = admit.conversation_id
     text, images = await _read_message(request, state)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
     if wants_stream:
         # Validation errors and rate limits surface as a plain 4xx before any event is sent.
         text = agent.check_text(text, allow_empty=bool(images))
-        turn = agent.run_turn(conversation_id, text, stream=True, images=images, gate=gate)
-        first = await anyio.to_thread.run_sync(next, turn, None)
+        turn = agent.run_turn_async(conversation_id, text, stream=True, images=images, admit=admit)
+        first = await anext(turn, None)
         if first is None:
             raise NotFound("the turn produced no events")
+        return EventSourceResponse(_events(first, turn), ping=15)
+    return _turn_out(await agent.ask_async(conversation_id, text, images, admit))
 
-        async def events() -> AsyncIterator[dict[str, str]]:
-            yield _sse(first)
-            async for item in _stream(turn):
-                yield item
 
-        return EventSourceResponse(events(), ping=15)
-    result = await anyio.to_thread.run_sync(agent.ask, conversation_id, text, images, gate)
-    return _turn_out(result)
+async def _events(first: Event, turn: AsyncGenerator[Event, None]) -> AsyncIterator[dict[str, str]]:
+    """The turn's events as server-sent events. When the client goes away the turn is closed:
+    whatever it had not yet stored is not stored, and the history it leaves is valid (the
+    customer's message is kept)."""
+    async with aclosing(turn):
+        yield _sse(first)
+        try:
+            async for event in turn:
+                yield _sse(event)
+        except SupportbotError as exc:
+            yield {"event": "error", "data": json.dumps({"code": exc.code, "message": str(exc)})}
