@@ -162,7 +162,11 @@ def stop(process: subprocess.Popen[bytes], *, children_first: bool = False) -> N
 
 
 def run(
-    workers: int, scenario: Scenario, database_url: str | None, profile: Path | None = None
+    workers: int,
+    scenario: Scenario,
+    database_url: str | None,
+    profile: Path | None = None,
+    server_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
@@ -182,6 +186,7 @@ def run(
         "SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION": "1000000",
         "SUPPORTBOT_LOG_LEVEL": "ERROR",
     }
+    env |= server_env or {}
     cli(env, "orders", "import", str(SLICE))
     key = (
         cli(env, "keys", "create", "--scope", "backend", "--name", "bench").strip().splitlines()[-1]
@@ -260,6 +265,13 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs per row; each cell is the median"
     )
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the server")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server, e.g. SUPPORTBOT_API_THREADS=16 (repeatable)",
+    )
     args = parser.parse_args()
     scenarios: list[Scenario] = [
         Scenario(
@@ -292,7 +304,8 @@ def main() -> None:
                     if postgres is not None:
                         name = f"load_{workers}_{scenario.concurrency}_{attempt}_{time.time_ns()}"
                         url = create_database(postgres, name)
-                    runs.append(run(workers, scenario, url, args.profile))
+                    server_env = dict(item.split("=", 1) for item in args.server_env)
+                    runs.append(run(workers, scenario, url, args.profile, server_env))
                 r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
                 name = scenario.name
                 if args.repeat > 1:
