@@ -1,13 +1,19 @@
 """Concurrent conversations against `supportbot serve`, with a fake Messages API answering
 after a fixed delay.
 
-    python bench/load.py --workers 1,2 [--postgres] [--only overhead|throughput]
+    python bench/load.py --workers 1,2 [--postgres] [--only overhead|throughput|steady]
+    python bench/load.py --workers 1,2 --only throughput --floor   # the reference server
 
-Two scenarios per worker count:
+Scenarios, per worker count:
 - overhead: one conversation at a time, turns with one tool call (two model calls); server
   overhead per turn = turn latency - model time (target p50 <= 15 ms);
-- throughput: 200 concurrent conversations, a 500 ms model, plain answers; turns/s against the
-  ideal (concurrency / model time), target >= 80%.
+- throughput: 200 concurrent conversations of 3 turns, all starting at once, a 500 ms model,
+  plain answers; turns/s against the ideal (concurrency / model time), target >= 80%;
+- steady: the same 200 conversations with their starts spread over one model time and 10
+  turns each, so that turns arrive steadily instead of in lockstep waves of 200.
+
+`--floor` serves bench/floor_app.py instead (HTTP in, one SDK call out, nothing stored): the
+most this benchmark can show on this machine.
 
 The load generator is lean so that it measures the server: the client is aiohttp on uvloop
 and the fake Messages API is bench/fake_load.py (aiohttp, its own process). Both still share
@@ -52,6 +58,7 @@ class Scenario:
     model_ms: int
     tool: bool
     conversations: int = 0  # in all; default: one per concurrent slot
+    stagger: bool = False  # spread the starts over one model time (steady arrivals)
 
     @property
     def model_seconds_per_turn(self) -> float:
@@ -138,13 +145,15 @@ async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[fl
         latencies: list[float] = []
         slots = asyncio.Semaphore(scenario.concurrency)
 
-        async def one() -> None:
+        async def one(number: int) -> None:
+            if scenario.stagger:
+                await asyncio.sleep(number * scenario.model_ms / 1000 / scenario.concurrency)
             async with slots:
                 await conversation(client, scenario.turns, latencies)
 
         start = time.perf_counter()
         await asyncio.gather(
-            *(one() for _ in range(scenario.conversations or scenario.concurrency))
+            *(one(n) for n in range(scenario.conversations or scenario.concurrency))
         )
         return time.perf_counter() - start, latencies
 
@@ -167,6 +176,7 @@ def run(
     database_url: str | None,
     profile: Path | None = None,
     server_env: dict[str, str] | None = None,
+    floor: bool = False,
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
@@ -187,18 +197,26 @@ def run(
         "SUPPORTBOT_LOG_LEVEL": "ERROR",
     }
     env |= server_env or {}
-    cli(env, "orders", "import", str(SLICE))
-    key = (
-        cli(env, "keys", "create", "--scope", "backend", "--name", "bench").strip().splitlines()[-1]
-    )
-    command = [str(bin_dir / "supportbot"), "serve", "--port", str(port), "--workers", str(workers)]
+    if floor:  # bench/floor_app.py: the reference server, no key needed
+        key = "none"
+        command = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
+                   str(port), "--workers", str(workers), "--log-level", "error",
+                   "--no-access-log"]  # fmt: skip
+    else:
+        cli(env, "orders", "import", str(SLICE))
+        key = cli(env, "keys", "create", "--scope", "backend", "--name", "bench")
+        key = key.strip().splitlines()[-1]
+        command = [str(bin_dir / "supportbot"), "serve", "--port", str(port),
+                   "--workers", str(workers)]  # fmt: skip
     if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
         out = profile / f"{workers}-{scenario.name.split()[0]}.txt"
         command = [str(bin_dir / "py-spy"), "record", "--subprocesses", "--format", "raw",
                    "--rate", "500", "--gil", "--nonblocking", "-o", str(out), "--",
                    *command]  # fmt: skip
     log = folder / "server.log"
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    server = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"http://127.0.0.1:{fake_port}/", fake)
@@ -259,7 +277,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--model-ms", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
-    parser.add_argument("--only", choices=["overhead", "throughput"])
+    parser.add_argument("--only", choices=["overhead", "throughput", "steady"])
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="serve bench/floor_app.py instead of supportbot: what the benchmark allows here",
+    )
     parser.add_argument("--overhead-conversations", type=int, default=20)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per row; each cell is the median"
@@ -289,6 +312,14 @@ def main() -> None:
             model_ms=args.model_ms,
             tool=False,
         ),
+        Scenario(
+            f"steady ({args.concurrency} concurrent, staggered starts, 10 turns)",
+            concurrency=args.concurrency,
+            turns=10,
+            model_ms=args.model_ms,
+            tool=False,
+            stagger=True,
+        ),
     ]
     if args.only:
         scenarios = [s for s in scenarios if s.name.startswith(args.only)]
@@ -305,13 +336,17 @@ def main() -> None:
                         name = f"load_{workers}_{scenario.concurrency}_{attempt}_{time.time_ns()}"
                         url = create_database(postgres, name)
                     server_env = dict(item.split("=", 1) for item in args.server_env)
-                    runs.append(run(workers, scenario, url, args.profile, server_env))
+                    runs.append(
+                        run(workers, scenario, url, args.profile, server_env, floor=args.floor)
+                    )
                 r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
                 name = scenario.name
                 if args.repeat > 1:
                     key = "overhead_p50_ms" if scenario.concurrency == 1 else "turns_per_s"
                     low, high = min(x[key] for x in runs), max(x[key] for x in runs)
                     name += f", median of {args.repeat} ({COLUMNS[key]} {low:.1f}-{high:.1f})"
+                if args.floor:
+                    name = f"floor app: {name}"
                 cells = [str(workers), name, f"{r['turns']:.0f}"]
                 for column in COLUMNS:
                     value = r[column]

@@ -141,13 +141,10 @@ AuthorizationHeader = Annotated[str | None, Header()]
 ConversationTokenHeader = Annotated[str | None, Header()]
 
 
-def authenticate(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
+def authenticate(state: AppState, authorization: str | None) -> Principal:
     """The caller, not yet counted: for routes that count it in their own transaction."""
     with Session(state.runtime.engine) as session:
         return _identify(session, authorization)
-
-
-AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 
 
 def get_principal(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -17,7 +18,6 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import (
     AppState,
-    AuthenticatedDep,
     AuthorizationHeader,
     ConversationDep,
     ConversationTokenHeader,
@@ -25,6 +25,7 @@ from agent.api.deps import (
     SessionDep,
     StateDep,
     TurnAdmission,
+    authenticate,
     counted,
 )
 from agent.api.schemas import (
@@ -69,12 +70,19 @@ def _resolve_customer(session: Session, subject: str) -> str:
 
 
 @router.post("", status_code=201, response_model=ConversationOut)
-def create_conversation(
-    body: ConversationCreate, principal: AuthenticatedDep, state: StateDep
+async def create_conversation(
+    body: ConversationCreate, state: StateDep, authorization: AuthorizationHeader = None
 ) -> ConversationOut:
     """Start a conversation. Backend and admin keys may bind it to a customer they vouch for
     (`customer_id` or `customer_email`); a widget may bind it only with a customer token
     signed by the shop's site, and otherwise starts anonymous (the agent verifies identity)."""
+    return await anyio.to_thread.run_sync(_create_conversation, body, state, authorization)
+
+
+def _create_conversation(
+    body: ConversationCreate, state: AppState, authorization: str | None
+) -> ConversationOut:
+    principal = authenticate(state, authorization)  # in the same worker thread: one hand-off
     with counted(state, principal) as session:  # one transaction, one write lock
         subject = _subject(body, principal, state)
         token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
