@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     max_images: int = Field(default=4, ge=0, le=20, description="Images per customer message")
     max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Bytes per image")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    api_threads: int = Field(default=256, ge=4, le=4096)
+    api_threads: int = Field(
+        default=256, ge=4, le=4096, description="Worker threads for turns' database/tool work"
+    )
     api_switch_interval_ms: float = Field(
         default=1.0,
         gt=0,

@@ -51,12 +51,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Each turn blocks a worker thread while the model answers; allow many at once.
+        # The database and tool work of turns runs in worker threads (agent.drive); model
+        # calls are awaited on the event loop and hold none.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        # Hundreds of turn threads share one interpreter lock. A thread that comes back from
-        # the database (which releases it) waits for its turn, up to the switch interval,
-        # often while holding SQLite's write lock that every other writer queues on: a
-        # shorter interval keeps that queue moving (measured in bench/README.md).
+        # A worker thread that comes back from the database (which releases the interpreter
+        # lock) waits for the lock, up to the switch interval, often while holding SQLite's
+        # write lock that every other writer queues on: a shorter interval keeps that queue
+        # moving (measured in bench/README.md).
         sys.setswitchinterval(settings.api_switch_interval_ms / 1000)
         state.web_widget_key = web_widget_key(settings, runtime)
         yield
