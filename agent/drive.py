@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -70,11 +71,13 @@ async def drive_async(steps: Steps, *, streaming: bool) -> AsyncGenerator[Event,
                     continue
                 try:
                     value = None
-                    async for piece in item.model.respond_async(item.request, stream=item.stream):
-                        if isinstance(piece, ModelReply):
-                            value = piece
-                        else:
-                            yield piece
+                    pieces = item.model.respond_async(item.request, stream=item.stream)
+                    async with aclosing(pieces):  # the model's stream ends with this turn
+                        async for piece in pieces:
+                            if isinstance(piece, ModelReply):
+                                value = piece
+                            else:
+                                yield piece
                     if value is None:
                         raise ModelUnavailable("the model ended without a reply")
                 except Exception as exc:

@@ -240,8 +240,19 @@ def test_limits_and_validation_errors_are_clear(api: Api, make_settings: Setting
     assert wrong_type.status_code == 422 and wrong_type.json()["error"]["message"].startswith(
         "body.text"
     )
-    unknown_caller = api.client.post(url, json={"text": 5}, headers={"Authorization": "Bearer x"})
-    assert unknown_caller.status_code == 401  # the key is checked before the body is judged
+    # An unknown key is a 401 before anything about the request body or query is judged.
+    stranger = {"Authorization": "Bearer x"}
+    for refused in (
+        api.client.post(url, json={"text": 5}, headers=stranger),
+        api.client.post(url + "?stream=maybe", json={"text": "hi"}, headers=stranger),
+        api.client.post(
+            url,
+            content=b"--x\r\nbroken",
+            headers={**stranger, "Content-Type": "multipart/form-data; boundary=x"},
+        ),
+        api.client.post("/v1/conversations", json={"customer_id": 5}, headers=stranger),
+    ):
+        assert refused.status_code == 401, refused.text
     huge = api.client.post("/v1/conversations", content=b'{"customer_id": "' + b"x" * 70_000 + b'"}',
                            headers=api.auth("backend", **{"Content-Type": "application/json"}))  # fmt: skip
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"

@@ -60,8 +60,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # moving (measured in bench/README.md).
         sys.setswitchinterval(settings.api_switch_interval_ms / 1000)
         state.web_widget_key = web_widget_key(settings, runtime)
-        yield
-        await runtime.agent.model.aclose()  # its HTTP connections on this event loop
+        try:
+            yield
+        finally:
+            await runtime.agent.model.aclose()  # its HTTP connections on this event loop
 
     app = FastAPI(
         title="supportbot",

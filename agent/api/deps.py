@@ -11,7 +11,8 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
-from sqlmodel import Session
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from agent.config import Settings
 from agent.errors import Forbidden, NotFound, RateLimited, SupportbotError, Unauthorized
@@ -82,10 +83,13 @@ def _visible(
 def _may_see(principal: Principal, conversation: Conversation, token: str | None) -> bool:
     """Backend and admin keys see every conversation; a widget only the ones whose token it
     holds (the customer's own browser session)."""
-    if principal.scope != KeyScope.WIDGET:
-        return True
-    expected = conversation.access_token_hash or ""
-    return bool(expected) and hmac.compare_digest(expected, hash_secret(token or ""))
+    return principal.scope != KeyScope.WIDGET or _token_matches(
+        conversation.access_token_hash, token
+    )
+
+
+def _token_matches(expected: str | None, token: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest(expected or "", hash_secret(token or ""))
 
 
 def _identify(session: Session, authorization: str | None) -> Principal:
@@ -141,10 +145,15 @@ AuthorizationHeader = Annotated[str | None, Header()]
 ConversationTokenHeader = Annotated[str | None, Header()]
 
 
-def authenticate(state: AppState, authorization: str | None) -> Principal:
-    """The caller, not yet counted: for routes that count it in their own transaction."""
+def authenticate(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
+    """The caller, not yet counted: for routes that count it in their own transaction. A
+    read without a write lock, resolved before the request body is read: an unknown key is a
+    401 whatever else is wrong with the request."""
     with Session(state.runtime.engine) as session:
         return _identify(session, authorization)
+
+
+AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 
 
 def get_principal(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
@@ -199,33 +208,32 @@ def conversation_for(
 ConversationDep = Annotated[Conversation, Depends(conversation_for)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TurnAdmission:
-    """Admits a customer message in the turn's first transaction (see Agent.run_turn's
-    `admit`): the caller's key, its access to the conversation (404 otherwise, as if it did
-    not exist), and the rate limits, checked and counted where the message is stored. A
-    turn so admitted costs one transaction before the model is called, not two."""
+    """Admits an authenticated caller's message in the turn's first transaction (see
+    Agent.run_turn's `admit`): its access to the conversation (404 otherwise, as if it did not
+    exist) is checked before the row is locked, and the rate limits are counted where the
+    message is stored."""
 
     state: AppState
-    authorization: str | None
+    principal: Principal
     conversation_id: str
     token: str | None
-    principal: Principal | None = None
 
     def __call__(self, session: Session) -> Conversation:
-        self.principal = _identify(session, self.authorization)
+        if self.principal.scope == KeyScope.WIDGET:  # checked before locking anything
+            stored = session.execute(_TOKEN_HASH, {"cid": self.conversation_id}).first()
+            if stored is None or not _token_matches(stored[0], self.token):
+                raise NotFound(f"Conversation {self.conversation_id} not found")
         conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
-        if not _may_see(self.principal, conversation, self.token):
-            raise NotFound(f"Conversation {self.conversation_id} not found")
         count_request(session, self.state.settings, self.principal, self.conversation_id)
         return conversation
 
     async def count_failure(self) -> None:
-        """Count a refused message against its key (authenticating it first if the refusal
-        came before admission, say an invalid body); an unknown key raises 401 here."""
+        """Count a refused message against its key, in a transaction of its own."""
+        await anyio.to_thread.run_sync(_counted, self.state, self.principal)
 
-        def count() -> None:
-            principal = self.principal or authenticate(self.state, self.authorization)
-            _counted(self.state, principal)
 
-        await anyio.to_thread.run_sync(count)
+_TOKEN_HASH = select(col(Conversation.access_token_hash)).where(
+    col(Conversation.id) == bindparam("cid")
+)

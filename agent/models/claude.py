@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -134,7 +134,7 @@ class ClaudeModel:
 
     async def respond_async(
         self, request: ModelRequest, *, stream: bool = False
-    ) -> AsyncIterator[TextDelta | ModelReply]:
+    ) -> AsyncGenerator[TextDelta | ModelReply, None]:
         params = self._message_params(request)
         client = self._async_client()
         with _translated_errors():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 from agent.models.base import ModelReply, ModelRequest, TextDelta
@@ -85,7 +85,7 @@ class OfflineModel:
 
     async def respond_async(
         self, request: ModelRequest, *, stream: bool = False
-    ) -> AsyncIterator[TextDelta | ModelReply]:
+    ) -> AsyncGenerator[TextDelta | ModelReply, None]:
         for item in self.respond(request, stream=stream):  # local and quick: no thread needed
             yield item
 

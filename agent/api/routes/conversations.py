@@ -8,7 +8,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -18,14 +17,13 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import (
     AppState,
-    AuthorizationHeader,
+    AuthenticatedDep,
     ConversationDep,
     ConversationTokenHeader,
     Principal,
     SessionDep,
     StateDep,
     TurnAdmission,
-    authenticate,
     counted,
 )
 from agent.api.schemas import (
@@ -70,19 +68,12 @@ def _resolve_customer(session: Session, subject: str) -> str:
 
 
 @router.post("", status_code=201, response_model=ConversationOut)
-async def create_conversation(
-    body: ConversationCreate, state: StateDep, authorization: AuthorizationHeader = None
+def create_conversation(
+    body: ConversationCreate, principal: AuthenticatedDep, state: StateDep
 ) -> ConversationOut:
     """Start a conversation. Backend and admin keys may bind it to a customer they vouch for
     (`customer_id` or `customer_email`); a widget may bind it only with a customer token
     signed by the shop's site, and otherwise starts anonymous (the agent verifies identity)."""
-    return await anyio.to_thread.run_sync(_create_conversation, body, state, authorization)
-
-
-def _create_conversation(
-    body: ConversationCreate, state: AppState, authorization: str | None
-) -> ConversationOut:
-    principal = authenticate(state, authorization)  # in the same worker thread: one hand-off
     with counted(state, principal) as session:  # one transaction, one write lock
         subject = _subject(body, principal, state)
         token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
@@ -220,7 +211,7 @@ async def post_message(
     conversation_id: str,
     request: Request,
     state: StateDep,
-    authorization: AuthorizationHeader = None,
+    principal: AuthenticatedDep,
     x_conversation_token: ConversationTokenHeader = None,
     stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
 ) -> Any:
@@ -229,8 +220,9 @@ async def post_message(
     `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
     final reply comes back as JSON. While a human has the conversation the message is stored
     for them and the bot stays silent (outcome `queued_for_human`)."""
-    # The caller is checked and counted in the transaction that stores the message.
-    admit = TurnAdmission(state, authorization, conversation_id, x_conversation_token)
+    # Its access to the conversation is checked, and the message counted, in the transaction
+    # that stores the message.
+    admit = TurnAdmission(state, principal, conversation_id, x_conversation_token)
     try:
         return await _turn(request, state, admit, stream)
     except (SupportbotError, RequestValidationError):
