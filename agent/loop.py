@@ -71,9 +71,11 @@ CAP_REPLY = (
     "to a colleague (ticket #{ticket}). They'll reply here."
 )
 
-# A stretch of a turn that ends with a value (a model's reply, a request ready to send).
-Step = Generator[Event | ModelCall, ModelReply | None, Any]
+# Stretches of a turn that end with a value: they yield what the turn yields and are sent
+# what it is sent (see agent.drive.Steps).
 ModelStep = Generator[Event | ModelCall, ModelReply | None, ModelReply]
+RequestStep = Generator[Event | ModelCall, ModelReply | None, ModelRequest]
+SummaryStep = Generator[Event | ModelCall, ModelReply | None, tuple[str, dict[str, int]]]
 # Admits a turn in its first transaction; returns the conversation, locked (see run_turn).
 Admit = Callable[[Session], Conversation]
 
@@ -251,7 +253,7 @@ class _Turn:
 
     # -- model calls ------------------------------------------------------------------------
 
-    def _request(self) -> Step:
+    def _request(self) -> RequestStep:
         assert self.messages is not None, "load() runs in the turn's first transaction"
         validate(self.messages)
         request = ModelRequest(
@@ -272,7 +274,7 @@ class _Turn:
             load_messages(session=session, conversation_id=self.conversation_id)
         )
 
-    def _fit(self, request: ModelRequest, budget: int) -> Step:
+    def _fit(self, request: ModelRequest, budget: int) -> RequestStep:
         """Trim the request to `budget` (see context.fit_to_budget). The cut is stored on the
         conversation so later turns, other workers and restarts start the request at the same
         message (a stable, cacheable prefix)."""
@@ -309,7 +311,7 @@ class _Turn:
         validate(fitted.messages)
         return fitted
 
-    def _summarize(self, messages: list[dict[str, Any]]) -> Step:
+    def _summarize(self, messages: list[dict[str, Any]]) -> SummaryStep:
         """(summary of the earlier summary plus `messages`, usage of the call that wrote it).
         Offline, or with Claude unavailable, the summary is extractive."""
         model = self.agent.model
@@ -321,7 +323,7 @@ class _Turn:
                 log.warning("conversation %s: summary unavailable (%s)", self.conversation_id, exc)
         return extractive(self.summary, messages), {}
 
-    def _compacted(self, request: ModelRequest) -> Step:
+    def _compacted(self, request: ModelRequest) -> RequestStep:
         """After a context-window overflow: the same request at half its size."""
         budget = max(1_000, self.agent.counter.count(request) // 2)
         return (yield from self._fit(request, budget))
