@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.models.capabilities import FAMILIES, Effort, ThinkingDisplay, ThinkingMode, retirement
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +26,26 @@ class ModelPrice(BaseModel):
     output: float
     cache_write: float  # 5-minute cache writes
     cache_read: float
+    cache_write_1h: float | None = None  # 1-hour cache writes; default: twice the input price
+    batch_discount: float = Field(default=0.5, ge=0, le=1)  # share off with Message Batches
+
+    def write_1h(self) -> float:
+        return self.cache_write_1h if self.cache_write_1h is not None else 2 * self.input
 
 
-# Defaults at Sonnet-class list prices; set SUPPORTBOT_PRICING to your contract's prices.
+# List prices of the model families we know (agent/models/capabilities.py); set
+# SUPPORTBOT_PRICING to your contract's prices. Keys are family ids: a dated or provider id
+# (claude-sonnet-4-5-20250929, anthropic.claude-sonnet-5-5) is priced by its family.
 DEFAULT_PRICING = {
-    DEFAULT_MODEL: ModelPrice(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
-    "claude-sonnet-4-6": ModelPrice(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
-    "claude-haiku-4-5": ModelPrice(input=1.0, output=5.0, cache_write=1.25, cache_read=0.10),
+    name: ModelPrice(
+        input=f.price.input,
+        output=f.price.output,
+        cache_write=f.price.cache_write,
+        cache_write_1h=f.price.cache_write_1h,
+        cache_read=f.price.cache_read,
+        batch_discount=f.price.batch_discount,
+    )
+    for name, f in FAMILIES.items()
 }
 
 
@@ -64,7 +80,32 @@ class Settings(BaseSettings):
     vertex_region: str | None = None
     vertex_project_id: str | None = None
     model: str = DEFAULT_MODEL
-    max_tokens: int = Field(default=1024, ge=16, le=64_000)
+    max_tokens: int = Field(
+        default=4096,
+        ge=16,
+        le=128_000,
+        description="max_tokens per model call; it covers thinking as well as the reply",
+    )
+    thinking: ThinkingMode = Field(
+        default="between_tools",
+        description="adaptive, or between_tools: no up-front thinking (lowest latency)",
+    )
+    thinking_display: ThinkingDisplay = Field(
+        default="omitted",
+        description="What adaptive thinking returns: omitted, updates (progress notes), summarized",
+    )
+    show_thinking: bool = Field(
+        default=False,
+        description="Stream summarized reasoning to the customer (progress updates always show)",
+    )
+    effort: Effort = Field(default="low", description="output_config.effort for customer turns")
+    triage_effort: Effort = Field(default="low", description="output_config.effort for triage")
+    summary_model: str | None = Field(
+        default=None, description="Model for context summaries (default: the turn's model)"
+    )
+    cache_ttl: Literal["5m", "1h"] = Field(
+        default="5m", description="Cache lifetime of the stable prefix (tools + system prompt)"
+    )
     max_retries: int = Field(default=2, ge=0, le=10)
     request_timeout: float = Field(default=60.0, gt=0)
 
@@ -165,12 +206,39 @@ def deprecated_model_notice(model: str) -> str | None:
     return DEPRECATED_MODELS.get(model)
 
 
+def model_lifecycle(model: str, today: date | None = None) -> dict[str, Any]:
+    """{"deprecated": end-of-life text or None, "retired": bool, "retires": ISO date or None}
+    for `model`, from the SDK's deprecation list and the capability table."""
+    notice = deprecated_model_notice(model)
+    retires = retirement(model, notice)
+    today = today or datetime.now(UTC).date()
+    return {
+        "deprecated": notice,
+        "retires": retires.isoformat() if retires else None,
+        "retired": retires is not None and retires <= today,
+    }
+
+
 def warn_if_deprecated(settings: Settings) -> None:
-    if settings.uses_claude() and (eol := deprecated_model_notice(settings.model)):
+    """A warning at start-up for a model that is deprecated, or already retired (its requests
+    fail on the Claude API; turns would be answered by the offline model)."""
+    if not settings.uses_claude():
+        return
+    life = model_lifecycle(settings.model)
+    if life["retired"]:
+        log.warning(
+            "The configured model %s was retired on %s: Claude API requests to it fail and "
+            "customers get the offline model. Set SUPPORTBOT_MODEL to a current model "
+            "(default: %s).",
+            settings.model,
+            life["retires"],
+            DEFAULT_MODEL,
+        )
+    elif life["deprecated"]:
         log.warning(
             "The configured model %s is deprecated and reaches end of life on %s; "
             "set SUPPORTBOT_MODEL to a current model (default: %s).",
             settings.model,
-            eol,
+            life["deprecated"],
             DEFAULT_MODEL,
         )

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from agent.events import Event
-from agent.models.base import ModelCall, ModelReply, ModelUnavailable, TextDelta
+from agent.models.base import ModelCall, ModelReply, ModelUnavailable, Piece
 
 # What a turn yields, and what it is sent back (a model call's reply; None after an event).
 Steps = Generator[Event | ModelCall, ModelReply | None, None]
@@ -107,8 +107,8 @@ def _stretch(
         advance, value = steps.send, None
 
 
-def _drain(items: Iterator[TextDelta | ModelReply]) -> Generator[TextDelta, None, ModelReply]:
-    """Pass a model's text deltas on and return its reply."""
+def _drain(items: Iterator[Piece | ModelReply]) -> Generator[Piece, None, ModelReply]:
+    """Pass a model's streamed pieces on and return its reply."""
     reply: ModelReply | None = None
     for item in items:
         if isinstance(item, ModelReply):

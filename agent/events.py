@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from agent.models.base import TextDelta
+from agent.models.base import ProgressDelta, TextDelta, Working
 from agent.store.tables import ConversationState
 from tools.context import Citation
 
@@ -65,4 +65,6 @@ class TurnFinished:
     result: TurnResult
 
 
-Event = TextDelta | ToolStarted | ToolFinished | Degraded | TurnFinished
+Event = (
+    TextDelta | Working | ProgressDelta | ToolStarted | ToolFinished | Degraded | TurnFinished
+)

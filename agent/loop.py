@@ -90,6 +90,7 @@ class Agent:
         fallback: Model,
         tools: ToolRegistry,
         kb: KnowledgeBase | None = None,
+        summarizer: Model | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -97,6 +98,7 @@ class Agent:
         self.fallback = fallback
         self.tools = tools
         self.kb = kb
+        self.summarizer = summarizer or model  # context summaries (may be a cheaper model)
         exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
         self.counter = TokenCounter(exact=exact)
 
@@ -314,7 +316,7 @@ class _Turn:
     def _summarize(self, messages: list[dict[str, Any]]) -> SummaryStep:
         """(summary of the earlier summary plus `messages`, usage of the call that wrote it).
         Offline, or with Claude unavailable, the summary is extractive."""
-        model = self.agent.model
+        model = self.agent.summarizer
         if not (model.offline or self.degraded):
             try:
                 reply = yield from self._call(model, summary_request(self.summary, messages), False)
@@ -369,15 +371,24 @@ class _Turn:
         continuations = 0
         while continuations < self.settings.max_continuations:
             truncated = reply.stop_reason == "max_tokens"
-            empty = reply.stop_reason == "end_turn" and not reply.content
+            said = bool(reply.text().strip())
+            empty = reply.stop_reason == "end_turn" and not said and not reply.tool_uses()
             if not (truncated or empty):
                 break
             continuations += 1
-            if truncated and reply.tool_uses():
+            if truncated and (reply.tool_uses() or not said):
+                # A cut-off tool call, or thinking that used the whole budget before the
+                # answer began: the same request with twice the room.
+                log.info(
+                    "conversation %s: reply cut at max_tokens %d before its answer; asking "
+                    "again with more room",
+                    self.conversation_id,
+                    request.max_tokens,
+                )
                 request = replace(request, max_tokens=request.max_tokens * 2)
                 reply = _with_usage((yield from self._respond(request)), reply.usage)
                 continue
-            prior = [{"role": "assistant", "content": reply.content}] if reply.content else []
+            prior = [{"role": "assistant", "content": reply.content}] if said else []
             more_request = replace(
                 request,
                 messages=[
@@ -445,13 +456,20 @@ class _Turn:
         outcome = Outcome.ANSWERED
         content = [b for b in reply.content if b.get("type") != "text" or b.get("text", "").strip()]
         if reply.stop_reason == "refusal":
+            details = reply.stop_details or {}
+            log.warning(
+                "conversation %s: the model declined (category %s): %s",
+                self.conversation_id,
+                details.get("category") or "none",
+                details.get("explanation") or "no explanation",
+            )
             outcome, content = Outcome.REFUSED, [{"type": "text", "text": REFUSAL_REPLY}]
         elif reply.stop_reason in ("max_tokens", "model_context_window_exceeded") and content:
             content = [*content, {"type": "text", "text": CUT_SHORT_NOTE.strip()}]
         elif reply.stop_reason not in ("end_turn", "stop_sequence", "max_tokens"):
             log.warning("unexpected stop_reason %r; answering politely", reply.stop_reason)
-        if not content:
-            content = [{"type": "text", "text": EMPTY_REPLY}]
+        if not any(b.get("type") == "text" for b in content):
+            content = [*content, {"type": "text", "text": EMPTY_REPLY}]
         text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
         citations = cited(text, self.citations)
         with transaction(self.agent.engine) as session:

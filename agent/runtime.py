@@ -44,9 +44,12 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
     fallback = OfflineModel()
     model: Model
+    summarizer: Model | None = None
     if settings.uses_claude():
         warn_if_deprecated(settings)
         model = ClaudeModel(settings)
+        if settings.summary_model and settings.summary_model != settings.model:
+            summarizer = ClaudeModel(settings.model_copy(update={"model": settings.summary_model}))
     else:
         log.info("No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL: running on the offline model")
         model = fallback
@@ -57,5 +60,6 @@ def build_runtime(settings: Settings) -> Runtime:
         fallback=fallback,
         tools=default_registry(),
         kb=open_knowledge_base(settings),
+        summarizer=summarizer,
     )
     return Runtime(settings=settings, engine=engine, agent=agent)

@@ -67,5 +67,6 @@ def summary_request(previous: str | None, messages: list[dict[str, Any]]) -> Mod
             }
         ],
         tools=[],
-        max_tokens=400,
+        max_tokens=1024,
+        auxiliary=True,
     )

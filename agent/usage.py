@@ -11,9 +11,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from agent.config import ModelPrice
+from agent.models.capabilities import family_name
 from agent.store.tables import Message
 
 KINDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+ONE_HOUR_WRITES = "cache_creation_1h_input_tokens"  # the part of cache writes kept for an hour
 GroupBy = Literal["day", "conversation", "model"]
 
 
@@ -24,6 +26,7 @@ class UsageTotals(BaseModel):
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     cost_usd: float | None = 0.0  # None when a model has no price
+    refusals: int = 0  # replies the model declined (stop_reason "refusal")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -32,8 +35,9 @@ class UsageTotals(BaseModel):
         prompt = self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
         return self.cache_read_input_tokens / prompt if prompt else 0.0
 
-    def add(self, usage: dict[str, int], price: ModelPrice | None) -> None:
+    def add(self, usage: dict[str, int], price: ModelPrice | None, refused: bool = False) -> None:
         self.calls += 1
+        self.refusals += int(refused)
         for kind in KINDS:
             setattr(self, kind, getattr(self, kind) + int(usage.get(kind) or 0))
         if price is None:
@@ -46,13 +50,24 @@ class UsageRow(UsageTotals):
     key: str
 
 
-def cost(usage: dict[str, int], price: ModelPrice) -> float:
+def cost(usage: dict[str, int], price: ModelPrice, *, batch: bool = False) -> float:
+    """Dollars for one call's usage: 5-minute and 1-hour cache writes at their own prices;
+    with `batch`, input and output at the Message Batches discount."""
+    writes = int(usage.get("cache_creation_input_tokens") or 0)
+    writes_1h = min(writes, int(usage.get(ONE_HOUR_WRITES) or 0))
+    discount = (1 - price.batch_discount) if batch else 1.0
     return (
-        int(usage.get("input_tokens") or 0) * price.input
-        + int(usage.get("output_tokens") or 0) * price.output
-        + int(usage.get("cache_creation_input_tokens") or 0) * price.cache_write
+        int(usage.get("input_tokens") or 0) * price.input * discount
+        + int(usage.get("output_tokens") or 0) * price.output * discount
+        + (writes - writes_1h) * price.cache_write
+        + writes_1h * price.write_1h()
         + int(usage.get("cache_read_input_tokens") or 0) * price.cache_read
     ) / 1_000_000
+
+
+def price_for(model: str, pricing: dict[str, ModelPrice]) -> ModelPrice | None:
+    """The price of `model`: its own entry, else its family's (a dated or provider id)."""
+    return pricing.get(model) or pricing.get(family_name(model))
 
 
 def _billed(messages: Iterable[Message]) -> Iterable[Message]:
@@ -63,7 +78,7 @@ def _billed(messages: Iterable[Message]) -> Iterable[Message]:
 def totals(messages: Iterable[Message], pricing: dict[str, ModelPrice]) -> UsageTotals:
     result = UsageTotals()
     for m in _billed(messages):
-        result.add(m.usage or {}, pricing.get(m.model or ""))
+        result.add(m.usage or {}, price_for(m.model or "", pricing), m.stop_reason == "refusal")
     return result
 
 
@@ -88,7 +103,8 @@ def report(
             "conversation": m.conversation_id,
             "model": m.model or "",
         }[by]
-        price = pricing.get(m.model or "")
-        rows.setdefault(key, UsageRow(key=key)).add(m.usage or {}, price)
-        overall.add(m.usage or {}, price)
+        price = price_for(m.model or "", pricing)
+        refused = m.stop_reason == "refusal"
+        rows.setdefault(key, UsageRow(key=key)).add(m.usage or {}, price, refused)
+        overall.add(m.usage or {}, price, refused)
     return list(rows.values()), overall

@@ -4,12 +4,27 @@ Tests enqueue the replies they need, in order; every request is recorded with it
 body and arrival time. Both JSON and server-sent-event responses are produced the way the real
 API shapes them, and errors carry the real API's body and headers (`request-id`,
 `retry-after`), so the SDK's own parsing, retries and stream accumulation are what is tested.
+
+It enforces the documented request rules of the current models (claude-sonnet-5-5 and the
+other 5.x families; see `_violation`): forced tool choice, sampling parameters, assistant
+prefill, `thinking: disabled` and thinking budgets are a 400 `invalid_request_error`. Like
+those models it thinks by default and signs its thinking blocks, binding each to the model and
+to the request prefix it was written after: a block that comes back altered, after its prefix
+changed, or missing from a tool loop is a 400; a block signed by a model the target cannot read
+is dropped (as the API does). Text written before a tool call comes back as a progress-update
+thinking block, readable only where the thinking display returns it. Prompt caching follows
+the API: prefixes below the model's minimum are not cached, and entries live 5 minutes or an
+hour (`ttl`) from their last use on the fake's clock (`advance`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -38,6 +53,10 @@ class Reply:
     stop_reason: str = "end_turn"
     delay: float = 0.0
     usage: dict[str, int] | None = None
+    stop_details: dict[str, Any] | None = None
+    # Extended thinking: the thinking the model writes before this reply's content (a
+    # reasoning block, returned empty unless the display is "summarized").
+    reasoning: str = "Let me look at what the customer needs."
 
 
 @dataclass
@@ -70,8 +89,16 @@ def tool_uses(*calls: tuple[str, dict[str, Any]], say: str | None = None) -> Rep
     return Reply(blocks, "tool_use")
 
 
-def refusal() -> Reply:
-    return Reply([], "refusal")
+def refusal(category: str | None = "general_harms", explanation: str | None = None) -> Reply:
+    details = {"type": "refusal", "category": category, "explanation": explanation}
+    if category and explanation is None:
+        details["explanation"] = f"This request was declined ({category})."
+    return Reply([], "refusal", stop_details=details)
+
+
+def structured(value: dict[str, Any]) -> Reply:
+    """A structured-output reply: the JSON as the text of the text block."""
+    return Reply([{"type": "text", "text": json.dumps(value)}])
 
 
 def error(status: int, message: str = "", *, retry_after: float | None = None) -> ErrorReply:
@@ -79,6 +106,264 @@ def error(status: int, message: str = "", *, retry_after: float | None = None) -
     return ErrorReply(
         status, ERROR_TYPES.get(status, "api_error"), message or "fake error", headers
     )
+
+
+# -- the current models' rules ------------------------------------------------------------------
+
+# Families as the docs describe them (model overview, Sonnet 5.5 migration guide).
+_RULES: dict[str, dict[str, Any]] = {
+    "claude-sonnet-5-5": {"thinking": {"adaptive", "between_tools"}, "forced_tools": False,
+                          "min_cache": 512, "reads": {"claude-sonnet-5", "claude-haiku-4-5"}},
+    "claude-opus-5-5": {"thinking": {"adaptive"}, "forced_tools": False, "min_cache": 512,
+                        "reads": {"claude-sonnet-5-5"}},
+    "claude-sonnet-5": {"thinking": {"adaptive", "disabled"}, "forced_tools": True,
+                        "min_cache": 1024, "reads": {"claude-haiku-4-5"}},
+    "claude-haiku-4-5": {"thinking": {"disabled", "enabled"}, "forced_tools": True,
+                         "min_cache": 4096, "legacy": True, "reads": set()},
+    "claude-sonnet-4-5": {"thinking": {"disabled", "enabled"}, "forced_tools": True,
+                          "min_cache": 1024, "legacy": True, "reads": set()},
+}  # fmt: skip
+_LEGACY = {"thinking": {"disabled", "enabled"}, "forced_tools": True, "min_cache": 1024,
+           "legacy": True, "reads": set()}  # fmt: skip
+_SIGNING_KEY = b"fake-anthropic-signing-key"
+_EFFORTS = {"low", "medium", "high", "xhigh", "max"}
+DISPLAY_UPDATES_BETA = "thinking-display-updates-2026-08-18"
+
+
+def family_of(model: str) -> str:
+    name = str(model).lower().split("anthropic.", 1)[-1].split("@", 1)[0]
+    return re.sub(r"(-\d{8})?(-v\d+(:\d+)?)?$", "", name)
+
+
+def rules_for(model: str) -> dict[str, Any]:
+    return _RULES.get(family_of(model), _LEGACY)
+
+
+def _thinking_on(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The thinking the request runs with (None: no thinking)."""
+    rules = rules_for(body.get("model", ""))
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None if rules.get("legacy") else {"type": "adaptive", "display": "omitted"}
+    if thinking.get("type") == "adaptive":
+        return {"display": "omitted", **thinking}
+    if thinking.get("type") in ("between_tools", "enabled"):
+        return thinking
+    return None
+
+
+def _violation(body: dict[str, Any], headers: dict[str, str]) -> str | None:
+    """The 400 message the current models answer this request with, or None."""
+    model = str(body.get("model", ""))
+    rules = rules_for(model)
+    legacy = bool(rules.get("legacy"))
+    if not legacy:
+        for name in ("temperature", "top_p", "top_k"):
+            if name in body:
+                return f"`{name}` is deprecated for this model."
+        messages = body.get("messages") or []
+        if messages and messages[-1].get("role") == "assistant":
+            return ("This model does not support assistant message prefill. The conversation "
+                    "must end with a user message.")  # fmt: skip
+    choice = (body.get("tool_choice") or {}).get("type")
+    if choice in ("tool", "any") and not rules["forced_tools"]:
+        return 'tool_choice: type "tool" and "any" are not supported for this model.'
+    thinking = body.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if thinking is not None and kind not in rules["thinking"]:
+        if kind == "disabled":
+            return ('"thinking.type.disabled" is not supported for this model. Use '
+                    '"thinking.type.between_tools" for the lowest thinking setting, or '
+                    '"thinking.type.adaptive" and "output_config.effort" to control thinking '
+                    "behavior.")  # fmt: skip
+        return (f'"thinking.type.{kind}" is not supported for this model. Use '
+                '"thinking.type.adaptive" and "output_config.effort" to control thinking '
+                "behavior.")  # fmt: skip
+    if kind == "between_tools" and set(thinking) != {"type"}:
+        return "thinking.between_tools: no other field may be sent with this type."
+    if kind == "adaptive":
+        display = thinking.get("display", "omitted")
+        if display not in ("omitted", "summarized", "updates"):
+            return f"thinking.display: unknown value {display!r}"
+        if display == "updates" and DISPLAY_UPDATES_BETA not in headers.get("anthropic-beta", ""):
+            return "thinking.display: unknown value 'updates'"
+    config = body.get("output_config") or {}
+    effort = config.get("effort")
+    if effort is not None:
+        if effort not in _EFFORTS:
+            return f"output_config.effort: unknown value {effort!r}"
+        if legacy:
+            return "output_config.effort: not supported on this model."
+        if kind == "between_tools" and effort in ("xhigh", "max"):
+            return (f"output_config.effort '{effort}' is not supported when thinking is "
+                    "disabled on this model. Use effort 'high' or below, or enable thinking.")  # fmt: skip
+    if config.get("format") is not None:
+        problem = _schema_problem(config["format"])
+        if problem:
+            return f"output_config.format: {problem}"
+    return None
+
+
+def _schema_problem(fmt: dict[str, Any]) -> str | None:
+    if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        return 'type must be "json_schema" with a schema'
+    unsupported = {"minimum", "maximum", "multipleOf", "minLength", "maxLength"}
+
+    def walk(node: Any, path: str) -> str | None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and node.get("additionalProperties") is not False:
+                return f"{path}: objects must set additionalProperties to false"
+            for key in unsupported & set(node):
+                return f"{path}: '{key}' is not supported"
+            for key, value in node.items():
+                if (problem := walk(value, f"{path}.{key}")) is not None:
+                    return problem
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if (problem := walk(value, f"{path}[{index}]")) is not None:
+                    return problem
+        return None
+
+    return walk(fmt["schema"], "schema")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_strip_cache(value), sort_keys=True, separators=(",", ":"))
+
+
+def _system_text(body: dict[str, Any]) -> str:
+    return system_text(body)
+
+
+def prefix_digest(body: dict[str, Any], upto: int) -> str:
+    """What a thinking block is bound to: the system prompt, the tools and the messages before
+    it (cache_control aside)."""
+    digest = hashlib.sha256()
+    digest.update(_system_text(body).encode())
+    digest.update(_canonical(body.get("tools") or []).encode())
+    for message in (body.get("messages") or [])[:upto]:
+        digest.update(_canonical(message).encode())
+    return digest.hexdigest()
+
+
+def _sign(model: str, prefix: str, text: str) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"m": family_of(model), "p": prefix, "t": hashlib.sha256(text.encode()).hexdigest()}
+    ).encode()).decode()  # fmt: skip
+    mac = hmac.new(_SIGNING_KEY, payload.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{payload}.{mac}"
+
+
+def _signed(signature: str) -> dict[str, str] | None:
+    payload, _, mac = str(signature).partition(".")
+    expected = hmac.new(_SIGNING_KEY, payload.encode(), hashlib.sha256).hexdigest()[:32]
+    if not mac or not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        return dict(json.loads(base64.urlsafe_b64decode(payload.encode())))
+    except ValueError:
+        return None
+
+
+def _thinking_text(block: dict[str, Any]) -> str:
+    return str(block.get("thinking", "")) if block["type"] == "thinking" else str(block["data"])
+
+
+def _check_thinking(
+    body: dict[str, Any], issued: dict[str, tuple[str, str, list[str]]], dropped: list[str]
+) -> tuple[dict[str, Any], str | None]:
+    """(the request as the model sees it, a 400 message or None). Each replayed thinking block
+    must carry a signature this fake issued, for the same text; blocks of a model the target
+    cannot read are dropped; a block whose prefix changed is rejected; a tool loop must carry
+    the blocks written with its tool calls."""
+    target = family_of(body.get("model", ""))
+    reads = {target, *rules_for(target)["reads"]}
+    messages = body.get("messages") or []
+    kept_messages = []
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant" or not isinstance(message.get("content"), list):
+            kept_messages.append(message)
+            continue
+        kept = []
+        for j, block in enumerate(message["content"]):
+            if block.get("type") not in ("thinking", "redacted_thinking"):
+                kept.append(block)
+                continue
+            where = f"messages.{i}.content.{j}"
+            claim = _signed(block.get("signature", "") if block["type"] == "thinking"
+                            else block.get("data", "").rpartition("|")[2])  # fmt: skip
+            if claim is None:
+                return body, f"{where}: Invalid `signature` in `thinking` block"
+            text = _thinking_text(block)
+            if block["type"] == "redacted_thinking":
+                text = text.rpartition("|")[0]
+            # Text placed in an omitted block's empty field is ignored, as the API does.
+            omitted = claim["t"] == hashlib.sha256(b"").hexdigest()
+            if not omitted and hashlib.sha256(text.encode()).hexdigest() != claim["t"]:
+                return body, (
+                    "`thinking` or `redacted_thinking` blocks in the latest assistant message "
+                    "cannot be modified"
+                )
+            if claim["m"] not in reads:
+                dropped.append(where)
+                continue
+            if claim["p"] != prefix_digest(body, i):
+                return body, (
+                    f"{where}: Invalid `signature` in `thinking` block. The block is bound to a "
+                    "different conversation. Remove the block, or set "
+                    '`thinking.block_binding.prefix_mismatch_behavior` to "drop_block".'
+                )
+            kept.append(block)
+        kept_messages.append({**message, "content": kept})
+    # The latest assistant message of a tool loop carries the thinking written with its calls.
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message.get("role") != "assistant" or not isinstance(message.get("content"), list):
+            continue
+        sent = {b.get("signature") for b in message["content"] if b.get("type") == "thinking"}
+        for block in message["content"]:
+            if block.get("type") != "tool_use" or block.get("id") not in issued:
+                continue
+            model, prefix, signatures = issued[block["id"]]
+            if model in reads and prefix == prefix_digest(body, i) and not set(signatures) <= sent:
+                return body, (
+                    f"messages.{i}: the `thinking` blocks written with this tool use must be "
+                    "passed back unchanged in a tool-use loop"
+                )
+        break
+    return {**body, "messages": kept_messages}, None
+
+
+def _with_thinking(
+    body: dict[str, Any], scripted: Reply, headers: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The scripted content as the model would return it under the request's thinking
+    settings, with signed thinking blocks."""
+    thinking = _thinking_on(body)
+    if thinking is None:
+        return scripted.content
+    model = body.get("model", "")
+    prefix = prefix_digest(body, len(body.get("messages") or []))
+    kind, display = thinking.get("type"), thinking.get("display", "omitted")
+    sonnet55 = family_of(model) == "claude-sonnet-5-5"
+
+    def block(text: str, readable: bool) -> dict[str, Any]:
+        return {"type": "thinking", "thinking": text if readable else "",
+                "signature": _sign(model, prefix, text if readable else "")}  # fmt: skip
+
+    out: list[dict[str, Any]] = []
+    if kind != "between_tools" and scripted.reasoning:  # up-front thinking
+        out.append(block(scripted.reasoning, display == "summarized" or kind == "enabled"))
+    content = scripted.content
+    for index, item in enumerate(content):
+        before_tool = index + 1 < len(content) and content[index + 1].get("type") == "tool_use"
+        if sonnet55 and item.get("type") == "text" and before_tool:
+            # Notes between tool calls come back as progress-update thinking blocks.
+            readable = kind == "between_tools" or display in ("updates", "summarized")
+            out.append(block(item["text"], readable))
+        else:
+            out.append(item)
+    return out
 
 
 @dataclass
@@ -104,7 +389,12 @@ class FakeAnthropic:
         self.requests: list[Recorded] = []
         self.default: Callable[[dict[str, Any]], Scripted] | None = None
         self._server: ThreadingHTTPServer | None = None
-        self._cached: set[str] = set()  # prompt-cache prefixes written so far
+        self._cached: dict[str, float] = {}  # prompt-cache prefix -> expiry on the fake's clock
+        self._clock = 0.0  # seconds added to the real clock (`advance`)
+        # Thinking blocks signed with tool calls: tool_use id -> (family, prefix, signatures).
+        self.issued: dict[str, tuple[str, str, list[str]]] = {}
+        self.dropped_thinking: list[str] = []  # blocks dropped as unreadable by the target
+        self.rejected: list[str] = []  # 400s for broken request rules, in order
         self.usages: list[dict[str, int]] = []  # usage of every reply sent, in order
         # Message Batches: outcome per request ("expired", "canceled", an ErrorReply or a Reply).
         self.batches: dict[str, dict[str, Any]] = {}
@@ -123,34 +413,90 @@ class FakeAnthropic:
             self.requests.clear()
             self.default = None
             self._cached.clear()
+            self._clock = 0.0
+            self.issued.clear()
+            self.dropped_thinking.clear()
+            self.rejected.clear()
             self.usages.clear()
             self.batches.clear()
             self.batch_result = None
             self.batch_polls = 1
 
-    def usage_for(self, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, int]:
-        """Usage as the real API reports it, prompt caching included: the longest cache
-        breakpoint prefix written before is read from the cache; the last breakpoint's prefix
-        is written. Tokens are counted as characters / 4."""
-        total, boundaries = _prompt_layout(body)
-        marked = [i for i, (_, _, is_breakpoint) in enumerate(boundaries) if is_breakpoint]
-        read = created = 0
+    def now(self) -> float:
+        return time.monotonic() + self._clock
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock on (prompt-cache entries expire by it)."""
         with self._lock:
+            self._clock += seconds
+
+    def usage_for(self, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]:
+        """Usage as the real API reports it, prompt caching included: the longest live cache
+        breakpoint prefix is read from the cache (a hit may sit up to 20 blocks before the last
+        breakpoint) and refreshed; each breakpoint's prefix beyond that is written with its
+        breakpoint's lifetime. Prefixes shorter than the model's minimum are not cached.
+        Tokens are counted as characters / 4."""
+        total, boundaries = _prompt_layout(body)
+        minimum = rules_for(body.get("model", ""))["min_cache"]
+        marked = [i for i, b in enumerate(boundaries) if b[2] is not None and b[1] >= minimum]
+        read = 0
+        written = {"5m": 0, "1h": 0}
+        with self._lock:
+            now = self.now()
             if marked:
-                # Like the API: a hit may sit up to 20 blocks before the last breakpoint.
                 last = marked[-1]
-                for digest, tokens, _ in reversed(boundaries[max(0, last - 20) : last + 1]):
-                    if digest in self._cached:
+                for digest, tokens, _ttl in reversed(boundaries[max(0, last - 20) : last + 1]):
+                    if self._cached.get(digest, -1.0) > now:
                         read = tokens
+                        self._cached[digest] = max(self._cached[digest], now + 300.0)
                         break
-                created = max(0, boundaries[last][1] - read)
-                self._cached.update(boundaries[i][0] for i in marked)
+                done = read
+                for i in marked:
+                    digest, tokens, ttl = boundaries[i]
+                    assert ttl is not None
+                    if tokens > done:
+                        written[ttl] += tokens - done
+                        done = tokens
+                    lifetime = 3600.0 if ttl == "1h" else 300.0
+                    self._cached[digest] = max(self._cached.get(digest, 0.0), now + lifetime)
+        created = written["5m"] + written["1h"]
         return {
             "input_tokens": max(1, total - read - created),
             "output_tokens": max(1, len(json.dumps(output)) // 4),
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": written["5m"],
+                "ephemeral_1h_input_tokens": written["1h"],
+            },
         }
+
+    def check(self, body: dict[str, Any], headers: dict[str, str]) -> str | None:
+        """The 400 message for a request that breaks the target model's rules, or None."""
+        problem = _violation(body, headers)
+        if problem is None:
+            _, problem = _check_thinking(body, self.issued, self.dropped_thinking)
+        if problem is not None:
+            with self._lock:
+                self.rejected.append(problem)
+        return problem
+
+    def respond(
+        self, body: dict[str, Any], scripted: Reply, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        """The message for a scripted reply under the request's thinking settings."""
+        content = _with_thinking(body, scripted, headers)
+        signatures = [b["signature"] for b in content if b.get("type") == "thinking"]
+        if signatures:
+            prefix = prefix_digest(body, len(body.get("messages") or []))
+            model = family_of(body.get("model", ""))
+            with self._lock:
+                for b in content:
+                    if b.get("type") == "tool_use":
+                        self.issued[b["id"]] = (model, prefix, signatures)
+        shaped = Reply(content, scripted.stop_reason, scripted.delay, scripted.usage,
+                       scripted.stop_details, scripted.reasoning)  # fmt: skip
+        return _message(body, shaped, self.usage_for(body, content))
 
     @property
     def pending(self) -> int:
@@ -271,6 +617,12 @@ class FakeAnthropic:
                 if path.startswith("/v1/messages/batches"):
                     self._send_batch(*fake._batches("POST", path, body))
                     return
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if path in ("/v1/messages", "/v1/messages/count_tokens"):
+                    problem = fake.check(body, headers)
+                    if problem is not None:
+                        self._send_json(400, _error_body("invalid_request_error", problem))
+                        return
                 if path == "/v1/messages/count_tokens":
                     self._send_json(200, {"input_tokens": _prompt_layout(body)[0]})
                     return
@@ -285,7 +637,7 @@ class FakeAnthropic:
                         scripted.headers,
                     )
                     return
-                message = _message(body, scripted, fake.usage_for(body, scripted.content))
+                message = fake.respond(body, scripted, headers)
                 if scripted.delay:  # the reply leaves `delay` after the request arrived,
                     # however long this fake took to parse it and simulate the prompt cache
                     time.sleep(max(0.0, received + scripted.delay - time.monotonic()))
@@ -367,31 +719,36 @@ def _strip_cache(value: Any) -> Any:
     return value
 
 
-def _prompt_layout(body: dict[str, Any]) -> tuple[int, list[tuple[str, int, bool]]]:
-    """(prompt tokens, [(prefix hash, prefix tokens, is a cache breakpoint) after each block]),
-    in the API's prefix order: tools, then system, then messages."""
-    import hashlib
+def _ttl(block: Any) -> str | None:
+    """The cache lifetime a block's breakpoint asks for, or None when it is not one."""
+    if not isinstance(block, dict) or "cache_control" not in block:
+        return None
+    return str(block["cache_control"].get("ttl", "5m"))
 
-    parts: list[tuple[Any, bool]] = []
+
+def _prompt_layout(body: dict[str, Any]) -> tuple[int, list[tuple[str, int, str | None]]]:
+    """(prompt tokens, [(prefix hash, prefix tokens, breakpoint ttl or None) after each block]),
+    in the API's prefix order: tools, then system, then messages."""
+    parts: list[tuple[Any, str | None]] = []
     for t in body.get("tools") or []:
-        parts.append((t, "cache_control" in t))
+        parts.append((t, _ttl(t)))
     system = body.get("system")
     if isinstance(system, str):
-        parts.append((system, False))
+        parts.append((system, None))
     for block in system or [] if not isinstance(system, str) else []:
-        parts.append((block, "cache_control" in block))
+        parts.append((block, _ttl(block)))
     for message in body.get("messages") or []:
         content = message["content"]
-        marked = isinstance(content, list) and any("cache_control" in b for b in content)
-        parts.append((message, marked))
-    digest = hashlib.sha256(str(body.get("model")).encode())
+        ttls = [_ttl(b) for b in content] if isinstance(content, list) else []
+        parts.append((message, next((t for t in ttls if t), None)))
+    digest = hashlib.sha256(str(family_of(body.get("model", ""))).encode())
     chars = 0
     boundaries = []
-    for part, marked in parts:
+    for part, ttl in parts:
         text = json.dumps(_strip_cache(part), sort_keys=True)
         digest.update(text.encode())
         chars += len(text)
-        boundaries.append((digest.hexdigest(), chars // 4, marked))
+        boundaries.append((digest.hexdigest(), chars // 4, ttl))
     return max(1, chars // 4), boundaries
 
 
@@ -405,6 +762,7 @@ def _message(body: dict[str, Any], scripted: Reply, usage: dict[str, int]) -> di
         "content": scripted.content,
         "stop_reason": scripted.stop_reason,
         "stop_sequence": None,
+        "stop_details": scripted.stop_details if scripted.stop_reason == "refusal" else None,
         "usage": usage,
     }
 
@@ -414,7 +772,8 @@ def _chunks(value: str, size: int = 8) -> list[str]:
 
 
 def _sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+             "stop_details": None}  # fmt: skip
     start["usage"] = {**message["usage"], "output_tokens": 1}
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": start}),
@@ -443,6 +802,45 @@ def _sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 )
                 for piece in _chunks(block["text"])
             ]
+        elif block["type"] == "thinking":
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                    },
+                )
+            )
+            events += [
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": piece},
+                    },
+                )
+                for piece in _chunks(block["thinking"])
+            ]
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "signature_delta", "signature": block["signature"]},
+                    },
+                )
+            )
+        elif block["type"] == "redacted_thinking":
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                )
+            )
         elif block["type"] == "tool_use":
             events.append(
                 (
@@ -471,7 +869,11 @@ def _sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "delta": {
+                    "stop_reason": message["stop_reason"],
+                    "stop_sequence": None,
+                    "stop_details": message.get("stop_details"),
+                },
                 "usage": {"output_tokens": message["usage"]["output_tokens"]},
             },
         )

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import logging
 import typing
+from datetime import date
 
 import anthropic.types
 import pytest
 
-from agent.config import DEFAULT_MODEL, Settings, deprecated_model_notice, warn_if_deprecated
+from agent.config import (
+    DEFAULT_MODEL,
+    Settings,
+    deprecated_model_notice,
+    model_lifecycle,
+    warn_if_deprecated,
+)
 
 
 def test_default_model_is_a_current_sonnet_of_the_installed_sdk() -> None:
@@ -17,11 +24,18 @@ def test_default_model_is_a_current_sonnet_of_the_installed_sdk() -> None:
     assert deprecated_model_notice(DEFAULT_MODEL) is None
 
 
-def test_deprecated_model_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_retired_model_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # Sonnet 4.5 left the Claude API on 2026-11-30 (the SDK's deprecation list).
     settings = Settings(model="claude-sonnet-4-5-20250929", anthropic_api_key="k")
     with caplog.at_level(logging.WARNING):
         warn_if_deprecated(settings)
-    assert "deprecated" in caplog.text and "November 30th, 2026" in caplog.text
+    assert "was retired on 2026-11-30" in caplog.text and "offline model" in caplog.text
+
+
+def test_deprecated_but_not_yet_retired_model() -> None:
+    life = model_lifecycle("claude-sonnet-4-5-20250929", today=date(2026, 11, 1))
+    assert life == {"deprecated": "November 30th, 2026", "retires": "2026-11-30", "retired": False}
+    assert model_lifecycle(DEFAULT_MODEL)["retired"] is False
 
 
 def test_environment_configures_everything(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,7 +53,7 @@ def test_missing_settings_and_extras_are_clear(
     with pytest.raises(ProviderNotConfigured, match="SUPPORTBOT_AWS_REGION"):
         make_client(Settings(provider="bedrock"))
     with pytest.raises(ProviderNotConfigured, match="SUPPORTBOT_PROVIDER_MODEL"):
-        ClaudeModel(Settings(provider="bedrock", aws_region="eu-west-1"))  # default model: unmapped
+        ClaudeModel(Settings(provider="bedrock", aws_region="eu-west-1", model="claude-next-9"))
     monkeypatch.setitem(sys.modules, "boto3", None)  # as if the extra were not installed
     with pytest.raises(ProviderNotConfigured, match=r"pip install 'supportbot\[bedrock\]'"):
         make_client(Settings(provider="bedrock", aws_region="eu-west-1"))
@@ -62,6 +62,7 @@ def test_missing_settings_and_extras_are_clear(
 def test_cli_reports_a_misconfigured_provider(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SUPPORTBOT_PROVIDER", "vertex")
+    monkeypatch.setenv("SUPPORTBOT_MODEL", "claude-next-9")  # a model without a known Vertex id
     result = CliRunner().invoke(app, ["ask", "hi"])
     assert result.exit_code == 1
     assert result.output.startswith("error: Set SUPPORTBOT_PROVIDER_MODEL to vertex's id")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from agent.cli.common import console, err, fail, open_runtime
 from agent.errors import SupportbotError
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
-from agent.models.base import TextDelta
+from agent.models.base import ProgressDelta, TextDelta
 from agent.runtime import Runtime
 from agent.store.db import transaction
 from agent.store.orders import find_customer_by_email
@@ -105,6 +105,8 @@ def chat(customer: CustomerOpt = None) -> None:
 def _print_event(event: Event) -> None:
     if isinstance(event, TextDelta):
         console.print(escape(event.text), end="", soft_wrap=True)
+    elif isinstance(event, ProgressDelta):
+        console.print(f"[dim italic]{escape(event.text)}[/dim italic]", end="", soft_wrap=True)
     elif isinstance(event, ToolStarted):
         console.print(f"[dim]→ {event.name}({escape(json.dumps(event.input))})[/dim]")
     elif isinstance(event, ToolFinished):

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from agent.config import Settings
 from agent.errors import SupportbotError
+from agent.models.claude import check_provider
 from agent.runtime import Runtime, build_runtime
 
 console = Console()
@@ -34,6 +35,7 @@ def open_runtime() -> Runtime:
     """The product wired from the environment; a configuration error exits with its message."""
     settings = load_settings()
     try:
+        check_provider(settings)
         return build_runtime(settings)
     except SupportbotError as exc:
         raise fail(str(exc)) from exc

@@ -9,6 +9,9 @@ import uvicorn
 from rich.table import Table
 
 from agent.cli.common import console, fail, load_settings
+from agent.config import warn_if_deprecated
+from agent.errors import SupportbotError
+from agent.models.claude import check_provider
 from agent.store.db import make_engine, transaction
 from agent.store.keys import create_key, list_keys, revoke_key
 from agent.store.tables import KeyScope
@@ -23,6 +26,11 @@ def serve(
 ) -> None:
     """Serve the HTTP API, the web chat (/) and the staff page (/staff)."""
     settings = load_settings()
+    try:  # a missing model id, region or credential is reported now, not on the first turn
+        check_provider(settings)
+    except SupportbotError as exc:
+        raise fail(str(exc)) from exc
+    warn_if_deprecated(settings)
     console.print(f"supportbot on http://{host}:{port}  (API docs: /docs, staff: /staff)")
     uvicorn.run(
         "agent.api.main:app",

@@ -13,6 +13,8 @@ class ModelRequest:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]]
     max_tokens: int
+    # A side request (a summary) rather than a customer turn: the least thinking and effort.
+    auxiliary: bool = False
 
 
 @dataclass
@@ -21,6 +23,8 @@ class ModelReply:
     stop_reason: str
     model: str
     usage: dict[str, int] = field(default_factory=dict)
+    # Why the model declined, on a `refusal`: {"type", "category", "explanation"}.
+    stop_details: dict[str, Any] | None = None
 
     def text(self) -> str:
         return "".join(b.get("text", "") for b in self.content if b.get("type") == "text")
@@ -32,6 +36,22 @@ class ModelReply:
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+
+
+@dataclass(frozen=True)
+class Working:
+    """The model started thinking: nothing to show but that work is under way."""
+
+
+@dataclass(frozen=True)
+class ProgressDelta:
+    """Text of a progress update the model wrote between tool calls (or, where a setting says
+    so, of its summarized reasoning): shown to the customer as the assistant's working notes."""
+
+    text: str
+
+
+Piece = TextDelta | Working | ProgressDelta  # what a model streams before its reply
 
 
 class ModelUnavailable(Exception):
@@ -48,13 +68,13 @@ class Model(Protocol):
 
     def respond(
         self, request: ModelRequest, *, stream: bool = False
-    ) -> Iterator[TextDelta | ModelReply]:
-        """Yield text deltas (when streaming) and, last, exactly one ModelReply."""
+    ) -> Iterator[Piece | ModelReply]:
+        """Yield pieces (when streaming) and, last, exactly one ModelReply."""
         ...
 
     def respond_async(
         self, request: ModelRequest, *, stream: bool = False
-    ) -> AsyncGenerator[TextDelta | ModelReply, None]:
+    ) -> AsyncGenerator[Piece | ModelReply, None]:
         """As `respond`, on the running event loop (the HTTP API's turns)."""
         ...
 

@@ -13,27 +13,25 @@ import anthropic
 from agent.config import Settings
 from agent.context import with_cache_breakpoints
 from agent.errors import SupportbotError
+from agent.models import capabilities, thinking
 from agent.models.base import (
     ContextTooLong,
     ModelReply,
     ModelRequest,
     ModelUnavailable,
+    Piece,
+    ProgressDelta,
     TextDelta,
+    Working,
 )
 
 log = logging.getLogger(__name__)
 
-
-# The cloud providers name models their own way; these are the ids we know.
-PROVIDER_MODEL_IDS: dict[str, dict[str, str]] = {
-    "bedrock": {"claude-sonnet-4-5-20250929": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
-    "vertex": {"claude-sonnet-4-5-20250929": "claude-sonnet-4-5@20250929"},
-}
 EXTRAS = {"bedrock": "boto3", "vertex": "google.auth"}
 
 
 class ProviderNotConfigured(SupportbotError):
-    """The chosen provider lacks a setting or its optional packages."""
+    """The chosen provider lacks a setting, a credential or its optional packages."""
 
     code = "provider_not_configured"
 
@@ -44,12 +42,41 @@ def model_id(settings: Settings) -> str:
         return settings.model
     if settings.provider_model:
         return settings.provider_model
-    known = PROVIDER_MODEL_IDS[settings.provider].get(settings.model)
+    known = capabilities.provider_model_id(settings.model, settings.provider)
     if known is None:
         raise ProviderNotConfigured(
             f"Set SUPPORTBOT_PROVIDER_MODEL to {settings.provider}'s id for {settings.model}."
         )
     return known
+
+
+def check_provider(settings: Settings) -> None:
+    """Raise ProviderNotConfigured for what would otherwise fail on the first customer's turn:
+    a missing model id, region, optional package or cloud credential (checked at start-up by
+    `serve`, `ask` and `chat`)."""
+    if not settings.uses_claude() or settings.provider == "anthropic":
+        return
+    model_id(settings)
+    make_client(settings)  # region and extra
+    if settings.provider == "bedrock":
+        import boto3
+
+        if boto3.Session().get_credentials() is None:
+            raise ProviderNotConfigured(
+                "No AWS credentials found for Bedrock (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE or an instance role)."
+            )
+        return
+    import google.auth
+    import google.auth.exceptions
+
+    try:
+        google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise ProviderNotConfigured(
+            "No Google credentials found for Vertex (GOOGLE_APPLICATION_CREDENTIALS or "
+            "`gcloud auth application-default login`)."
+        ) from exc
 
 
 def make_client(settings: Settings, *, asynchronous: bool = False) -> Any:
@@ -100,52 +127,84 @@ class ClaudeModel:
         # The asynchronous client belongs to the event loop it was opened on.
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
-    def _params(self, request: ModelRequest) -> dict[str, Any]:
+    def _params(self, request: ModelRequest) -> tuple[dict[str, Any], str]:
+        """(request parameters valid for this model, digest of the request's prefix).
+
+        Thinking and effort follow the settings as far as the model's family allows
+        (agent/models/capabilities.py); no forced tool choice, sampling parameters or prefill
+        are ever sent. Stored thinking blocks go back only where this model may read them."""
+        messages, prefix = thinking.for_request(
+            request.system, request.tools, request.messages, self.name
+        )
         params: dict[str, Any] = {
             "model": self.name,
             "system": request.system,
-            "messages": request.messages,
+            "messages": messages,
         }
         if request.tools:
             params["tools"] = request.tools
-        return params
+        mode = "between_tools" if request.auxiliary else self.settings.thinking
+        think, beta = capabilities.thinking_param(self.name, mode, self.settings.thinking_display)
+        if think is not None:
+            params["thinking"] = think
+        effort = capabilities.effort_param(
+            self.name, "low" if request.auxiliary else self.settings.effort, think
+        )
+        if effort is not None:
+            params["output_config"] = {"effort": effort}
+        if beta:
+            params["extra_headers"] = {"anthropic-beta": beta}
+        return params, prefix
 
-    def _message_params(self, request: ModelRequest) -> dict[str, Any]:
-        params = self._params(request) | {"max_tokens": request.max_tokens}
-        return with_cache_breakpoints(params) if self.prompt_caching else params
+    def _message_params(self, request: ModelRequest) -> tuple[dict[str, Any], str]:
+        params, prefix = self._params(request)
+        params["max_tokens"] = min(
+            request.max_tokens, capabilities.family(self.name).max_output_tokens
+        )
+        if self.prompt_caching:
+            params = with_cache_breakpoints(
+                params,
+                ttl=self.settings.cache_ttl,
+                min_tokens=capabilities.family(self.name).min_cache_tokens,
+            )
+        return params, prefix
 
     def count_tokens(self, request: ModelRequest) -> int:
         """Input tokens of `request`, from the Token Counting API."""
-        return int(self.client.messages.count_tokens(**self._params(request)).input_tokens)
+        params, _ = self._params(request)
+        return int(self.client.messages.count_tokens(**params).input_tokens)
 
     def respond(
         self, request: ModelRequest, *, stream: bool = False
-    ) -> Iterator[TextDelta | ModelReply]:
-        params = self._message_params(request)
+    ) -> Iterator[Piece | ModelReply]:
+        params, prefix = self._message_params(request)
         with _translated_errors():
             if stream:
                 with self.client.messages.stream(**params) as events:
-                    for text in events.text_stream:
-                        yield TextDelta(text)
+                    shown = _Shown(self.settings)
+                    for event in events:
+                        yield from shown.pieces(event)
                     message = events.get_final_message()
             else:
                 message = self.client.messages.create(**params)
-        yield _reply(message)
+        yield _reply(message, prefix)
 
     async def respond_async(
         self, request: ModelRequest, *, stream: bool = False
-    ) -> AsyncGenerator[TextDelta | ModelReply, None]:
-        params = self._message_params(request)
+    ) -> AsyncGenerator[Piece | ModelReply, None]:
+        params, prefix = self._message_params(request)
         client = self._async_client()
         with _translated_errors():
             if stream:
                 async with client.messages.stream(**params) as events:
-                    async for text in events.text_stream:
-                        yield TextDelta(text)
+                    shown = _Shown(self.settings)
+                    async for event in events:
+                        for piece in shown.pieces(event):
+                            yield piece
                     message = await events.get_final_message()
             else:
                 message = await client.messages.create(**params)
-        yield _reply(message)
+        yield _reply(message, prefix)
 
     def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -157,6 +216,31 @@ class ClaudeModel:
         if self._async is not None and self._async[0] is asyncio.get_running_loop():
             await self._async[1].close()
         self._async = None
+
+
+class _Shown:
+    """What of a streamed response the customer sees: its text; that the model is working
+    (each thinking block that opens); and the text of thinking blocks only where it is a
+    progress update (`between_tools`, or the `updates` display) or where the operator chose
+    to show summarized reasoning. Private reasoning is never shown otherwise."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.readable = (
+            settings.thinking == "between_tools"
+            or settings.thinking_display == "updates"
+            or (settings.thinking_display == "summarized" and settings.show_thinking)
+        )
+
+    def pieces(self, event: Any) -> Iterator[Piece]:
+        kind = getattr(event, "type", None)
+        if kind == "content_block_start" and event.content_block.type in thinking.THINKING_TYPES:
+            yield Working()
+        elif kind == "content_block_delta":
+            delta = event.delta
+            if delta.type == "text_delta" and delta.text:
+                yield TextDelta(delta.text)
+            elif delta.type == "thinking_delta" and delta.thinking and self.readable:
+                yield ProgressDelta(delta.thinking)
 
 
 @contextmanager
@@ -176,13 +260,26 @@ def _translated_errors() -> Iterator[None]:
         raise ModelUnavailable(f"Claude unreachable: {exc}") from exc
 
 
-def _reply(message: Any) -> ModelReply:
+def _reply(message: Any, prefix: str) -> ModelReply:
+    content = [block.model_dump(mode="json", exclude_none=True) for block in message.content]
+    details = getattr(message, "stop_details", None)
     return ModelReply(
-        content=[block.model_dump(mode="json", exclude_none=True) for block in message.content],
+        content=thinking.bind(content, message.model, prefix),
         stop_reason=message.stop_reason or "end_turn",
         model=message.model,
-        usage={k: v for k, v in message.usage.model_dump().items() if isinstance(v, int)},
+        usage=_usage(message.usage),
+        stop_details=details.model_dump(mode="json") if details is not None else None,
     )
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    """Token counts by kind; cache writes of an hour's lifetime are counted apart as well
+    (`cache_creation_1h_input_tokens`, a part of `cache_creation_input_tokens`)."""
+    counts = {k: v for k, v in usage.model_dump().items() if isinstance(v, int)}
+    split = getattr(usage, "cache_creation", None)
+    if split is not None and split.ephemeral_1h_input_tokens:
+        counts["cache_creation_1h_input_tokens"] = int(split.ephemeral_1h_input_tokens)
+    return counts
 
 
 def _error_type(exc: anthropic.APIStatusError) -> str:

@@ -38,7 +38,7 @@ from agent.attachments import Upload, decode_base64, image_blocks
 from agent.errors import Forbidden, InvalidInput, NotFound, SupportbotError
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.identity import verify_customer_token
-from agent.models.base import TextDelta
+from agent.models.base import ProgressDelta, TextDelta, Working
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.keys import hash_secret
@@ -152,6 +152,10 @@ def _sse(event: Event) -> dict[str, str]:
     data: dict[str, Any]
     if isinstance(event, TextDelta):
         name, data = "text", {"delta": event.text}
+    elif isinstance(event, Working):
+        name, data = "working", {}
+    elif isinstance(event, ProgressDelta):
+        name, data = "progress", {"delta": event.text}
     elif isinstance(event, ToolStarted):
         name, data = (
             "tool_start",
@@ -216,7 +220,8 @@ async def post_message(
     stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
 ) -> Any:
     """One customer turn. With `Accept: text/event-stream` or `?stream=true` the reply streams
-    as server-sent events: `text` (deltas), `tool_start`, `tool_finish`, `degraded`, and
+    as server-sent events: `text` (deltas), `working` (the model is thinking), `progress`
+    (deltas of its notes between tool calls), `tool_start`, `tool_finish`, `degraded`, and
     `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
     final reply comes back as JSON. While a human has the conversation the message is stored
     for them and the bot stays silent (outcome `queued_for_human`)."""

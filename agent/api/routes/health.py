@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from agent.api.deps import StateDep
-from agent.config import deprecated_model_notice
+from agent.config import model_lifecycle
 
 router = APIRouter(tags=["health"])
 
@@ -35,12 +35,22 @@ def _checks(state: StateDep) -> dict[str, Any]:
     except Exception as exc:
         checks["knowledge_base"] = {"ok": False, "error": type(exc).__name__}
     model = state.runtime.agent.model
+    life = {} if model.offline else model_lifecycle(model.name)
     checks["model"] = {
         "ok": True,
         "name": model.name,
         "offline": model.offline,
-        "deprecated": None if model.offline else deprecated_model_notice(model.name),
+        "deprecated": life.get("deprecated"),
+        "retired": life.get("retired", False),
     }
+    if life.get("retired"):
+        # Still ready: the offline model answers. The warning is for the operator.
+        checks["model"]["warning"] = (
+            f"{model.name} was retired on {life['retires']}; its requests fail and turns are "
+            "answered offline. Set SUPPORTBOT_MODEL to a current model."
+        )
+    elif life.get("deprecated"):
+        checks["model"]["warning"] = f"{model.name} reaches end of life on {life['deprecated']}."
     return checks
 
 

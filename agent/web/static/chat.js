@@ -111,7 +111,13 @@ async function send(text, files) {
     }
     await postEvents(`/v1/conversations/${conv.id}/messages`, headers(), payload, (event, data) => {
       if (event === "text") { streamed += data.delta; body.innerHTML = renderText(streamed, []); scroll(); }
-      else if (event === "tool_start") {
+      else if (event === "working") { bubble.classList.add("working"); }
+      else if (event === "progress") {
+        // The assistant's short notes between tool calls: shown as working notes, muted.
+        let note = activity.querySelector(".note:last-child");
+        if (!note) { note = document.createElement("div"); note.className = "note"; activity.appendChild(note); }
+        note.textContent += data.delta; scroll();
+      } else if (event === "tool_start") {
         const item = document.createElement("div");
         item.className = "tool running"; item.dataset.id = data.id; item.textContent = data.label + "…";
         activity.appendChild(item); scroll();
@@ -121,7 +127,7 @@ async function send(text, files) {
       } else if (event === "degraded") { showNotice(data.message); }
       else if (event === "error") { body.textContent = data.message; bubble.classList.add("error"); }
       else if (event === "final") {
-        bubble.classList.remove("pending");
+        bubble.classList.remove("pending", "working");
         if (data.message_id) shownIds.add(data.message_id);
         if (data.outcome === "queued_for_human") {
           body.innerHTML = "<em>Your message was passed to our team. They'll reply here.</em>";
