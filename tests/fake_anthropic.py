@@ -400,6 +400,8 @@ class FakeAnthropic:
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_result: Callable[[str, dict[str, Any]], Scripted | str] | None = None
         self.batch_polls = 1  # retrieves that still answer "in_progress"
+        # Every Batches request answers this error while it is set (e.g. a 401).
+        self.batch_error: ErrorReply | None = None
 
     # -- scripting ------------------------------------------------------------------------
     def enqueue(self, *replies: Scripted) -> FakeAnthropic:
@@ -421,6 +423,7 @@ class FakeAnthropic:
             self.batches.clear()
             self.batch_result = None
             self.batch_polls = 1
+            self.batch_error = None
 
     def now(self) -> float:
         return time.monotonic() + self._clock
@@ -432,7 +435,7 @@ class FakeAnthropic:
 
     def usage_for(self, body: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]:
         """Usage as the real API reports it, prompt caching included: the longest live cache
-        breakpoint prefix is read from the cache (a hit may sit up to 20 blocks before the last
+        breakpoint prefix is read from the cache (a hit may sit up to 20 blocks before each
         breakpoint) and refreshed; each breakpoint's prefix beyond that is written with its
         breakpoint's lifetime. Prefixes shorter than the model's minimum are not cached.
         Tokens are counted as characters / 4."""
@@ -443,22 +446,22 @@ class FakeAnthropic:
         written = {"5m": 0, "1h": 0}
         with self._lock:
             now = self.now()
-            if marked:
-                last = marked[-1]
-                for digest, tokens, _ttl in reversed(boundaries[max(0, last - 20) : last + 1]):
-                    if self._cached.get(digest, -1.0) > now:
+            # Each breakpoint looks for a hit up to 20 blocks back; the longest hit is read.
+            for mark in reversed(marked):
+                for digest, tokens, _ttl in reversed(boundaries[max(0, mark - 20) : mark + 1]):
+                    if tokens > read and self._cached.get(digest, -1.0) > now:
                         read = tokens
                         self._cached[digest] = max(self._cached[digest], now + 300.0)
                         break
-                done = read
-                for i in marked:
-                    digest, tokens, ttl = boundaries[i]
-                    assert ttl is not None
-                    if tokens > done:
-                        written[ttl] += tokens - done
-                        done = tokens
-                    lifetime = 3600.0 if ttl == "1h" else 300.0
-                    self._cached[digest] = max(self._cached.get(digest, 0.0), now + lifetime)
+            done = read
+            for i in marked:
+                digest, tokens, ttl = boundaries[i]
+                assert ttl is not None
+                if tokens > done:
+                    written[ttl] += tokens - done
+                    done = tokens
+                lifetime = 3600.0 if ttl == "1h" else 300.0
+                self._cached[digest] = max(self._cached.get(digest, 0.0), now + lifetime)
         created = written["5m"] + written["1h"]
         return {
             "input_tokens": max(1, total - read - created),
@@ -537,6 +540,8 @@ class FakeAnthropic:
             outcome: Scripted | str
             if batch.get("cancel_at"):
                 outcome = "canceled"
+            elif (problem := _violation(params, {})) is not None:  # as the Messages API would
+                outcome = ErrorReply(400, "invalid_request_error", problem)
             elif self.batch_result is not None:
                 outcome = self.batch_result(custom_id, params)
             else:
@@ -554,6 +559,9 @@ class FakeAnthropic:
     def _batches(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         parts = path.removeprefix("/v1/messages/batches").strip("/").split("/")
         with self._lock:
+            if self.batch_error is not None:
+                failure = self.batch_error
+                return failure.status, _error_body(failure.type, failure.message)
             if method == "POST" and parts == [""]:
                 batch_id = f"msgbatch_fake{next(_ids):05d}"
                 self.batches[batch_id] = {"requests": body["requests"], "status": "in_progress",
