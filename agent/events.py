@@ -65,6 +65,4 @@ class TurnFinished:
     result: TurnResult
 
 
-Event = (
-    TextDelta | Working | ProgressDelta | ToolStarted | ToolFinished | Degraded | TurnFinished
-)
+Event = TextDelta | Working | ProgressDelta | ToolStarted | ToolFinished | Degraded | TurnFinished

@@ -40,6 +40,7 @@ from agent.models.base import (
     ModelRequest,
     ModelUnavailable,
 )
+from agent.models.thinking import THINKING_TYPES
 from agent.prompts import system_prompt
 from agent.store.conversations import (
     append_message,
@@ -568,9 +569,12 @@ class _Turn:
 
 
 def _merge(first: ModelReply, more: ModelReply) -> ModelReply:
-    """A continued reply: the continuation's leading text joins the cut-off text block."""
+    """A continued reply: the continuation's leading text joins the cut-off text block.
+
+    The continuation's own thinking blocks are left out: they were written after the "please
+    continue" exchange, which is not stored, so no later request could carry them back."""
     content = [dict(b) for b in first.content]
-    rest = list(more.content)
+    rest = [b for b in more.content if b.get("type") not in THINKING_TYPES]
     if content and rest and content[-1].get("type") == "text" and rest[0].get("type") == "text":
         content[-1]["text"] = content[-1]["text"] + rest.pop(0)["text"]
     return ModelReply(content + rest, more.stop_reason, more.model, _sum(first.usage, more.usage))

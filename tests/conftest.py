@@ -113,7 +113,24 @@ SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, db_url: str, fake: FakeAnthropic) -> SettingsFactory:
+def thinking_mode() -> str:
+    """The thinking setting tests run with; modules of Claude paths run under both (see
+    ALL_THINKING_MODES)."""
+    return "between_tools"
+
+
+# In a test module: `thinking_mode = ALL_THINKING_MODES` runs its tests under the default
+# (no up-front thinking; notes between tools as progress blocks) and under adaptive thinking
+# (signed reasoning blocks before every reply, replayed in the tool loop).
+ALL_THINKING_MODES = pytest.fixture(params=["between_tools", "adaptive"])(
+    lambda request: request.param
+)
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, db_url: str, fake: FakeAnthropic, thinking_mode: str
+) -> SettingsFactory:
     """Settings pointed at this test's database and the fake Messages API."""
 
     def build(**overrides: Any) -> Settings:
@@ -123,6 +140,7 @@ def make_settings(tmp_path: Path, db_url: str, fake: FakeAnthropic) -> SettingsF
             "anthropic_base_url": fake.url,
             "anthropic_api_key": "sk-ant-test",
             "max_retries": 2,
+            "thinking": thinking_mode,
         }
         values.update(overrides)
         return Settings(**values)

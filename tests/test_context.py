@@ -15,7 +15,7 @@ from agent.store.conversations import load_messages
 from agent.store.db import transaction
 from agent.store.importer import import_path
 from agent.usage import report
-from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory, customer_id
+from tests.conftest import ALL_THINKING_MODES, IVAN, RETAIL_SLICE, SettingsFactory, customer_id
 from tests.fake_anthropic import (
     FakeAnthropic,
     Reply,
@@ -25,6 +25,8 @@ from tests.fake_anthropic import (
     text,
     tool_use,
 )
+
+thinking_mode = ALL_THINKING_MODES  # every test here under both thinking settings
 
 
 def _runtime(make_settings: SettingsFactory, **overrides: object) -> Runtime:

@@ -15,7 +15,7 @@ from agent.runtime import Runtime, build_runtime
 from agent.store.conversations import list_tickets, load_messages
 from agent.store.db import transaction
 from agent.store.tables import Conversation, ConversationState
-from tests.conftest import IVAN, YARA, SettingsFactory, customer_id
+from tests.conftest import ALL_THINKING_MODES, IVAN, YARA, SettingsFactory, customer_id
 from tests.fake_anthropic import (
     FakeAnthropic,
     error,
@@ -26,6 +26,8 @@ from tests.fake_anthropic import (
     tool_uses,
 )
 
+thinking_mode = ALL_THINKING_MODES  # every test here under both thinking settings
+
 
 def _stored(runtime: Runtime, conversation_id: str) -> list[dict]:
     with transaction(runtime.engine) as session:
@@ -34,6 +36,11 @@ def _stored(runtime: Runtime, conversation_id: str) -> list[dict]:
 
 def _verified_conversation(runtime: Runtime, who: dict) -> str:
     return runtime.agent.start_conversation(customer_id=customer_id(runtime, who["email"]))
+
+
+def _said(message: dict) -> list[dict]:
+    """A message's blocks other than thinking."""
+    return [b for b in message["content"] if b["type"] not in ("thinking", "redacted_thinking")]
 
 
 def _tool_results(body: dict) -> list[dict]:
@@ -127,14 +134,12 @@ def test_max_tokens_reply_is_continued_not_cut(runtime: Runtime, fake: FakeAnthr
 
     assert result.reply == "Your order shipped on Monday and should arrive by Friday."
     continuation = fake.bodies[1]["messages"]
-    assert continuation[-2] == {
-        "role": "assistant",
-        "content": [{"type": "text", "text": "Your order shipped on Monday and"}],
-    }
+    assert continuation[-2]["role"] == "assistant"  # the cut-off reply (with its thinking)
+    assert _said(continuation[-2]) == [{"type": "text", "text": "Your order shipped on Monday and"}]
     assert continuation[-1]["role"] == "user"
     # Only the merged answer is stored, not the continuation prompt.
     stored = _stored(runtime, conversation)
-    assert stored[-1]["content"] == [{"type": "text", "text": result.reply}]
+    assert _said(stored[-1]) == [{"type": "text", "text": result.reply}]
     assert len(stored) == 2
 
 
@@ -250,8 +255,11 @@ def test_streaming_yields_text_deltas_in_order(runtime: Runtime, fake: FakeAnthr
     # the customer still sees it, as a working note before the tool runs.
     assert streamed == answer
     notes = [i for i, e in enumerate(events) if isinstance(e, ProgressDelta)]
-    assert "".join(events[i].text for i in notes) == "Let me look."
-    assert notes[-1] < kinds.index("ToolStarted")
+    if runtime.settings.thinking == "between_tools":
+        assert "".join(events[i].text for i in notes) == "Let me look."
+        assert notes[-1] < kinds.index("ToolStarted")
+    else:  # adaptive, display omitted: the note comes back empty; the page shows work instead
+        assert notes == [] and kinds.index("Working") < kinds.index("ToolStarted")
     assert sum(isinstance(e, TextDelta) for e in events) > 2
     assert all(b.get("stream") for b in fake.bodies)
     started = next(e for e in events if isinstance(e, ToolStarted))

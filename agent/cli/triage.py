@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +13,23 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.cli.common import console, err, fail, open_runtime
+from agent.config import Settings
 from agent.errors import SupportbotError
+from agent.models.capabilities import family_name
 from agent.models.claude import ClaudeModel
-from agent.triage import grounding, read_tickets, run_batch, triage_offline
+from agent.triage import TriageRequests, check_ticket_file, triage_offline_file
+from agent.triage_batches import (
+    MAX_BYTES,
+    MAX_REQUESTS,
+    BatchesUnavailable,
+    RunReport,
+    run_batches,
+    state_path,
+)
+from agent.usage import cost
+from kb import KnowledgeBase
+
+FAILURES_SHOWN = 50  # errored tickets listed one by one; the rest are counted
 
 
 def triage(
@@ -24,47 +40,115 @@ def triage(
         Path | None, typer.Option(help="Results, JSON Lines (default: PATH.triage.jsonl)")
     ] = None,
     poll_seconds: Annotated[float, typer.Option(help="Seconds between batch status checks")] = 10.0,
+    max_requests: Annotated[int, typer.Option(hidden=True, min=1)] = MAX_REQUESTS,
+    max_bytes: Annotated[int, typer.Option(hidden=True, min=1)] = MAX_BYTES,
 ) -> None:
     """Classify many tickets (category, priority, sentiment, a suggested first reply grounded
-    in the knowledge base) with the Message Batches API, or with the offline model. Re-running
-    with the same input picks up the batch already created instead of paying twice."""
+    in the knowledge base) with the Message Batches API, or with the offline model. Tickets are
+    split into batches within the API's limits; an interrupted run resumes where it stopped
+    when re-run with the same input, and no ticket is paid for twice."""
     runtime = open_runtime()
+    out = out or path.with_suffix(".triage.jsonl")
+    reported: set[str] = set()
+
+    def problem(message: str) -> None:  # a fallback reads the file again: report lines once
+        if message not in reported:
+            reported.add(message)
+            err.print(f"[yellow]skipped[/yellow] {escape(message)}", soft_wrap=True)
+
+    model, kb = runtime.agent.model, runtime.agent.kb
     try:
-        tickets, problems = read_tickets(path)
+        check_ticket_file(path)
+        count: int | None = None
+        if isinstance(model, ClaudeModel):
+            try:
+                report = _run_claude(model, kb, runtime.settings, path, out, problem,
+                                     poll_seconds, (max_requests, max_bytes))  # fmt: skip
+                count = report.tickets
+                _print_cost(runtime.settings, model.name, report)
+            except BatchesUnavailable as exc:
+                reason = escape(str(exc))
+                err.print(f"[red]error:[/red] Claude's Message Batches API is unavailable "
+                          f"({reason}); triaging offline instead", soft_wrap=True)  # fmt: skip
+        else:
+            err.print("[yellow]offline model[/yellow]: keyword triage")
+        if count is None:
+            count = triage_offline_file(kb, path, out, problem)
     except SupportbotError as exc:
         raise fail(str(exc)) from exc
-    for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
-    if not tickets:
+    except KeyboardInterrupt:
+        raise fail(
+            f"interrupted; run the same command again to resume ({state_path(out).name} keeps "
+            "the batches already submitted)",
+            130,
+        ) from None
+    if count == 0:
         raise fail("no valid tickets to triage")
-    out = out or path.with_suffix(".triage.jsonl")
-    hits = grounding(runtime.agent.kb, tickets)
-    model = runtime.agent.model
-    if isinstance(model, ClaudeModel):
-        with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
-            task = bar.add_task("tickets", total=len(tickets))
-            results, batch_id, resumed = run_batch(
-                model.client, runtime.settings, model.name, tickets, hits,
-                out.with_suffix(".batch.json"), poll_seconds=poll_seconds,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )  # fmt: skip
-        console.print(f"batch {batch_id} ({'resumed' if resumed else 'created'})")
-    else:
-        err.print("[yellow]offline model[/yellow]: keyword triage")
-        results = [triage_offline(t, hits[t.id]) for t in tickets]
-    out.write_text("".join(r.model_dump_json() + "\n" for r in results))
-    for r in results:
-        if r.status != "ok":
-            reason = escape(r.error or r.status)
-            err.print(
-                f"[red]{r.status}[/red] ticket {escape(r.ticket_id)}: {reason}", soft_wrap=True
-            )
-    statuses = Counter(r.status for r in results)
-    categories = Counter(r.category for r in results if r.category)
+    ok = _summarize(out)
+    if ok < count or reported:
+        raise typer.Exit(2)
+
+
+def _run_claude(
+    model: ClaudeModel,
+    kb: KnowledgeBase | None,
+    settings: Settings,
+    path: Path,
+    out: Path,
+    problem: Callable[[str], None],
+    poll_seconds: float,
+    limits: tuple[int, int],
+) -> RunReport:
+    with Progress(TextColumn("[bold]triage"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("tickets", total=None)
+        return run_batches(
+            model.client, TriageRequests(settings, model.name), kb, path, out,
+            problems=problem, max_requests=limits[0], max_bytes=limits[1],
+            poll_seconds=poll_seconds,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            notify=lambda line: console.print(escape(line), soft_wrap=True),
+        )  # fmt: skip
+
+
+def _print_cost(settings: Settings, model: str, report: RunReport) -> None:
+    price = settings.pricing.get(family_name(model)) or settings.pricing.get(model)
+    if price is None:
+        console.print(f"cost: no price for {escape(model)} (set SUPPORTBOT_PRICING)")
+        return
+    usage = report.usage
+    dollars = cost(usage, price, batch=True)
     console.print(
-        f"{len(results)} tickets → {out}; " + ", ".join(f"{k} {v}" for k, v in statuses.items())
+        f"estimated cost ${dollars:.4f} at the Batch discount: "
+        f"{usage.get('input_tokens', 0):,} input, {usage.get('output_tokens', 0):,} output, "
+        f"{usage.get('cache_read_input_tokens', 0):,} cache-read, "
+        f"{usage.get('cache_creation_input_tokens', 0):,} cache-write tokens",
+        soft_wrap=True,
+    )
+
+
+def _summarize(out: Path) -> int:
+    """Print failed tickets and the totals of `out`; the number of tickets triaged ok."""
+    statuses: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    with out.open(encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            statuses[r["status"]] += 1
+            if r.get("category"):
+                categories[r["category"]] += 1
+            failed = sum(n for s, n in statuses.items() if s != "ok")
+            if r["status"] != "ok" and failed <= FAILURES_SHOWN:
+                reason = escape(r.get("error") or r["status"])
+                err.print(f"[red]{r['status']}[/red] ticket {escape(r['ticket_id'])}: {reason}",
+                          soft_wrap=True)  # fmt: skip
+    failed = sum(n for s, n in statuses.items() if s != "ok")
+    if failed > FAILURES_SHOWN:
+        err.print(f"… and {failed - FAILURES_SHOWN} more failed tickets (see {escape(str(out))})")
+    total = sum(statuses.values())
+    console.print(
+        f"{total} tickets → {out}; " + ", ".join(f"{k} {v}" for k, v in statuses.items()),
+        soft_wrap=True,
     )
     console.print("categories: " + ", ".join(f"{k} {v}" for k, v in categories.most_common()))
-    if statuses.get("ok", 0) < len(results) or problems:
-        raise typer.Exit(2)
+    return statuses.get("ok", 0)
