@@ -21,7 +21,7 @@ def usage(
     by: Annotated[str, typer.Option(help="day, conversation or model")] = "day",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Model calls, tokens by kind, cache hit share and cost."""
+    """Model calls, tokens by kind, cache hit share, refusals and cost."""
     if by not in ("day", "conversation", "model"):
         raise typer.BadParameter("use day, conversation or model", param_hint="--by")
     settings = load_settings()
@@ -33,8 +33,9 @@ def usage(
         print(json.dumps({"rows": [r.model_dump() for r in rows], "total": total.model_dump()}))
         return
     table = Table(
-        by, "calls", "input", "output", "cache write", "cache read", "cache hit", "cost $"
-    )
+        by, "calls", "input", "output", "cache write", "cache read", "cache hit", "refusals",
+        "cost $",
+    )  # fmt: skip
     for r in [*rows, total]:
         table.add_row(
             getattr(r, "key", "total"),
@@ -44,6 +45,7 @@ def usage(
             str(r.cache_creation_input_tokens),
             str(r.cache_read_input_tokens),
             f"{r.cache_hit_share:.0%}",
+            str(r.refusals),
             "unpriced" if r.cost_usd is None else f"{r.cost_usd:.4f}",
         )
     console.print(table)
