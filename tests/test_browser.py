@@ -93,6 +93,29 @@ def test_customer_verifies_and_sees_the_streamed_order_answer(
     page.close()
 
 
+def test_the_assistants_progress_note_shows_while_it_works(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    """Sonnet 5.5 returns its note before a tool call as a thinking block: the page still shows
+    it (muted, as a working note) and then the tool and the answer."""
+    base, _, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(
+        tool_use("search_knowledge_base", {"query": "descale kettle"},
+                 say="Let me check the kettle manual."),
+        text("Descale it every 4 weeks [1].", delay=0.3),
+    )  # fmt: skip
+    _say(page, "How do I descale my kettle?")
+    note = page.wait_for_selector(".msg.assistant .note")
+    assert note.inner_text() == "Let me check the kettle manual."
+    page.wait_for_selector("text=Descale it every 4 weeks")
+    _shot(page, "2b-progress-note")
+    bubble = page.locator(".msg.assistant").last.inner_text()
+    assert bubble.index("Let me check the kettle manual.") < bubble.index("Descale it every")
+    page.close()
+
+
 def test_policy_answer_shows_a_citation_that_opens_the_source(
     browser, site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
