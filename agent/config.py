@@ -134,6 +134,18 @@ class Settings(BaseSettings):
     max_continuations: int = Field(default=2, ge=0, le=10)
     max_message_chars: int = Field(default=4000, ge=1)
     max_failed_verifications: int = Field(default=3, ge=1)
+    turn_wait_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=300,
+        description="How long a message waits for the conversation's running turn (then 409)",
+    )
+    turn_lease_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="When a dead worker's turn stops blocking its conversation "
+        "(default: the longest model call with its retries, plus 15 s)",
+    )
 
     # Knowledge base.
     chroma_url: str | None = Field(

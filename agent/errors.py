@@ -55,6 +55,16 @@ class RateLimited(SupportbotError):
         self.retry_after = retry_after
 
 
+class TurnInProgress(SupportbotError):
+    """Another turn of this conversation is running (one turn per conversation at a time)."""
+
+    code = "turn_in_progress"
+
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TooLarge(SupportbotError):
     code = "too_large"
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from contextlib import aclosing
 from dataclasses import asdict, replace
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from agent.config import Settings
 from agent.context import TokenCounter, fit_to_budget, truncate_tool_result
 from agent.drive import Steps, drive, drive_async
-from agent.errors import ConversationClosed, InvalidInput
+from agent.engine.port import Admission, TurnStart, TurnStore
+from agent.errors import InvalidInput
 from agent.events import (
     Degraded,
     Event,
@@ -31,7 +31,7 @@ from agent.events import (
     TurnFinished,
     TurnResult,
 )
-from agent.history import to_api_messages, validate
+from agent.history import validate
 from agent.models.base import (
     ContextTooLong,
     Model,
@@ -42,17 +42,10 @@ from agent.models.base import (
 )
 from agent.models.thinking import THINKING_TYPES
 from agent.prompts import system_prompt
-from agent.store.conversations import (
-    append_message,
-    append_messages,
-    create_conversation,
-    create_ticket,
-    load_messages,
-    lock_conversation,
-    set_state,
-)
+from agent.store.conversations import create_conversation
 from agent.store.db import transaction
-from agent.store.tables import Conversation, ConversationState, Customer, Message
+from agent.store.tables import ConversationState, Customer, Message
+from agent.store.turns import SqlTurnStore, new_lease
 from agent.summary import extractive, summary_request
 from kb import KnowledgeBase
 from tools.context import Citation, ToolContext
@@ -77,8 +70,7 @@ CAP_REPLY = (
 ModelStep = Generator[Event | ModelCall, ModelReply | None, ModelReply]
 RequestStep = Generator[Event | ModelCall, ModelReply | None, ModelRequest]
 SummaryStep = Generator[Event | ModelCall, ModelReply | None, tuple[str, dict[str, int]]]
-# Admits a turn in its first transaction; returns the conversation, locked (see run_turn).
-Admit = Callable[[Session], Conversation]
+Admit = Admission  # the name callers used before the port
 
 
 class Agent:
@@ -92,8 +84,15 @@ class Agent:
         tools: ToolRegistry,
         kb: KnowledgeBase | None = None,
         summarizer: Model | None = None,
+        store: TurnStore | None = None,
     ) -> None:
         self.engine = engine
+        # Everything a turn records goes through this port (agent.engine.port).
+        self.store: TurnStore = store or SqlTurnStore(
+            engine,
+            lease_seconds=settings.turn_lease_seconds
+            or settings.request_timeout * (settings.max_retries + 1) + 15,
+        )
         self.settings = settings
         self.model = model
         self.fallback = fallback
@@ -177,25 +176,9 @@ class Agent:
     ) -> Steps:
         text = self.check_text(text, allow_empty=bool(images))
         content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
-        with transaction(self.engine) as session:
-            conversation = (
-                admit(session)
-                if admit is not None
-                else lock_conversation(session=session, conversation_id=conversation_id)
-            )
-            if conversation.state == ConversationState.CLOSED:
-                raise ConversationClosed(f"Conversation {conversation_id} is closed")
-            message = append_message(
-                session=session,
-                conversation_id=conversation_id,
-                role="user",
-                content=content,
-            )
-            state = conversation.state
-            turn = _Turn(self, conversation_id, stream)
-            if state != ConversationState.HUMAN:
-                turn.load(session, conversation)  # same transaction: one round trip fewer
-        if state == ConversationState.HUMAN:
+        lease = new_lease()
+        begun = self.store.open_turn(conversation_id, content, lease=lease, admit=admit)
+        if begun.state == ConversationState.HUMAN:
             yield TurnFinished(
                 TurnResult(
                     conversation_id,
@@ -203,12 +186,17 @@ class Agent:
                     Outcome.QUEUED_FOR_HUMAN,
                     False,
                     "",
-                    message_id=message.id,
+                    message_id=begun.message_id,
                     state=ConversationState.HUMAN,
                 )
             )
             return
-        yield from turn.run()
+        turn = _Turn(self, conversation_id, stream, lease, begun)
+        try:
+            yield from turn.run()
+        finally:
+            if not turn.recorded:  # an error, or a client that left: free the conversation
+                self.store.release(conversation_id, lease=lease)
 
     def check_text(self, text: str, *, allow_empty: bool = False) -> str:
         text = (text or "").strip()
@@ -225,20 +213,25 @@ class Agent:
 class _Turn:
     """The state of one turn in progress."""
 
-    def __init__(self, agent: Agent, conversation_id: str, stream: bool) -> None:
+    def __init__(
+        self, agent: Agent, conversation_id: str, stream: bool, lease: str, begun: TurnStart
+    ) -> None:
         self.agent = agent
         self.settings = agent.settings
+        self.store = agent.store
         self.conversation_id = conversation_id
         self.stream = stream
+        self.lease = lease
+        self.recorded = False  # the answer or hand-off is stored (and the lease released)
         self.degraded = False
         self.calls: list[ToolCall] = []
         self.usage: dict[str, int] = {}
         self.citations: list[Citation] = []
         # The stored history, read once per turn and extended as this turn stores messages.
-        self.messages: list[dict[str, Any]] | None = None
-        self.customer: Customer | None = None
-        self.cut = 0
-        self.summary: str | None = None
+        self.messages: list[dict[str, Any]] | None = begun.messages
+        self.customer: Customer | None = begun.customer
+        self.cut = begun.cut
+        self.summary: str | None = begun.summary
         self.pending_usage: dict[str, int] = {}  # calls (summaries) not yet stored with a message
 
     def run(self) -> Steps:
@@ -257,7 +250,7 @@ class _Turn:
     # -- model calls ------------------------------------------------------------------------
 
     def _request(self) -> RequestStep:
-        assert self.messages is not None, "load() runs in the turn's first transaction"
+        assert self.messages is not None, "open_turn loads the history"
         validate(self.messages)
         request = ModelRequest(
             system=system_prompt(self.settings, self.customer),
@@ -266,16 +259,6 @@ class _Turn:
             max_tokens=self.settings.max_tokens,
         )
         return (yield from self._fit(request, self.settings.context_budget_tokens))
-
-    def load(self, session: Session, conversation: Conversation) -> None:
-        """Read what the turn starts from: the stored history, the verified customer, and
-        where the request starts (with its summary)."""
-        if conversation.customer_id:
-            self.customer = session.get(Customer, conversation.customer_id)
-        self.cut, self.summary = conversation.context_cut, conversation.summary
-        self.messages = to_api_messages(
-            load_messages(session=session, conversation_id=self.conversation_id)
-        )
 
     def _fit(self, request: ModelRequest, budget: int) -> RequestStep:
         """Trim the request to `budget` (see context.fit_to_budget). The cut is stored on the
@@ -305,12 +288,9 @@ class _Turn:
                     fitted, system=system_prompt(self.settings, self.customer, self.summary)
                 )
             self.cut = cut
-            with transaction(self.agent.engine) as session:
-                conversation = lock_conversation(
-                    session=session, conversation_id=self.conversation_id
-                )
-                conversation.context_cut, conversation.summary = cut, self.summary
-                session.add(conversation)
+            self.store.move_cut(
+                self.conversation_id, lease=self.lease, cut=cut, summary=self.summary
+            )
         validate(fitted.messages)
         return fitted
 
@@ -409,13 +389,15 @@ class _Turn:
         for use in uses:
             yield ToolStarted(use["id"], use["name"], use.get("input") or {})
         finished: list[ToolFinished] = []
-        with transaction(self.agent.engine) as session:
-            conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
+
+        def run_tools(
+            session: Any, customer_id: str | None
+        ) -> tuple[list[dict[str, Any]], str | None]:
             ctx = ToolContext(
                 session=session,
                 settings=self.settings,
                 conversation_id=self.conversation_id,
-                customer_id=conversation.customer_id,
+                customer_id=customer_id,
                 kb=self.agent.kb,
                 citations=self.citations,
             )
@@ -436,16 +418,17 @@ class _Turn:
                     ToolFinished(use["id"], use["name"], outcome.is_error, outcome.content)
                 )
                 self.calls.append(ToolCall(use["name"], use.get("input") or {}, outcome.is_error))
-            append_messages(  # the tool_use message and its results land together
-                session=session,
-                conversation_id=self.conversation_id,
-                messages=[
-                    self._message("assistant", reply.content, reply),
-                    Message(role="user", content=results),
-                ],
-            )
-            if ctx.customer_id and (self.customer is None or self.customer.id != ctx.customer_id):
-                self.customer = session.get(Customer, ctx.customer_id)  # verified this round
+            return results, ctx.customer_id
+
+        record = self.store.record_round(
+            self.conversation_id,
+            lease=self.lease,
+            assistant=self._message("assistant", reply.content, reply),
+            run_tools=run_tools,
+        )
+        results = record.results
+        if record.customer is not None:
+            self.customer = record.customer  # verified this round (or before)
         if self.messages is not None:
             self.messages += [
                 {"role": "assistant", "content": reply.content},
@@ -473,55 +456,38 @@ class _Turn:
             content = [*content, {"type": "text", "text": EMPTY_REPLY}]
         text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
         citations = cited(text, self.citations)
-        with transaction(self.agent.engine) as session:
-            # Held in a variable: the session keeps only weak references to clean objects,
-            # and a dropped one would be read again.
-            conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
-            message = self._store(
-                session, "assistant", content, reply, citations=[asdict(c) for c in citations]
-            )
-            state = conversation.state
+        recorded = self.store.record_answer(
+            self.conversation_id,
+            lease=self.lease,
+            message=self._message(
+                "assistant", content, reply, citations=[asdict(c) for c in citations]
+            ),
+        )
+        self.recorded = True
+        state = recorded.state
         if outcome == Outcome.ANSWERED and state == ConversationState.HUMAN:
             outcome = Outcome.HANDED_OFF
-        return TurnFinished(self._result(text, outcome, reply.model, message.id, state))
+        return TurnFinished(self._result(text, outcome, reply.model, recorded.message_id, state))
 
     def _hand_off_at_cap(self, reply: ModelReply) -> TurnFinished:
         """The model wants yet another tool round: stop, open a ticket, tell the customer."""
         log.warning("conversation %s hit the tool-iteration cap", self.conversation_id)
-        with transaction(self.agent.engine) as session:
-            conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
-            ticket = create_ticket(
-                session=session,
-                conversation_id=self.conversation_id,
-                customer_id=conversation.customer_id,
-                reason="The assistant hit its tool-call limit for one turn",
-                summary=f"Tool calls this turn: {', '.join(c.name for c in self.calls)}",
-            )
-            set_state(
-                session=session,
-                conversation_id=self.conversation_id,
-                state=ConversationState.HUMAN,
-            )
-            text = CAP_REPLY.format(ticket=ticket.id)
-            message = self._store(session, "assistant", [{"type": "text", "text": text}], reply)
+        recorded = self.store.record_hand_off(
+            self.conversation_id,
+            lease=self.lease,
+            message=lambda ticket: self._message(
+                "assistant", [{"type": "text", "text": CAP_REPLY.format(ticket=ticket)}], reply
+            ),
+            reason="The assistant hit its tool-call limit for one turn",
+            summary=f"Tool calls this turn: {', '.join(c.name for c in self.calls)}",
+        )
+        self.recorded = True
+        text = CAP_REPLY.format(ticket=recorded.ticket_id)
         return TurnFinished(
             self._result(
-                text, Outcome.ITERATION_CAP, reply.model, message.id, ConversationState.HUMAN
+                text, Outcome.ITERATION_CAP, reply.model, recorded.message_id, recorded.state
             )
         )
-
-    def _store(
-        self,
-        session: Session,
-        role: str,
-        content: list[dict[str, Any]],
-        reply: ModelReply,
-        citations: list[dict[str, Any]] | None = None,
-    ) -> Message:
-        message = self._message(role, content, reply, citations)
-        return append_messages(
-            session=session, conversation_id=self.conversation_id, messages=[message]
-        )[0]
 
     def _message(
         self,

@@ -20,6 +20,7 @@ STATUS: dict[type[errors.SupportbotError], int] = {
     errors.NotFound: 404,
     errors.ConversationClosed: 409,
     errors.Conflict: 409,
+    errors.TurnInProgress: 409,
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.RateLimited: 429,
@@ -44,9 +45,8 @@ def install(app: FastAPI) -> None:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
         if status == 500:
             log.error("request failed: %s", exc)
-        headers = (
-            {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
-        )
+        waits = isinstance(exc, errors.RateLimited | errors.TurnInProgress)
+        headers = {"Retry-After": str(getattr(exc, "retry_after", 1))} if waits else None
         if isinstance(exc, errors.Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
         return error_response(status, exc.code, str(exc), headers=headers)

@@ -132,6 +132,17 @@ class Message(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class TurnLease(SQLModel, table=True):
+    """The turn a conversation is running, if any: one turn per conversation at a time, across
+    workers and replicas. A lease left by a dead worker expires (`expires_at`, seconds since
+    the epoch) or, on the same host, is taken over as soon as its process is gone."""
+
+    __tablename__ = "turn_lease"
+    conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)
+    owner: str = Field(max_length=200)  # "host:pid:uuid" of the turn holding it
+    expires_at: float
+
+
 class Ticket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversation.id", index=True)

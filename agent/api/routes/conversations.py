@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any
@@ -35,7 +37,7 @@ from agent.api.schemas import (
     TurnOut,
 )
 from agent.attachments import Upload, decode_base64, image_blocks
-from agent.errors import Forbidden, InvalidInput, NotFound, SupportbotError
+from agent.errors import Forbidden, InvalidInput, NotFound, SupportbotError, TurnInProgress
 from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.identity import verify_customer_token
 from agent.models.base import ProgressDelta, TextDelta, Working
@@ -210,6 +212,9 @@ MESSAGE_BODY = {
 }  # fmt: skip
 
 
+TURN_POLL_SECONDS = 0.1  # how often a waiting message checks whether the turn before it ended
+
+
 @router.post("/{conversation_id}/messages", response_model=TurnOut, openapi_extra=MESSAGE_BODY)
 async def post_message(
     conversation_id: str,
@@ -224,12 +229,23 @@ async def post_message(
     (deltas of its notes between tool calls), `tool_start`, `tool_finish`, `degraded`, and
     `final` (the stored reply with citations, usage and the `degraded` flag). Otherwise the
     final reply comes back as JSON. While a human has the conversation the message is stored
-    for them and the bot stays silent (outcome `queued_for_human`)."""
+    for them and the bot stays silent (outcome `queued_for_human`).
+
+    A conversation runs one turn at a time: a message that arrives while the assistant is
+    still answering an earlier one waits for it (up to `SUPPORTBOT_TURN_WAIT_SECONDS`), then is
+    refused with 409 `turn_in_progress` and `Retry-After`, and nothing of it is stored."""
     # Its access to the conversation is checked, and the message counted, in the transaction
     # that stores the message.
     admit = TurnAdmission(state, principal, conversation_id, x_conversation_token)
+    deadline = time.monotonic() + state.settings.turn_wait_seconds
     try:
-        return await _turn(request, state, admit, stream)
+        while True:
+            try:
+                return await _turn(request, state, admit, stream)
+            except TurnInProgress:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(TURN_POLL_SECONDS)
     except (SupportbotError, RequestValidationError):
         await admit.count_failure()
         raise

@@ -91,8 +91,17 @@ async function loadHistory() {
   showState(data.state);
 }
 
+const humanButton = document.getElementById("human");
+
+function answering(busy) {
+  // One turn at a time: while the assistant answers, nothing else can be sent from this page.
+  sendButton.disabled = busy;
+  humanButton.disabled = busy;
+  input.placeholder = busy ? "Still answering…" : "Type your message…";
+}
+
 async function send(text, files) {
-  sendButton.disabled = true;
+  answering(true);
   const thumbs = (files || []).map((f) => `<img class="photo-thumb" src="${URL.createObjectURL(f)}" alt="Your photo">`).join("");
   addMessage("customer", thumbs + escapeHtml(text).replace(/\n/g, "<br>"));
   const bubble = addMessage("assistant", "", "pending");
@@ -140,9 +149,15 @@ async function send(text, files) {
     });
   } catch (error) {
     bubble.classList.remove("pending"); bubble.classList.add("error");
-    body.textContent = "Sorry, that didn't go through: " + error.message;
+    if (error.code === "turn_in_progress") {
+      // Another window of this conversation is still being answered: keep the text.
+      body.textContent = "I'm still answering your previous message; send this again in a moment.";
+      if (!input.value) input.value = text;
+    } else {
+      body.textContent = "Sorry, that didn't go through: " + error.message;
+    }
   } finally {
-    sendButton.disabled = false;
+    answering(false);
     input.focus();
   }
 }
@@ -159,5 +174,7 @@ form.addEventListener("submit", (e) => {
 input.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
 });
-document.getElementById("human").addEventListener("click", () => send("I'd like to talk to a human, please."));
+humanButton.addEventListener("click", () => {
+  if (!humanButton.disabled) send("I'd like to talk to a human, please.");
+});
 loadHistory();

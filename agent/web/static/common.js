@@ -41,7 +41,10 @@ async function postEvents(url, headers, body, onEvent) {
   });
   if (!response.ok) {
     const error = await response.json().catch(() => ({error: {message: response.statusText}}));
-    throw new Error(error.error ? error.error.message : response.statusText);
+    const failure = new Error(error.error ? error.error.message : response.statusText);
+    failure.status = response.status;
+    failure.code = error.error ? error.error.code : "";
+    throw failure;
   }
   const reader = response.body.getReader();
   const decoder = new TextDecoder();

@@ -1,0 +1,104 @@
+"""What a turn records, as one small port: each method is one transaction of the store.
+
+The turn (agent.engine.loop) decides; it never opens a transaction itself. The SQL
+implementation lives with the store (agent.store.turns); tests of turn logic may use an
+in-memory one (tests/memory_turns.py). Every method but `open_turn` is called while the turn
+holds its conversation's lease (one turn per conversation at a time) and renews it; a turn
+whose lease another turn took over gets TurnInProgress and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.store.tables import Conversation, ConversationState, Customer, Message
+
+ApiMessage = dict[str, Any]
+
+
+class Admission(Protocol):
+    """Who may post to a conversation, and within which limits: supplied by each channel
+    (the HTTP API checks the caller's key, scope, token and rate limits; the CLI admits its
+    operator). Runs first in the turn's first transaction, on the store's own session, and
+    returns the conversation locked; raising refuses the turn and stores nothing."""
+
+    def __call__(self, session: Any) -> Conversation: ...
+
+
+@dataclass
+class TurnStart:
+    """What a turn starts from."""
+
+    message_id: int  # the customer's message, stored
+    state: ConversationState
+    # None when a human has the conversation: no turn runs (and no lease is held).
+    messages: list[ApiMessage] | None = None
+    customer: Customer | None = None
+    cut: int = 0  # where the model request starts (index into `messages`)
+    summary: str | None = None
+
+
+# Runs a round's tools inside the round's transaction: (session, verified customer id) ->
+# (tool_result blocks, the verified customer id after the round).
+RunTools = Callable[[Any, str | None], tuple[list[dict[str, Any]], str | None]]
+
+
+@dataclass
+class RoundRecord:
+    results: list[dict[str, Any]]
+    customer: Customer | None  # the verified customer after the round
+
+
+@dataclass
+class Recorded:
+    message_id: int
+    state: ConversationState
+    ticket_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TurnStore(Protocol):
+    def open_turn(
+        self,
+        conversation_id: str,
+        content: list[dict[str, Any]],
+        *,
+        lease: str,
+        admit: Admission | None = None,
+    ) -> TurnStart:
+        """Lock the conversation, admit the caller, take the turn's lease (TurnInProgress
+        while another turn holds it), store the customer's message and load the history."""
+        ...
+
+    def record_round(
+        self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
+    ) -> RoundRecord:
+        """Run a round's tools and store the tool_use message with its results, together."""
+        ...
+
+    def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
+        """Store the turn's answer and release the lease."""
+        ...
+
+    def record_hand_off(
+        self,
+        conversation_id: str,
+        *,
+        lease: str,
+        message: Callable[[int], Message],
+        reason: str,
+        summary: str,
+    ) -> Recorded:
+        """Open a ticket, give the conversation to a human, store the message telling the
+        customer so (`message(ticket id)`), and release the lease."""
+        ...
+
+    def move_cut(self, conversation_id: str, *, lease: str, cut: int, summary: str | None) -> None:
+        """Where the model request starts from now on (and the summary of what came before)."""
+        ...
+
+    def release(self, conversation_id: str, *, lease: str) -> None:
+        """End the turn without an answer (an error, a client that left); idempotent."""
+        ...

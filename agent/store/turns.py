@@ -1,0 +1,213 @@
+"""The SQL implementation of the turn's storage port (agent.engine.port): one transaction a
+method, and the lease that lets one turn per conversation run at a time.
+
+The lease is a row per conversation (`turn_lease`), read and written only while the
+conversation row is locked (FOR UPDATE on PostgreSQL; SQLite's single writer), so two workers
+or replicas never both hold it. It is renewed by every write of the turn and released with its
+answer; a lease whose turn died expires after `lease_seconds`, or at once when its holder was a
+process on this host that no longer exists.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlmodel import Session
+
+from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart
+from agent.errors import ConversationClosed, TurnInProgress
+from agent.history import to_api_messages
+from agent.store.conversations import (
+    append_messages,
+    create_ticket,
+    load_messages,
+    lock_conversation,
+)
+from agent.store.db import transaction
+from agent.store.tables import ConversationState, Customer, Message, TurnLease, utcnow
+
+_HOST = socket.gethostname()
+_leases = TurnLease.__table__  # type: ignore[attr-defined]
+_READ = select(_leases.c.owner, _leases.c.expires_at).where(
+    _leases.c.conversation_id == bindparam("cid")
+)
+_TAKE = insert(_leases)
+_MOVE = (
+    update(_leases)
+    .where(_leases.c.conversation_id == bindparam("cid"))
+    .values(owner=bindparam("new_owner"), expires_at=bindparam("until"))
+)
+_RENEW = (
+    update(_leases)
+    .where(_leases.c.conversation_id == bindparam("cid"), _leases.c.owner == bindparam("me"))
+    .values(expires_at=bindparam("until"))
+)
+_DROP = delete(_leases).where(
+    _leases.c.conversation_id == bindparam("cid"), _leases.c.owner == bindparam("me")
+)
+
+
+def new_lease() -> str:
+    """A turn's lease id: where it runs (host, process) and which turn it is."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def _holder_gone(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class SqlTurnStore:
+    def __init__(self, engine: Engine, *, lease_seconds: float = 195.0) -> None:
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+
+    # -- the lease -----------------------------------------------------------------------
+    def _take(self, session: Session, conversation_id: str, lease: str) -> None:
+        connection = session.connection()
+        now = time.time()
+        held = connection.execute(_READ, {"cid": conversation_id}).first()
+        until = now + self.lease_seconds
+        if held is None:
+            connection.execute(_TAKE, {"conversation_id": conversation_id, "owner": lease,
+                                       "expires_at": until})  # fmt: skip
+            return
+        owner, expires_at = held
+        if owner != lease and expires_at > now and not _holder_gone(owner):
+            raise TurnInProgress(
+                "The assistant is still answering an earlier message in this conversation; "
+                "send this one when it has finished.",
+                retry_after=2,
+            )
+        connection.execute(_MOVE, {"cid": conversation_id, "new_owner": lease, "until": until})
+
+    def _renew(self, session: Session, conversation_id: str, lease: str) -> None:
+        result = session.connection().execute(
+            _RENEW, {"cid": conversation_id, "me": lease, "until": time.time() + self.lease_seconds}
+        )
+        if result.rowcount != 1:  # another turn took over (this one stalled past its lease)
+            raise TurnInProgress("This turn lost its turn to another one and stopped.")
+
+    # -- the port ------------------------------------------------------------------------
+    def open_turn(
+        self,
+        conversation_id: str,
+        content: list[dict[str, Any]],
+        *,
+        lease: str,
+        admit: Admission | None = None,
+    ) -> TurnStart:
+        with transaction(self.engine) as session:
+            conversation = (
+                admit(session)
+                if admit is not None
+                else lock_conversation(session=session, conversation_id=conversation_id)
+            )
+            if conversation.state == ConversationState.CLOSED:
+                raise ConversationClosed(f"Conversation {conversation_id} is closed")
+            state = conversation.state
+            if state != ConversationState.HUMAN:
+                self._take(session, conversation_id, lease)
+            (message,) = append_messages(
+                session=session,
+                conversation_id=conversation_id,
+                messages=[Message(role="user", content=content)],
+            )
+            assert message.id is not None
+            start = TurnStart(message_id=message.id, state=state)
+            if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
+                start.messages = to_api_messages(
+                    load_messages(session=session, conversation_id=conversation_id)
+                )
+                if conversation.customer_id:
+                    start.customer = session.get(Customer, conversation.customer_id)
+                start.cut, start.summary = conversation.context_cut, conversation.summary
+            return start
+
+    def record_round(
+        self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
+    ) -> RoundRecord:
+        with transaction(self.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            self._renew(session, conversation_id, lease)
+            results, customer_id = run_tools(session, conversation.customer_id)
+            append_messages(  # the tool_use message and its results land together
+                session=session,
+                conversation_id=conversation_id,
+                messages=[assistant, Message(role="user", content=results)],
+            )
+            customer = session.get(Customer, customer_id) if customer_id else None
+            return RoundRecord(results=results, customer=customer)
+
+    def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
+        with transaction(self.engine) as session:
+            # Held in a variable: the session keeps only weak references to clean objects,
+            # and a dropped one would be read again.
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            self._renew(session, conversation_id, lease)
+            (stored,) = append_messages(
+                session=session, conversation_id=conversation_id, messages=[message]
+            )
+            session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
+            assert stored.id is not None
+            return Recorded(message_id=stored.id, state=conversation.state)
+
+    def record_hand_off(
+        self,
+        conversation_id: str,
+        *,
+        lease: str,
+        message: Callable[[int], Message],
+        reason: str,
+        summary: str,
+    ) -> Recorded:
+        with transaction(self.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            self._renew(session, conversation_id, lease)
+            ticket = create_ticket(
+                session=session,
+                conversation_id=conversation_id,
+                customer_id=conversation.customer_id,
+                reason=reason,
+                summary=summary,
+            )
+            conversation.state = ConversationState.HUMAN
+            conversation.updated_at = utcnow()
+            session.add(conversation)
+            session.flush()
+            assert ticket.id is not None
+            (stored,) = append_messages(
+                session=session, conversation_id=conversation_id, messages=[message(ticket.id)]
+            )
+            session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
+            assert stored.id is not None
+            return Recorded(
+                message_id=stored.id, state=ConversationState.HUMAN, ticket_id=ticket.id
+            )
+
+    def move_cut(self, conversation_id: str, *, lease: str, cut: int, summary: str | None) -> None:
+        with transaction(self.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            self._renew(session, conversation_id, lease)
+            conversation.context_cut, conversation.summary = cut, summary
+            session.add(conversation)
+
+    def release(self, conversation_id: str, *, lease: str) -> None:
+        with transaction(self.engine) as session:
+            session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
+
