@@ -77,7 +77,7 @@ class Agent:
     def __init__(
         self,
         *,
-        engine: Engine,
+        engine: Engine | None,
         settings: Settings,
         model: Model,
         fallback: Model,
@@ -88,11 +88,14 @@ class Agent:
     ) -> None:
         self.engine = engine
         # Everything a turn records goes through this port (agent.engine.port).
-        self.store: TurnStore = store or SqlTurnStore(
-            engine,
-            lease_seconds=settings.turn_lease_seconds
-            or settings.request_timeout * (settings.max_retries + 1) + 15,
-        )
+        if store is None:
+            assert engine is not None, "the SQL store needs an engine"
+            store = SqlTurnStore(
+                engine,
+                lease_seconds=settings.turn_lease_seconds
+                or settings.request_timeout * (settings.max_retries + 1) + 15,
+            )
+        self.store: TurnStore = store
         self.settings = settings
         self.model = model
         self.fallback = fallback
@@ -103,6 +106,7 @@ class Agent:
         self.counter = TokenCounter(exact=exact)
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
+        assert self.engine is not None
         with transaction(self.engine) as session:
             return create_conversation(session=session, customer_id=customer_id, channel=channel).id
 

@@ -1,0 +1,145 @@
+"""An in-memory implementation of the turn's storage port (agent.engine.port), for tests of
+turn logic that need no database: the same contract as agent.store.turns.SqlTurnStore, kept in
+dictionaries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart
+from agent.errors import ConversationClosed, NotFound, TurnInProgress
+from agent.history import to_api_messages
+from agent.store.tables import ConversationState, Customer, Message
+
+
+class _NoSavepoint:
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+
+class NoSession:
+    """What tools get for a session here: savepoints that do nothing."""
+
+    def begin_nested(self) -> _NoSavepoint:
+        return _NoSavepoint()
+
+
+@dataclass
+class StoredConversation:
+    customer_id: str | None = None
+    state: ConversationState = ConversationState.BOT
+    messages: list[Message] = field(default_factory=list)
+    cut: int = 0
+    summary: str | None = None
+    lease: tuple[str, float] | None = None
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MemoryTurnStore:
+    def __init__(self, customers: dict[str, Customer] | None = None, lease_seconds: float = 60):
+        self.conversations: dict[str, StoredConversation] = {}
+        self.customers = customers or {}
+        self.lease_seconds = lease_seconds
+        self._ids = 0
+
+    def add_conversation(self, conversation_id: str, customer_id: str | None = None) -> str:
+        self.conversations[conversation_id] = StoredConversation(customer_id=customer_id)
+        return conversation_id
+
+    def _get(self, conversation_id: str) -> StoredConversation:
+        if conversation_id not in self.conversations:
+            raise NotFound(f"Conversation {conversation_id} not found")
+        return self.conversations[conversation_id]
+
+    def _append(self, conversation: StoredConversation, *messages: Message) -> None:
+        for message in messages:
+            self._ids += 1
+            message.id, message.sequence = self._ids, len(conversation.messages) + 1
+            conversation.messages.append(message)
+
+    def _renew(self, conversation: StoredConversation, lease: str) -> None:
+        if conversation.lease is None or conversation.lease[0] != lease:
+            raise TurnInProgress("This turn lost its turn to another one and stopped.")
+        conversation.lease = (lease, time.time() + self.lease_seconds)
+
+    def open_turn(
+        self,
+        conversation_id: str,
+        content: list[dict[str, Any]],
+        *,
+        lease: str,
+        admit: Admission | None = None,
+    ) -> TurnStart:
+        conversation = self._get(conversation_id)
+        if admit is not None:
+            admit(None)
+        if conversation.state == ConversationState.CLOSED:
+            raise ConversationClosed(f"Conversation {conversation_id} is closed")
+        if conversation.state != ConversationState.HUMAN:
+            held = conversation.lease
+            if held is not None and held[0] != lease and held[1] > time.time():
+                raise TurnInProgress("The assistant is still answering an earlier message.")
+            conversation.lease = (lease, time.time() + self.lease_seconds)
+        message = Message(role="user", content=content)
+        self._append(conversation, message)
+        assert message.id is not None
+        start = TurnStart(message_id=message.id, state=conversation.state)
+        if conversation.state != ConversationState.HUMAN:
+            start.messages = to_api_messages(conversation.messages)
+            start.customer = self.customers.get(conversation.customer_id or "")
+            start.cut, start.summary = conversation.cut, conversation.summary
+        return start
+
+    def record_round(
+        self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
+    ) -> RoundRecord:
+        conversation = self._get(conversation_id)
+        self._renew(conversation, lease)
+        results, customer_id = run_tools(NoSession(), conversation.customer_id)
+        conversation.customer_id = customer_id
+        self._append(conversation, assistant, Message(role="user", content=results))
+        return RoundRecord(results, self.customers.get(customer_id or ""))
+
+    def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
+        conversation = self._get(conversation_id)
+        self._renew(conversation, lease)
+        self._append(conversation, message)
+        conversation.lease = None
+        assert message.id is not None
+        return Recorded(message.id, conversation.state)
+
+    def record_hand_off(
+        self,
+        conversation_id: str,
+        *,
+        lease: str,
+        message: Callable[[int], Message],
+        reason: str,
+        summary: str,
+    ) -> Recorded:
+        conversation = self._get(conversation_id)
+        self._renew(conversation, lease)
+        ticket = len(conversation.tickets) + 1
+        conversation.tickets.append({"id": ticket, "reason": reason, "summary": summary})
+        conversation.state = ConversationState.HUMAN
+        stored = message(ticket)
+        self._append(conversation, stored)
+        conversation.lease = None
+        assert stored.id is not None
+        return Recorded(stored.id, conversation.state, ticket_id=ticket)
+
+    def move_cut(self, conversation_id: str, *, lease: str, cut: int, summary: str | None) -> None:
+        conversation = self._get(conversation_id)
+        self._renew(conversation, lease)
+        conversation.cut, conversation.summary = cut, summary
+
+    def release(self, conversation_id: str, *, lease: str) -> None:
+        conversation = self._get(conversation_id)
+        if conversation.lease is not None and conversation.lease[0] == lease:
+            conversation.lease = None
