@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 5000  # rows per `get` when reading the whole collection
 UPSERT_BATCH = 4000  # below Chroma's maximum batch size
+QUERY_BATCH = 1000  # query embeddings per Chroma call
 
 
 class ChromaStore:
@@ -98,25 +99,35 @@ class ChromaStore:
         self, embedding: np.ndarray[Any, Any], n: int, where: dict[str, Any] | None
     ) -> list[tuple[str, str, dict[str, Any], float]]:
         """(id, text, metadata, cosine similarity) for the n nearest chunks."""
+        return self.query_many(np.asarray([embedding]), n, where)[0]
+
+    def query_many(
+        self, embeddings: np.ndarray[Any, Any], n: int, where: dict[str, Any] | None
+    ) -> list[list[tuple[str, str, dict[str, Any], float]]]:
+        """`query` for each row of `embeddings`, sent to Chroma QUERY_BATCH rows at a time."""
         total = self.count()
-        if total == 0:
-            return []
-        result = self.collection.query(
-            query_embeddings=[embedding],
-            n_results=min(n, total),
-            where=where or None,
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            (i, d or "", dict(m or {}), 1.0 - float(dist))
-            for i, d, m, dist in zip(
-                result["ids"][0],
-                result["documents"][0],  # type: ignore[index]
-                result["metadatas"][0],  # type: ignore[index]
-                result["distances"][0],  # type: ignore[index]
-                strict=True,
+        if total == 0 or len(embeddings) == 0:
+            return [[] for _ in range(len(embeddings))]
+        found: list[list[tuple[str, str, dict[str, Any], float]]] = []
+        for start in range(0, len(embeddings), QUERY_BATCH):
+            result = self.collection.query(
+                query_embeddings=list(embeddings[start : start + QUERY_BATCH]),
+                n_results=min(n, total),
+                where=where or None,
+                include=["documents", "metadatas", "distances"],
             )
-        ]
+            for ids, docs, metas, dists in zip(
+                result["ids"],
+                result["documents"],  # type: ignore[arg-type]
+                result["metadatas"],  # type: ignore[arg-type]
+                result["distances"],  # type: ignore[arg-type]
+                strict=True,
+            ):
+                found.append([
+                    (i, d or "", dict(m or {}), 1.0 - float(dist))
+                    for i, d, m, dist in zip(ids, docs, metas, dists, strict=True)
+                ])  # fmt: skip
+        return found
 
     def all(self, include_documents: bool = True) -> list[tuple[str, str, dict[str, Any]]]:
         """Every chunk as (id, text, metadata), read page by page."""

@@ -140,18 +140,42 @@ class KnowledgeBase:
         mode: Mode = "hybrid",
     ) -> list[Hit]:
         """The k most relevant passages, or [] when nothing is relevant enough."""
-        query = query.strip()
-        if not query or k <= 0:
-            return []
-        n = max(self.config.candidates, k)
-        dense: list[tuple[str, str, dict[str, Any], float]] = []
-        lexical: list[tuple[str, float]] = []
-        if mode in ("hybrid", "dense"):
-            embedding = self.embedder.encode([query])[0]
-            dense = self.store.query(embedding, n, _where(filters))
-        if mode in ("hybrid", "lexical"):
-            lexical = self._lexical_search(query, n, filters)
+        return self.search_many([query], k, filters=filters, mode=mode)[0]
 
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        *,
+        filters: dict[str, Any] | None = None,
+        mode: Mode = "hybrid",
+    ) -> list[list[Hit]]:
+        """`search` for each query, in order: the queries are embedded in one encoder call
+        (in batches of `embedding_batch_size`) and sent to the vector store together."""
+        stripped = [q.strip() for q in queries]
+        found: list[list[Hit]] = [[] for _ in stripped]
+        live = [i for i, q in enumerate(stripped) if q]
+        if not live or k <= 0:
+            return found
+        n = max(self.config.candidates, k)
+        dense: list[list[tuple[str, str, dict[str, Any], float]]] = [[] for _ in live]
+        if mode in ("hybrid", "dense"):
+            embeddings = self.embedder.encode([stripped[i] for i in live])
+            dense = self.store.query_many(embeddings, n, _where(filters))
+        for j, i in enumerate(live):
+            lexical: list[tuple[str, float]] = []
+            if mode in ("hybrid", "lexical"):
+                lexical = self._lexical_search(stripped[i], n, filters)
+            found[i] = self._ranked(stripped[i], k, dense[j], lexical)
+        return found
+
+    def _ranked(
+        self,
+        query: str,
+        k: int,
+        dense: list[tuple[str, str, dict[str, Any], float]],
+        lexical: list[tuple[str, float]],
+    ) -> list[Hit]:
         codes = identifiers(query)
         # Chunks that carry a code from the query verbatim (in their text, title or section).
         exact = {i for i, _ in lexical if codes and _contains_any(self._lexical_text(i), codes)}

@@ -44,8 +44,9 @@ class LexicalIndex:
         if not known:
             return []
         query_ids = [[vocab[t] for t in known]]
+        # n_threads=0: in this thread; any other value starts a thread pool per call (~2 ms).
         results, scores = self._retriever.retrieve(
-            query_ids, k=min(n, len(self.ids)), show_progress=False, n_threads=1
+            query_ids, k=min(n, len(self.ids)), show_progress=False, n_threads=0
         )
         return [
             (self.ids[int(i)], float(s))

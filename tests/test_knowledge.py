@@ -12,7 +12,7 @@ from agent.config import Settings
 from agent.events import Outcome
 from agent.runtime import Runtime, build_runtime
 from ingest.pipeline import ingest
-from kb import KnowledgeBase
+from kb import Hit, KnowledgeBase
 from tests.chroma_server import ChromaServer, start_chroma
 from tests.conftest import RETAIL_SLICE, SettingsFactory, write
 from tests.fake_anthropic import FakeAnthropic, system_text, text, tool_use
@@ -68,6 +68,34 @@ def test_hits_carry_their_source(kb: KnowledgeBase) -> None:
     assert hit.source.endswith("returns-and-refunds.md") and hit.section and 0 < hit.score <= 1
     filtered = kb.search("refund", k=5, filters={"category": "shipping"})
     assert filtered and {h.metadata["category"] for h in filtered} == {"shipping"}
+
+
+def test_many_searches_at_once_find_what_one_search_each_finds(
+    kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(kb, [DEMO_DOCS])
+    queries = [
+        "how do I descale the kettle?",
+        "My parcel is late, where is it?",
+        "  ",
+        "who won the football world cup in 2018?",
+        "EK-1500 warranty",
+        "can I return a chair I already assembled",
+    ]
+    one_by_one = [kb.search(q, k=3) for q in queries]
+    encoded: list[int] = []
+    encode = kb.embedder.encode
+    monkeypatch.setattr(
+        kb.embedder, "encode", lambda texts: encoded.append(len(texts)) or encode(texts)
+    )
+    together = kb.search_many(queries, k=3)
+
+    def key(hits: list[Hit]) -> list[tuple[str, str, str, float]]:
+        return [(h.source, h.section, h.text, h.score) for h in hits]
+
+    assert [key(h) for h in together] == [key(h) for h in one_by_one]
+    assert together[2] == [] and together[3] == [] and together[0][0].section == "Descaling"
+    assert encoded == [5]  # one encoder call for the five non-empty queries
 
 
 @pytest.fixture
