@@ -6,12 +6,10 @@
 - The window strategy: when a request is over budget, the oldest whole turns leave the request
   (they stay in the database). The first customer message stays, a note says what was left out,
   a tool_use is never separated from its tool_result, and the request still starts with the user.
-- Prompt caching: breakpoints on the tool definitions, the system prompt and the latest turn.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -24,7 +22,6 @@ from agent.models.base import ModelRequest
 log = logging.getLogger(__name__)
 
 OMITTED_NOTE = "[Earlier messages of this conversation were left out to fit the context budget.]"
-CACHE = {"type": "ephemeral"}
 
 
 IMAGE_TOKENS = 1_600  # about what Claude bills for a photo scaled to its default size
@@ -190,38 +187,3 @@ def truncate_tool_result(content: str, limit: int) -> str:
         + f"\n[Truncated: {len(content) - limit} more characters were left out. Ask for "
         "something narrower if you need them.]"
     )
-
-
-def with_cache_breakpoints(
-    params: dict[str, Any],
-    *,
-    ttl: str = "5m",
-    min_tokens: int = 0,
-    chars_per_token: float = 3.5,
-) -> dict[str, Any]:
-    """Request parameters with cache_control on the last tool, the system prompt and the
-    latest message. The inputs are not modified (the stored history stays as it was).
-
-    The stable prefix (tools and system prompt) is cached for `ttl` ("1h" suits deployments
-    with minutes between requests; it must come before any 5-minute breakpoint, which it
-    does). A breakpoint whose prefix is shorter than the model's minimum cacheable length
-    (`min_tokens`, estimated from characters) is left out: the API would not cache it."""
-    params = dict(params)
-    stable = {**CACHE, "ttl": "1h"} if ttl == "1h" else CACHE
-    tools = list(params.get("tools") or [])
-    system = params.get("system")
-    head_chars = len(_json(tools)) + (len(system) if isinstance(system, str) else 0)
-    head_fits = head_chars / chars_per_token >= min_tokens
-    if tools and head_fits:
-        tools[-1] = {**tools[-1], "cache_control": stable}
-        params["tools"] = tools
-    if isinstance(system, str) and system and head_fits:
-        params["system"] = [{"type": "text", "text": system, "cache_control": stable}]
-    messages = list(params.get("messages") or [])
-    if messages and (head_fits or (head_chars + len(_json(messages))) / chars_per_token
-                     >= min_tokens):  # fmt: skip
-        last = copy.deepcopy(messages[-1])
-        last["content"][-1]["cache_control"] = CACHE
-        messages[-1] = last
-        params["messages"] = messages
-    return params

@@ -102,6 +102,7 @@ class Agent:
         self.tools = tools
         self.kb = kb
         self.summarizer = summarizer or model  # context summaries (may be a cheaper model)
+        self.guidance = tools.guidance()  # the system prompt's lines about the tools
         exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
         self.counter = TokenCounter(exact=exact)
 
@@ -257,7 +258,7 @@ class _Turn:
         assert self.messages is not None, "open_turn loads the history"
         validate(self.messages)
         request = ModelRequest(
-            system=system_prompt(self.settings, self.customer),
+            system=system_prompt(self.settings, self.customer, guidance=self.agent.guidance),
             messages=list(self.messages),
             tools=self.agent.tools.schemas(),
             max_tokens=self.settings.max_tokens,
@@ -271,7 +272,9 @@ class _Turn:
         summarizing = self.settings.context_strategy == "summarize"
         if summarizing and self.summary:
             request = replace(
-                request, system=system_prompt(self.settings, self.customer, self.summary)
+                request, system=system_prompt(
+                    self.settings, self.customer, self.summary, self.agent.guidance
+                )
             )
         fitted, cut = fit_to_budget(
             request,
@@ -289,7 +292,10 @@ class _Turn:
                 self.pending_usage = _sum(self.pending_usage, usage)
                 self.usage = _sum(self.usage, usage)
                 fitted = replace(
-                    fitted, system=system_prompt(self.settings, self.customer, self.summary)
+                    fitted,
+                    system=system_prompt(
+                        self.settings, self.customer, self.summary, self.agent.guidance
+                    ),
                 )
             self.cut = cut
             self.store.move_cut(

@@ -42,7 +42,8 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase | None:
 
 def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
-    fallback = OfflineModel()
+    tools = default_registry()
+    fallback = OfflineModel(tools)
     model: Model
     summarizer: Model | None = None
     if settings.uses_claude():
@@ -58,7 +59,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         model=model,
         fallback=fallback,
-        tools=default_registry(),
+        tools=tools,
         kb=open_knowledge_base(settings),
         summarizer=summarizer,
     )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from agent.store.tables import Message
-from tools.labels import describe
+from tools import describe
 
 
 class ToolCallView(BaseModel):

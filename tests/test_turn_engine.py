@@ -47,12 +47,13 @@ def store() -> MemoryTurnStore:
 def _agent(store: MemoryTurnStore, fake: FakeAnthropic, **overrides: Any) -> Agent:
     settings = Settings(anthropic_base_url=fake.url, anthropic_api_key="k", max_retries=0,
                         **overrides)  # fmt: skip
+    tools = ToolRegistry([tool(lookup), tool(verify)])
     return Agent(
         engine=None,
         settings=settings,
         model=ClaudeModel(settings),
-        fallback=OfflineModel(),
-        tools=ToolRegistry([tool(lookup), tool(verify)]),
+        fallback=OfflineModel(tools),
+        tools=tools,
         store=store,
     )
 
@@ -86,7 +87,7 @@ def test_continuation_of_a_cut_reply(store: MemoryTurnStore, fake: FakeAnthropic
 def test_compaction_moves_the_cut_through_the_port(
     store: MemoryTurnStore, fake: FakeAnthropic
 ) -> None:
-    agent = _agent(store, fake, context_budget_tokens=2_500)
+    agent = _agent(store, fake, context_budget_tokens=1_500)
     conversation = store.add_conversation("c1", ANN.id)
     fake.default = lambda body: text("Noted. " + "detail " * 80)
     for turn in range(8):

@@ -1,27 +1,41 @@
-"""Tools the model may call, and the registry that derives their schemas and runs them."""
+"""Tools the model may call, each declared in one place (see tools.registry.tool), and the
+registry that derives their schemas, labels and offline behaviour and runs them.
+
+Adding a tool: write its function in a module here with `@tool(label=..., kind=...,
+guidance=..., plan=..., render=...)`, and list it in `TOOLS`. Nothing else changes.
+"""
 
 from tools.catalog import product_info
 from tools.handoff import escalate_to_human
 from tools.history import customer_history
 from tools.knowledge import search_knowledge_base
 from tools.orders import list_orders, order_status
-from tools.registry import Tool, ToolRegistry, tool
+from tools.registry import Kind, Tool, ToolRegistry, tool
 from tools.verify import verify_customer
+
+# In this order: the request's tool list (a stable, cacheable prefix), the system prompt's
+# lines about them, and the order in which the offline model plans its calls (exclusive
+# tools first).
+TOOLS: tuple[Tool, ...] = (
+    verify_customer,
+    order_status,
+    list_orders,
+    search_knowledge_base,
+    product_info,
+    customer_history,
+    escalate_to_human,
+)
 
 
 def default_registry() -> ToolRegistry:
-    return ToolRegistry(
-        tool(fn)
-        for fn in (
-            verify_customer,
-            order_status,
-            list_orders,
-            search_knowledge_base,
-            product_info,
-            customer_history,
-            escalate_to_human,
-        )
-    )
+    return ToolRegistry(TOOLS)
 
 
-__all__ = ["Tool", "ToolRegistry", "default_registry", "tool"]
+def describe(name: str, args: dict) -> str:  # type: ignore[type-arg]
+    """What a call of `name` looks like to the customer ("Looking up order #W2611340")."""
+    return _REGISTRY.label(name, args)
+
+
+_REGISTRY = default_registry()
+
+__all__ = ["TOOLS", "Kind", "Tool", "ToolRegistry", "default_registry", "describe", "tool"]

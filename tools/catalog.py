@@ -8,8 +8,40 @@ from pydantic import Field
 
 from agent.store.catalog import describe_product, find_products, product_names
 from tools.context import ToolContext, ToolError
+from tools.intent import Intent
+from tools.registry import tool
 
 
+def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    wanted = intent.about_products and not intent.about_orders and not planned
+    return [{"query": intent.text[:500]}] if wanted else []
+
+
+def _render(data: Any) -> str:
+    parts = []
+    for p in data.get("products", []):
+        wanted = ", ".join(p["filters"].values())
+        head = f"{p['name']}" + (f" ({wanted})" if wanted else "")
+        if not p["matching_variants"]:
+            parts.append(f"{head}: we have no variant like that.")
+            continue
+        lines = [f"{head}: {p['available_variants']} of {p['matching_variants']} matching "
+                 "variants are in stock."]  # fmt: skip
+        for v in p["variants"][:6]:
+            options = ", ".join(f"{k}: {val}" for k, val in v["options"].items())
+            stock = "in stock" if v["available"] else "out of stock"
+            lines.append(f"- {options}: {v['price']}, {stock}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+@tool(
+    label="Checking the catalog",
+    guidance="For product questions (stock, price, colors, sizes, variants) use product_info; "
+    "it needs no verification.",
+    plan=_plan,
+    render=_render,
+)
 def product_info(
     ctx: ToolContext,
     query: Annotated[

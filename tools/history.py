@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from agent.store.conversations import load_messages
 from agent.store.tables import Conversation, Ticket
 from tools.context import ToolContext
+from tools.registry import tool
 
 
 def _gist(ctx: ToolContext, conversation: Conversation) -> str:
@@ -26,6 +27,11 @@ def _gist(ctx: ToolContext, conversation: Conversation) -> str:
     return f"Customer: {asked[:240]} | Last answer: {answered[:240]}"
 
 
+@tool(
+    label="Looking at your earlier contacts",
+    guidance="Once the customer is verified, customer_history shows their own earlier tickets "
+    "and conversations; use it when they refer to an earlier contact.",
+)
 def customer_history(
     ctx: ToolContext,
     limit: Annotated[int, Field(description="How many earlier conversations", ge=1, le=10)] = 3,

@@ -2,15 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from agent.store.orders import OrderSummary, OrderView, get_order, normalize_order_id
 from agent.store.orders import list_orders as list_customer_orders
 from tools.context import ToolContext, ToolError
+from tools.intent import Intent
+from tools.registry import tool
 
 
+def _plan_status(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"order_id": order_id} for order_id in intent.order_ids]
+
+
+def _render_order(data: Any) -> str:
+    lines = [f"Order {data['order_id']} is **{data['status']}** (total {data['total']})."]
+    lines.append("Items:")
+    for item in data["items"]:
+        options = ", ".join(f"{k}: {v}" for k, v in item.get("options", {}).items())
+        lines.append(
+            f"- {item['name']} ({options}) {item['price']}"
+            if options
+            else f"- {item['name']} {item['price']}"
+        )
+    tracking = [t for s in data.get("shipments", []) for t in s.get("tracking_ids", [])]
+    if tracking:
+        lines.append(f"Tracking number(s): {', '.join(tracking)}.")
+    else:
+        lines.append("It has not shipped yet, so there is no tracking number.")
+    address = data.get("shipping_address") or {}
+    if address:
+        where = ", ".join(
+            str(address[k])
+            for k in ("address1", "address2", "city", "state", "zip")
+            if address.get(k)
+        )
+        lines.append(f"Shipping to: {where}.")
+    return "\n".join(lines)
+
+
+@tool(
+    label=lambda args: f"Looking up order {args.get('order_id', '')}".strip(),
+    guidance="Use the tools for anything about the customer's orders; never guess order "
+    "details. Only discuss the verified customer's own orders; one customer per conversation.",
+    plan=_plan_status,
+    render=_render_order,
+)
 def order_status(
     ctx: ToolContext,
     order_id: Annotated[str, Field(description="The order number, e.g. #W2611340", max_length=40)],
@@ -25,6 +64,22 @@ def order_status(
     return order
 
 
+def _plan_list(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    wanted = intent.about_orders and not intent.how_to and not intent.order_ids
+    return [{"limit": 5}] if wanted and not planned else []
+
+
+def _render_orders(data: Any) -> str:
+    if not data:
+        return "I found no orders on your account."
+    lines = ["Your most recent orders:"]
+    lines += [
+        f"- {o['order_id']}: {o['status']}, {o['item_count']} item(s), {o['total']}" for o in data
+    ]
+    return "\n".join(lines)
+
+
+@tool(label="Looking up your recent orders", plan=_plan_list, render=_render_orders)
 def list_orders(
     ctx: ToolContext,
     limit: Annotated[int, Field(description="How many orders, newest first", ge=1, le=50)] = 10,

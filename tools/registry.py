@@ -12,22 +12,48 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from enum import StrEnum
+from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ValidationError, create_model
 
 from tools.context import ToolContext, ToolError
+from tools.intent import Intent
 
 log = logging.getLogger(__name__)
 
 
+class Kind(StrEnum):
+    """What a tool does to the store."""
+
+    READ = "read"  # looks things up (or records what the conversation itself needs)
+    CHANGE = "change"  # changes the customer's orders or account: needs their confirmation
+
+
+# How the offline model uses a tool: the calls it makes for a customer's message (given what
+# the tools declared before it already planned), and its words for a result.
+Plan = Callable[[Intent, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]
+Render = Callable[[Any], str]
+Label = Callable[[dict[str, Any]], str]
+
+
 @dataclass(frozen=True)
 class Tool:
+    """One tool, declared in one place: its function (the schema comes from the signature),
+    what the customer sees while it runs, its kind, the line of the system prompt that tells
+    the model when to use it, and how the offline model plans and words it."""
+
     name: str
     description: str
     fn: Callable[..., Any]
     input_model: type[BaseModel]
     context_param: str | None
+    label: Label
+    kind: Kind = Kind.READ
+    guidance: str | None = None  # a bullet of the system prompt's "How you work"
+    plan: Plan | None = None
+    render: Render | None = None
+    exclusive: bool = False  # offline: a planned call of this tool is the whole plan
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -43,23 +69,68 @@ class ToolOutcome:
     is_error: bool
 
 
-def tool(fn: Callable[..., Any]) -> Tool:
-    """Describe `fn` as a tool: name from the function, description from its docstring."""
-    hints = get_type_hints(fn, include_extras=True)
-    fields: dict[str, Any] = {}
-    context_param = None
-    for name, param in inspect.signature(fn).parameters.items():
-        annotation = hints.get(name, Any)
-        if annotation is ToolContext:
-            context_param = name
-            continue
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[name] = (annotation, default)
-    model = create_model(f"{fn.__name__}_input", **fields)
-    description = inspect.getdoc(fn)
-    if not description:
-        raise ValueError(f"tool {fn.__name__} needs a docstring: it is the model's manual")
-    return Tool(fn.__name__, description, fn, model, context_param)
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    label: str | Label | None = None,
+    kind: Kind = Kind.READ,
+    guidance: str | None = None,
+    plan: Plan | None = None,
+    render: Render | None = None,
+    exclusive: bool = False,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    label: str | Label | None = None,
+    kind: Kind = Kind.READ,
+    guidance: str | None = None,
+    plan: Plan | None = None,
+    render: Render | None = None,
+    exclusive: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Declare a tool: `@tool(label=..., kind=..., guidance=..., plan=..., render=...)` above
+    its function (or `tool(fn)` with the defaults). The name comes from the function and the
+    model's manual from its docstring."""
+
+    def declare(fn: Callable[..., Any]) -> Tool:
+        hints = get_type_hints(fn, include_extras=True)
+        fields: dict[str, Any] = {}
+        context_param = None
+        for name, param in inspect.signature(fn).parameters.items():
+            annotation = hints.get(name, Any)
+            if annotation is ToolContext:
+                context_param = name
+                continue
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[name] = (annotation, default)
+        model = create_model(f"{fn.__name__}_input", **fields)
+        description = inspect.getdoc(fn)
+        if not description:
+            raise ValueError(f"tool {fn.__name__} needs a docstring: it is the model's manual")
+        shown = _label(label, fn.__name__)
+        return Tool(fn.__name__, description, fn, model, context_param, shown, kind, guidance,
+                    plan, render, exclusive)  # fmt: skip
+
+    return declare(fn) if fn is not None else declare
+
+
+def _label(label: str | Label | None, name: str) -> Label:
+    if callable(label):
+        return label
+    text = label if label is not None else f"Using {name}"
+
+    def fixed(args: dict[str, Any]) -> str:
+        return text
+
+    return fixed
 
 
 def _strip_titles(schema: Any) -> Any:
@@ -93,6 +164,33 @@ class ToolRegistry:
 
     def schemas(self) -> list[dict[str, Any]]:
         return self._schemas
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def label(self, name: str, args: dict[str, Any]) -> str:
+        """What the customer sees while a call runs ("Looking up order #W2611340")."""
+        found = self._tools.get(name)
+        return found.label(args or {}) if found else f"Using {name}"
+
+    def guidance(self) -> list[str]:
+        """The system prompt's lines about the tools, in the registry's (fixed) order."""
+        return [t.guidance for t in self._tools.values() if t.guidance]
+
+    def plan(self, intent: Intent, available: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The offline model's tool calls for a message: each tool's planner, in the
+        registry's order (exclusive tools first), sees what the ones before it planned; an
+        exclusive tool's calls are the whole plan."""
+        planned: list[tuple[str, dict[str, Any]]] = []
+        ordered = sorted(self._tools.values(), key=lambda t: not t.exclusive)
+        for t in ordered:
+            if t.plan is None or t.name not in available:
+                continue
+            calls = [(t.name, args) for args in t.plan(intent, planned)]
+            if calls and t.exclusive:
+                return calls
+            planned += calls
+        return planned
 
     def run(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolOutcome:
         """Run one call. Never raises: every failure becomes an error result for the model.

@@ -11,7 +11,6 @@ from typing import Any
 import anthropic
 
 from agent.config import Settings
-from agent.context import with_cache_breakpoints
 from agent.errors import SupportbotError
 from agent.models import capabilities, thinking
 from agent.models.base import (
@@ -24,6 +23,7 @@ from agent.models.base import (
     TextDelta,
     Working,
 )
+from agent.models.caching import with_cache_breakpoints
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from agent.store.orders import find_customer_by_email
 from agent.store.tables import Customer, KeyScope
 from agent.transcript import CitationView, ToolCallView, build_transcript
 from agent.usage import totals
-from tools.labels import describe
+from tools import describe
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
