@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from agent.config import Settings, warn_if_deprecated
-from agent.loop import Agent
+from agent.engine.loop import Agent
 from agent.models.base import Model
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel

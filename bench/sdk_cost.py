@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import anthropic
 
 from agent.config import Settings
-from agent.prompts import system_prompt
+from agent.engine.prompts import system_prompt
 from bench.common import start_fake_process
 from tests.fake_anthropic import Reply, text
 from tools import default_registry

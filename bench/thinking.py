@@ -30,10 +30,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config import Settings
-from agent.events import TurnFinished
+from agent.engine.events import TurnFinished
+from agent.features.usage import cost, price_for
 from agent.runtime import build_runtime
 from agent.store.importer import import_path
-from agent.usage import cost, price_for
 from ingest.pipeline import ingest
 from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use
 

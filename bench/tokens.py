@@ -23,9 +23,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config import Settings
+from agent.features.usage import report
 from agent.runtime import build_runtime
 from agent.store.importer import import_path
-from agent.usage import report
 from tests.fake_anthropic import FakeAnthropic, Reply, _prompt_layout, text, tool_use
 
 SLICE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "retail_slice.json"

@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config import Settings
-from agent.triage import TriageRequests, grounded, iter_tickets
-from agent.triage_batches import prepare_batches
+from agent.features.triage import TriageRequests, grounded, iter_tickets
+from agent.features.triage_batches import prepare_batches
 from bench.common import CACHE
 from ingest.pipeline import ingest
 from kb import KnowledgeBase

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.engine.history import to_api_messages
 from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart
 from agent.errors import ConversationClosed, NotFound, TurnInProgress
-from agent.history import to_api_messages
 from agent.store.tables import ConversationState, Customer, Message
 
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.api.app import create_app
-from agent.history import to_api_messages, validate
-from agent.identity import mint_customer_token
+from agent.engine.history import to_api_messages, validate
+from agent.features.identity import mint_customer_token
 from agent.runtime import Runtime, build_runtime
 from agent.store.conversations import load_messages
 from agent.store.db import transaction

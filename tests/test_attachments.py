@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.api.app import create_app
-from agent.context import IMAGE_PLACEHOLDER, TokenCounter, fit_to_budget
+from agent.engine.budget import IMAGE_PLACEHOLDER, TokenCounter, fit_to_budget
 from agent.models.base import ModelRequest
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction

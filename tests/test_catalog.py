@@ -10,7 +10,7 @@ from agent.store.importer import import_path
 from agent.store.tables import Conversation
 from tests.conftest import RETAIL_SLICE
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
-from tools.context import ToolContext
+from tools.tool_context import ToolContext
 
 
 def _call(runtime: Runtime, **args: object) -> tuple[bool, dict | str]:

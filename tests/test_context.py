@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.history import validate
+from agent.engine.history import validate
+from agent.features.usage import report
 from agent.runtime import Runtime, build_runtime
 from agent.store.conversations import load_messages
 from agent.store.db import transaction
 from agent.store.importer import import_path
-from agent.usage import report
 from tests.conftest import ALL_THINKING_MODES, IVAN, RETAIL_SLICE, SettingsFactory, customer_id
 from tests.fake_anthropic import (
     FakeAnthropic,

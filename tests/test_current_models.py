@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.api.app import create_app
-from agent.events import Outcome, TurnFinished
+from agent.engine.events import Outcome, TurnFinished
+from agent.features.usage import report
 from agent.models.base import ProgressDelta, Working
 from agent.models.thinking import BINDING
 from agent.runtime import Runtime, build_runtime
@@ -26,7 +27,6 @@ from agent.store.db import transaction
 from agent.store.importer import import_path
 from agent.store.keys import create_key
 from agent.store.tables import KeyScope
-from agent.usage import report
 from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory, customer_id
 from tests.fake_anthropic import FakeAnthropic, Reply, refusal, text, tool_use
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agent.events import (
+from agent.engine.events import (
     Degraded,
     Event,
     Outcome,
@@ -21,7 +21,7 @@ from agent.events import (
     ToolStarted,
     TurnFinished,
 )
-from agent.history import to_api_messages, validate
+from agent.engine.history import to_api_messages, validate
 from agent.models.base import ProgressDelta, Working
 from agent.runtime import Runtime, build_runtime
 from agent.store.conversations import load_messages

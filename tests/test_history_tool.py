@@ -9,7 +9,7 @@ from agent.store.conversations import create_ticket
 from agent.store.db import transaction
 from agent.store.tables import Conversation
 from tests.conftest import IVAN, YARA, customer_id
-from tools.context import ToolContext
+from tools.tool_context import ToolContext
 
 
 def _history(runtime: Runtime, conversation: str) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import Settings
-from agent.events import Outcome
+from agent.engine.events import Outcome
 from agent.runtime import Runtime, build_runtime
 from ingest.pipeline import ingest
 from kb import Hit, KnowledgeBase

@@ -7,9 +7,16 @@ import logging
 
 import pytest
 
+from agent.engine.events import (
+    Degraded,
+    Outcome,
+    TextDelta,
+    ToolFinished,
+    ToolStarted,
+    TurnFinished,
+)
+from agent.engine.history import to_api_messages, validate
 from agent.errors import InvalidInput
-from agent.events import Degraded, Outcome, TextDelta, ToolFinished, ToolStarted, TurnFinished
-from agent.history import to_api_messages, validate
 from agent.models.base import ProgressDelta
 from agent.runtime import Runtime, build_runtime
 from agent.store.conversations import list_tickets, load_messages

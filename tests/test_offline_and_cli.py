@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.events import Outcome
+from agent.engine.events import Outcome
 from agent.runtime import Runtime
 from tests.conftest import IVAN, RETAIL_SLICE, YARA, customer_id
 from tests.fake_anthropic import FakeAnthropic, text

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from agent.engine.history import to_api_messages
 from agent.errors import TurnInProgress
-from agent.history import to_api_messages
 from agent.store.conversations import create_conversation, load_messages
 from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config import Settings
+from agent.engine.prompts import system_prompt
 from agent.models.base import ModelRequest
 from agent.models.offline import OfflineModel
-from agent.prompts import system_prompt
 from tools import TOOLS, Kind, ToolRegistry, describe, tool
-from tools.context import ToolContext
 from tools.intent import Intent
+from tools.tool_context import ToolContext
 
 
 def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

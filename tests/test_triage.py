@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from agent import triage_batches
 from agent.cli import app
 from agent.config import Settings
+from agent.features import triage_batches
 from ingest.pipeline import ingest
 from kb import KnowledgeBase
 from tests.fake_anthropic import FakeAnthropic, Reply, error
@@ -234,7 +234,7 @@ def test_unreadable_ticket_files_are_clear(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_csv_tickets_may_span_lines(tmp_path: Path) -> None:
-    from agent.triage import read_tickets
+    from agent.features.triage import read_tickets
 
     path = tmp_path / "tickets.csv"
     path.write_text(
@@ -247,7 +247,7 @@ def test_csv_tickets_may_span_lines(tmp_path: Path) -> None:
 
 
 def test_claude_records_are_validated_on_our_side() -> None:
-    from agent.triage import TriageOutput, parse_output
+    from agent.features.triage import TriageOutput, parse_output
 
     record = {"category": "shipping", "priority": "high", "sentiment": "negative",
               "suggested_reply": "Sorry [1].", "sources": [1]}  # fmt: skip
@@ -262,7 +262,7 @@ def test_claude_records_are_validated_on_our_side() -> None:
 
 
 def test_without_structured_outputs_the_prompt_asks_for_json() -> None:
-    from agent.triage import Ticket, TriageRequests
+    from agent.features.triage import Ticket, TriageRequests
 
     ticket = Ticket(id="T-1", text="Where is my parcel?")
     api = TriageRequests(Settings(), "claude-sonnet-5-5").params(ticket, [])
@@ -275,7 +275,7 @@ def test_without_structured_outputs_the_prompt_asks_for_json() -> None:
 
 
 def test_duplicate_ticket_ids_are_skipped_with_their_line(tmp_path: Path) -> None:
-    from agent.triage import read_tickets
+    from agent.features.triage import read_tickets
 
     path = tmp_path / "tickets.jsonl"
     path.write_text('{"id": "A", "text": "one"}\n\n{"id": "A", "text": "two"}\n[1]\n')

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 
 from agent.config import Settings
-from agent.events import Outcome
-from agent.loop import Agent
+from agent.engine.events import Outcome
+from agent.engine.loop import Agent
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
 from agent.store.tables import ConversationState, Customer
 from tests.fake_anthropic import FakeAnthropic, error, system_text, text, tool_use
 from tests.memory_turns import MemoryTurnStore
 from tools import ToolRegistry, tool
-from tools.context import ToolContext, ToolError
+from tools.tool_context import ToolContext, ToolError
 
 ANN = Customer(id="ann", first_name="Ann", last_name="Lee", email="ann@example.com")
 

@@ -10,8 +10,8 @@ from agent.runtime import Runtime
 from agent.store.db import transaction
 from agent.store.tables import Conversation
 from tests.conftest import IVAN, YARA, customer_id
-from tools.context import ToolContext
 from tools.registry import ToolOutcome
+from tools.tool_context import ToolContext
 
 
 def _call(runtime: Runtime, conversation: str, name: str, **args: object) -> ToolOutcome:

@@ -6,8 +6,8 @@ guidance=..., plan=..., render=...)`, and list it in `TOOLS`. Nothing else chang
 """
 
 from tools.catalog import product_info
+from tools.customer_history import customer_history
 from tools.handoff import escalate_to_human
-from tools.history import customer_history
 from tools.knowledge import search_knowledge_base
 from tools.orders import list_orders, order_status
 from tools.registry import Kind, Tool, ToolRegistry, tool

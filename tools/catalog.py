@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agent.store.catalog import describe_product, find_products, product_names
-from tools.context import ToolContext, ToolError
 from tools.intent import Intent
 from tools.registry import tool
+from tools.tool_context import ToolContext, ToolError
 
 
 def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from pydantic import Field
 
 from agent.store.conversations import create_ticket, set_state
 from agent.store.tables import ConversationState
-from tools.context import ToolContext
 from tools.intent import Intent
 from tools.registry import tool
+from tools.tool_context import ToolContext
 
 
 def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from tools.context import ToolContext, ToolError
 from tools.intent import Intent
 from tools.registry import tool
+from tools.tool_context import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from pydantic import Field
 
 from agent.store.orders import OrderSummary, OrderView, get_order, normalize_order_id
 from agent.store.orders import list_orders as list_customer_orders
-from tools.context import ToolContext, ToolError
 from tools.intent import Intent
 from tools.registry import tool
+from tools.tool_context import ToolContext, ToolError
 
 
 def _plan_status(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

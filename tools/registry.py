@@ -17,8 +17,8 @@ from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from tools.context import ToolContext, ToolError
 from tools.intent import Intent
+from tools.tool_context import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from pydantic import Field
 
 from agent.store.conversations import get_conversation
 from agent.store.orders import find_customer_by_email, order_owner
-from tools.context import ToolContext, ToolError
 from tools.intent import Intent
 from tools.registry import tool
+from tools.tool_context import ToolContext, ToolError
 
 
 def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The database and tool work of turns runs in worker threads (agent.drive); model
+        # The database and tool work of turns runs in worker threads (agent.engine.drive); model
         # calls are awaited on the event loop and hold none.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         # A worker thread that comes back from the database (which releases the interpreter

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from agent.features.transcript import CitationView, ToolCallView, TranscriptEntry
+from agent.features.usage import UsageTotals
 from agent.store.tables import ConversationState, TicketStatus
-from agent.transcript import CitationView, ToolCallView, TranscriptEntry
-from agent.usage import UsageTotals
 
 
 class ConversationCreate(BaseModel):

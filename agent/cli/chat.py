@@ -11,8 +11,8 @@ import typer
 from rich.markup import escape
 
 from agent.cli.common import console, err, fail, open_runtime
+from agent.engine.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.errors import SupportbotError
-from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.models.base import ProgressDelta, TextDelta
 from agent.runtime import Runtime
 from agent.store.db import transaction

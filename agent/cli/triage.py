@@ -15,10 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agent.cli.common import console, err, fail, open_runtime
 from agent.config import Settings
 from agent.errors import SupportbotError
-from agent.models.capabilities import family_name
-from agent.models.claude import ClaudeModel
-from agent.triage import TriageRequests, check_ticket_file, triage_offline_file
-from agent.triage_batches import (
+from agent.features.triage import TriageRequests, check_ticket_file, triage_offline_file
+from agent.features.triage_batches import (
     MAX_BYTES,
     MAX_REQUESTS,
     BatchesUnavailable,
@@ -26,7 +24,9 @@ from agent.triage_batches import (
     run_batches,
     state_path,
 )
-from agent.usage import cost
+from agent.features.usage import cost
+from agent.models.capabilities import family_name
+from agent.models.claude import ClaudeModel
 from kb import KnowledgeBase
 
 FAILURES_SHOWN = 50  # errored tickets listed one by one; the rest are counted

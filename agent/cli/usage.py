@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from agent.cli.common import console, load_settings
+from agent.features.usage import GroupBy, report
 from agent.store.db import make_engine
-from agent.usage import GroupBy, report
 
 
 def usage(

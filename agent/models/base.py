@@ -86,7 +86,7 @@ class Model(Protocol):
 @dataclass(frozen=True)
 class ModelCall:
     """A model call a turn needs made: the driver running the turn makes it (see
-    agent.drive) and sends the reply back, or throws the call's error in."""
+    agent.engine.drive) and sends the reply back, or throws the call's error in."""
 
     model: Model
     request: ModelRequest

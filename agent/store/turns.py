@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
+from agent.engine.history import to_api_messages
 from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart
 from agent.errors import ConversationClosed, TurnInProgress
-from agent.history import to_api_messages
 from agent.store.conversations import (
     append_messages,
     create_ticket,

@@ -36,18 +36,18 @@ from agent.api.schemas import (
     TranscriptOut,
     TurnOut,
 )
-from agent.attachments import Upload, decode_base64, image_blocks
+from agent.engine.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
 from agent.errors import Forbidden, InvalidInput, NotFound, SupportbotError, TurnInProgress
-from agent.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
-from agent.identity import verify_customer_token
+from agent.features.attachments import Upload, decode_base64, image_blocks
+from agent.features.identity import verify_customer_token
+from agent.features.transcript import CitationView, ToolCallView, build_transcript
+from agent.features.usage import totals
 from agent.models.base import ProgressDelta, TextDelta, Working
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
 from agent.store.tables import Customer, KeyScope
-from agent.transcript import CitationView, ToolCallView, build_transcript
-from agent.usage import totals
 from tools import describe
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])

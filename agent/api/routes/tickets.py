@@ -8,13 +8,13 @@ import anyio
 from fastapi import APIRouter, Query
 from sqlmodel import Session
 
-from agent import desk
 from agent.api.deps import AdminDep, SessionDep, StateDep
 from agent.api.schemas import CustomerOut, ReplyCreate, TicketOut
+from agent.features import desk
+from agent.features.transcript import TranscriptEntry, build_transcript
 from agent.store.conversations import list_tickets
 from agent.store.db import transaction
 from agent.store.tables import Customer, Ticket, TicketStatus
-from agent.transcript import TranscriptEntry, build_transcript
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from agent.api.deps import AdminDep, StateDep
-from agent.usage import UsageRow, UsageTotals, report
+from agent.features.usage import UsageRow, UsageTotals, report
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 

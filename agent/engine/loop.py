@@ -17,11 +17,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from agent.config import Settings
-from agent.context import TokenCounter, fit_to_budget, truncate_tool_result
-from agent.drive import Steps, drive, drive_async
-from agent.engine.port import Admission, TurnStart, TurnStore
-from agent.errors import InvalidInput
-from agent.events import (
+from agent.engine.budget import TokenCounter, fit_to_budget, truncate_tool_result
+from agent.engine.drive import Steps, drive, drive_async
+from agent.engine.events import (
     Degraded,
     Event,
     Outcome,
@@ -31,7 +29,11 @@ from agent.events import (
     TurnFinished,
     TurnResult,
 )
-from agent.history import validate
+from agent.engine.history import validate
+from agent.engine.port import Admission, TurnStart, TurnStore
+from agent.engine.prompts import system_prompt
+from agent.engine.summary import extractive, summary_request
+from agent.errors import InvalidInput
 from agent.models.base import (
     ContextTooLong,
     Model,
@@ -41,15 +43,13 @@ from agent.models.base import (
     ModelUnavailable,
 )
 from agent.models.thinking import THINKING_TYPES
-from agent.prompts import system_prompt
 from agent.store.conversations import create_conversation
 from agent.store.db import transaction
 from agent.store.tables import ConversationState, Customer, Message
 from agent.store.turns import SqlTurnStore, new_lease
-from agent.summary import extractive, summary_request
 from kb import KnowledgeBase
-from tools.context import Citation, ToolContext
 from tools.registry import ToolRegistry
+from tools.tool_context import Citation, ToolContext
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ CAP_REPLY = (
 )
 
 # Stretches of a turn that end with a value: they yield what the turn yields and are sent
-# what it is sent (see agent.drive.Steps).
+# what it is sent (see agent.engine.drive.Steps).
 ModelStep = Generator[Event | ModelCall, ModelReply | None, ModelReply]
 RequestStep = Generator[Event | ModelCall, ModelReply | None, ModelRequest]
 SummaryStep = Generator[Event | ModelCall, ModelReply | None, tuple[str, dict[str, int]]]
@@ -131,7 +131,7 @@ class Agent:
         images: list[dict[str, Any]] | None = None,
         admit: Admit | None = None,
     ) -> TurnResult:
-        """As `ask`, on the running event loop (see agent.drive)."""
+        """As `ask`, on the running event loop (see agent.engine.drive)."""
         turn = self.run_turn_async(conversation_id, text, images=images, admit=admit)
         async with aclosing(turn):
             async for event in turn:
@@ -148,7 +148,7 @@ class Agent:
         images: list[dict[str, Any]] | None = None,
         admit: Admit | None = None,
     ) -> Generator[Event, None, None]:
-        """One customer turn; `images` are image content blocks (see agent.attachments).
+        """One customer turn; `images` are image content blocks (see agent.features.attachments).
 
         `admit` runs first in the transaction that stores the customer's message and returns
         the conversation, locked (the API checks the caller and counts the request against
@@ -322,7 +322,7 @@ class _Turn:
         return (yield from self._fit(request, budget))
 
     def _call(self, model: Model, request: ModelRequest, stream: bool | None = None) -> ModelStep:
-        """One model call, made by the driver running this turn (see agent.drive)."""
+        """One model call, made by the driver running this turn (see agent.engine.drive)."""
         reply = yield ModelCall(model, request, self.stream if stream is None else stream)
         if reply is None:
             raise AssertionError("the driver sends a model call's reply back")

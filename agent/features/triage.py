@@ -4,7 +4,7 @@ the request Claude answers with a structured record, and the offline model's key
 Each ticket gets a category, priority, sentiment and a suggested first reply grounded in the
 knowledge base. Claude answers through structured outputs (`output_config.format`, a JSON
 schema), and the record is validated here as well. The Message Batches run (limits, resume)
-is `agent.triage_batches`.
+is `agent.features.triage_batches`.
 """
 
 from __future__ import annotations

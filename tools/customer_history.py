@@ -9,8 +9,8 @@ from sqlmodel import col, select
 
 from agent.store.conversations import load_messages
 from agent.store.tables import Conversation, Ticket
-from tools.context import ToolContext
 from tools.registry import tool
+from tools.tool_context import ToolContext
 
 
 def _gist(ctx: ToolContext, conversation: Conversation) -> str:

@@ -1,6 +1,6 @@
 """Running a turn's steps: where its model calls are made, and where the rest runs.
 
-A turn (agent.loop) is a generator of steps. It yields events for the caller and, when it
+A turn (agent.engine.loop) is a generator of steps. It yields events for the caller and, when it
 needs the model, a `ModelCall`; the driver makes that call and sends the reply back in (or
 throws the call's error in, so the turn handles an outage where it would have). The turn never
 waits on the network itself, so one turn can be driven two ways:
@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from agent.events import Event
+from agent.engine.events import Event
 from agent.models.base import ModelCall, ModelReply, ModelUnavailable, Piece
 
 # What a turn yields, and what it is sent back (a model call's reply; None after an event).

@@ -31,7 +31,7 @@ from anthropic.types.messages import MessageBatch
 from pydantic import BaseModel
 
 from agent.errors import SupportbotError
-from agent.triage import (
+from agent.features.triage import (
     CHUNK_TICKETS,
     Problems,
     Ticket,

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.models.base import ProgressDelta, TextDelta, Working
 from agent.store.tables import ConversationState
-from tools.context import Citation
+from tools.tool_context import Citation
 
 
 class Outcome(StrEnum):
