@@ -116,6 +116,30 @@ def test_the_assistants_progress_note_shows_while_it_works(
     page.close()
 
 
+def test_the_chat_sends_nothing_while_it_is_answering(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    """One turn at a time: while the assistant answers, the page says so and sends nothing
+    else (Enter and the buttons do nothing); the text typed meanwhile is kept."""
+    base, _, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(text("Here is a slow answer.", delay=1.5))
+    _say(page, "First question")
+    page.wait_for_selector("#send:disabled")
+    assert page.get_attribute("#text", "placeholder") == "Still answering…"
+    assert page.is_disabled("#human")
+    page.fill("#text", "Second question")
+    page.press("#text", "Enter")  # ignored while answering: nothing is sent, nothing is lost
+    page.wait_for_selector("text=Here is a slow answer.")
+    page.wait_for_selector("#send:enabled")
+    assert page.input_value("#text") == "Second question"
+    customer = page.locator(".msg.customer").all_inner_texts()
+    assert customer == ["First question"] and len(fake.bodies) == 1
+    _shot(page, "2c-one-turn-at-a-time")
+    page.close()
+
+
 def test_policy_answer_shows_a_citation_that_opens_the_source(
     browser, site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
