@@ -116,9 +116,7 @@ def test_the_assistants_progress_note_shows_while_it_works(
     page.close()
 
 
-def test_the_chat_sends_nothing_while_it_is_answering(
-    browser, site, fake: FakeAnthropic
-) -> None:  # type: ignore[no-untyped-def]
+def test_the_chat_sends_nothing_while_it_is_answering(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
     """One turn at a time: while the assistant answers, the page says so and sends nothing
     else (Enter and the buttons do nothing); the text typed meanwhile is kept."""
     base, _, _ = site

@@ -272,9 +272,10 @@ class _Turn:
         summarizing = self.settings.context_strategy == "summarize"
         if summarizing and self.summary:
             request = replace(
-                request, system=system_prompt(
+                request,
+                system=system_prompt(
                     self.settings, self.customer, self.summary, self.agent.guidance
-                )
+                ),
             )
         fitted, cut = fit_to_budget(
             request,

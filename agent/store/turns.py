@@ -210,4 +210,3 @@ class SqlTurnStore:
     def release(self, conversation_id: str, *, lease: str) -> None:
         with transaction(self.engine) as session:
             session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
-
