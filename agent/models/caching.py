@@ -13,6 +13,18 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+_last_tools: tuple[list[dict[str, Any]], int] | None = None
+
+
+def _tools_chars(tools: list[dict[str, Any]]) -> int:
+    """The tool definitions' JSON length. They are one list object for the life of the
+    registry, so it is measured once, not on every request."""
+    global _last_tools
+    if _last_tools is None or _last_tools[0] is not tools:
+        _last_tools = (tools, len(_json(tools)))
+    return _last_tools[1]
+
+
 def with_cache_breakpoints(
     params: dict[str, Any],
     *,
@@ -31,7 +43,9 @@ def with_cache_breakpoints(
     stable = {**CACHE, "ttl": "1h"} if ttl == "1h" else CACHE
     tools = list(params.get("tools") or [])
     system = params.get("system")
-    head_chars = len(_json(tools)) + (len(system) if isinstance(system, str) else 0)
+    head_chars = _tools_chars(params.get("tools") or []) + (
+        len(system) if isinstance(system, str) else 0
+    )
     head_fits = head_chars / chars_per_token >= min_tokens
     if tools and head_fits:
         tools[-1] = {**tools[-1], "cache_control": stable}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -127,7 +127,7 @@ class ClaudeModel:
         # The asynchronous client belongs to the event loop it was opened on.
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
-    def _params(self, request: ModelRequest) -> tuple[dict[str, Any], str]:
+    def _params(self, request: ModelRequest) -> tuple[dict[str, Any], Callable[[], str]]:
         """(request parameters valid for this model, digest of the request's prefix).
 
         Thinking and effort follow the settings as far as the model's family allows
@@ -156,7 +156,7 @@ class ClaudeModel:
             params["extra_headers"] = {"anthropic-beta": beta}
         return params, prefix
 
-    def _message_params(self, request: ModelRequest) -> tuple[dict[str, Any], str]:
+    def _message_params(self, request: ModelRequest) -> tuple[dict[str, Any], Callable[[], str]]:
         params, prefix = self._params(request)
         params["max_tokens"] = min(
             request.max_tokens, capabilities.family(self.name).max_output_tokens
@@ -260,7 +260,7 @@ def _translated_errors() -> Iterator[None]:
         raise ModelUnavailable(f"Claude unreachable: {exc}") from exc
 
 
-def _reply(message: Any, prefix: str) -> ModelReply:
+def _reply(message: Any, prefix: Callable[[], str]) -> ModelReply:
     content = [block.model_dump(mode="json", exclude_none=True) for block in message.content]
     details = getattr(message, "stop_details", None)
     return ModelReply(

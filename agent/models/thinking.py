@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from agent.models.capabilities import FAMILIES, family_name
@@ -73,24 +74,23 @@ def for_request(
     tools: list[dict[str, Any]],
     messages: list[dict[str, Any]],
     model: str,
-) -> tuple[list[dict[str, Any]], str]:
-    """(the messages as `model` may receive them, the digest of that whole request prefix).
+) -> tuple[list[dict[str, Any]], Callable[[], str]]:
+    """(the messages as `model` may receive them, a function giving the digest of that whole
+    request prefix, for binding the reply's thinking blocks).
 
     Annotations are stripped; a thinking block stays only when `model` reads its signer and
     the prefix before its message is what it was written after. Messages without thinking
-    blocks are passed through as they are (no copy)."""
+    blocks are passed through as they are (no copy), and a history without thinking blocks is
+    not hashed at all: the digest is computed only when asked for."""
+    if not any(_has_thinking(m) for m in messages):
+        return messages, lambda: _digest_of(system, tools, messages)
     digest = PrefixDigest(system, tools)
     sent: list[dict[str, Any]] = []
     for message in messages:
-        content = message.get("content")
-        if (
-            message.get("role") == "assistant"
-            and isinstance(content, list)
-            and any(b.get("type") in THINKING_TYPES for b in content)
-        ):
+        if _has_thinking(message):
             before = digest.value()
             kept = []
-            for block in content:
+            for block in message["content"]:
                 if block.get("type") not in THINKING_TYPES:
                     kept.append(block)
                     continue
@@ -100,13 +100,40 @@ def for_request(
             message = {**message, "content": kept}
         sent.append(message)
         digest.add(message)
-    return sent, digest.value()
+    final = digest.value()
+    return sent, lambda: final
 
 
-def bind(content: list[dict[str, Any]], model: str, prefix: str) -> list[dict[str, Any]]:
-    """A reply's content with each thinking block annotated with its signer and prefix."""
+def _has_thinking(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return (
+        message.get("role") == "assistant"
+        and isinstance(content, list)
+        and any(b.get("type") in THINKING_TYPES for b in content)
+    )
+
+
+def _digest_of(
+    system: str | list[dict[str, Any]], tools: list[dict[str, Any]], messages: list[dict[str, Any]]
+) -> str:
+    digest = PrefixDigest(system, tools)
+    for message in messages:
+        digest.add(message)
+    return digest.value()
+
+
+def bind(
+    content: list[dict[str, Any]], model: str, prefix: Callable[[], str]
+) -> list[dict[str, Any]]:
+    """A reply's content with each thinking block annotated with its signer and the digest of
+    the prefix it was written after (computed only when the reply has thinking blocks)."""
+    if not any(b.get("type") in THINKING_TYPES for b in content):
+        return content
+    written_after = prefix()
     return [
-        {**b, BINDING: {"model": model, "prefix": prefix}} if b.get("type") in THINKING_TYPES else b
+        {**b, BINDING: {"model": model, "prefix": written_after}}
+        if b.get("type") in THINKING_TYPES
+        else b
         for b in content
     ]
 

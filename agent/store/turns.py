@@ -103,6 +103,12 @@ class SqlTurnStore:
         if result.rowcount != 1:  # another turn took over (this one stalled past its lease)
             raise TurnInProgress("This turn lost its turn to another one and stopped.")
 
+    def _release_held(self, session: Session, conversation_id: str, lease: str) -> None:
+        """Release the lease this turn still holds (the last write of a turn)."""
+        result = session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
+        if result.rowcount != 1:
+            raise TurnInProgress("This turn lost its turn to another one and stopped.")
+
     # -- the port ------------------------------------------------------------------------
     def open_turn(
         self,
@@ -159,11 +165,10 @@ class SqlTurnStore:
             # Held in a variable: the session keeps only weak references to clean objects,
             # and a dropped one would be read again.
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
-            self._renew(session, conversation_id, lease)
+            self._release_held(session, conversation_id, lease)
             (stored,) = append_messages(
                 session=session, conversation_id=conversation_id, messages=[message]
             )
-            session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
             assert stored.id is not None
             return Recorded(message_id=stored.id, state=conversation.state)
 
@@ -178,7 +183,7 @@ class SqlTurnStore:
     ) -> Recorded:
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
-            self._renew(session, conversation_id, lease)
+            self._release_held(session, conversation_id, lease)
             ticket = create_ticket(
                 session=session,
                 conversation_id=conversation_id,
@@ -194,7 +199,6 @@ class SqlTurnStore:
             (stored,) = append_messages(
                 session=session, conversation_id=conversation_id, messages=[message(ticket.id)]
             )
-            session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
             assert stored.id is not None
             return Recorded(
                 message_id=stored.id, state=ConversationState.HUMAN, ticket_id=ticket.id
