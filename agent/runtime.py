@@ -13,6 +13,7 @@ from agent.models.base import Model
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
 from agent.store.db import make_engine
+from agent.store.turns import SqlTurnStore
 from kb import KnowledgeBase
 from tools import default_registry
 
@@ -55,7 +56,11 @@ def build_runtime(settings: Settings) -> Runtime:
         log.info("No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL: running on the offline model")
         model = fallback
     agent = Agent(
-        engine=engine,
+        store=SqlTurnStore(
+            engine,
+            lease_seconds=settings.turn_lease_seconds
+            or settings.request_timeout * (settings.max_retries + 1) + 15,
+        ),
         settings=settings,
         model=model,
         fallback=fallback,

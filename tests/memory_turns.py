@@ -48,6 +48,9 @@ class MemoryTurnStore:
         self.lease_seconds = lease_seconds
         self._ids = 0
 
+    def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
+        return self.add_conversation(f"c{len(self.conversations) + 1}", customer_id)
+
     def add_conversation(self, conversation_id: str, customer_id: str | None = None) -> str:
         self.conversations[conversation_id] = StoredConversation(customer_id=customer_id)
         return conversation_id

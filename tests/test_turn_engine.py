@@ -49,7 +49,6 @@ def _agent(store: MemoryTurnStore, fake: FakeAnthropic, **overrides: Any) -> Age
                         **overrides)  # fmt: skip
     tools = ToolRegistry([tool(lookup), tool(verify)])
     return Agent(
-        engine=None,
         settings=settings,
         model=ClaudeModel(settings),
         fallback=OfflineModel(tools),

@@ -14,8 +14,6 @@ from contextlib import aclosing
 from dataclasses import asdict, replace
 from typing import Any
 
-from sqlalchemy import Engine
-
 from agent.config import Settings
 from agent.engine.budget import TokenCounter, fit_to_budget, truncate_tool_result
 from agent.engine.drive import Steps, drive, drive_async
@@ -30,7 +28,7 @@ from agent.engine.events import (
     TurnResult,
 )
 from agent.engine.history import validate
-from agent.engine.port import Admission, TurnStart, TurnStore
+from agent.engine.port import Admission, TurnStart, TurnStore, new_lease
 from agent.engine.prompts import system_prompt
 from agent.engine.summary import extractive, summary_request
 from agent.errors import InvalidInput
@@ -43,10 +41,7 @@ from agent.models.base import (
     ModelUnavailable,
 )
 from agent.models.thinking import THINKING_TYPES
-from agent.store.conversations import create_conversation
-from agent.store.db import transaction
 from agent.store.tables import ConversationState, Customer, Message
-from agent.store.turns import SqlTurnStore, new_lease
 from kb import KnowledgeBase
 from tools.registry import ToolRegistry
 from tools.tool_context import Citation, ToolContext
@@ -77,24 +72,16 @@ class Agent:
     def __init__(
         self,
         *,
-        engine: Engine | None,
         settings: Settings,
         model: Model,
         fallback: Model,
         tools: ToolRegistry,
         kb: KnowledgeBase | None = None,
+        store: TurnStore,
         summarizer: Model | None = None,
-        store: TurnStore | None = None,
     ) -> None:
-        self.engine = engine
-        # Everything a turn records goes through this port (agent.engine.port).
-        if store is None:
-            assert engine is not None, "the SQL store needs an engine"
-            store = SqlTurnStore(
-                engine,
-                lease_seconds=settings.turn_lease_seconds
-                or settings.request_timeout * (settings.max_retries + 1) + 15,
-            )
+        # Everything a turn records goes through this port (agent.engine.port); the turn
+        # never opens a transaction itself.
         self.store: TurnStore = store
         self.settings = settings
         self.model = model
@@ -107,9 +94,7 @@ class Agent:
         self.counter = TokenCounter(exact=exact)
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
-        assert self.engine is not None
-        with transaction(self.engine) as session:
-            return create_conversation(session=session, customer_id=customer_id, channel=channel).id
+        return self.store.start_conversation(customer_id=customer_id, channel=channel)
 
     def ask(
         self,

@@ -9,6 +9,9 @@ whose lease another turn took over gets TurnInProgress and stops.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +19,7 @@ from typing import Any, Protocol
 from agent.store.tables import Conversation, ConversationState, Customer, Message
 
 ApiMessage = dict[str, Any]
+_HOST = socket.gethostname()
 
 
 class Admission(Protocol):
@@ -59,7 +63,17 @@ class Recorded:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def new_lease() -> str:
+    """A turn's lease id: where it runs (host, process) and which turn it is, so a store can
+    tell a lease whose process died on its own host."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
 class TurnStore(Protocol):
+    def start_conversation(self, *, customer_id: str | None, channel: str) -> str:
+        """A new conversation (bound to a customer the caller vouches for, or anonymous)."""
+        ...
+
     def open_turn(
         self,
         conversation_id: str,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +20,11 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from agent.engine.history import to_api_messages
-from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart
+from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart, new_lease
 from agent.errors import ConversationClosed, TurnInProgress
 from agent.store.conversations import (
     append_messages,
+    create_conversation,
     create_ticket,
     load_messages,
     lock_conversation,
@@ -33,6 +33,7 @@ from agent.store.db import transaction
 from agent.store.tables import ConversationState, Customer, Message, TurnLease, utcnow
 
 _HOST = socket.gethostname()
+__all__ = ["SqlTurnStore", "new_lease"]
 _leases = TurnLease.__table__  # type: ignore[attr-defined]
 _READ = select(_leases.c.owner, _leases.c.expires_at).where(
     _leases.c.conversation_id == bindparam("cid")
@@ -51,11 +52,6 @@ _RENEW = (
 _DROP = delete(_leases).where(
     _leases.c.conversation_id == bindparam("cid"), _leases.c.owner == bindparam("me")
 )
-
-
-def new_lease() -> str:
-    """A turn's lease id: where it runs (host, process) and which turn it is."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
 
 
 def _holder_gone(owner: str) -> bool:
@@ -109,7 +105,11 @@ class SqlTurnStore:
         if result.rowcount != 1:
             raise TurnInProgress("This turn lost its turn to another one and stopped.")
 
-    # -- the port ------------------------------------------------------------------------
+    # -- the port ---------------------------------------------------------------------------
+    def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
+        with transaction(self.engine) as session:
+            return create_conversation(session=session, customer_id=customer_id, channel=channel).id
+
     def open_turn(
         self,
         conversation_id: str,
