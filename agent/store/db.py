@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from agent.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from agent.store.migrate import migrate
 
 
 def make_engine(url: str, pool_size: int = 20) -> Engine:
-    """An engine with the pragmas and pool settings each backend needs; creates the tables.
+    """An engine with the pragmas and pool settings each backend needs, on a database brought
+    to the newest schema (agent.store.migrate: created, or upgraded in place).
 
     Every turn in flight can hold a connection for a moment, so the pool follows the expected
     concurrency (`pool_size`, plus as many again on overflow).
@@ -39,8 +40,19 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
         # Write transactions go through this variant of the engine, one at a time.
         writer = _Writer(engine.execution_options(**{_IMMEDIATE: True}), path)
         setattr(engine, _WRITER, writer)  # lives and dies with the engine
-    SQLModel.metadata.create_all(engine)
+        done = migrate(writer.engine, writer.hold())
+    else:
+        done = migrate(engine)
+    setattr(engine, _MIGRATED, done)
     return engine
+
+
+_MIGRATED = "_supportbot_migrated"
+
+
+def migrations_done(engine: Engine) -> list[str]:
+    """What `make_engine` did to bring this engine's database to the newest schema."""
+    return list(getattr(engine, _MIGRATED, []))
 
 
 # SQLite has one writer at a time. Left to itself, a writer that finds the database locked

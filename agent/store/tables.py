@@ -78,6 +78,31 @@ class ProductVariant(SQLModel, table=True):
     price_cents: int
 
 
+class PaymentMethod(SQLModel, table=True):
+    """A customer's way to pay: a credit card (brand and last four digits only), PayPal, or a
+    gift card with its balance."""
+
+    __tablename__ = "payment_method"
+    id: str = Field(primary_key=True, max_length=64)  # "credit_card_7815826", "gift_card_..."
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    source: str = Field(max_length=32)  # credit_card | paypal | gift_card
+    brand: str | None = Field(default=None, max_length=32)
+    last_four: str | None = Field(default=None, max_length=4)
+    balance_cents: int | None = None  # gift cards only
+
+
+class OrderPayment(SQLModel, table=True):
+    """One entry of an order's payment history: a payment or a refund, in integer cents."""
+
+    __tablename__ = "order_payment"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    position: int
+    transaction_type: str = Field(max_length=16)  # payment | refund
+    amount_cents: int
+    payment_method_id: str = Field(max_length=64)
+
+
 class KeyScope(StrEnum):
     ADMIN = "admin"  # staff: knowledge base, keys, tickets, every transcript
     BACKEND = "backend"  # the shop's backend: vouches for customers, reads any transcript

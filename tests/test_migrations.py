@@ -1,0 +1,117 @@
+"""Schema migrations: a database made by release 0.1 upgrades in place, losing nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlmodel import SQLModel
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.store.db import make_engine, migrations_done
+from agent.store.migrate import current, head
+from tests.fixtures.release_0_1_tables import Base
+
+
+def _release_0_1_database(url: str) -> None:
+    """A database exactly as release 0.1 left it: its create_all, and some data."""
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    t = Base.metadata.tables
+    when = datetime(2026, 11, 1, 10, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            t["customer"]
+            .insert()
+            .values(
+                id="c1",
+                first_name="Ann",
+                last_name="Lee",
+                email="ann@example.com",
+                zip_code="10001",
+                address={},
+            )
+        )
+        connection.execute(
+            t["order"]
+            .insert()
+            .values(
+                id="#W1",
+                customer_id="c1",
+                status="pending",
+                address={},
+                total_cents=1234,
+                placed_seq=1,
+            )
+        )
+        connection.execute(
+            t["conversation"]
+            .insert()
+            .values(
+                id="conv1",
+                customer_id="c1",
+                state="BOT",
+                failed_verifications=0,
+                last_sequence=1,
+                context_cut=0,
+                channel="api",
+                created_at=when,
+                updated_at=when,
+            )
+        )
+        connection.execute(
+            t["message"]
+            .insert()
+            .values(
+                conversation_id="conv1",
+                sequence=1,
+                role="user",
+                degraded=False,
+                created_at=when,
+                content=[{"type": "text", "text": "hi"}],
+            )
+        )
+    engine.dispose()  # fmt: skip
+
+
+def test_a_release_0_1_database_upgrades_in_place(any_db_url: str) -> None:
+    _release_0_1_database(any_db_url)
+    engine = make_engine(any_db_url)
+    assert migrations_done(engine)[0] == "stamped 0001_release_0_1"
+    with engine.connect() as connection:
+        assert current(connection) == head()
+        tables = set(inspect(connection).get_table_names())
+        assert {"turn_lease", "payment_method", "order_payment"} <= tables
+        assert connection.execute(text("SELECT email FROM customer")).scalar() == "ann@example.com"
+        assert connection.execute(text('SELECT total_cents FROM "order"')).scalar() == 1234
+        assert connection.execute(text("SELECT role FROM message")).scalar() == "user"
+        # What the migrations built is what the models describe.
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    engine.dispose()
+    again = make_engine(any_db_url)  # current: nothing to do
+    assert migrations_done(again) == []
+    again.dispose()
+
+
+def test_a_new_database_is_created_current(any_db_url: str) -> None:
+    engine = make_engine(any_db_url)
+    assert migrations_done(engine) == [f"created at {head()}"]
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    engine.dispose()
+
+
+def test_db_upgrade_command_says_what_it_did(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _release_0_1_database(url)
+    monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", url)
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "stamped 0001_release_0_1; upgraded 0001_release_0_1 -> " in result.output
+    assert f"schema revision {head()}" in result.output
+    again = CliRunner().invoke(app, ["db", "upgrade"])
+    assert "the schema was current" in again.output
