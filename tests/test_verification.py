@@ -131,7 +131,7 @@ def test_order_tools_only_see_the_bound_customer(offline_runtime: Runtime) -> No
 def test_tool_schemas_never_expose_the_context(offline_runtime: Runtime) -> None:
     schemas = offline_runtime.agent.tools.schemas()
     assert {s["name"] for s in schemas} == {
-        "verify_customer", "order_status", "list_orders", "search_knowledge_base",
+        "verify_customer", "order_status", "list_orders", "payment_methods", "search_knowledge_base",
         "product_info", "customer_history", "escalate_to_human",
     }  # fmt: skip
     dumped = json.dumps(schemas)

@@ -9,7 +9,7 @@ from tools.catalog import product_info
 from tools.customer_history import customer_history
 from tools.handoff import escalate_to_human
 from tools.knowledge import search_knowledge_base
-from tools.orders import list_orders, order_status
+from tools.orders import list_orders, order_status, payment_methods
 from tools.registry import Kind, Tool, ToolRegistry, tool
 from tools.verify import verify_customer
 
@@ -20,6 +20,7 @@ TOOLS: tuple[Tool, ...] = (
     verify_customer,
     order_status,
     list_orders,
+    payment_methods,
     search_knowledge_base,
     product_info,
     customer_history,

@@ -6,8 +6,15 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from agent.store.orders import OrderSummary, OrderView, get_order, normalize_order_id
+from agent.store.orders import (
+    OrderSummary,
+    OrderView,
+    PaymentMethodView,
+    get_order,
+    normalize_order_id,
+)
 from agent.store.orders import list_orders as list_customer_orders
+from agent.store.orders import payment_methods as customer_payment_methods
 from tools.intent import Intent
 from tools.registry import tool
 from tools.tool_context import ToolContext, ToolError
@@ -88,3 +95,31 @@ def list_orders(
     Use it when the customer does not know their order number."""
     customer_id = ctx.require_customer()
     return list_customer_orders(session=ctx.session, customer_id=customer_id, limit=limit)
+
+
+def _render_methods(data: Any) -> str:
+    if not data:
+        return "I found no payment methods on your account."
+    lines = ["Your payment methods:"]
+    for m in data:
+        if m["kind"] == "credit_card":
+            lines.append(f"- {(m.get('brand') or 'card').title()} ending in {m['last_four']}")
+        elif m["kind"] == "gift_card":
+            lines.append(f"- Gift card, balance {m['balance']}")
+        else:
+            lines.append("- PayPal")
+    return "\n".join(lines)
+
+
+@tool(
+    label="Checking your payment methods",
+    guidance="payment_methods lists the verified customer's payment methods (card brand and "
+    "last four digits only, gift-card balances); order_status shows an order's payments and "
+    "refunds.",
+    render=_render_methods,
+)
+def payment_methods(ctx: ToolContext) -> list[PaymentMethodView]:
+    """The verified customer's payment methods: credit cards (brand and last four digits),
+    PayPal, and gift cards with their balance. Needed to say where a refund goes or which
+    method could pay a price difference."""
+    return customer_payment_methods(session=ctx.session, customer_id=ctx.require_customer())

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import Engine, delete
@@ -22,15 +22,46 @@ from sqlmodel import Session, col, func, select
 from agent.errors import ImportFailed
 from agent.store.db import transaction
 from agent.store.orders import normalize_order_id, order_lines
-from agent.store.tables import Customer, Order, OrderItem, Product, ProductVariant, Shipment
+from agent.store.tables import (
+    Customer,
+    Order,
+    OrderItem,
+    OrderPayment,
+    PaymentMethod,
+    Product,
+    ProductVariant,
+    Shipment,
+)
 
 ORDER_STATUSES = {
-    "pending", "processed", "delivered", "cancelled", "shipped",
+    "pending", "pending (item modified)", "processed", "delivered", "cancelled", "shipped",
     "exchange requested", "return requested",
 }  # fmt: skip
+PAYMENT_SOURCES = {"credit_card", "paypal", "gift_card"}
 
 CSV_COLUMNS = ["order_id", "customer_id", "email", "first_name", "last_name", "zip", "status",
                "item_id", "item_name", "price"]  # fmt: skip
+
+
+class PaymentMethodIn(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    source: str
+    brand: str | None = None
+    last_four: str | None = Field(default=None, pattern=r"^\d{4}$")
+    balance_cents: int | None = Field(default=None, ge=0)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v not in PAYMENT_SOURCES:
+            raise ValueError(f"unknown payment method {v!r}")
+        return v
+
+
+class PaymentIn(BaseModel):
+    transaction_type: Literal["payment", "refund"]
+    amount_cents: int = Field(ge=0)
+    payment_method_id: str = Field(min_length=1, max_length=64)
 
 
 class CustomerIn(BaseModel):
@@ -40,6 +71,8 @@ class CustomerIn(BaseModel):
     email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     zip_code: str = Field(default="", max_length=20)
     address: dict[str, Any] = {}
+    # None: the source says nothing about them (CSV), and stored ones are kept.
+    payment_methods: list[PaymentMethodIn] | None = None
 
     @field_validator("email")
     @classmethod
@@ -80,6 +113,7 @@ class OrderIn(BaseModel):
     address: dict[str, Any] = {}
     items: list[ItemIn] = Field(min_length=1)
     shipments: list[ShipmentIn] = []
+    payments: list[PaymentIn] | None = None  # None: not in the source (CSV); stored ones kept
 
     @field_validator("status")
     @classmethod
@@ -166,6 +200,22 @@ def _retail_product(product_id: str, product: dict[str, Any]) -> ProductIn:
 def _retail_customer(user_id: str, user: dict[str, Any]) -> CustomerIn:
     name = user.get("name") or {}
     address = user.get("address") or {}
+    methods = []
+    for method_id, method in (user.get("payment_methods") or {}).items():
+        balance = method.get("balance")
+        try:
+            cents = to_cents(balance) if balance is not None else None
+        except ValueError as exc:
+            raise ValueError(f"payment_methods.{method_id}.balance: {exc}") from exc
+        methods.append(
+            PaymentMethodIn(
+                id=str(method.get("id") or method_id),
+                source=str(method.get("source", "")),
+                brand=method.get("brand"),
+                last_four=method.get("last_four"),
+                balance_cents=cents,
+            )
+        )
     return CustomerIn(
         id=user_id,
         first_name=name.get("first_name", ""),
@@ -173,6 +223,7 @@ def _retail_customer(user_id: str, user: dict[str, Any]) -> CustomerIn:
         email=user.get("email", ""),
         zip_code=str(address.get("zip", "")),
         address=address,
+        payment_methods=methods,
     )
 
 
@@ -202,6 +253,19 @@ def _retail_order(order_id: str, order: dict[str, Any]) -> OrderIn:
             ShipmentIn(tracking_ids=f.get("tracking_id") or [], item_ids=f.get("item_ids") or [])
             for f in order.get("fulfillments") or []
         ],
+        payments=[_retail_payment(i, p) for i, p in enumerate(order.get("payment_history") or [])],
+    )
+
+
+def _retail_payment(index: int, payment: dict[str, Any]) -> PaymentIn:
+    try:
+        cents = to_cents(payment["amount"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"payment_history.{index}.amount: {exc}") from exc
+    return PaymentIn(
+        transaction_type=payment.get("transaction_type", ""),
+        amount_cents=cents,
+        payment_method_id=str(payment.get("payment_method_id", "")),
     )
 
 
@@ -329,18 +393,44 @@ def _upsert_customer(session: Session, c: CustomerIn, report: ImportReport) -> N
     if clash is not None:
         raise _Skip(f"email {c.email} already belongs to customer {clash.id}")
     existing = session.get(Customer, c.id)
-    values = c.model_dump(exclude={"id"})
+    values = c.model_dump(exclude={"id", "payment_methods"})
+    methods_changed = c.payment_methods is not None and _stored_methods(session, c.id) != sorted(
+        c.payment_methods, key=lambda m: m.id
+    )
     if existing is None:
         session.add(Customer(id=c.id, **values))
         report.customers.created += 1
-    elif {k: getattr(existing, k) for k in values} == values:
+    elif {k: getattr(existing, k) for k in values} == values and not methods_changed:
         report.customers.unchanged += 1
+        return
     else:
         for k, v in values.items():
             setattr(existing, k, v)
         session.add(existing)
         report.customers.updated += 1
     session.flush()
+    if c.payment_methods is not None and (existing is None or methods_changed):
+        for m in c.payment_methods:
+            owner = session.get(PaymentMethod, m.id)
+            if owner is not None and owner.customer_id != c.id:
+                raise _Skip(
+                    f"payment method {m.id} already belongs to customer {owner.customer_id}"
+                )
+        session.execute(delete(PaymentMethod).where(col(PaymentMethod.customer_id) == c.id))
+        session.flush()
+        for m in c.payment_methods:
+            session.add(PaymentMethod(customer_id=c.id, **m.model_dump()))
+        session.flush()
+
+
+def _stored_methods(session: Session, customer_id: str) -> list[PaymentMethodIn]:
+    stored = session.exec(
+        select(PaymentMethod).where(PaymentMethod.customer_id == customer_id)
+    ).all()
+    return sorted(
+        (PaymentMethodIn.model_validate(m, from_attributes=True) for m in stored),
+        key=lambda m: m.id,
+    )
 
 
 def _upsert_product(session: Session, p: ProductIn, report: ImportReport) -> None:
@@ -370,9 +460,18 @@ def _upsert_product(session: Session, p: ProductIn, report: ImportReport) -> Non
     session.flush()
 
 
-def _stored_order(session: Session, order: Order) -> OrderIn:
+def _stored_order(session: Session, order: Order, with_payments: bool) -> OrderIn:
     items, shipments = order_lines(session=session, order_id=order.id)
+    payments = None
+    if with_payments:
+        stored = session.exec(
+            select(OrderPayment)
+            .where(OrderPayment.order_id == order.id)
+            .order_by(col(OrderPayment.position))
+        ).all()
+        payments = [PaymentIn.model_validate(p, from_attributes=True) for p in stored]
     return OrderIn(
+        payments=payments,
         id=order.id,
         customer_id=order.customer_id,
         status=order.status,
@@ -387,11 +486,13 @@ def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: 
         raise _Skip(f"customer {o.customer_id!r} is unknown")
     existing = session.get(Order, o.id)
     if existing is not None:
-        if _stored_order(session, existing) == o:
+        if _stored_order(session, existing, o.payments is not None) == o:
             report.orders.unchanged += 1
             return next_seq
         session.execute(delete(OrderItem).where(col(OrderItem.order_id) == o.id))
         session.execute(delete(Shipment).where(col(Shipment.order_id) == o.id))
+        if o.payments is not None:
+            session.execute(delete(OrderPayment).where(col(OrderPayment.order_id) == o.id))
         existing.customer_id, existing.status, existing.address = o.customer_id, o.status, o.address
         existing.total_cents = sum(i.price_cents for i in o.items)
         session.add(existing)
@@ -414,5 +515,7 @@ def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: 
         session.add(OrderItem(order_id=o.id, position=pos, **item.model_dump()))
     for pos, shipment in enumerate(o.shipments):
         session.add(Shipment(order_id=o.id, position=pos, **shipment.model_dump()))
+    for pos, payment in enumerate(o.payments or []):
+        session.add(OrderPayment(order_id=o.id, position=pos, **payment.model_dump()))
     session.flush()
     return next_seq

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
-from agent.store.tables import Customer, Order, OrderItem, Shipment
+from agent.store.tables import Customer, Order, OrderItem, OrderPayment, PaymentMethod, Shipment
 
 
 class OrderItemView(BaseModel):
@@ -22,6 +22,14 @@ class ShipmentView(BaseModel):
     item_ids: list[str]
 
 
+class PaymentView(BaseModel):
+    """One entry of an order's payment history."""
+
+    transaction_type: str  # payment | refund
+    amount: str
+    payment_method_id: str
+
+
 class OrderView(BaseModel):
     """What a customer may see of one of their orders."""
 
@@ -31,6 +39,36 @@ class OrderView(BaseModel):
     shipments: list[ShipmentView]
     shipping_address: dict[str, Any]
     total: str
+    payments: list[PaymentView] = []
+
+
+class PaymentMethodView(BaseModel):
+    """A customer's payment method as they may see it: never more than a card's brand and
+    last four digits; a gift card's balance."""
+
+    payment_method_id: str
+    kind: str  # credit_card | paypal | gift_card
+    brand: str | None = None
+    last_four: str | None = None
+    balance: str | None = None
+
+
+def payment_methods(*, session: Session, customer_id: str) -> list[PaymentMethodView]:
+    methods = session.exec(
+        select(PaymentMethod)
+        .where(PaymentMethod.customer_id == customer_id)
+        .order_by(col(PaymentMethod.id))
+    ).all()
+    return [
+        PaymentMethodView(
+            payment_method_id=m.id,
+            kind=m.source,
+            brand=m.brand,
+            last_four=m.last_four,
+            balance=format_cents(m.balance_cents) if m.balance_cents is not None else None,
+        )
+        for m in methods
+    ]
 
 
 class OrderSummary(BaseModel):
@@ -89,6 +127,18 @@ def get_order(*, session: Session, order_id: str, customer_id: str) -> OrderView
         ],
         shipping_address=order.address,
         total=format_cents(order.total_cents),
+        payments=[
+            PaymentView(
+                transaction_type=p.transaction_type,
+                amount=format_cents(p.amount_cents),
+                payment_method_id=p.payment_method_id,
+            )
+            for p in session.exec(
+                select(OrderPayment)
+                .where(OrderPayment.order_id == order.id)
+                .order_by(col(OrderPayment.position))
+            ).all()
+        ],
     )
 
 
