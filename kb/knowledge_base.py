@@ -162,11 +162,11 @@ class KnowledgeBase:
         if mode in ("hybrid", "dense"):
             embeddings = self.embedder.encode([stripped[i] for i in live])
             dense = self.store.query_many(embeddings, n, _where(filters))
+        lexical: list[list[tuple[str, float]]] = [[] for _ in live]
+        if mode in ("hybrid", "lexical"):
+            lexical = self._lexical_search([stripped[i] for i in live], n, filters)
         for j, i in enumerate(live):
-            lexical: list[tuple[str, float]] = []
-            if mode in ("hybrid", "lexical"):
-                lexical = self._lexical_search(stripped[i], n, filters)
-            found[i] = self._ranked(stripped[i], k, dense[j], lexical)
+            found[i] = self._ranked(stripped[i], k, dense[j], lexical[j])
         return found
 
     def _ranked(
@@ -218,17 +218,19 @@ class KnowledgeBase:
     # -- lexical index ----------------------------------------------------------------------
 
     def _lexical_search(
-        self, query: str, n: int, filters: dict[str, Any] | None
-    ) -> list[tuple[str, float]]:
+        self, queries: list[str], n: int, filters: dict[str, Any] | None
+    ) -> list[list[tuple[str, float]]]:
         index = self._lexical_index()
-        results = index.search(query, n * 4 if filters else n)
-        if filters:
-            results = [
-                (i, s)
-                for i, s in results
-                if all(self._lexical_meta[i][1].get(k) == v for k, v in filters.items())
-            ]
-        return results[:n]
+        found = []
+        for results in index.search_many(queries, n * 4 if filters else n):
+            if filters:
+                results = [
+                    (i, s)
+                    for i, s in results
+                    if all(self._lexical_meta[i][1].get(k) == v for k, v in filters.items())
+                ]
+            found.append(results[:n])
+        return found
 
     def _lexical_index(self) -> LexicalIndex:
         with self._lock:

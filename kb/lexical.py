@@ -31,25 +31,31 @@ class LexicalIndex:
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) best first; only chunks sharing a term with the query."""
-        if self._retriever is None or n <= 0:
-            return []
+        return self.search_many([query], n)[0]
+
+    def search_many(self, queries: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        """`search` for each query: tokenized together, scored in one call."""
+        found: list[list[tuple[str, float]]] = [[] for _ in queries]
+        if self._retriever is None or n <= 0 or not queries:
+            return found
         vocab = self._tokenizer.get_vocab_dict()
-        known = [
-            t
-            for t in self._tokenizer.tokenize(
-                [query], update_vocab=False, return_as="string", show_progress=False
-            )[0]
-            if t in vocab
+        tokenized = self._tokenizer.tokenize(
+            list(queries), update_vocab=False, return_as="string", show_progress=False
+        )
+        asked = [
+            (j, [vocab[t] for t in tokens if t in vocab]) for j, tokens in enumerate(tokenized)
         ]
-        if not known:
-            return []
-        query_ids = [[vocab[t] for t in known]]
+        asked = [(j, ids) for j, ids in asked if ids]
+        if not asked:
+            return found
         # n_threads=0: in this thread; any other value starts a thread pool per call (~2 ms).
         results, scores = self._retriever.retrieve(
-            query_ids, k=min(n, len(self.ids)), show_progress=False, n_threads=0
+            [ids for _, ids in asked], k=min(n, len(self.ids)), show_progress=False, n_threads=0
         )
-        return [
-            (self.ids[int(i)], float(s))
-            for i, s in zip(results[0], scores[0], strict=True)
-            if s > 0
-        ]
+        for row, (j, _) in enumerate(asked):
+            found[j] = [
+                (self.ids[int(i)], float(s))
+                for i, s in zip(results[row], scores[row], strict=True)
+                if s > 0
+            ]
+        return found
