@@ -164,7 +164,8 @@ def main() -> None:
     if args.rss_child:
         rss_child(args.rss_child)
         return
-    throughput(args.throughput_tickets, args.rounds)
+    if args.throughput_tickets:  # --throughput-tickets 0: memory only
+        throughput(args.throughput_tickets, args.rounds)
     if args.sizes:  # --sizes "": throughput only
         memory([int(s) for s in args.sizes.split(",")])
 
