@@ -38,7 +38,7 @@ CATEGORIES: list[str] = list(get_args(Category))
 PRIORITIES: list[str] = list(get_args(Priority))
 SENTIMENTS: list[str] = list(get_args(Sentiment))
 
-CHUNK_TICKETS = 1024  # tickets grounded together: one encoder call, one vector query
+CHUNK_TICKETS = 512  # tickets grounded together: one encoder call, one vector query
 PASSAGES_PER_TICKET = 3
 
 # The shared instructions: the same bytes in every request, so the prefix is cached (it is
