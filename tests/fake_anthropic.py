@@ -231,15 +231,11 @@ def _canonical(value: Any) -> str:
     return json.dumps(_strip_cache(value), sort_keys=True, separators=(",", ":"))
 
 
-def _system_text(body: dict[str, Any]) -> str:
-    return system_text(body)
-
-
 def prefix_digest(body: dict[str, Any], upto: int) -> str:
     """What a thinking block is bound to: the system prompt, the tools and the messages before
     it (cache_control aside)."""
     digest = hashlib.sha256()
-    digest.update(_system_text(body).encode())
+    digest.update(system_text(body).encode())
     digest.update(_canonical(body.get("tools") or []).encode())
     for message in (body.get("messages") or [])[:upto]:
         digest.update(_canonical(message).encode())

@@ -5,6 +5,8 @@ Adding a tool: write its function in a module here with `@tool(label=..., kind=.
 guidance=..., plan=..., render=...)`, and list it in `TOOLS`. Nothing else changes.
 """
 
+from functools import cache
+
 from tools.catalog import product_info
 from tools.customer_history import customer_history
 from tools.handoff import escalate_to_human
@@ -28,15 +30,15 @@ TOOLS: tuple[Tool, ...] = (
 )
 
 
+@cache
 def default_registry() -> ToolRegistry:
+    """The shipped tools; built once (their schemas are the request's cacheable prefix)."""
     return ToolRegistry(TOOLS)
 
 
 def describe(name: str, args: dict) -> str:  # type: ignore[type-arg]
     """What a call of `name` looks like to the customer ("Looking up order #W2611340")."""
-    return _REGISTRY.label(name, args)
+    return default_registry().label(name, args)
 
-
-_REGISTRY = default_registry()
 
 __all__ = ["TOOLS", "Kind", "Tool", "ToolRegistry", "default_registry", "describe", "tool"]

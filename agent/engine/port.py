@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.store.tables import Conversation, ConversationState, Customer, Message
@@ -60,13 +60,28 @@ class Recorded:
     message_id: int
     state: ConversationState
     ticket_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def new_lease() -> str:
     """A turn's lease id: where it runs (host, process) and which turn it is, so a store can
     tell a lease whose process died on its own host."""
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def lease_holder_gone(lease: str) -> bool:
+    """Whether the turn holding `lease` was a process on this host that no longer exists
+    (its hold is void at once; a holder elsewhere can only time out)."""
+    host, _, rest = lease.partition(":")
+    pid = rest.partition(":")[0]
+    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
 
 
 class TurnStore(Protocol):

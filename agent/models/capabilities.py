@@ -37,21 +37,22 @@ class Price:
 
 @dataclass(frozen=True)
 class Family:
-    """A model family and what its requests may carry."""
+    """A model family and what its requests may carry. The defaults are the current
+    generation's (Sonnet 5.x, Opus 5.x); older families say where they differ. No family is
+    ever sent forced tool choice, sampling parameters or prefill: the current ones reject
+    them, and nothing here needs them on the older ones."""
 
     name: str
-    # Thinking types the model accepts; "adaptive" on by default where `thinking_default`.
-    thinking: frozenset[str]
-    thinking_default_on: bool
-    effort: bool  # output_config.effort
-    forced_tool_choice: bool  # tool_choice {"type": "tool" | "any"}
-    structured_outputs: bool  # output_config.format
-    structured_outputs_on_bedrock: bool
-    sampling: bool  # temperature / top_p / top_k
-    prefill: bool  # a request may end with an assistant message
-    min_cache_tokens: int  # shorter prefixes are not cached (no error, no saving)
-    max_output_tokens: int
     price: Price
+    # Thinking types the model accepts; with `thinking_default_on`, a request that leaves
+    # the field out runs with adaptive thinking.
+    thinking: frozenset[str] = frozenset({"adaptive"})
+    thinking_default_on: bool = True
+    effort: bool = True  # output_config.effort
+    structured_outputs: bool = True  # output_config.format
+    structured_outputs_on_bedrock: bool = False
+    min_cache_tokens: int = 512  # shorter prefixes are not cached (no error, no saving)
+    max_output_tokens: int = 128_000
     bedrock_id: str | None = None
     vertex_id: str | None = None
     # Other families whose thinking blocks this one reads; blocks of any other model are not
@@ -60,7 +61,6 @@ class Family:
     retires: date | None = None  # on the Claude API
 
 
-_SONNET_5_PRICE = Price(2.0, 10.0, 2.5, 4.0, 0.10)
 # "Claude Sonnet 5.5 reads thinking blocks from Claude Sonnet 5, Claude Opus 4.8, Claude Haiku
 # 4.5, and earlier models, but not from Claude Opus 5, Claude Opus 5.5, or any Claude Fable or
 # Claude Mythos model" (What's new in Claude Sonnet 5.5).
@@ -68,120 +68,72 @@ _SONNET_5_5_READS = frozenset(
     {"claude-sonnet-5", "claude-opus-4-8", "claude-haiku-4-5", "claude-sonnet-4-6",
      "claude-sonnet-4-5"}
 )  # fmt: skip
+_MANUAL_THINKING = frozenset({"disabled", "enabled"})  # Haiku 4.5, Sonnet 4.5
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
         Family(
             "claude-sonnet-5-5",
+            Price(2.0, 10.0, 2.5, 4.0, 0.10),
             thinking=frozenset({"adaptive", "between_tools"}),
-            thinking_default_on=True,
-            effort=True,
-            forced_tool_choice=False,
-            structured_outputs=True,
-            structured_outputs_on_bedrock=False,
-            sampling=False,
-            prefill=False,
-            min_cache_tokens=512,
-            max_output_tokens=128_000,
-            price=_SONNET_5_PRICE,
             bedrock_id="anthropic.claude-sonnet-5-5",
             vertex_id="claude-sonnet-5-5",
             reads_thinking_of=_SONNET_5_5_READS,
         ),
         Family(
             "claude-sonnet-5",
+            Price(2.0, 10.0, 2.5, 4.0, 0.20),
             thinking=frozenset({"adaptive", "disabled"}),
-            thinking_default_on=True,
-            effort=True,
-            forced_tool_choice=True,
-            structured_outputs=True,
-            structured_outputs_on_bedrock=False,
-            sampling=False,
-            prefill=False,
             min_cache_tokens=1024,
-            max_output_tokens=128_000,
-            price=Price(2.0, 10.0, 2.5, 4.0, 0.20),
             bedrock_id="anthropic.claude-sonnet-5",
             vertex_id="claude-sonnet-5",
         ),
         Family(
             "claude-opus-5-5",
-            thinking=frozenset({"adaptive"}),
-            thinking_default_on=True,
-            effort=True,
-            forced_tool_choice=False,
-            structured_outputs=True,
-            structured_outputs_on_bedrock=False,
-            sampling=False,
-            prefill=False,
-            min_cache_tokens=512,
-            max_output_tokens=128_000,
-            price=Price(4.0, 20.0, 5.0, 8.0, 0.20),
+            Price(4.0, 20.0, 5.0, 8.0, 0.20),
             bedrock_id="anthropic.claude-opus-5-5",
             vertex_id="claude-opus-5-5",
             reads_thinking_of=frozenset({"claude-sonnet-5-5"}),
         ),
         Family(
             "claude-opus-5",
+            Price(5.0, 25.0, 6.25, 10.0, 0.50),
             thinking=frozenset({"adaptive", "disabled"}),
-            thinking_default_on=True,
-            effort=True,
-            forced_tool_choice=True,
-            structured_outputs=True,
-            structured_outputs_on_bedrock=False,
-            sampling=False,
-            prefill=False,
-            min_cache_tokens=512,
-            max_output_tokens=128_000,
-            price=Price(5.0, 25.0, 6.25, 10.0, 0.50),
             bedrock_id="anthropic.claude-opus-5",
             vertex_id="claude-opus-5",
         ),
         Family(
             "claude-sonnet-4-6",
+            Price(3.0, 15.0, 3.75, 6.0, 0.30),
             thinking=frozenset({"adaptive", "disabled", "enabled"}),
             thinking_default_on=False,
-            effort=True,
-            forced_tool_choice=True,
-            structured_outputs=True,
             structured_outputs_on_bedrock=True,
-            sampling=True,
-            prefill=False,
             min_cache_tokens=1024,
             max_output_tokens=64_000,
-            price=Price(3.0, 15.0, 3.75, 6.0, 0.30),
             bedrock_id="anthropic.claude-sonnet-4-6",
             vertex_id="claude-sonnet-4-6",
         ),
         Family(
             "claude-haiku-4-5",
-            thinking=frozenset({"disabled", "enabled"}),  # manual thinking only
+            Price(1.0, 5.0, 1.25, 2.0, 0.10),
+            thinking=_MANUAL_THINKING,
             thinking_default_on=False,
             effort=False,
-            forced_tool_choice=True,
-            structured_outputs=True,
             structured_outputs_on_bedrock=True,
-            sampling=True,
-            prefill=True,
             min_cache_tokens=4096,
             max_output_tokens=64_000,
-            price=Price(1.0, 5.0, 1.25, 2.0, 0.10),
             bedrock_id="anthropic.claude-haiku-4-5-20251001-v1:0",
             vertex_id="claude-haiku-4-5@20251001",
         ),
         Family(
             "claude-sonnet-4-5",
-            thinking=frozenset({"disabled", "enabled"}),
+            Price(3.0, 15.0, 3.75, 6.0, 0.30),
+            thinking=_MANUAL_THINKING,
             thinking_default_on=False,
             effort=False,
-            forced_tool_choice=True,
-            structured_outputs=True,
             structured_outputs_on_bedrock=True,
-            sampling=True,
-            prefill=True,
             min_cache_tokens=1024,
             max_output_tokens=64_000,
-            price=Price(3.0, 15.0, 3.75, 6.0, 0.30),
             bedrock_id="anthropic.claude-sonnet-4-5-20250929-v1:0",
             vertex_id="claude-sonnet-4-5@20250929",
             retires=date(2026, 11, 30),
@@ -189,22 +141,16 @@ FAMILIES: dict[str, Family] = {
     ]
 }
 
-# A model this table does not know: requests as for the current generation (no forced tool
-# choice, no sampling, no prefill; thinking and effort left at the model's defaults), which
-# every current model accepts.
+# A model this table does not know: thinking and effort left at the model's defaults, which
+# every current model accepts. (Its price is never read: usage reports price from the pricing
+# setting, where an unknown model shows as unpriced.)
 UNKNOWN = Family(
     "unknown",
+    FAMILIES["claude-sonnet-5-5"].price,
     thinking=frozenset(),
-    thinking_default_on=True,
     effort=False,
-    forced_tool_choice=False,
-    structured_outputs=True,
-    structured_outputs_on_bedrock=False,
-    sampling=False,
-    prefill=False,
     min_cache_tokens=1024,
     max_output_tokens=32_000,
-    price=_SONNET_5_PRICE,
 )
 
 _DATE_SUFFIX = re.compile(r"(-\d{8})?(-v\d+(:\d+)?)?$")
@@ -265,11 +211,6 @@ def effort_param(model: str, effort: Effort, thinking: dict[str, str] | None) ->
 def structured_outputs(model: str, provider: str) -> bool:
     fam = family(model)
     return fam.structured_outputs_on_bedrock if provider == "bedrock" else fam.structured_outputs
-
-
-def price(model: str) -> Price | None:
-    fam = FAMILIES.get(family_name(model))
-    return fam.price if fam else None
 
 
 _ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)")

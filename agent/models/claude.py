@@ -124,15 +124,34 @@ class ClaudeModel:
         self.settings = settings
         self.prompt_caching = settings.prompt_caching
         self.client = client or make_client(settings)
+        self.family = capabilities.family(self.name)
+        # What every request carries besides its content, fixed by the settings and the
+        # model's family: for customer turns, and for side requests (summaries).
+        self._shape = {aux: self._shape_for(aux) for aux in (False, True)}
         # The asynchronous client belongs to the event loop it was opened on.
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
-    def _params(self, request: ModelRequest) -> tuple[dict[str, Any], Callable[[], str]]:
-        """(request parameters valid for this model, digest of the request's prefix).
+    def _shape_for(self, auxiliary: bool) -> dict[str, Any]:
+        """Thinking and effort as far as the model's family allows
+        (agent/models/capabilities.py): side requests get the least thinking, at low effort.
+        No forced tool choice, sampling parameters or prefill are ever sent."""
+        shape: dict[str, Any] = {}
+        mode = "between_tools" if auxiliary else self.settings.thinking
+        think, beta = capabilities.thinking_param(self.name, mode, self.settings.thinking_display)
+        if think is not None:
+            shape["thinking"] = think
+        effort = capabilities.effort_param(
+            self.name, "low" if auxiliary else self.settings.effort, think
+        )
+        if effort is not None:
+            shape["output_config"] = {"effort": effort}
+        if beta:
+            shape["extra_headers"] = {"anthropic-beta": beta}
+        return shape
 
-        Thinking and effort follow the settings as far as the model's family allows
-        (agent/models/capabilities.py); no forced tool choice, sampling parameters or prefill
-        are ever sent. Stored thinking blocks go back only where this model may read them."""
+    def _params(self, request: ModelRequest) -> tuple[dict[str, Any], Callable[[], str]]:
+        """(request parameters valid for this model, digest of the request's prefix). Stored
+        thinking blocks go back only where this model may read them."""
         messages, prefix = thinking.for_request(
             request.system, request.tools, request.messages, self.name
         )
@@ -143,29 +162,14 @@ class ClaudeModel:
         }
         if request.tools:
             params["tools"] = request.tools
-        mode = "between_tools" if request.auxiliary else self.settings.thinking
-        think, beta = capabilities.thinking_param(self.name, mode, self.settings.thinking_display)
-        if think is not None:
-            params["thinking"] = think
-        effort = capabilities.effort_param(
-            self.name, "low" if request.auxiliary else self.settings.effort, think
-        )
-        if effort is not None:
-            params["output_config"] = {"effort": effort}
-        if beta:
-            params["extra_headers"] = {"anthropic-beta": beta}
-        return params, prefix
+        return params | self._shape[request.auxiliary], prefix
 
     def _message_params(self, request: ModelRequest) -> tuple[dict[str, Any], Callable[[], str]]:
         params, prefix = self._params(request)
-        params["max_tokens"] = min(
-            request.max_tokens, capabilities.family(self.name).max_output_tokens
-        )
+        params["max_tokens"] = min(request.max_tokens, self.family.max_output_tokens)
         if self.prompt_caching:
             params = with_cache_breakpoints(
-                params,
-                ttl=self.settings.cache_ttl,
-                min_tokens=capabilities.family(self.name).min_cache_tokens,
+                params, ttl=self.settings.cache_ttl, min_tokens=self.family.min_cache_tokens
             )
         return params, prefix
 

@@ -136,7 +136,3 @@ def bind(
         else b
         for b in content
     ]
-
-
-def without_bindings(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in b.items() if k != BINDING} for b in content]

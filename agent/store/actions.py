@@ -131,6 +131,25 @@ def _new_variants(
     return variants
 
 
+def _swap(
+    session: Session,
+    customer_id: str,
+    order: Order,
+    item_ids: list[str],
+    new_item_ids: list[str],
+    payment_method_id: str,
+) -> tuple[list[OrderItem], list[ProductVariant], PaymentMethod, int]:
+    """Items of `order` for other options of the same products (a modification or an
+    exchange): (the lines, their new variants, the method that settles the difference, the
+    difference in cents: positive the customer pays, negative they get back)."""
+    lines = _items(session, order, item_ids)
+    variants = _new_variants(session, lines, new_item_ids)
+    method = _method(session, customer_id, payment_method_id)
+    difference = sum(v.price_cents for v in variants) - sum(li.price_cents for li in lines)
+    _covers(method, difference)
+    return lines, variants, method, difference
+
+
 def _covers(method: PaymentMethod, cents: int) -> None:
     if method.source == "gift_card" and cents > 0 and (method.balance_cents or 0) < cents:
         raise ActionRefused(
@@ -207,11 +226,9 @@ def modify_pending_order_items(
 ) -> dict[str, Any]:
     order = _order(session, customer_id, order_id)
     _status(order, PENDING)  # once: afterwards the order is 'pending (item modified)'
-    lines = _items(session, order, item_ids)
-    variants = _new_variants(session, lines, new_item_ids)
-    method = _method(session, customer_id, payment_method_id)
-    difference = sum(v.price_cents for v in variants) - sum(li.price_cents for li in lines)
-    _covers(method, difference)
+    lines, variants, method, difference = _swap(
+        session, customer_id, order, item_ids, new_item_ids, payment_method_id
+    )
     _record(session, order, "payment" if difference > 0 else "refund", abs(difference), method.id)
     _credit(method, -difference)
     for line, variant in zip(lines, variants, strict=True):
@@ -309,11 +326,9 @@ def exchange_delivered_order_items(
 ) -> dict[str, Any]:
     order = _order(session, customer_id, order_id)
     _status(order, "delivered")  # once: afterwards the order is 'exchange requested'
-    lines = _items(session, order, item_ids)
-    variants = _new_variants(session, lines, new_item_ids)
-    method = _method(session, customer_id, payment_method_id)
-    difference = sum(v.price_cents for v in variants) - sum(li.price_cents for li in lines)
-    _covers(method, difference)
+    _, _, method, difference = _swap(
+        session, customer_id, order, item_ids, new_item_ids, payment_method_id
+    )
     order.status = "exchange requested"
     order.exchange_items, order.exchange_new_items = sorted(item_ids), sorted(new_item_ids)
     order.exchange_payment_method_id = method.id

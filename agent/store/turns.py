@@ -10,8 +10,6 @@ process on this host that no longer exists.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +18,15 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from agent.engine.history import to_api_messages
-from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart, new_lease
+from agent.engine.port import (
+    Admission,
+    Recorded,
+    RoundRecord,
+    RunTools,
+    TurnStart,
+    lease_holder_gone,
+    new_lease,
+)
 from agent.errors import ConversationClosed, TurnInProgress
 from agent.store.conversations import (
     append_messages,
@@ -32,7 +38,6 @@ from agent.store.conversations import (
 from agent.store.db import transaction
 from agent.store.tables import ConversationState, Customer, Message, TurnLease, utcnow
 
-_HOST = socket.gethostname()
 __all__ = ["SqlTurnStore", "new_lease"]
 _leases = TurnLease.__table__  # type: ignore[attr-defined]
 _READ = select(_leases.c.owner, _leases.c.expires_at).where(
@@ -54,20 +59,6 @@ _DROP = delete(_leases).where(
 )
 
 
-def _holder_gone(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class SqlTurnStore:
     def __init__(self, engine: Engine, *, lease_seconds: float = 195.0) -> None:
         self.engine = engine
@@ -84,7 +75,7 @@ class SqlTurnStore:
                                        "expires_at": until})  # fmt: skip
             return
         owner, expires_at = held
-        if owner != lease and expires_at > now and not _holder_gone(owner):
+        if owner != lease and expires_at > now and not lease_holder_gone(owner):
             raise TurnInProgress(
                 "The assistant is still answering an earlier message in this conversation; "
                 "send this one when it has finished.",
