@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     max_continuations: int = Field(default=2, ge=0, le=10)
     max_message_chars: int = Field(default=4000, ge=1)
     max_failed_verifications: int = Field(default=3, ge=1)
+    action_expiry_minutes: float = Field(
+        default=15,
+        gt=0,
+        le=7 * 24 * 60,
+        description="How long a proposed order change waits for the customer's confirmation",
+    )
     turn_wait_seconds: float = Field(
         default=15.0,
         ge=0,

@@ -39,6 +39,16 @@ class Conflict(SupportbotError):
     code = "conflict"
 
 
+class ActionDecided(Conflict):
+    """The proposed action was settled already (it executes at most once)."""
+
+    code = "action_decided"
+
+    def __init__(self, message: str, action_id: str) -> None:
+        super().__init__(message)
+        self.action_id = action_id
+
+
 class Unauthorized(SupportbotError):
     code = "unauthorized"
 

@@ -152,6 +152,44 @@ def _thinking_on(body: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _unpaired_tool_use(messages: list[dict[str, Any]]) -> str | None:
+    """The API's rule for tool use (tool-use docs): each tool_use has its tool_result in the
+    next message, the results first in that message's content; a result answers a call of the
+    message before it."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        if message.get("role") == "user":
+            results = [b.get("tool_use_id") for b in content if b.get("type") == "tool_result"]
+            before = messages[i - 1].get("content") if i else None
+            calls = {b.get("id") for b in before if b.get("type") == "tool_use"} if isinstance(
+                before, list) else set()  # fmt: skip
+            if results and not set(results) <= calls:
+                return (f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` "
+                        "blocks. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in the previous message.")  # fmt: skip
+            leading = 0
+            while leading < len(content) and content[leading].get("type") == "tool_result":
+                leading += 1
+            if leading != len(results):
+                return (f"messages.{i}.content: `tool_result` blocks must come first in the "
+                        "content of a user message.")  # fmt: skip
+            continue
+        ids = [b.get("id") for b in content if b.get("type") == "tool_use"]
+        if not ids:
+            continue
+        after = messages[i + 1].get("content") if i + 1 < len(messages) else None
+        answered = {b.get("tool_use_id") for b in after if b.get("type") == "tool_result"} if (
+            isinstance(after, list)) else set()  # fmt: skip
+        missing = [x for x in ids if x not in answered]
+        if missing:
+            return (f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                    f"immediately after: {', '.join(missing)}. Each `tool_use` block must have "
+                    "a corresponding `tool_result` block in the next message.")  # fmt: skip
+    return None
+
+
 def _violation(body: dict[str, Any], headers: dict[str, str]) -> str | None:
     """The 400 message the current models answer this request with, or None."""
     model = str(body.get("model", ""))
@@ -165,6 +203,9 @@ def _violation(body: dict[str, Any], headers: dict[str, str]) -> str | None:
         if messages and messages[-1].get("role") == "assistant":
             return ("This model does not support assistant message prefill. The conversation "
                     "must end with a user message.")  # fmt: skip
+    pairing = _unpaired_tool_use(body.get("messages") or [])
+    if pairing:
+        return pairing
     choice = (body.get("tool_choice") or {}).get("type")
     if choice in ("tool", "any") and not rules["forced_tools"]:
         return 'tool_choice: type "tool" and "any" are not supported for this model.'

@@ -10,9 +10,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.engine.history import to_api_messages
-from agent.engine.port import Admission, Recorded, RoundRecord, RunTools, TurnStart
-from agent.errors import ConversationClosed, NotFound, TurnInProgress
-from agent.store.tables import ConversationState, Customer, Message
+from agent.engine.port import (
+    Admission,
+    Decision,
+    PendingAction,
+    Recorded,
+    RoundRecord,
+    RunTools,
+    Settle,
+    Settled,
+    TurnStart,
+)
+from agent.errors import ActionDecided, ConversationClosed, NotFound, TurnInProgress
+from agent.store.tables import ActionStatus, ConversationState, Customer, Message
 
 
 class _NoSavepoint:
@@ -39,6 +49,9 @@ class StoredConversation:
     summary: str | None = None
     lease: tuple[str, float] | None = None
     tickets: list[dict[str, Any]] = field(default_factory=list)
+    # The pending action and the results of its round; every action ever proposed here.
+    pending: tuple[PendingAction, list[dict[str, Any]]] | None = None
+    actions: dict[str, ActionStatus] = field(default_factory=dict)
 
 
 class MemoryTurnStore:
@@ -78,21 +91,43 @@ class MemoryTurnStore:
         *,
         lease: str,
         admit: Admission | None = None,
+        settle: Settle | None = None,
+        decision: Decision | None = None,
     ) -> TurnStart:
         conversation = self._get(conversation_id)
         if admit is not None:
             admit(None)
         if conversation.state == ConversationState.CLOSED:
             raise ConversationClosed(f"Conversation {conversation_id} is closed")
+        if decision is not None:
+            if decision.action_id not in conversation.actions:
+                raise NotFound(f"Action {decision.action_id} not found")
+            if conversation.pending is None or conversation.pending[0].id != decision.action_id:
+                raise ActionDecided("settled already", decision.action_id)
         if conversation.state != ConversationState.HUMAN:
             held = conversation.lease
             if held is not None and held[0] != lease and held[1] > time.time():
                 raise TurnInProgress("The assistant is still answering an earlier message.")
             conversation.lease = (lease, time.time() + self.lease_seconds)
+        settled = None
+        if conversation.pending is not None:
+            (action, held_results), conversation.pending = conversation.pending, None
+            outcome = (
+                settle(NoSession(), action)
+                if settle is not None and conversation.state != ConversationState.HUMAN
+                else Settled(ActionStatus.SUPERSEDED, "Not carried out.", True)
+            )
+            conversation.actions[action.id] = outcome.status
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
+                                     "content": outcome.content}  # fmt: skip
+            if outcome.is_error:
+                block["is_error"] = True
+            content = [*held_results, block, *content]
+            settled = (action, outcome)
         message = Message(role="user", content=content)
         self._append(conversation, message)
         assert message.id is not None
-        start = TurnStart(message_id=message.id, state=conversation.state)
+        start = TurnStart(message_id=message.id, state=conversation.state, settled=settled)
         if conversation.state != ConversationState.HUMAN:
             start.messages = to_api_messages(conversation.messages)
             start.customer = self.customers.get(conversation.customer_id or "")
@@ -104,10 +139,21 @@ class MemoryTurnStore:
     ) -> RoundRecord:
         conversation = self._get(conversation_id)
         self._renew(conversation, lease)
-        results, customer_id = run_tools(NoSession(), conversation.customer_id)
-        conversation.customer_id = customer_id
-        self._append(conversation, assistant, Message(role="user", content=results))
-        return RoundRecord(results, self.customers.get(customer_id or ""))
+        done = run_tools(NoSession(), conversation.customer_id)
+        conversation.customer_id = done.customer_id
+        customer = self.customers.get(done.customer_id or "")
+        if done.proposal is None:
+            self._append(conversation, assistant, Message(role="user", content=done.results))
+            return RoundRecord(done.results, customer)
+        self._append(conversation, assistant)
+        proposal, self._ids = done.proposal, self._ids + 1
+        pending = PendingAction(f"act_{self._ids}", proposal.tool, proposal.arguments,
+                                proposal.summary, proposal.tool_use_id,
+                                done.customer_id or "", proposal.expires_at)  # fmt: skip
+        conversation.pending = (pending, done.results)
+        conversation.actions[pending.id] = ActionStatus.PROPOSED
+        conversation.lease = None
+        return RoundRecord(done.results, customer, pending=pending, message_id=assistant.id)
 
     def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
         conversation = self._get(conversation_id)

@@ -132,7 +132,10 @@ def test_tool_schemas_never_expose_the_context(offline_runtime: Runtime) -> None
     schemas = offline_runtime.agent.tools.schemas()
     assert {s["name"] for s in schemas} == {
         "verify_customer", "order_status", "list_orders", "payment_methods", "search_knowledge_base",
-        "product_info", "customer_history", "escalate_to_human",
+        "product_info", "customer_history", "escalate_to_human", "cancel_pending_order",
+        "modify_pending_order_address", "modify_pending_order_items",
+        "modify_pending_order_payment", "modify_user_address", "return_delivered_order_items",
+        "exchange_delivered_order_items",
     }  # fmt: skip
     dumped = json.dumps(schemas)
     assert "ctx" not in dumped and "customer_id" not in dumped and "session" not in dumped

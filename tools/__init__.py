@@ -11,6 +11,7 @@ from tools.catalog import product_info
 from tools.customer_history import customer_history
 from tools.handoff import escalate_to_human
 from tools.knowledge import search_knowledge_base
+from tools.order_actions import ORDER_ACTIONS
 from tools.orders import list_orders, order_status, payment_methods
 from tools.registry import Kind, Tool, ToolRegistry, tool
 from tools.verify import verify_customer
@@ -23,6 +24,7 @@ TOOLS: tuple[Tool, ...] = (
     order_status,
     list_orders,
     payment_methods,
+    *ORDER_ACTIONS,
     search_knowledge_base,
     product_info,
     customer_history,

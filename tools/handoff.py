@@ -28,8 +28,8 @@ def _render(data: Any) -> str:
 
 @tool(
     label="Handing over to a person",
-    guidance="When the customer asks for a person, when a request needs an action you cannot "
-    "take (cancellations, refunds, address changes), or when verification keeps failing, use "
+    guidance="When the customer asks for a person, when a request needs something your tools "
+    "cannot do (or the store's policy does not allow), or when verification keeps failing, use "
     "escalate_to_human with a short reason and summary.",
     plan=_plan,
     render=_render,

@@ -31,6 +31,11 @@ HOWTO_RE = re.compile(
 )
 
 
+# Requests to change an order or the account (the offline model proposes only what it reads
+# unambiguously: see tools/order_actions.py).
+CHANGE_RE = re.compile(r"\b(cancel|modify|change my address)\b", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Intent:
     text: str
@@ -41,6 +46,7 @@ class Intent:
     about_orders: bool
     about_products: bool
     how_to: bool
+    wants_change: bool = False
 
     @classmethod
     def read(cls, text: str) -> Intent:
@@ -55,4 +61,5 @@ class Intent:
             about_orders=bool(ORDERS_RE.search(text)),
             about_products=bool(PRODUCT_RE.search(text)),
             how_to=bool(HOWTO_RE.search(text)),
+            wants_change=bool(CHANGE_RE.search(text)),
         )

@@ -21,6 +21,8 @@ from tools.tool_context import ToolContext, ToolError
 
 
 def _plan_status(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    if intent.wants_change:  # the change's own tool looks the order up
+        return []
     return [{"order_id": order_id} for order_id in intent.order_ids]
 
 

@@ -35,6 +35,9 @@ class Kind(StrEnum):
 Plan = Callable[[Intent, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]
 Render = Callable[[Any], str]
 Label = Callable[[dict[str, Any]], str]
+# What a store-changing call would do, in the customer's words: (its arguments, the result of
+# its dry run) -> "Cancel order #W2611340: $1,093.34 back to your Visa ending in 7711."
+Summarize = Callable[[dict[str, Any], Any], str]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Tool:
     plan: Plan | None = None
     render: Render | None = None
     exclusive: bool = False  # offline: a planned call of this tool is the whole plan
+    summarize: Summarize | None = None  # CHANGE tools: the proposal the customer confirms
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,14 @@ class ToolOutcome:
     is_error: bool
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A store-changing call that would succeed now: what to hold for the customer."""
+
+    arguments: dict[str, Any]  # validated, as they will run
+    summary: str
+
+
 @overload
 def tool(fn: Callable[..., Any], /) -> Tool: ...
 
@@ -82,6 +94,7 @@ def tool(
     plan: Plan | None = None,
     render: Render | None = None,
     exclusive: bool = False,
+    summarize: Summarize | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -95,10 +108,12 @@ def tool(
     plan: Plan | None = None,
     render: Render | None = None,
     exclusive: bool = False,
+    summarize: Summarize | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: `@tool(label=..., kind=..., guidance=..., plan=..., render=...)` above
     its function (or `tool(fn)` with the defaults). The name comes from the function and the
-    model's manual from its docstring."""
+    model's manual from its docstring. A store-changing tool (`kind=Kind.CHANGE`) also says
+    how its proposal reads (`summarize=`)."""
 
     def declare(fn: Callable[..., Any]) -> Tool:
         hints = get_type_hints(fn, include_extras=True)
@@ -115,9 +130,11 @@ def tool(
         description = inspect.getdoc(fn)
         if not description:
             raise ValueError(f"tool {fn.__name__} needs a docstring: it is the model's manual")
+        if kind == Kind.CHANGE and summarize is None:
+            raise ValueError(f"tool {fn.__name__} changes the store: it needs summarize=")
         shown = _label(label, fn.__name__)
         return Tool(fn.__name__, description, fn, model, context_param, shown, kind, guidance,
-                    plan, render, exclusive)  # fmt: skip
+                    plan, render, exclusive, summarize)  # fmt: skip
 
     return declare(fn) if fn is not None else declare
 
@@ -192,22 +209,50 @@ class ToolRegistry:
             planned += calls
         return planned
 
+    def kind(self, name: str) -> Kind:
+        found = self._tools.get(name)
+        return found.kind if found else Kind.READ
+
     def run(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolOutcome:
         """Run one call. Never raises: every failure becomes an error result for the model.
 
-        Each call runs in a savepoint: a crash inside a tool undoes its writes, while a ToolError
-        keeps them (a failed verification attempt must still count).
+        Each call runs in a savepoint: a crash inside a tool undoes its writes, and so does a
+        store-changing tool's refusal, while a read tool's ToolError keeps them (a failed
+        verification attempt must still count).
         """
+        outcome, _ = self._call(name, raw_input, ctx, keep=True)
+        return outcome
+
+    def preview(self, name: str, raw_input: Any, ctx: ToolContext) -> Preview | ToolOutcome:
+        """A store-changing call run against the store as it is now and rolled back: the
+        proposal to hold for the customer, or the error result the model gets at once (a rule
+        refuses it, the customer is not verified, the input is invalid)."""
+        found = self._tools.get(name)
+        outcome, arguments = self._call(name, raw_input, ctx, keep=False)
+        if outcome.is_error or found is None or found.summarize is None:
+            return outcome
+        try:
+            summary = found.summarize(arguments, json.loads(outcome.content))
+        except Exception:
+            log.exception("summarizing a proposed %s failed", name)
+            return ToolOutcome(f"The {name} tool failed unexpectedly. Try again later.", True)
+        return Preview(arguments, summary)
+
+    def _call(
+        self, name: str, raw_input: Any, ctx: ToolContext, *, keep: bool
+    ) -> tuple[ToolOutcome, dict[str, Any]]:
         found = self._tools.get(name)
         if found is None:
-            return ToolOutcome(f"Unknown tool {name!r}. Available: {', '.join(self._tools)}", True)
+            known = ", ".join(self._tools)
+            return ToolOutcome(f"Unknown tool {name!r}. Available: {known}", True), {}
         try:
             args = found.input_model.model_validate(raw_input or {})
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
             )
-            return ToolOutcome(f"Invalid input for {name}: {problems}", True)
+            return ToolOutcome(f"Invalid input for {name}: {problems}", True), {}
+        arguments = args.model_dump(mode="json")
         kwargs = dict(args)
         if found.context_param:
             kwargs[found.context_param] = ctx
@@ -215,11 +260,27 @@ class ToolRegistry:
         try:
             result = found.fn(**kwargs)
         except ToolError as exc:
-            savepoint.commit()
-            return ToolOutcome(str(exc), True)
+            if keep and found.kind == Kind.READ:
+                savepoint.commit()
+            else:
+                _undo(ctx, savepoint)
+            return ToolOutcome(str(exc), True), arguments
         except Exception:
-            savepoint.rollback()
+            _undo(ctx, savepoint)
             log.exception("tool %s failed", name)
-            return ToolOutcome(f"The {name} tool failed unexpectedly. Try again later.", True)
-        savepoint.commit()
-        return ToolOutcome(_to_json(result), False)
+            return ToolOutcome(f"The {name} tool failed unexpectedly. Try again later.", True), {}
+        content = _to_json(result)
+        if keep:
+            savepoint.commit()
+        else:
+            _undo(ctx, savepoint)
+        return ToolOutcome(content, False), arguments
+
+
+def _undo(ctx: ToolContext, savepoint: Any) -> None:
+    """Roll a call's savepoint back, and forget what the session had loaded (rows the call
+    changed would otherwise be read back as it left them)."""
+    savepoint.rollback()
+    expire = getattr(ctx.session, "expire_all", None)
+    if expire is not None:
+        expire()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agent.features.transcript import CitationView, ToolCallView, TranscriptEntry
 from agent.features.usage import UsageTotals
-from agent.store.tables import ConversationState, TicketStatus
+from agent.store.tables import ActionStatus, ConversationState, TicketStatus
 
 
 class ConversationCreate(BaseModel):
@@ -44,6 +45,49 @@ class MessageCreate(BaseModel):
     images: list[ImageIn] = Field(default_factory=list, description="Photos, e.g. of damage")
 
 
+class PendingActionOut(BaseModel):
+    """A change the assistant proposed, waiting for the customer's confirmation."""
+
+    id: str
+    tool: str
+    summary: str = Field(description="What would change: amounts, items, the refund method")
+    expires_at: datetime
+
+
+class SettledActionOut(BaseModel):
+    """The proposed change a turn settled, and how."""
+
+    id: str
+    tool: str
+    summary: str
+    status: ActionStatus
+
+
+class ActionOut(SettledActionOut):
+    """A proposed or executed order change, as the customer and staff see it."""
+
+    conversation_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None = None
+    proposed_by: str
+    decided_by: str | None = None
+
+
+class StaffActionOut(ActionOut):
+    customer_id: str
+    arguments: dict[str, Any]
+    result: str | None = Field(default=None, description="The tool's result as the model saw it")
+
+
+class StaffActionCreate(BaseModel):
+    tool: str = Field(max_length=64, description="One of the store-changing tools")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    conversation_id: str | None = Field(
+        default=None, max_length=36, description="The conversation it was asked for, if any"
+    )
+
+
 class TurnOut(BaseModel):
     conversation_id: str
     message_id: int | None
@@ -55,6 +99,14 @@ class TurnOut(BaseModel):
     citations: list[CitationView]
     usage: dict[str, int]
     state: ConversationState
+    pending_action: PendingActionOut | None = Field(
+        default=None,
+        description="A change waiting for the customer: confirm or decline it at "
+        "/v1/conversations/{id}/actions/{action_id}/confirm or /decline",
+    )
+    action: SettledActionOut | None = Field(
+        default=None, description="The proposed change this turn settled (confirmed, ...)"
+    )
 
 
 class TranscriptOut(BaseModel):
@@ -76,6 +128,7 @@ class TicketOut(BaseModel):
     created_at: datetime
     resolved_at: datetime | None
     customer: CustomerOut | None = None
+    customer_id: str | None = Field(default=None, description="For order changes from the desk")
 
 
 class ReplyCreate(BaseModel):

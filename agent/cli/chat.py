@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated
 
@@ -11,7 +12,16 @@ import typer
 from rich.markup import escape
 
 from agent.cli.common import console, err, fail, open_runtime
-from agent.engine.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
+from agent.engine.events import (
+    ActionProposed,
+    Degraded,
+    Event,
+    ToolFinished,
+    ToolStarted,
+    TurnFinished,
+    TurnResult,
+)
+from agent.engine.port import Decision, PendingAction
 from agent.errors import SupportbotError
 from agent.models.base import ProgressDelta, TextDelta
 from agent.runtime import Runtime
@@ -72,7 +82,20 @@ def _result_json(result: TurnResult) -> dict[str, object]:
         "degraded": result.degraded,
         "model": result.model,
         "usage": result.usage,
+        "pending_action": _pending_json(result.pending_action),
+        "action": (
+            {"id": result.settled[0].id, "status": result.settled[1].status.value}
+            if result.settled
+            else None
+        ),
     }
+
+
+def _pending_json(pending: PendingAction | None) -> dict[str, str] | None:
+    if pending is None:
+        return None
+    return {"id": pending.id, "tool": pending.tool, "summary": pending.summary,
+            "expires_at": pending.expires_at.isoformat()}  # fmt: skip
 
 
 def chat(customer: CustomerOpt = None) -> None:
@@ -96,10 +119,32 @@ def chat(customer: CustomerOpt = None) -> None:
         if not line.strip():
             continue
         try:
-            for event in runtime.agent.run_turn(conversation, line, stream=True):
-                _print_event(event)
+            pending = _turn(runtime.agent.run_turn(conversation, line, stream=True))
+            while pending is not None:  # a proposed change: the customer answers y/N
+                answer = _read(f"Confirm: {pending.summary} [y/N] ", interactive)
+                confirm = answer is not None and answer.strip().lower() in ("y", "yes")
+                decision = Decision(pending.id, confirm, "customer")
+                pending = _turn(runtime.agent.run_decision(conversation, decision, stream=True))
         except SupportbotError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+
+
+def _read(prompt: str, interactive: bool) -> str | None:
+    try:
+        return console.input(f"[bold yellow]{escape(prompt)}[/bold yellow]") if interactive \
+            else input()  # fmt: skip
+    except EOFError:
+        return None
+
+
+def _turn(events: Iterator[Event]) -> PendingAction | None:
+    """Print a turn's events; the change it proposed, if any."""
+    pending = None
+    for event in events:
+        _print_event(event)
+        if isinstance(event, ActionProposed):
+            pending = event.action
+    return pending
 
 
 def _print_event(event: Event) -> None:
@@ -117,7 +162,12 @@ def _print_event(event: Event) -> None:
             f"[yellow]Claude unavailable ({escape(event.reason)}); offline model[/yellow]",
             soft_wrap=True,
         )
+    elif isinstance(event, ActionProposed):
+        console.print(f"[bold]Proposed:[/bold] {escape(event.action.summary)}")
     elif isinstance(event, TurnFinished):
+        if event.result.settled is not None:
+            status = event.result.settled[1].status.value
+            console.print(f"[dim](change {escape(status)})[/dim]")
         if not event.result.reply:
             console.print(
                 "[dim](a human agent has this conversation; your message is queued)[/dim]"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from agent.engine.port import PendingAction, Settled
 from agent.models.base import ProgressDelta, TextDelta, Working
 from agent.store.tables import ConversationState
 from tools.tool_context import Citation
@@ -17,6 +18,7 @@ class Outcome(StrEnum):
     QUEUED_FOR_HUMAN = "queued_for_human"  # a human has the conversation; the bot stayed silent
     REFUSED = "refused"
     ITERATION_CAP = "iteration_cap"  # too many tool rounds; handed off
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # a proposed change waits for the customer
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class Degraded:
     reason: str
 
 
+@dataclass(frozen=True)
+class ActionProposed:
+    """A store-changing call is held for the customer's confirmation; the turn ends."""
+
+    action: PendingAction
+
+
 @dataclass
 class ToolCall:
     name: str
@@ -58,6 +67,8 @@ class TurnResult:
     message_id: int | None = None
     citations: list[Citation] = field(default_factory=list)  # sources the reply cites as [n]
     state: ConversationState = ConversationState.BOT  # the conversation's state after the turn
+    pending_action: PendingAction | None = None  # the change waiting for the customer
+    settled: tuple[PendingAction, Settled] | None = None  # the change this turn answered
 
 
 @dataclass(frozen=True)
@@ -65,4 +76,13 @@ class TurnFinished:
     result: TurnResult
 
 
-Event = TextDelta | Working | ProgressDelta | ToolStarted | ToolFinished | Degraded | TurnFinished
+Event = (
+    TextDelta
+    | Working
+    | ProgressDelta
+    | ToolStarted
+    | ToolFinished
+    | ActionProposed
+    | Degraded
+    | TurnFinished
+)

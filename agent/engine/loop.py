@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncGenerator, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import aclosing
 from dataclasses import asdict, replace
+from datetime import timedelta
 from typing import Any
 
 from agent.config import Settings
+from agent.engine import consent
 from agent.engine.budget import TokenCounter, fit_to_budget, truncate_tool_result
 from agent.engine.drive import Steps, drive, drive_async
 from agent.engine.events import (
+    ActionProposed,
     Degraded,
     Event,
     Outcome,
@@ -28,7 +31,16 @@ from agent.engine.events import (
     TurnResult,
 )
 from agent.engine.history import validate
-from agent.engine.port import Admission, TurnStart, TurnStore, new_lease
+from agent.engine.port import (
+    Admission,
+    Decision,
+    PendingAction,
+    Proposal,
+    Round,
+    TurnStart,
+    TurnStore,
+    new_lease,
+)
 from agent.engine.prompts import system_prompt
 from agent.engine.summary import extractive, summary_request
 from agent.errors import InvalidInput
@@ -41,9 +53,9 @@ from agent.models.base import (
     ModelUnavailable,
 )
 from agent.models.thinking import THINKING_TYPES
-from agent.store.tables import ConversationState, Customer, Message
+from agent.store.tables import ConversationState, Customer, Message, utcnow
 from kb import KnowledgeBase
-from tools.registry import ToolRegistry
+from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import Citation, ToolContext
 
 log = logging.getLogger(__name__)
@@ -124,6 +136,37 @@ class Agent:
                     return event.result
         raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
 
+    def decide(
+        self, conversation_id: str, decision: Decision, admit: Admit | None = None
+    ) -> TurnResult:
+        """Answer a proposed action (confirm or decline) and run the turn that follows: the
+        model receives the outcome as the tool's result and tells the customer."""
+        for event in self.run_decision(conversation_id, decision, admit=admit):
+            if isinstance(event, TurnFinished):
+                return event.result
+        raise AssertionError("run_decision ended without TurnFinished")  # pragma: no cover
+
+    def run_decision(
+        self,
+        conversation_id: str,
+        decision: Decision,
+        *,
+        stream: bool = False,
+        admit: Admit | None = None,
+    ) -> Generator[Event, None, None]:
+        return drive(self._steps(conversation_id, "", stream, None, admit, decision))
+
+    def run_decision_async(
+        self,
+        conversation_id: str,
+        decision: Decision,
+        *,
+        stream: bool = False,
+        admit: Admit | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        steps = self._steps(conversation_id, "", stream, None, admit, decision)
+        return drive_async(steps, streaming=stream)
+
     def run_turn(
         self,
         conversation_id: str,
@@ -163,11 +206,21 @@ class Agent:
         stream: bool,
         images: list[dict[str, Any]] | None,
         admit: Admit | None,
+        decision: Decision | None = None,
     ) -> Steps:
-        text = self.check_text(text, allow_empty=bool(images))
+        if decision is None:
+            text = self.check_text(text, allow_empty=bool(images))
         content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
         lease = new_lease()
-        begun = self.store.open_turn(conversation_id, content, lease=lease, admit=admit)
+        settle = consent.settler(
+            self.tools, self._tool_context(conversation_id), text=text, decision=decision
+        )
+        begun = self.store.open_turn(
+            conversation_id, content, lease=lease, admit=admit, settle=settle, decision=decision
+        )
+        if begun.settled is not None:
+            pending, settled = begun.settled
+            yield ToolFinished(pending.tool_use_id, pending.tool, settled.is_error, settled.content)
         if begun.state == ConversationState.HUMAN:
             yield TurnFinished(
                 TurnResult(
@@ -178,6 +231,7 @@ class Agent:
                     "",
                     message_id=begun.message_id,
                     state=ConversationState.HUMAN,
+                    settled=begun.settled,
                 )
             )
             return
@@ -187,6 +241,18 @@ class Agent:
         finally:
             if not turn.recorded:  # an error, or a client that left: free the conversation
                 self.store.release(conversation_id, lease=lease)
+
+    def _tool_context(self, conversation_id: str) -> Callable[[Any, str | None], ToolContext]:
+        def context(session: Any, customer_id: str | None) -> ToolContext:
+            return ToolContext(
+                session=session,
+                settings=self.settings,
+                conversation_id=conversation_id,
+                customer_id=customer_id,
+                kb=self.kb,
+            )
+
+        return context
 
     def check_text(self, text: str, *, allow_empty: bool = False) -> str:
         text = (text or "").strip()
@@ -223,6 +289,10 @@ class _Turn:
         self.cut = begun.cut
         self.summary: str | None = begun.summary
         self.pending_usage: dict[str, int] = {}  # calls (summaries) not yet stored with a message
+        self.settled = begun.settled  # the proposal this turn answered, if any
+        if begun.settled is not None:
+            pending, settled = begun.settled
+            self.calls.append(ToolCall(pending.tool, pending.arguments, settled.is_error))
 
     def run(self) -> Steps:
         for iteration in range(self.settings.max_tool_iterations + 1):
@@ -234,7 +304,12 @@ class _Turn:
             if iteration == self.settings.max_tool_iterations:
                 yield self._hand_off_at_cap(reply)
                 return
-            yield from self._run_tools(reply)
+            proposed = yield from self._run_tools(reply)
+            if proposed is not None:
+                assert proposed.pending_action is not None
+                yield ActionProposed(proposed.pending_action)
+                yield TurnFinished(proposed)
+                return
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- model calls ------------------------------------------------------------------------
@@ -380,15 +455,18 @@ class _Turn:
 
     # -- acting on replies ------------------------------------------------------------------
 
-    def _run_tools(self, reply: ModelReply) -> Iterator[Event]:
+    def _run_tools(self, reply: ModelReply) -> Generator[Event, None, TurnResult | None]:
+        """Run a round's tools. A store-changing call is not run but proposed: the round is
+        stored with the proposal and the turn ends, waiting for the customer (the result then
+        says what was proposed; None otherwise)."""
         uses = reply.tool_uses()
+        tools = self.agent.tools
         for use in uses:
             yield ToolStarted(use["id"], use["name"], use.get("input") or {})
         finished: list[ToolFinished] = []
+        expires_at = utcnow() + timedelta(minutes=self.settings.action_expiry_minutes)
 
-        def run_tools(
-            session: Any, customer_id: str | None
-        ) -> tuple[list[dict[str, Any]], str | None]:
+        def run_tools(session: Any, customer_id: str | None) -> Round:
             ctx = ToolContext(
                 session=session,
                 settings=self.settings,
@@ -398,8 +476,20 @@ class _Turn:
                 citations=self.citations,
             )
             results: list[dict[str, Any]] = []
+            proposal: Proposal | None = None
             for use in uses:
-                outcome = self.agent.tools.run(use["name"], use.get("input"), ctx)
+                name, raw = use["name"], use.get("input")
+                outcome: ToolOutcome | Preview
+                if tools.kind(name) != Kind.CHANGE:
+                    outcome = tools.run(name, raw, ctx)
+                elif proposal is not None:
+                    outcome = ToolOutcome(consent.ONE_AT_A_TIME, True)
+                else:
+                    outcome = tools.preview(name, raw, ctx)
+                if isinstance(outcome, Preview):  # held: its result comes with the answer
+                    proposal = Proposal(name, outcome.arguments, outcome.summary, use["id"],
+                                        expires_at)  # fmt: skip
+                    continue
                 block: dict[str, Any] = {
                     "type": "tool_result",
                     "tool_use_id": use["id"],
@@ -410,11 +500,9 @@ class _Turn:
                 if outcome.is_error:
                     block["is_error"] = True
                 results.append(block)
-                finished.append(
-                    ToolFinished(use["id"], use["name"], outcome.is_error, outcome.content)
-                )
-                self.calls.append(ToolCall(use["name"], use.get("input") or {}, outcome.is_error))
-            return results, ctx.customer_id
+                finished.append(ToolFinished(use["id"], name, outcome.is_error, outcome.content))
+                self.calls.append(ToolCall(name, use.get("input") or {}, outcome.is_error))
+            return Round(results, ctx.customer_id, proposal)
 
         record = self.store.record_round(
             self.conversation_id,
@@ -422,15 +510,29 @@ class _Turn:
             assistant=self._message("assistant", reply.content, reply),
             run_tools=run_tools,
         )
-        results = record.results
         if record.customer is not None:
             self.customer = record.customer  # verified this round (or before)
+        yield from finished
+        if record.pending is not None:
+            self.recorded = True  # the lease is released: the turn waits for the customer
+            return self._proposed(reply, record.pending, record.message_id)
         if self.messages is not None:
             self.messages += [
                 {"role": "assistant", "content": reply.content},
-                {"role": "user", "content": results},
+                {"role": "user", "content": record.results},
             ]
-        yield from finished
+        return None
+
+    def _proposed(
+        self, reply: ModelReply, pending: PendingAction, message_id: int | None
+    ) -> TurnResult:
+        said = reply.text().strip()  # a model that words its calls ("I'll cancel that")
+        prompt = consent.confirmation_prompt(pending.summary)
+        text = f"{said}\n\n{prompt}" if said else prompt
+        result = self._result(text, Outcome.AWAITING_CONFIRMATION, reply.model, message_id,
+                              ConversationState.BOT)  # fmt: skip
+        result.pending_action = pending
+        return result
 
     def _finish(self, reply: ModelReply) -> TurnFinished:
         outcome = Outcome.ANSWERED
@@ -527,6 +629,7 @@ class _Turn:
             message_id=message_id,
             citations=cited(text, self.citations),
             state=state,
+            settled=self.settled,
         )
 
 

@@ -14,9 +14,10 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from agent.store.tables import Conversation, ConversationState, Customer, Message
+from agent.store.tables import ActionStatus, Conversation, ConversationState, Customer, Message
 
 ApiMessage = dict[str, Any]
 _HOST = socket.gethostname()
@@ -31,6 +32,54 @@ class Admission(Protocol):
     def __call__(self, session: Any) -> Conversation: ...
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A store-changing call the model made, checked against the store's rules as they stand
+    and held for the customer's confirmation (see agent.engine.consent)."""
+
+    tool: str
+    arguments: dict[str, Any]  # validated: exactly what runs on confirmation
+    summary: str  # what would change, in the customer's words
+    tool_use_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """A stored proposal waiting for the customer."""
+
+    id: str
+    tool: str
+    arguments: dict[str, Any]
+    summary: str
+    tool_use_id: str
+    customer_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How a pending action ended, and the tool result the model receives for it."""
+
+    status: ActionStatus
+    content: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The customer's explicit answer to one proposal (a button, the API, the terminal)."""
+
+    action_id: str
+    confirm: bool
+    decided_by: str  # "customer", "backend:<key name>", "operator", ...
+
+
+# Settles the conversation's pending action inside the transaction that opens the turn:
+# (session, the action) -> how it ended. The store records it and sends the result back.
+Settle = Callable[[Any, PendingAction], Settled]
+
+
 @dataclass
 class TurnStart:
     """What a turn starts from."""
@@ -42,17 +91,31 @@ class TurnStart:
     customer: Customer | None = None
     cut: int = 0  # where the model request starts (index into `messages`)
     summary: str | None = None
+    # The proposal this turn's opening settled (confirmed, declined, lapsed), if any.
+    settled: tuple[PendingAction, Settled] | None = None
+
+
+@dataclass
+class Round:
+    """What a round of tools produced: their results (held with the proposal, if the round
+    made one), the verified customer after it, and a proposal that ends the turn."""
+
+    results: list[dict[str, Any]]
+    customer_id: str | None
+    proposal: Proposal | None = None
 
 
 # Runs a round's tools inside the round's transaction: (session, verified customer id) ->
-# (tool_result blocks, the verified customer id after the round).
-RunTools = Callable[[Any, str | None], tuple[list[dict[str, Any]], str | None]]
+# what the round produced.
+RunTools = Callable[[Any, str | None], Round]
 
 
 @dataclass
 class RoundRecord:
     results: list[dict[str, Any]]
     customer: Customer | None  # the verified customer after the round
+    pending: PendingAction | None = None  # stored: the turn ends, waiting for the customer
+    message_id: int | None = None  # the assistant's tool_use message
 
 
 @dataclass
@@ -96,15 +159,24 @@ class TurnStore(Protocol):
         *,
         lease: str,
         admit: Admission | None = None,
+        settle: Settle | None = None,
+        decision: Decision | None = None,
     ) -> TurnStart:
         """Lock the conversation, admit the caller, take the turn's lease (TurnInProgress
-        while another turn holds it), store the customer's message and load the history."""
+        while another turn holds it), store the customer's message and load the history.
+
+        A pending action is settled first, with `settle`: its tool result (with the held
+        results of its round) opens the stored user message, before `content`. With a
+        `decision` the turn answers that action: NotFound when the conversation has no such
+        action, ActionDecided when it was settled already, and `content` may be empty."""
         ...
 
     def record_round(
         self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
     ) -> RoundRecord:
-        """Run a round's tools and store the tool_use message with its results, together."""
+        """Run a round's tools and store the tool_use message with its results, together. A
+        round that proposes an action stores the tool_use message and the proposal (holding
+        the other results), and releases the lease: the turn waits for the customer."""
         ...
 
     def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agent.store.tables import Message
+from agent.engine.consent import confirmation_prompt
+from agent.store.tables import ActionStatus, Message
 from tools import describe
 
 
@@ -31,6 +32,16 @@ class ImageView(BaseModel):
     url: str  # a data: URL, ready for an <img>
 
 
+class ActionView(BaseModel):
+    """A change the assistant proposed in the conversation, and where it stands."""
+
+    id: str
+    tool: str
+    summary: str
+    status: ActionStatus
+    expires_at: datetime
+
+
 class TranscriptEntry(BaseModel):
     id: int
     role: Literal["customer", "assistant", "staff"]
@@ -41,13 +52,19 @@ class TranscriptEntry(BaseModel):
     images: list[ImageView] = []
     degraded: bool = False
     author: str | None = None
+    action: ActionView | None = None  # the change this message proposed
 
 
 def _text(content: list[dict[str, Any]]) -> str:
     return "\n\n".join(b["text"] for b in content if b.get("type") == "text" and b.get("text"))
 
 
-def build_transcript(rows: Sequence[Message]) -> list[TranscriptEntry]:
+def build_transcript(
+    rows: Sequence[Message], actions: Mapping[str | None, ActionView] | None = None
+) -> list[TranscriptEntry]:
+    """`actions`: the conversation's proposed changes by the tool_use id that proposed them
+    (each shows as the assistant's request for confirmation)."""
+    actions = actions or {}
     entries: list[TranscriptEntry] = []
     pending: dict[str, ToolCallView] = {}  # tool calls since the last assistant text
     for row in rows:
@@ -80,6 +97,24 @@ def build_transcript(rows: Sequence[Message]) -> list[TranscriptEntry]:
                 pending[block["id"]] = ToolCallView(
                     name=block["name"], label=describe(block["name"], block.get("input") or {})
                 )
+        proposing = [b["id"] for b in row.content
+                     if b.get("type") == "tool_use" and b.get("id") in actions]  # fmt: skip
+        proposed = actions[proposing[0]] if proposing else None
+        if proposed is not None:
+            pending.pop(proposing[0], None)  # shown as the proposal, not as a tool call
+            entries.append(
+                TranscriptEntry(
+                    id=row.id or 0,
+                    role="assistant",
+                    text=confirmation_prompt(proposed.summary),
+                    created_at=row.created_at,
+                    tool_calls=list(pending.values()),
+                    degraded=row.degraded,
+                    action=proposed,
+                )
+            )
+            pending = {}
+            continue
         if row.stop_reason == "tool_use":
             continue  # any text here was a preamble to the tool calls ("Let me check")
         staff = (row.author or "").startswith("staff:")

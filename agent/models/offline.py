@@ -43,12 +43,17 @@ class OfflineModel:
         self, request: ModelRequest, *, stream: bool = False
     ) -> Iterator[TextDelta | ModelReply]:
         last = request.messages[-1]["content"]
-        if any(b.get("type") == "tool_result" for b in last):
+        text = " ".join(b.get("text", "") for b in last if b.get("type") == "text")
+        results = [b for b in last if b.get("type") == "tool_result"]
+        # Results with the customer's own words after them: a proposed change they answered
+        # in words. "yes" ran it (report it); anything else left it (read their message).
+        # (The proposal's own result comes last, after the rest of its round.)
+        lapsed = bool(text.strip() and results and results[-1].get("is_error"))
+        if results and not lapsed:
             calls = request.messages[-2]["content"] if len(request.messages) > 1 else []
             answer = answer_from_results(self.tools, calls, last)
             reply = self._final(f"{HEADER}\n\n{answer}")
         else:
-            text = " ".join(b.get("text", "") for b in last if b.get("type") == "text")
             available = {t["name"] for t in request.tools}
             photos = any(b.get("type") == "image" for b in last)
             intent = Intent.read(text)
@@ -125,6 +130,10 @@ def _json_or_text(content: str) -> Any:
 
 
 def _explain_error(name: str, args: dict[str, Any], message: str) -> str:
+    if "Nothing was changed" in message:  # a proposed change declined, lapsed or expired
+        if "in time" in message:
+            return "That confirmation timed out, so nothing was changed. Ask again if you like."
+        return "All right: I haven't changed anything."
     if "not verified" in message:
         return (
             "Before I can share order details I need to verify your identity: please send the "

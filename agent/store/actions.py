@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from agent.errors import SupportbotError
-from agent.store.orders import format_cents, normalize_order_id
+from agent.store.orders import format_cents, method_label, normalize_order_id
 from agent.store.tables import (
     Customer,
     Order,
@@ -186,8 +186,13 @@ def cancel_pending_order(
             _credit(method, payment.amount_cents)
             session.add(method)
         session.flush()
-        refunds.append({"amount": format_cents(payment.amount_cents),
-                        "payment_method_id": payment.payment_method_id})  # fmt: skip
+        refunds.append(
+            {
+                "amount": format_cents(payment.amount_cents),
+                "payment_method_id": payment.payment_method_id,
+                "to": method_label(method) if method else payment.payment_method_id,
+            }
+        )
     order.status, order.cancel_reason = "cancelled", reason
     session.add(order)
     session.flush()
@@ -231,6 +236,7 @@ def modify_pending_order_items(
     )
     _record(session, order, "payment" if difference > 0 else "refund", abs(difference), method.id)
     _credit(method, -difference)
+    changes = _changes(lines, variants)
     for line, variant in zip(lines, variants, strict=True):
         line.item_id, line.price_cents, line.options = (
             variant.item_id,
@@ -242,7 +248,14 @@ def modify_pending_order_items(
     order.status = ITEMS_MODIFIED
     session.add_all([order, method])
     session.flush()
-    return _outcome(order, price_difference=_signed(difference), payment_method_id=method.id)
+    return _outcome(order, changes=changes, price_difference=_signed(difference),
+                    payment_method_id=method.id, payment_method=method_label(method))  # fmt: skip
+
+
+def _changes(lines: list[OrderItem], variants: list[ProductVariant]) -> list[dict[str, Any]]:
+    return [{"name": line.name, "from": dict(line.options), "to": dict(variant.options),
+             "new_price": format_cents(variant.price_cents)}
+            for line, variant in zip(lines, variants, strict=True)]  # fmt: skip
 
 
 def modify_pending_order_payment(
@@ -270,7 +283,8 @@ def modify_pending_order_payment(
     session.add(new)
     session.flush()
     return _outcome(order, amount=format_cents(old.amount_cents), payment_method_id=new.id,
-                    refunded_to=old.payment_method_id)  # fmt: skip
+                    payment_method=method_label(new), refunded_to=old.payment_method_id,
+                    refunded_to_method=method_label(previous) if previous else None)  # fmt: skip
 
 
 def modify_user_address(
@@ -301,7 +315,7 @@ def return_delivered_order_items(
 ) -> dict[str, Any]:  # fmt: skip
     order = _order(session, customer_id, order_id)
     _status(order, "delivered")
-    _items(session, order, item_ids)
+    lines = _items(session, order, item_ids)
     method = _method(session, customer_id, payment_method_id)
     original = {p.payment_method_id for p in _payments(session, order.id)
                 if p.transaction_type == "payment"}  # fmt: skip
@@ -312,7 +326,14 @@ def return_delivered_order_items(
     order.return_items, order.return_payment_method_id = sorted(item_ids), method.id
     session.add(order)
     session.flush()
-    return _outcome(order, return_items=order.return_items, refund_to=method.id)
+    return _outcome(
+        order,
+        return_items=order.return_items,
+        refund_to=method.id,
+        refund_method=method_label(method),
+        refund=format_cents(sum(li.price_cents for li in lines)),
+        items=[{"name": li.name, "options": dict(li.options)} for li in lines],
+    )
 
 
 def exchange_delivered_order_items(
@@ -326,16 +347,18 @@ def exchange_delivered_order_items(
 ) -> dict[str, Any]:
     order = _order(session, customer_id, order_id)
     _status(order, "delivered")  # once: afterwards the order is 'exchange requested'
-    _, _, method, difference = _swap(
+    lines, variants, method, difference = _swap(
         session, customer_id, order, item_ids, new_item_ids, payment_method_id
     )
+    changes = _changes(lines, variants)
     order.status = "exchange requested"
     order.exchange_items, order.exchange_new_items = sorted(item_ids), sorted(new_item_ids)
     order.exchange_payment_method_id = method.id
     order.exchange_price_difference_cents = difference
     session.add(order)
     session.flush()
-    return _outcome(order, price_difference=_signed(difference), payment_method_id=method.id)
+    return _outcome(order, changes=changes, price_difference=_signed(difference),
+                    payment_method_id=method.id, payment_method=method_label(method))  # fmt: skip
 
 
 def _signed(cents: int) -> str:

@@ -78,6 +78,16 @@ class OrderSummary(BaseModel):
     total: str
 
 
+def method_label(method: PaymentMethod) -> str:
+    """A payment method as the customer knows it: "Visa ending in 7711", "PayPal", "gift card
+    (balance $40.00)"."""
+    if method.source == "credit_card":
+        return f"{(method.brand or 'card').title()} ending in {method.last_four}"
+    if method.source == "gift_card":
+        return f"gift card (balance {format_cents(method.balance_cents or 0)})"
+    return "PayPal" if method.source == "paypal" else method.source.replace("_", " ")
+
+
 def format_cents(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 

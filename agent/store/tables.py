@@ -141,6 +141,8 @@ class Conversation(SQLModel, table=True):
     channel: str = Field(default="api", max_length=32)
     # Hash of the token a widget holds to prove the conversation is its own.
     access_token_hash: str | None = Field(default=None, max_length=64)
+    # The proposed action waiting for the customer's confirmation (at most one at a time).
+    pending_action_id: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -174,6 +176,41 @@ class TurnLease(SQLModel, table=True):
     conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)
     owner: str = Field(max_length=200)  # "host:pid:uuid" of the turn holding it
     expires_at: float
+
+
+class ActionStatus(StrEnum):
+    PROPOSED = "proposed"  # waiting for the customer's confirmation
+    EXECUTED = "executed"  # confirmed and carried out
+    FAILED = "failed"  # confirmed, but a rule refused it when it ran: nothing changed
+    DECLINED = "declined"  # the customer said no
+    EXPIRED = "expired"  # not confirmed in time
+    SUPERSEDED = "superseded"  # the customer wrote something else instead of confirming
+
+
+class ProposedAction(SQLModel, table=True):
+    """A store-changing tool call: proposed by the model and executed only when the customer
+    confirms (or run by staff from the desk). Bound to the conversation's verified customer."""
+
+    __tablename__ = "proposed_action"
+    id: str = Field(primary_key=True, max_length=40)
+    conversation_id: str | None = Field(default=None, foreign_key="conversation.id", index=True)
+    customer_id: str = Field(foreign_key="customer.id", index=True)
+    tool: str = Field(max_length=64)
+    arguments: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    summary: str = Field(max_length=2000)
+    # The model's tool_use block this answers, and the results of the other calls of its
+    # round, sent back together once the action is settled.
+    tool_use_id: str | None = Field(default=None, max_length=64)
+    held_results: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    status: ActionStatus = Field(default=ActionStatus.PROPOSED, max_length=16, index=True)
+    proposed_by: str = Field(default="assistant", max_length=120)  # or "staff:<name>"
+    decided_by: str | None = Field(default=None, max_length=120)  # customer, backend:<key>, ...
+    result: str | None = Field(default=None, max_length=20_000)  # the tool's result, as sent
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
 
 
 class Ticket(SQLModel, table=True):

@@ -20,14 +20,19 @@ from sqlmodel import Session
 from agent.engine.history import to_api_messages
 from agent.engine.port import (
     Admission,
+    Decision,
+    PendingAction,
     Recorded,
     RoundRecord,
     RunTools,
+    Settle,
+    Settled,
     TurnStart,
     lease_holder_gone,
     new_lease,
 )
-from agent.errors import ConversationClosed, TurnInProgress
+from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound, TurnInProgress
+from agent.store import proposals
 from agent.store.conversations import (
     append_messages,
     create_conversation,
@@ -36,7 +41,16 @@ from agent.store.conversations import (
     lock_conversation,
 )
 from agent.store.db import transaction
-from agent.store.tables import ConversationState, Customer, Message, TurnLease, utcnow
+from agent.store.tables import (
+    ActionStatus,
+    Conversation,
+    ConversationState,
+    Customer,
+    Message,
+    ProposedAction,
+    TurnLease,
+    utcnow,
+)
 
 __all__ = ["SqlTurnStore", "new_lease"]
 _leases = TurnLease.__table__  # type: ignore[attr-defined]
@@ -108,6 +122,8 @@ class SqlTurnStore:
         *,
         lease: str,
         admit: Admission | None = None,
+        settle: Settle | None = None,
+        decision: Decision | None = None,
     ) -> TurnStart:
         with transaction(self.engine) as session:
             conversation = (
@@ -118,15 +134,21 @@ class SqlTurnStore:
             if conversation.state == ConversationState.CLOSED:
                 raise ConversationClosed(f"Conversation {conversation_id} is closed")
             state = conversation.state
+            if decision is not None:
+                _check_decision(session, conversation, decision)
             if state != ConversationState.HUMAN:
                 self._take(session, conversation_id, lease)
+            settled = None
+            if conversation.pending_action_id is not None:
+                settled, results = _settle(session, conversation, settle, decision)
+                content = [*results, *content]
             (message,) = append_messages(
                 session=session,
                 conversation_id=conversation_id,
                 messages=[Message(role="user", content=content)],
             )
             assert message.id is not None
-            start = TurnStart(message_id=message.id, state=state)
+            start = TurnStart(message_id=message.id, state=state, settled=settled)
             if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
                 start.messages = to_api_messages(
                     load_messages(session=session, conversation_id=conversation_id)
@@ -142,14 +164,40 @@ class SqlTurnStore:
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             self._renew(session, conversation_id, lease)
-            results, customer_id = run_tools(session, conversation.customer_id)
-            append_messages(  # the tool_use message and its results land together
-                session=session,
-                conversation_id=conversation_id,
-                messages=[assistant, Message(role="user", content=results)],
+            done = run_tools(session, conversation.customer_id)
+            customer = session.get(Customer, done.customer_id) if done.customer_id else None
+            proposal = done.proposal
+            if proposal is None:
+                append_messages(  # the tool_use message and its results land together
+                    session=session,
+                    conversation_id=conversation_id,
+                    messages=[assistant, Message(role="user", content=done.results)],
+                )
+                return RoundRecord(results=done.results, customer=customer)
+            # The turn waits for the customer: the tool_use message now, its results when
+            # the action is settled (see open_turn).
+            assert done.customer_id is not None, "only a verified customer's action is proposed"
+            (stored,) = append_messages(
+                session=session, conversation_id=conversation_id, messages=[assistant]
             )
-            customer = session.get(Customer, customer_id) if customer_id else None
-            return RoundRecord(results=results, customer=customer)
+            action = proposals.propose(
+                session=session,
+                conversation=conversation,
+                customer_id=done.customer_id,
+                tool=proposal.tool,
+                arguments=proposal.arguments,
+                summary=proposal.summary,
+                tool_use_id=proposal.tool_use_id,
+                held_results=done.results,
+                expires_at=proposal.expires_at,
+            )
+            self._release_held(session, conversation_id, lease)
+            return RoundRecord(
+                results=done.results,
+                customer=customer,
+                pending=pending_view(action),
+                message_id=stored.id,
+            )
 
     def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
         with transaction(self.engine) as session:
@@ -205,3 +253,68 @@ class SqlTurnStore:
     def release(self, conversation_id: str, *, lease: str) -> None:
         with transaction(self.engine) as session:
             session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
+
+
+def pending_view(action: ProposedAction) -> PendingAction:
+    assert action.tool_use_id is not None
+    return PendingAction(
+        id=action.id,
+        tool=action.tool,
+        arguments=dict(action.arguments),
+        summary=action.summary,
+        tool_use_id=action.tool_use_id,
+        customer_id=action.customer_id,
+        expires_at=proposals.aware(action.expires_at),
+    )
+
+
+def _check_decision(session: Session, conversation: Conversation, decision: Decision) -> None:
+    """The decided action must be this conversation's, and still pending."""
+    action = proposals.get_action(session=session, action_id=decision.action_id)
+    if action is None or action.conversation_id != conversation.id:
+        raise NotFound(f"Action {decision.action_id} not found")
+    if conversation.pending_action_id != action.id:
+        raise ActionDecided(
+            f"Action {action.id} was settled already ({action.status.value}).", action.id
+        )
+    if conversation.state == ConversationState.HUMAN:
+        raise Conflict("A member of our team has this conversation now; tell them instead.")
+
+
+def _settle(
+    session: Session,
+    conversation: Conversation,
+    settle: Settle | None,
+    decision: Decision | None,
+) -> tuple[tuple[PendingAction, Settled], list[dict[str, Any]]]:
+    """Settle the conversation's pending action: (how it ended, the tool results that open the
+    next user message: the rest of its round's, then its own)."""
+    action = proposals.get_action(session=session, action_id=conversation.pending_action_id or "",
+                                  lock=True)  # fmt: skip
+    assert action is not None and action.tool_use_id is not None
+    pending = pending_view(action)
+    if conversation.customer_id != action.customer_id:  # cannot happen: identity never changes
+        outcome = Settled(ActionStatus.SUPERSEDED, "Not carried out: the customer changed.", True)
+    elif settle is None or conversation.state == ConversationState.HUMAN:
+        outcome = Settled(
+            ActionStatus.SUPERSEDED,
+            "Not carried out: the conversation went to a member of staff before the customer "
+            "confirmed. Nothing was changed.",
+            True,
+        )
+    else:
+        outcome = settle(session, pending)
+    decided_by = decision.decided_by if decision is not None else "customer"
+    proposals.settle(
+        session=session,
+        conversation=conversation,
+        action=action,
+        status=outcome.status,
+        result=outcome.content,
+        decided_by=decided_by,
+    )
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
+                             "content": outcome.content}  # fmt: skip
+    if outcome.is_error:
+        block["is_error"] = True
+    return (pending, outcome), [*action.held_results, block]

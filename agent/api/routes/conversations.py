@@ -6,10 +6,11 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -29,25 +30,45 @@ from agent.api.deps import (
     counted,
 )
 from agent.api.schemas import (
+    ActionOut,
     ConversationCreate,
     ConversationOut,
     CustomerOut,
     MessageCreate,
+    PendingActionOut,
+    SettledActionOut,
     TranscriptOut,
     TurnOut,
 )
-from agent.engine.events import Degraded, Event, ToolFinished, ToolStarted, TurnFinished, TurnResult
-from agent.errors import Forbidden, InvalidInput, NotFound, SupportbotError, TurnInProgress
+from agent.engine.events import (
+    ActionProposed,
+    Degraded,
+    Event,
+    ToolFinished,
+    ToolStarted,
+    TurnFinished,
+    TurnResult,
+)
+from agent.engine.port import Decision, PendingAction
+from agent.errors import (
+    ActionDecided,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SupportbotError,
+    TurnInProgress,
+)
 from agent.features.attachments import Upload, decode_base64, image_blocks
 from agent.features.identity import verify_customer_token
-from agent.features.transcript import CitationView, ToolCallView, build_transcript
+from agent.features.transcript import ActionView, CitationView, ToolCallView, build_transcript
 from agent.features.usage import totals
 from agent.models.base import ProgressDelta, TextDelta, Working
+from agent.store import proposals
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
-from agent.store.tables import Customer, KeyScope
+from agent.store.tables import Conversation, Customer, KeyScope, ProposedAction
 from tools import describe
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -119,13 +140,57 @@ def read_conversation(
     """The transcript: customer and assistant messages, staff replies, the tools that ran
     (as a short description) and the sources each answer cites."""
     rows = load_messages(session=session, conversation_id=conversation.id)
+    actions = proposals.list_actions(session=session, conversation_id=conversation.id)
     return TranscriptOut(
         id=conversation.id,
         state=conversation.state,
         customer=_customer(session, conversation.customer_id),
         created_at=conversation.created_at,
-        messages=build_transcript(rows),
+        messages=build_transcript(rows, {a.tool_use_id: action_view(a) for a in actions}),
         usage=totals(rows, state.settings.pricing),
+    )
+
+
+@router.get("/{conversation_id}/actions", response_model=list[ActionOut])
+def read_actions(conversation: ConversationDep, session: SessionDep) -> list[ActionOut]:
+    """The order changes proposed in this conversation, newest first, with how each ended
+    (`proposed`, `executed`, `failed`, `declined`, `expired`, `superseded`)."""
+    return [
+        action_out(a)
+        for a in proposals.list_actions(session=session, conversation_id=conversation.id)
+    ]
+
+
+def action_view(action: ProposedAction) -> ActionView:
+    return ActionView(
+        id=action.id,
+        tool=action.tool,
+        summary=action.summary,
+        status=proposals.current_status(action),
+        expires_at=proposals.aware(action.expires_at),
+    )
+
+
+def action_out(action: ProposedAction) -> ActionOut:
+    return ActionOut(
+        id=action.id,
+        tool=action.tool,
+        summary=action.summary,
+        status=proposals.current_status(action),
+        conversation_id=action.conversation_id,
+        created_at=proposals.aware(action.created_at),
+        expires_at=proposals.aware(action.expires_at),
+        decided_at=proposals.aware(action.decided_at) if action.decided_at else None,
+        proposed_by=action.proposed_by,
+        decided_by=action.decided_by,
+    )
+
+
+def _pending_out(pending: PendingAction | None) -> PendingActionOut | None:
+    if pending is None:
+        return None
+    return PendingActionOut(
+        id=pending.id, tool=pending.tool, summary=pending.summary, expires_at=pending.expires_at
     )
 
 
@@ -147,6 +212,17 @@ def _turn_out(result: TurnResult) -> TurnOut:
         ],
         usage=result.usage,
         state=result.state,
+        pending_action=_pending_out(result.pending_action),
+        action=_settled_out(result),
+    )
+
+
+def _settled_out(result: TurnResult) -> SettledActionOut | None:
+    if result.settled is None:
+        return None
+    pending, settled = result.settled
+    return SettledActionOut(
+        id=pending.id, tool=pending.tool, summary=pending.summary, status=settled.status
     )
 
 
@@ -165,6 +241,10 @@ def _sse(event: Event) -> dict[str, str]:
         )
     elif isinstance(event, ToolFinished):
         name, data = "tool_finish", {"id": event.id, "name": event.name, "is_error": event.is_error}
+    elif isinstance(event, ActionProposed):
+        pending = _pending_out(event.action)
+        assert pending is not None
+        name, data = "pending_action", pending.model_dump(mode="json")
     elif isinstance(event, Degraded):
         name, data = "degraded", {"message": DEGRADED_NOTICE}
     else:
@@ -237,11 +317,18 @@ async def post_message(
     # Its access to the conversation is checked, and the message counted, in the transaction
     # that stores the message.
     admit = TurnAdmission(state, principal, conversation_id, x_conversation_token)
+    return await _waiting_turn(state, admit, lambda: _turn(request, state, admit, stream))
+
+
+async def _waiting_turn(
+    state: AppState, admit: TurnAdmission, run: Callable[[], Awaitable[Any]]
+) -> Any:
+    """`run` a turn, waiting up to SUPPORTBOT_TURN_WAIT_SECONDS for a turn in progress."""
     deadline = time.monotonic() + state.settings.turn_wait_seconds
     try:
         while True:
             try:
-                return await _turn(request, state, admit, stream)
+                return await run()
             except TurnInProgress:
                 if time.monotonic() >= deadline:
                     raise
@@ -249,6 +336,128 @@ async def post_message(
     except (SupportbotError, RequestValidationError):
         await admit.count_failure()
         raise
+
+
+def _decider(principal: Principal) -> str:
+    """Who confirmed or declined, as the desk shows it."""
+    if principal.scope == KeyScope.WIDGET:
+        return "customer"
+    return f"{principal.scope.value}:{principal.name}"
+
+
+@router.post("/{conversation_id}/actions/{action_id}/confirm", response_model=TurnOut)
+async def confirm_action(
+    conversation_id: str,
+    action_id: str,
+    request: Request,
+    state: StateDep,
+    principal: AuthenticatedDep,
+    x_conversation_token: ConversationTokenHeader = None,
+    stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
+) -> Any:
+    """Confirm a proposed change: it runs now, in one transaction, every rule of the store's
+    policy checked again, and the turn continues: the assistant receives the outcome and tells
+    the customer. The response has the shape of posting a message (JSON, or server-sent events
+    with `Accept: text/event-stream` or `?stream=true`); `action.status` is `executed`, or
+    `failed` (a rule refused it; nothing changed) or `expired`.
+
+    For the conversation's customer (its widget token) or a backend key acting for them. A
+    change executes at most once: confirming it again returns the first outcome."""
+    return await _decision(request, state, principal, conversation_id, action_id,
+                           x_conversation_token, stream, confirm=True)  # fmt: skip
+
+
+@router.post("/{conversation_id}/actions/{action_id}/decline", response_model=TurnOut)
+async def decline_action(
+    conversation_id: str,
+    action_id: str,
+    request: Request,
+    state: StateDep,
+    principal: AuthenticatedDep,
+    x_conversation_token: ConversationTokenHeader = None,
+    stream: Annotated[bool, Query(description="Stream server-sent events")] = False,
+) -> Any:
+    """Decline a proposed change: nothing changes, and the assistant is told so and answers.
+    Same shape as posting a message; declining a settled change returns its outcome."""
+    return await _decision(request, state, principal, conversation_id, action_id,
+                           x_conversation_token, stream, confirm=False)  # fmt: skip
+
+
+async def _decision(
+    request: Request,
+    state: AppState,
+    principal: Principal,
+    conversation_id: str,
+    action_id: str,
+    token: str | None,
+    stream: bool,
+    *,
+    confirm: bool,
+) -> Any:
+    admit = TurnAdmission(state, principal, conversation_id, token)
+    decision = Decision(action_id[:64], confirm, _decider(principal))
+    agent = state.runtime.agent
+    wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
+
+    async def run() -> Any:
+        try:
+            if wants_stream:
+                turn = agent.run_decision_async(conversation_id, decision, stream=True,
+                                                admit=admit)  # fmt: skip
+                first = await anext(turn, None)
+                if first is None:
+                    raise NotFound("the turn produced no events")
+                return EventSourceResponse(_events(first, turn), ping=15)
+            turn = agent.run_decision_async(conversation_id, decision, admit=admit)
+            async with aclosing(turn):
+                async for event in turn:
+                    if isinstance(event, TurnFinished):
+                        return _turn_out(event.result)
+            raise NotFound("the turn produced no events")  # pragma: no cover
+        except ActionDecided as settled:
+            out = await anyio.to_thread.run_sync(
+                _settled_before, state, conversation_id, settled.action_id
+            )
+            if wants_stream:
+                return EventSourceResponse(_replay(out), ping=15)
+            return out
+
+    return await _waiting_turn(state, admit, run)
+
+
+def _settled_before(state: AppState, conversation_id: str, action_id: str) -> TurnOut:
+    """A change settled earlier: its first outcome, and the answer that followed it."""
+    with Session(state.runtime.engine, expire_on_commit=False) as session:
+        action = proposals.get_action(session=session, action_id=action_id)
+        assert action is not None and action.conversation_id == conversation_id
+        answer = proposals.answer_after(session=session, action=action)
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        text = "\n\n".join(
+            b["text"] for b in (answer.content if answer else []) if b.get("type") == "text"
+        )
+        return TurnOut(
+            conversation_id=conversation_id,
+            message_id=answer.id if answer else None,
+            reply=text,
+            outcome="already_settled",
+            degraded=bool(answer and answer.degraded),
+            model=(answer.model if answer else None) or "",
+            tool_calls=[],
+            citations=[],
+            usage={},
+            state=conversation.state,
+            action=SettledActionOut(
+                id=action.id,
+                tool=action.tool,
+                summary=action.summary,
+                status=proposals.current_status(action),
+            ),
+        )
+
+
+async def _replay(out: TurnOut) -> AsyncIterator[dict[str, str]]:
+    yield {"event": "final", "data": json.dumps(out.model_dump(mode="json"), ensure_ascii=False)}
 
 
 async def _turn(request: Request, state: AppState, admit: TurnAdmission, stream: bool) -> Any:

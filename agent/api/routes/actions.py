@@ -1,0 +1,66 @@
+"""Order changes on the staff desk (admin keys): every proposed, confirmed, declined and
+executed change with who and when, and changes staff run for a customer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Query
+
+from agent.api.deps import AdminDep, SessionDep, StateDep
+from agent.api.routes.conversations import action_out
+from agent.api.schemas import StaffActionCreate, StaffActionOut
+from agent.features.staff_actions import run_for_customer
+from agent.store import proposals
+from agent.store.tables import ActionStatus, ProposedAction
+
+router = APIRouter(tags=["actions"])
+
+
+def _staff_out(action: ProposedAction) -> StaffActionOut:
+    return StaffActionOut(
+        **action_out(action).model_dump(),
+        customer_id=action.customer_id,
+        arguments=action.arguments,
+        result=action.result,
+    )
+
+
+@router.get("/v1/actions", response_model=list[StaffActionOut])
+def list_actions(
+    _: AdminDep,
+    session: SessionDep,
+    conversation_id: Annotated[str | None, Query(max_length=36)] = None,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[ActionStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[StaffActionOut]:
+    """Order changes, newest first: proposed by the assistant (with the customer's answer)
+    or run by staff, with who decided and when, the arguments and the tool's result."""
+    found = proposals.list_actions(session=session, conversation_id=conversation_id,
+                                   customer_id=customer_id, status=status, limit=limit)  # fmt: skip
+    return [_staff_out(a) for a in found]
+
+
+@router.post("/v1/customers/{customer_id}/actions", response_model=StaffActionOut,
+             status_code=201)  # fmt: skip
+async def run_action(
+    customer_id: str, body: StaffActionCreate, principal: AdminDep, state: StateDep
+) -> StaffActionOut:
+    """Run an order change for a customer now (the member of staff confirms it): the same
+    tools and rules as the assistant's. A change a rule refuses is recorded as `failed`, with
+    the reason in `result`, and changes nothing."""
+    action = await anyio.to_thread.run_sync(
+        lambda: run_for_customer(
+            state.runtime.engine,
+            state.runtime.agent.tools,
+            state.settings,
+            customer_id=customer_id[:64],
+            tool=body.tool,
+            arguments=body.arguments,
+            staff=principal.staff,
+            conversation_id=body.conversation_id,
+        )
+    )
+    return _staff_out(action)

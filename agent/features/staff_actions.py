@@ -1,0 +1,70 @@
+"""Order changes staff run for a customer from the desk: the same tools and rules as the
+assistant's, executed at once (the member of staff is the one confirming) and recorded with
+who ran them beside the customer's own confirmed actions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine
+
+from agent.config import Settings
+from agent.errors import InvalidInput, NotFound
+from agent.store import proposals
+from agent.store.db import transaction
+from agent.store.tables import ActionStatus, Conversation, Customer, ProposedAction, utcnow
+from tools.registry import Kind, ToolRegistry
+from tools.tool_context import ToolContext
+
+log = logging.getLogger(__name__)
+
+
+def run_for_customer(
+    engine: Engine,
+    tools: ToolRegistry,
+    settings: Settings,
+    *,
+    customer_id: str,
+    tool: str,
+    arguments: dict[str, Any],
+    staff: str,
+    conversation_id: str | None = None,
+) -> ProposedAction:
+    """Run a store-changing tool for `customer_id` now, in one transaction, and record it.
+    A rule that refuses it changes nothing and is recorded as failed, with the reason."""
+    if tools.kind(tool) != Kind.CHANGE:
+        changing = ", ".join(n for n in tools.names() if tools.kind(n) == Kind.CHANGE)
+        raise InvalidInput(f"Unknown order action {tool!r}. One of: {changing}.")
+    with transaction(engine) as session:
+        if session.get(Customer, customer_id) is None:
+            raise NotFound(f"Customer {customer_id} not found")
+        if conversation_id is not None:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None or conversation.customer_id != customer_id:
+                raise NotFound(f"Conversation {conversation_id} of this customer not found")
+        ctx = ToolContext(session=session, settings=settings, customer_id=customer_id,
+                          conversation_id=conversation_id or "")  # fmt: skip
+        found = tools.preview(tool, arguments, ctx)
+        summary = getattr(found, "summary", None) or f"{tool} (refused)"
+        outcome = tools.run(tool, arguments, ctx)
+        now = utcnow()
+        action = ProposedAction(
+            id=proposals.new_action_id(),
+            conversation_id=conversation_id,
+            customer_id=customer_id,
+            tool=tool,
+            arguments=getattr(found, "arguments", arguments),
+            summary=summary,
+            status=ActionStatus.FAILED if outcome.is_error else ActionStatus.EXECUTED,
+            proposed_by=f"staff:{staff}",
+            decided_by=f"staff:{staff}",
+            result=outcome.content,
+            created_at=now,
+            expires_at=now,
+            decided_at=now,
+        )
+        session.add(action)
+        session.flush()
+        log.info("staff %s ran %s for customer %s: %s", staff, tool, customer_id, action.status)
+        return action
