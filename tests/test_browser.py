@@ -5,19 +5,21 @@ Screenshots of each step are saved under test-artifacts/browser/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from agent.api.app import create_app
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction
 from agent.store.importer import import_path
 from agent.store.keys import create_key
-from agent.store.tables import KeyScope
+from agent.store.tables import KeyScope, Order, ProposedAction
 from ingest.pipeline import ingest
 from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use, tool_uses
@@ -229,5 +231,175 @@ def test_staff_see_the_photo_a_customer_attached(
     image = staff.wait_for_selector("#transcript img.photo-thumb")
     assert staff.evaluate("(img) => img.complete && img.naturalWidth", image) == 64
     _shot(staff, "6-staff-sees-photo")
+    customer.close()
+    staff.close()
+
+
+# Order changes wait for the customer's confirmation (see tests/test_consent.py).
+PENDING = IVAN["orders"][1]  # pending, paid $544.29 with PayPal
+CANCEL = {"order_id": PENDING, "reason": "ordered by mistake"}
+SUMMARY = (
+    f"Cancel order {PENDING} (reason: ordered by mistake). Refund: $544.29 back to your PayPal."
+)
+
+
+def _order_status(runtime: Runtime) -> str:
+    with Session(runtime.engine) as session:
+        order = session.get(Order, PENDING)
+        assert order is not None
+        return order.status
+
+
+def _actions(runtime: Runtime) -> list[tuple[str, str | None]]:
+    with Session(runtime.engine) as session:
+        rows = session.exec(select(ProposedAction).order_by(ProposedAction.created_at)).all()  # type: ignore[arg-type]
+        return [(a.status.value, a.decided_by) for a in rows]
+
+
+def _propose_cancellation(page, fake: FakeAnthropic) -> object:  # type: ignore[no-untyped-def]
+    """The customer verifies and asks to cancel; the assistant proposes it: the proposal's bubble."""
+    fake.enqueue(
+        tool_use("verify_customer", {"email": IVAN["email"], "order_id": PENDING}),
+        tool_use("cancel_pending_order", CANCEL),
+    )
+    _say(page, f"I'm {IVAN['email']}. Please cancel {PENDING}, I ordered it by mistake.")
+    page.wait_for_selector(".proposal .choices button.confirm")
+    return page.locator(".msg.assistant").last
+
+
+def test_customer_confirms_a_cancellation_with_the_button(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    base, runtime, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    bubble = _propose_cancellation(page, fake)
+    shown = bubble.inner_text()
+    assert SUMMARY in shown and "Checking your details ✓" in shown
+    assert f"Cancelling order {PENDING} — waiting for your confirmation" in shown
+    assert bubble.locator("strong.summary").inner_text() == SUMMARY
+    confirm = bubble.get_by_role("button", name="Confirm")
+    decline = bubble.get_by_role("button", name="Decline")
+    assert confirm.is_enabled() and decline.is_enabled()
+    assert page.is_enabled("#send")  # the customer may still type instead
+    _shot(page, "7-change-proposed")
+    assert _order_status(runtime) == "pending" and _actions(runtime) == [("proposed", None)]
+
+    # After a reload the proposal, still waiting, offers its buttons again.
+    page.reload()
+    page.wait_for_selector(".proposal .choices button.confirm")
+    bubble = page.locator(".msg.assistant", has=page.locator(".proposal"))
+    assert SUMMARY in bubble.inner_text()
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if "/actions/" in r.url else None)
+    calls = len(fake.bodies)
+    fake.enqueue(
+        text("Done: order #W8770097 is cancelled and $544.29 goes back to your PayPal.", delay=0.5)
+    )
+    page.click(".proposal button.confirm")
+    # Both buttons are off at once; a second click sends nothing.
+    assert page.locator(".proposal button:enabled").count() == 0
+    page.evaluate("document.querySelector('.proposal button.confirm')?.click()")
+    page.wait_for_selector("text=goes back to your PayPal")
+    page.wait_for_selector(".proposal .decision >> text=Confirmed")
+    assert page.locator(".proposal button").count() == 0  # the muted line replaces them
+    assert page.get_attribute(".proposal .decision", "aria-live") == "polite"
+    assert page.is_enabled("#send")
+    _shot(page, "8-change-confirmed")
+    assert len(posted) == 1 and posted[0].endswith("/confirm") and len(fake.bodies) == calls + 1
+    assert _order_status(runtime) == "cancelled"
+    assert _actions(runtime) == [("executed", "customer")]
+
+    # Reloaded, a settled proposal shows how it ended, without buttons.
+    page.reload()
+    page.wait_for_selector(".proposal.settled .decision >> text=Confirmed")
+    assert page.locator(".proposal button").count() == 0
+    assert "goes back to your PayPal" in page.locator(".msg.assistant").last.inner_text()
+    page.close()
+
+
+def test_customer_declines_and_a_typed_reply_settles_a_proposal(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    base, runtime, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    _propose_cancellation(page, fake)
+    # Typing instead of pressing a button: the message settles the first proposal (not carried
+    # out) and the assistant proposes again.
+    fake.enqueue(tool_use("cancel_pending_order", CANCEL))
+    _say(page, "Hmm, is it too late to keep it instead?")
+    page.wait_for_selector(".proposal.settled .decision >> text=Not carried out")
+    page.wait_for_selector(".proposal:not(.settled) button.decline")
+    assert page.locator(".proposal").count() == 2
+    assert page.locator(".proposal:not(.settled)").count() == 1
+
+    fake.enqueue(text("No problem, I've left your order as it is."))
+    page.click(".proposal:not(.settled) button.decline")
+    page.wait_for_selector("text=left your order as it is")
+    page.wait_for_selector(".proposal .decision >> text=Declined")
+    assert page.locator(".proposal button").count() == 0
+    assert page.locator(".proposal .decision").all_inner_texts() == ["Not carried out", "Declined"]
+    _shot(page, "9-change-declined")
+    assert _order_status(runtime) == "pending"
+    assert _actions(runtime) == [("superseded", "customer"), ("declined", "customer")]
+    page.reload()
+    page.wait_for_selector(".proposal.settled >> text=Declined")
+    assert page.locator(".proposal .decision").all_inner_texts() == ["Not carried out", "Declined"]
+    page.close()
+
+
+def test_staff_see_the_order_changes_and_run_one_for_the_customer(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    base, runtime, admin = site
+    customer = browser.new_page()
+    customer.goto(base)
+    _propose_cancellation(customer, fake)
+    fake.enqueue(text("No problem, I've left your order as it is."))
+    customer.click(".proposal button.decline")
+    customer.wait_for_selector(".proposal .decision >> text=Declined")
+    fake.enqueue(
+        tool_use("escalate_to_human",
+                 {"reason": "Customer asked for a person", "summary": "declined a cancellation"}),
+        text("I've passed you to a colleague; they'll reply here."),
+    )  # fmt: skip
+    customer.click("#human")
+    customer.wait_for_selector("text=With a human agent")
+
+    staff = browser.new_page(viewport={"width": 1280, "height": 1000})
+    staff.goto(base + "/staff")
+    staff.fill("#key", admin)
+    staff.click("#login button")
+    staff.click("button.ticket")
+    change = staff.wait_for_selector("#change-list .change")
+    listed = change.inner_text()
+    assert "declined" in listed and SUMMARY in listed
+    assert "Proposed by the assistant" in listed and "decided by the customer" in listed
+    assert "Ivan Santos (ivan_santos_6635)" in staff.inner_text("#change-for")
+    staff.wait_for_selector("#transcript >> text=Order change: declined")  # beside the proposal
+
+    # Staff run the cancellation for the customer: executed, listed as theirs.
+    staff.select_option("#change-tool", "cancel_pending_order")
+    staff.fill("#change-args", json.dumps(CANCEL))
+    staff.click("#change-run")
+    staff.wait_for_selector("#change-result >> text=Executed: Cancel order")
+    staff.wait_for_selector("#change-list .change >> text=Run by Sam")
+    items = staff.locator("#change-list .change").all_inner_texts()
+    assert len(items) == 2 and "executed" in items[0] and "declined" in items[1]
+    assert _order_status(runtime) == "cancelled"
+    _shot(staff, "10-staff-order-changes")
+
+    # Again: a rule refuses it (the order is cancelled now); the reason is shown.
+    staff.click("#change-run")
+    staff.wait_for_selector("#change-result.error >> text=Failed:")
+    assert "'cancelled'" in staff.inner_text("#change-result")
+    staff.wait_for_selector("#change-list .change:nth-child(3)")
+    assert "failed" in staff.locator("#change-list .change").first.inner_text()
+    # Arguments that are not JSON are not sent.
+    staff.fill("#change-args", "{order_id: ")
+    staff.click("#change-run")
+    staff.wait_for_selector("#change-result >> text=must be a JSON object")
+    assert staff.locator("#change-list .change").count() == 3
     customer.close()
     staff.close()

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from agent.runtime import Runtime
 from agent.store.db import make_engine
 from agent.store.importer import import_path
-from agent.store.tables import OrderPayment, PaymentMethod
+from agent.store.tables import Order, OrderPayment, PaymentMethod
 from tests.conftest import IVAN, RETAIL_SLICE, customer_id
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
 
@@ -76,3 +76,35 @@ def test_a_verified_customer_sees_their_own_payment_methods_only(
     runtime.agent.ask(runtime.agent.start_conversation(), "what cards do I have?")
     block = fake.bodies[-1]["messages"][-1]["content"][0]
     assert block["is_error"] is True and "not verified" in block["content"]
+
+
+def test_what_the_order_actions_recorded_imports_from_db_json(
+    any_db_url: str, tmp_path: Path
+) -> None:
+    """A db.json written after order actions (τ²-bench's optional order fields) imports whole,
+    and a CSV, which says nothing of them, keeps them."""
+    data = json.loads(RETAIL_SLICE.read_text())
+    order = data["orders"]["#W3470184"]
+    order.update(status="exchange requested", exchange_items=["2366567022"],
+                 exchange_new_items=["4579334072"], exchange_payment_method_id="gift_card_7245904",
+                 exchange_price_difference=-12.5)  # fmt: skip
+    data["orders"]["#W6436609"].update(status="cancelled", cancel_reason="ordered by mistake")
+    changed = tmp_path / "after_actions.json"
+    changed.write_text(json.dumps(data))
+    engine = make_engine(any_db_url)
+    assert not import_path(engine, changed).problems
+    assert import_path(engine, changed).orders.unchanged == 14
+    csv = tmp_path / "orders.csv"
+    csv.write_text("order_id,customer_id,email,first_name,last_name,zip,status,item_id,item_name,"
+                   "price\n#W3470184,aarav_anderson_8794,aarav.anderson9752@example.com,Aarav,"
+                   "Anderson,19031,exchange requested,1,Kettle,10.00\n")  # fmt: skip
+    import_path(engine, csv)
+    with Session(engine) as session:
+        exchanged = session.get(Order, "#W3470184")
+        cancelled = session.get(Order, "#W6436609")
+        assert exchanged is not None and cancelled is not None
+        assert (exchanged.status, exchanged.exchange_items, exchanged.exchange_new_items) == (
+            "exchange requested", ["2366567022"], ["4579334072"])  # fmt: skip
+        assert exchanged.exchange_price_difference_cents == -1250
+        assert exchanged.exchange_payment_method_id == "gift_card_7245904"
+        assert cancelled.cancel_reason == "ordered by mistake"

@@ -106,6 +106,18 @@ class ShipmentIn(BaseModel):
     item_ids: list[str] = []
 
 
+class OrderActionsIn(BaseModel):
+    """What the order actions recorded on an order (τ²-bench's optional order fields)."""
+
+    cancel_reason: str | None = Field(default=None, max_length=32)
+    return_items: list[str] | None = None
+    return_payment_method_id: str | None = Field(default=None, max_length=64)
+    exchange_items: list[str] | None = None
+    exchange_new_items: list[str] | None = None
+    exchange_payment_method_id: str | None = Field(default=None, max_length=64)
+    exchange_price_difference_cents: int | None = None
+
+
 class OrderIn(BaseModel):
     id: str = Field(pattern=r"^#[A-Z0-9]{3,30}$")
     customer_id: str = Field(min_length=1)
@@ -114,6 +126,7 @@ class OrderIn(BaseModel):
     items: list[ItemIn] = Field(min_length=1)
     shipments: list[ShipmentIn] = []
     payments: list[PaymentIn] | None = None  # None: not in the source (CSV); stored ones kept
+    actions: OrderActionsIn | None = None  # likewise
 
     @field_validator("status")
     @classmethod
@@ -254,7 +267,18 @@ def _retail_order(order_id: str, order: dict[str, Any]) -> OrderIn:
             for f in order.get("fulfillments") or []
         ],
         payments=[_retail_payment(i, p) for i, p in enumerate(order.get("payment_history") or [])],
+        actions=_retail_actions(order),
     )
+
+
+def _retail_actions(order: dict[str, Any]) -> OrderActionsIn:
+    difference = order.get("exchange_price_difference")
+    try:
+        cents = None if difference is None else to_cents(difference)
+    except ValueError as exc:
+        raise ValueError(f"exchange_price_difference: {exc}") from exc
+    fields = {k: order.get(k) for k in OrderActionsIn.model_fields if k in order}
+    return OrderActionsIn(**fields, exchange_price_difference_cents=cents)
 
 
 def _retail_payment(index: int, payment: dict[str, Any]) -> PaymentIn:
@@ -470,8 +494,12 @@ def _stored_order(session: Session, order: Order, with_payments: bool) -> OrderI
             .order_by(col(OrderPayment.position))
         ).all()
         payments = [PaymentIn.model_validate(p, from_attributes=True) for p in stored]
+    actions = (
+        OrderActionsIn.model_validate(order, from_attributes=True) if with_payments else None
+    )
     return OrderIn(
         payments=payments,
+        actions=actions,
         id=order.id,
         customer_id=order.customer_id,
         status=order.status,
@@ -495,6 +523,8 @@ def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: 
             session.execute(delete(OrderPayment).where(col(OrderPayment.order_id) == o.id))
         existing.customer_id, existing.status, existing.address = o.customer_id, o.status, o.address
         existing.total_cents = sum(i.price_cents for i in o.items)
+        if o.actions is not None:
+            existing.sqlmodel_update(o.actions.model_dump())
         session.add(existing)
         report.orders.updated += 1
     else:
@@ -506,6 +536,7 @@ def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: 
                 address=o.address,
                 total_cents=sum(i.price_cents for i in o.items),
                 placed_seq=next_seq,
+                **(o.actions.model_dump() if o.actions is not None else {}),
             )
         )
         next_seq += 1

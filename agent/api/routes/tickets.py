@@ -14,13 +14,16 @@ from agent.features import desk
 from agent.features.transcript import TranscriptEntry, build_transcript
 from agent.store.conversations import list_tickets
 from agent.store.db import transaction
-from agent.store.tables import Customer, Ticket, TicketStatus
+from agent.store.tables import Conversation, Customer, Ticket, TicketStatus
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
 
 def _out(session: Session, ticket: Ticket) -> TicketOut:
-    customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
+    # The customer the ticket was opened for, or the one who verified afterwards.
+    conversation = session.get(Conversation, ticket.conversation_id)
+    customer_id = ticket.customer_id or (conversation.customer_id if conversation else None)
+    customer = session.get(Customer, customer_id) if customer_id else None
     return TicketOut(
         id=ticket.id or 0,
         conversation_id=ticket.conversation_id,
@@ -33,6 +36,7 @@ def _out(session: Session, ticket: Ticket) -> TicketOut:
         customer=CustomerOut(name=f"{customer.first_name} {customer.last_name}")
         if customer
         else None,
+        customer_id=customer_id,
     )
 
 

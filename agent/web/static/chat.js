@@ -86,6 +86,12 @@ async function loadHistory() {
   for (const m of data.messages) {
     shownIds.add(m.id);
     const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "Support team")}</div>` : "";
+    if (m.action) {
+      // A change the assistant proposed: its buttons while it waits, else how it ended.
+      const div = addMessage(m.role, proposalHtml(m.text, m.action.summary));
+      addProposal(div, m.action);
+      continue;
+    }
     addMessage(m.role, who + imagesHtml(m.images) + renderText(m.text, m.citations) + sourcesHtml(m.citations));
   }
   showState(data.state);
@@ -98,12 +104,100 @@ function answering(busy) {
   sendButton.disabled = busy;
   humanButton.disabled = busy;
   input.placeholder = busy ? "Still answering…" : "Type your message…";
+  for (const box of log.querySelectorAll(".proposal:not(.settled)")) {
+    for (const b of box.querySelectorAll(".choices button")) b.disabled = busy;
+  }
 }
 
-async function send(text, files) {
+// -- order changes waiting for the customer's confirmation ----------------------------------
+
+// How a settled change reads under its proposal.
+const SETTLED = {executed: "Confirmed", declined: "Declined", expired: "Expired",
+                 failed: "Not carried out", superseded: "Not carried out"};
+// ... and its line among the assistant's tool notes.
+const SETTLED_NOTE = {executed: " ✓", declined: " — declined", expired: " — expired",
+                      failed: " — failed", superseded: " — not carried out"};
+
+// The proposal's text with the summary (what would change) in bold.
+function proposalHtml(text, summary) {
+  const at = summary ? text.indexOf(summary) : -1;
+  if (at < 0) return renderText(text, []);
+  return renderText(text.slice(0, at), []) + `<strong class="summary">${renderText(summary, [])}</strong>`
+    + renderText(text.slice(at + summary.length), []);
+}
+
+// Confirm / Decline under the assistant's proposal, or how it ended once settled.
+function addProposal(bubble, action) {
+  const box = document.createElement("div");
+  box.className = "proposal";
+  box.dataset.action = action.id;
+  if (!action.status || action.status === "proposed") {
+    const choices = document.createElement("div");
+    choices.className = "choices";
+    choices.setAttribute("role", "group");
+    choices.setAttribute("aria-label", "Confirm this change?");
+    const yes = document.createElement("button");
+    yes.type = "button"; yes.className = "confirm"; yes.textContent = "Confirm";
+    const no = document.createElement("button");
+    no.type = "button"; no.className = "decline secondary"; no.textContent = "Decline";
+    yes.addEventListener("click", () => decide(box, true));
+    no.addEventListener("click", () => decide(box, false));
+    choices.append(yes, no);
+    box.appendChild(choices);
+  }
+  const outcome = document.createElement("div");
+  outcome.className = "decision";
+  outcome.setAttribute("role", "status");
+  outcome.setAttribute("aria-live", "polite");
+  box.appendChild(outcome);
+  bubble.appendChild(box);
+  if (action.status && action.status !== "proposed") settleProposal(action.id, action.status);
+  return box;
+}
+
+// Show how a proposed change ended: the buttons give way to a muted line.
+function settleProposal(actionId, status) {
+  const box = log.querySelector(`.proposal[data-action="${CSS.escape(actionId)}"]`);
+  if (!box) return;
+  box.classList.remove("deciding");
+  box.classList.add("settled", "status-" + status);
+  const choices = box.querySelector(".choices");
+  if (choices) choices.remove();
+  box.querySelector(".decision").textContent = SETTLED[status] || status;
+  const note = box.parentElement.querySelector(".tool.awaiting");
+  if (note) {
+    note.classList.remove("awaiting", "running");
+    note.classList.toggle("failed", status === "failed");
+    note.textContent = note.dataset.label + (SETTLED_NOTE[status] || "");
+  }
+}
+
+async function decide(box, confirm) {
+  if (box.classList.contains("deciding") || box.classList.contains("settled") || sendButton.disabled) return;
+  box.classList.add("deciding");
+  for (const b of box.querySelectorAll(".choices button")) b.disabled = true;  // no second submit
+  box.querySelector(".decision").textContent = confirm ? "Confirming…" : "Declining…";
+  const verb = confirm ? "confirm" : "decline";
   answering(true);
-  const thumbs = (files || []).map((f) => `<img class="photo-thumb" src="${URL.createObjectURL(f)}" alt="Your photo">`).join("");
-  addMessage("customer", thumbs + escapeHtml(text).replace(/\n/g, "<br>"));
+  try {
+    await streamTurn(`/v1/conversations/${conversation.id}/actions/${encodeURIComponent(box.dataset.action)}/${verb}`,
+                     {}, {decision: true});
+  } finally {
+    if (!box.classList.contains("settled")) {  // it did not go through: the choice stays open
+      box.classList.remove("deciding");
+      box.querySelector(".decision").textContent = "";
+    }
+    answering(false);
+    input.focus();
+  }
+}
+
+// -- one turn: a message or a decision, streamed into a new assistant bubble ----------------
+
+// `target`: the URL, or a function that resolves it (the first message starts the conversation).
+async function streamTurn(target, payload, options) {
+  options = options || {};
+  const decision = Boolean(options.decision);
   const bubble = addMessage("assistant", "", "pending");
   const activity = document.createElement("div");
   activity.className = "activity";
@@ -111,14 +205,8 @@ async function send(text, files) {
   bubble.append(activity, body);
   let streamed = "";
   try {
-    const conv = await ensureConversation();
-    let payload = {text};
-    if (files && files.length) {
-      payload = new FormData();
-      payload.append("text", text);
-      for (const f of files) payload.append("images", f, f.name);
-    }
-    await postEvents(`/v1/conversations/${conv.id}/messages`, headers(), payload, (event, data) => {
+    const url = typeof target === "function" ? await target() : target;
+    await postEvents(url, headers(), payload, (event, data) => {
       if (event === "text") { streamed += data.delta; body.innerHTML = renderText(streamed, []); scroll(); }
       else if (event === "working") { bubble.classList.add("working"); }
       else if (event === "progress") {
@@ -128,34 +216,73 @@ async function send(text, files) {
         note.textContent += data.delta; scroll();
       } else if (event === "tool_start") {
         const item = document.createElement("div");
-        item.className = "tool running"; item.dataset.id = data.id; item.textContent = data.label + "…";
+        item.className = "tool running"; item.dataset.id = data.id; item.dataset.name = data.name;
+        item.dataset.label = data.label; item.textContent = data.label + "…";
         activity.appendChild(item); scroll();
       } else if (event === "tool_finish") {
-        const item = activity.querySelector(`[data-id="${CSS.escape(data.id)}"]`);
-        if (item) { item.classList.remove("running"); item.classList.toggle("failed", data.is_error); item.textContent = item.textContent.replace("…", data.is_error ? " — failed" : " ✓"); }
+        // A decision's first event is the proposed change's outcome: its note is in the proposal.
+        const item = activity.querySelector(`[data-id="${CSS.escape(data.id)}"]`)
+          || log.querySelector(`.tool.awaiting[data-id="${CSS.escape(data.id)}"]`);
+        if (item && item.classList.contains("awaiting")) {
+          if (!data.is_error) { item.classList.remove("awaiting"); item.textContent = item.dataset.label + " ✓"; }
+        } else if (item) {
+          item.classList.remove("running"); item.classList.toggle("failed", data.is_error);
+          item.textContent = item.dataset.label + (data.is_error ? " — failed" : " ✓");
+        }
+      } else if (event === "pending_action") {
+        // The change is held for the customer: its note says so until they answer.
+        const item = activity.querySelector(`.tool.running[data-name="${CSS.escape(data.tool)}"]`);
+        if (item) {
+          item.classList.replace("running", "awaiting");
+          item.textContent = item.dataset.label + " — waiting for your confirmation";
+        }
       } else if (event === "degraded") { showNotice(data.message); }
       else if (event === "error") { body.textContent = data.message; bubble.classList.add("error"); }
       else if (event === "final") {
         bubble.classList.remove("pending", "working");
         if (data.message_id) shownIds.add(data.message_id);
+        if (data.action) settleProposal(data.action.id, data.action.status);
         if (data.outcome === "queued_for_human") {
-          body.innerHTML = "<em>Your message was passed to our team. They'll reply here.</em>";
+          body.innerHTML = decision ? "" : "<em>Your message was passed to our team. They'll reply here.</em>";
+        } else if (data.pending_action) {
+          body.innerHTML = proposalHtml(data.reply, data.pending_action.summary);
+          addProposal(bubble, data.pending_action);
         } else {
           body.innerHTML = renderText(data.reply, data.citations) + sourcesHtml(data.citations);
         }
+        // A decision already settled elsewhere, with no answer to show: nothing to add here.
+        if (decision && !body.textContent.trim() && !activity.children.length) bubble.remove();
         if (data.degraded) showNotice("The AI assistant is unavailable right now; answering in offline mode.");
         showState(data.state);
+        scroll();
       }
     });
   } catch (error) {
     bubble.classList.remove("pending"); bubble.classList.add("error");
     if (error.code === "turn_in_progress") {
-      // Another window of this conversation is still being answered: keep the text.
-      body.textContent = "I'm still answering your previous message; send this again in a moment.";
-      if (!input.value) input.value = text;
+      // Another window of this conversation is still being answered.
+      body.textContent = decision ? "I'm still answering your previous message; try again in a moment."
+                                  : "I'm still answering your previous message; send this again in a moment.";
+      if (!decision && !input.value && options.text) input.value = options.text;  // keep the text
     } else {
       body.textContent = "Sorry, that didn't go through: " + error.message;
     }
+  }
+}
+
+async function send(text, files) {
+  answering(true);
+  const thumbs = (files || []).map((f) => `<img class="photo-thumb" src="${URL.createObjectURL(f)}" alt="Your photo">`).join("");
+  addMessage("customer", thumbs + escapeHtml(text).replace(/\n/g, "<br>"));
+  try {
+    let payload = {text};
+    if (files && files.length) {
+      payload = new FormData();
+      payload.append("text", text);
+      for (const f of files) payload.append("images", f, f.name);
+    }
+    // A change waiting for confirmation is settled by this message (the server decides how).
+    await streamTurn(async () => `/v1/conversations/${(await ensureConversation()).id}/messages`, payload, {text});
   } finally {
     answering(false);
     input.focus();
