@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.models.capabilities import FAMILIES, Effort, ThinkingDisplay, ThinkingMode, retirement
 
@@ -133,7 +134,30 @@ class Settings(BaseSettings):
     max_tool_iterations: int = Field(default=8, ge=1, le=50)
     max_continuations: int = Field(default=2, ge=0, le=10)
     max_message_chars: int = Field(default=4000, ge=1)
-    max_failed_verifications: int = Field(default=3, ge=1)
+    max_failed_verifications: int = Field(
+        default=3, ge=1, description="Failed identity checks allowed per conversation"
+    )
+    verify_failures_per_customer: int = Field(
+        default=5,
+        ge=1,
+        description="Failed identity checks naming one account (any conversation, any worker) "
+        "before it is locked for verification",
+    )
+    verify_failures_per_client: int = Field(
+        default=10,
+        ge=1,
+        description="Failed identity checks from one client address before it is locked out",
+    )
+    verify_lockout_minutes: float = Field(
+        default=30, gt=0, le=7 * 24 * 60, description="How long failures count, and a lock lasts"
+    )
+    verify_backoff_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description="Wait after a second failure on an account or client, doubling with each "
+        "further one",
+    )
     action_expiry_minutes: float = Field(
         default=15,
         gt=0,
@@ -175,7 +199,38 @@ class Settings(BaseSettings):
     web_widget_key: SecretStr | None = Field(
         default=None, description="Widget key the served chat page uses; created when unset"
     )
-    rate_limit_per_key: int = Field(default=120, ge=1, description="Requests per minute per key")
+    rate_limit_per_key: int = Field(
+        default=120, ge=1, description="Requests per minute per backend or admin key"
+    )
+    rate_limit_per_widget_key: int = Field(
+        default=3000,
+        ge=1,
+        description="Requests per minute per widget key: every visitor of the site together",
+    )
+    rate_limit_per_client: int = Field(
+        default=60,
+        ge=1,
+        description="Requests per minute per client address with a widget key (one visitor)",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For is believed "
+        "(comma-separated, e.g. 10.0.0.0/8,127.0.0.1)",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        networks = []
+        for item in (str(i).strip() for i in items):
+            if item:
+                try:
+                    networks.append(str(ip_network(item, strict=False)))
+                except ValueError as exc:
+                    raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return networks
+
     rate_limit_per_conversation: int = Field(
         default=20, ge=1, description="Customer messages per minute per conversation"
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.engine.history import to_api_messages
+from agent.engine.history import UNREADABLE, to_api_messages
 from agent.engine.port import (
     Admission,
     Decision,
@@ -187,6 +187,16 @@ class MemoryTurnStore:
         conversation = self._get(conversation_id)
         self._renew(conversation, lease)
         conversation.cut, conversation.summary = cut, summary
+
+    def set_aside_images(
+        self, conversation_id: str, *, lease: str, message_ids: list[int] | None
+    ) -> None:
+        conversation = self._get(conversation_id)
+        self._renew(conversation, lease)
+        for row in conversation.messages:
+            if row.role == "user" and (message_ids is None or row.id in message_ids):
+                row.content = [{**b, UNREADABLE: True} if b.get("type") == "image" else b
+                               for b in row.content]  # fmt: skip
 
     def release(self, conversation_id: str, *, lease: str) -> None:
         conversation = self._get(conversation_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,10 @@ from agent.config import Settings
 
 if TYPE_CHECKING:
     from kb import Hit, KnowledgeBase
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[\s#]+", "", text).lower()
 
 
 class ToolError(Exception):
@@ -35,6 +41,17 @@ class ToolContext:
     customer_id: str | None  # the verified customer bound to this conversation, if any
     kb: KnowledgeBase | None = None
     citations: list[Citation] = field(default_factory=list)  # numbered sources of this turn
+    client: str | None = None  # the caller's address, when a channel knows it
+    # What the customer typed in this conversation (their messages' text, never tool results,
+    # documents or the model's words), read only when a tool needs it.
+    customer_said: Callable[[], str] = lambda: ""
+
+    def typed_by_customer(self, *facts: str) -> bool:
+        """Whether every fact appears in what the customer typed here (case, spaces and a
+        leading # aside): identity facts must come from the customer, not from a document or
+        a tool result the model read."""
+        said = _plain(self.customer_said())
+        return all(_plain(fact) in said for fact in facts if fact)
 
     def require_customer(self) -> str:
         if self.customer_id is None:

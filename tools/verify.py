@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from agent.store import identity_checks
 from agent.store.conversations import get_conversation
 from agent.store.orders import find_customer_by_email, order_owner
+from agent.store.tables import utcnow
 from tools.intent import Intent
 from tools.registry import tool
 from tools.tool_context import ToolContext, ToolError
+
+log = logging.getLogger(__name__)
+
+
+def _limits(ctx: ToolContext) -> identity_checks.Limits:
+    settings = ctx.settings
+    return identity_checks.Limits(
+        per_target=settings.verify_failures_per_customer,
+        per_client=settings.verify_failures_per_client,
+        window=timedelta(minutes=settings.verify_lockout_minutes),
+        backoff=timedelta(seconds=settings.verify_backoff_seconds),
+    )
+
+
+def _refuse_held(ctx: ToolContext, target: str, held: identity_checks.Hold) -> None:
+    """Refuse a check an account's or a client's earlier failures hold back (recorded, so that
+    staff see it, but not counted as a failure: the facts were never compared)."""
+    if held.locked:
+        identity_checks.record(session=ctx.session, target=target, client=ctx.client,
+                               conversation_id=ctx.conversation_id, outcome="locked",
+                               detail=f"locked ({held.on})")  # fmt: skip
+        log.warning("conversation %s: identity check refused, %s locked until %s",
+                    ctx.conversation_id, held.on, held.until.isoformat())  # fmt: skip
+        raise ToolError(
+            "Identity checks are locked for now after too many failed attempts. Do not try "
+            "again in this conversation; offer to hand it to a human agent, who can help."
+        )
+    wait = max(1, int((held.until - utcnow()).total_seconds() + 0.999))
+    raise ToolError(
+        f"Too many failed attempts just now: identity checks are paused for {wait} seconds. "
+        "Ask the customer to double-check their details and try again after that."
+    )
 
 
 def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -60,6 +96,19 @@ def verify_customer(
             "This conversation is already verified for one customer; one customer per "
             "conversation. Other customers must start their own conversation."
         )
+    if not ctx.typed_by_customer(email, order_id or "", zip_code or ""):
+        log.warning("conversation %s: identity facts not typed by the customer; refused",
+                    ctx.conversation_id)  # fmt: skip
+        raise ToolError(
+            "Verification only accepts facts the customer typed in this conversation (not "
+            "ones found in documents or tool results). Ask the customer to type their email "
+            "and an order number or zip code."
+        )
+    target = identity_checks.target_of(customer.id if customer else None, email)
+    held = identity_checks.hold(session=ctx.session, target=target, client=ctx.client,
+                                limits=_limits(ctx))  # fmt: skip
+    if held is not None:
+        _refuse_held(ctx, target, held)
     limit = ctx.settings.max_failed_verifications
     if conversation.failed_verifications >= limit:
         raise ToolError(
@@ -69,7 +118,11 @@ def verify_customer(
     if not matches or customer is None:
         conversation.failed_verifications += 1
         ctx.session.add(conversation)
-        ctx.session.flush()
+        identity_checks.record(session=ctx.session, target=target, client=ctx.client,
+                               conversation_id=ctx.conversation_id, outcome="failed",
+                               detail="order number" if order_id else "zip code")  # fmt: skip
+        log.warning("conversation %s: failed identity check for %s from %s",
+                    ctx.conversation_id, target, ctx.client or "an unknown client")  # fmt: skip
         left = limit - conversation.failed_verifications
         raise ToolError(
             f"Those details do not match our records. {left} attempt(s) left in this conversation."

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agent.api import errors
 from agent.api.deps import AppState, StateDep
-from agent.api.routes import actions, conversations, health, kb, tickets, usage
+from agent.api.routes import actions, conversations, health, identity, kb, tickets, usage
 from agent.config import Settings
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return settings.max_request_bytes
 
     app.add_middleware(errors.BodyLimit, limit_for=limit_for)
-    for module in (health, conversations, actions, tickets, kb, usage):
+    for module in (health, conversations, actions, identity, tickets, kb, usage):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 

@@ -6,6 +6,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 from typing import Annotated
 
 import anyio
@@ -52,6 +53,7 @@ class Principal:
     key_id: int
     name: str
     scope: KeyScope
+    client: str = ""  # the caller's address (behind trusted proxies: the forwarded one)
 
     @property
     def staff(self) -> str:
@@ -92,11 +94,37 @@ def _token_matches(expected: str | None, token: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(expected or "", hash_secret(token or ""))
 
 
-def _identify(session: Session, authorization: str | None) -> Principal:
+def _identify(session: Session, authorization: str | None, client: str = "") -> Principal:
     key = find_key(session=session, secret=_bearer(authorization))
     if key is None:
         raise Unauthorized("Unknown or revoked API key.")
-    return Principal(key.id, key.name, key.scope)
+    return Principal(key.id, key.name, key.scope, client)
+
+
+def client_address(request: Request, trusted_proxies: list[str]) -> str:
+    """Who is calling: the peer's address, or, when the peer is a trusted reverse proxy, the
+    nearest address in X-Forwarded-For that is not one of ours (a client can prepend anything
+    to that header, so only what our own proxies appended counts)."""
+    peer = request.client.host if request.client else ""
+    networks = [ip_network(n) for n in trusted_proxies]
+
+    def trusted(address: str) -> bool:
+        try:
+            parsed = ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in networks)
+
+    if not networks or not trusted(peer):
+        return peer
+    forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",")]
+    for address in reversed([a for a in forwarded if a]):
+        if not trusted(address):
+            try:
+                return str(ip_address(address))
+            except ValueError:
+                return peer  # garbage where our proxy wrote: fall back to the proxy itself
+    return peer
 
 
 def count_request(
@@ -105,27 +133,39 @@ def count_request(
     """Count a request against its key's limit (and a customer message against its
     conversation's), in the caller's write transaction; 429 when over. (Raising rolls that
     transaction back, so the refused request is counted again in one of its own.)"""
-    per_key = f"key:{principal.key_id}"
-    limits = {per_key: settings.rate_limit_per_key}
+    limits = _limits(settings, principal)
     if conversation_id is not None:
         limits[f"conv:{conversation_id}"] = settings.rate_limit_per_conversation
-    over = ratelimit.count(session, limits)
-    if per_key in over:
-        raise RateLimited("Too many requests for this API key.", retry_after=over[per_key])
-    if over:
-        raise RateLimited(
-            "Too many messages in this conversation; slow down.", retry_after=max(over.values())
-        )
+    _refuse_over(ratelimit.count(session, limits), principal)
+
+
+def _limits(settings: Settings, principal: Principal) -> dict[str, int]:
+    """A request's rate limits: its key's, and with a widget key (every visitor of the site
+    shares it) its visitor's too, so one visitor's flood throttles that visitor only."""
+    if principal.scope != KeyScope.WIDGET:
+        return {f"key:{principal.key_id}": settings.rate_limit_per_key}
+    return {
+        f"key:{principal.key_id}": settings.rate_limit_per_widget_key,
+        f"client:{principal.client}": settings.rate_limit_per_client,
+    }
+
+
+def _refuse_over(over: dict[str, int], principal: Principal) -> None:
+    if not over:
+        return
+    retry = max(over.values())
+    if f"client:{principal.client}" in over:
+        raise RateLimited("Too many requests from your address; slow down.", retry_after=retry)
+    if f"key:{principal.key_id}" in over:
+        raise RateLimited("Too many requests for this API key.", retry_after=retry)
+    raise RateLimited("Too many messages in this conversation; slow down.", retry_after=retry)
 
 
 def _counted(state: AppState, principal: Principal) -> None:
     """Count a request against its key, in a transaction of its own; 429 when over."""
     with transaction(state.runtime.engine) as session:
-        over = ratelimit.count(
-            session, {f"key:{principal.key_id}": state.settings.rate_limit_per_key}
-        )
-    if over:
-        raise RateLimited("Too many requests for this API key.", retry_after=max(over.values()))
+        over = ratelimit.count(session, _limits(state.settings, principal))
+    _refuse_over(over, principal)
 
 
 @contextmanager
@@ -145,20 +185,25 @@ AuthorizationHeader = Annotated[str | None, Header()]
 ConversationTokenHeader = Annotated[str | None, Header()]
 
 
-def authenticate(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
+def authenticate(
+    request: Request, state: StateDep, authorization: AuthorizationHeader = None
+) -> Principal:
     """The caller, not yet counted: for routes that count it in their own transaction. A
     read without a write lock, resolved before the request body is read: an unknown key is a
     401 whatever else is wrong with the request."""
+    client = client_address(request, state.settings.trusted_proxies)
     with Session(state.runtime.engine) as session:
-        return _identify(session, authorization)
+        return _identify(session, authorization, client)
 
 
 AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 
 
-def get_principal(state: StateDep, authorization: AuthorizationHeader = None) -> Principal:
+def get_principal(
+    request: Request, state: StateDep, authorization: AuthorizationHeader = None
+) -> Principal:
     """The caller, counted against its key's rate limit."""
-    principal = authenticate(state, authorization)
+    principal = authenticate(request, state, authorization)
     _counted(state, principal)
     return principal
 
@@ -180,12 +225,16 @@ AdminDep = Annotated[Principal, Depends(require(KeyScope.ADMIN))]
 
 
 def _access(
-    state: AppState, authorization: str | None, conversation_id: str, token: str | None
+    state: AppState,
+    authorization: str | None,
+    conversation_id: str,
+    token: str | None,
+    client: str = "",
 ) -> tuple[Principal, Conversation]:
     """The caller and the conversation it asks for, read in one session. Another caller's
     conversation answers 404, as if it did not exist (the attempt is still counted)."""
     with Session(state.runtime.engine, expire_on_commit=False) as session:
-        principal = _identify(session, authorization)
+        principal = _identify(session, authorization, client)
         conversation = _visible(session, principal, conversation_id, token)
     if conversation is None:
         _counted(state, principal)
@@ -195,12 +244,16 @@ def _access(
 
 def conversation_for(
     conversation_id: str,
+    request: Request,
     state: StateDep,
     authorization: AuthorizationHeader = None,
     x_conversation_token: ConversationTokenHeader = None,
 ) -> Conversation:
     """The conversation if this caller may see it (counted); otherwise 404."""
-    principal, conversation = _access(state, authorization, conversation_id, x_conversation_token)
+    client = client_address(request, state.settings.trusted_proxies)
+    principal, conversation = _access(
+        state, authorization, conversation_id, x_conversation_token, client
+    )
     _counted(state, principal)
     return conversation
 
@@ -219,6 +272,10 @@ class TurnAdmission:
     principal: Principal
     conversation_id: str
     token: str | None
+
+    @property
+    def client(self) -> str | None:
+        return self.principal.client or None
 
     def __call__(self, session: Session) -> Conversation:
         if self.principal.scope == KeyScope.WIDGET:  # checked before locking anything

@@ -9,6 +9,10 @@ from agent.errors import HistoryCorrupted
 from agent.store.tables import Message
 
 ApiMessage = dict[str, Any]
+# Our mark on a stored photo the model could not process: it stays in the database (staff see
+# it) and goes to the model as a note instead.
+UNREADABLE = "supportbot_unreadable"
+UNREADABLE_NOTE = "[The customer sent a photo here that could not be processed.]"
 
 
 def to_api_messages(rows: Sequence[Message]) -> list[ApiMessage]:
@@ -17,12 +21,20 @@ def to_api_messages(rows: Sequence[Message]) -> list[ApiMessage]:
     human had the conversation, or several staff replies in a row."""
     messages: list[ApiMessage] = []
     for row in rows:
+        content = readable(row.content) if row.role == "user" else row.content
         if messages and messages[-1]["role"] == row.role:
-            merged = [*messages[-1]["content"], *row.content]
+            merged = [*messages[-1]["content"], *content]
             messages[-1] = {"role": row.role, "content": merged}
         else:
-            messages.append({"role": row.role, "content": list(row.content)})
+            messages.append({"role": row.role, "content": list(content)})
     return messages
+
+
+def readable(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`content` with photos marked unreadable as a note (the same list when there are none)."""
+    if not any(b.get(UNREADABLE) for b in content if b.get("type") == "image"):
+        return content
+    return [{"type": "text", "text": UNREADABLE_NOTE} if b.get(UNREADABLE) else b for b in content]
 
 
 def validate(messages: Sequence[ApiMessage]) -> None:

@@ -30,7 +30,7 @@ from agent.engine.events import (
     TurnFinished,
     TurnResult,
 )
-from agent.engine.history import validate
+from agent.engine.history import UNREADABLE, readable, validate
 from agent.engine.port import (
     Admission,
     Decision,
@@ -46,6 +46,7 @@ from agent.engine.summary import extractive, summary_request
 from agent.errors import InvalidInput
 from agent.models.base import (
     ContextTooLong,
+    ImageRejected,
     Model,
     ModelCall,
     ModelReply,
@@ -235,7 +236,7 @@ class Agent:
                 )
             )
             return
-        turn = _Turn(self, conversation_id, stream, lease, begun)
+        turn = _Turn(self, conversation_id, stream, lease, begun, getattr(admit, "client", None))
         try:
             yield from turn.run()
         finally:
@@ -270,9 +271,16 @@ class _Turn:
     """The state of one turn in progress."""
 
     def __init__(
-        self, agent: Agent, conversation_id: str, stream: bool, lease: str, begun: TurnStart
+        self,
+        agent: Agent,
+        conversation_id: str,
+        stream: bool,
+        lease: str,
+        begun: TurnStart,
+        client: str | None = None,
     ) -> None:
         self.agent = agent
+        self.client = client  # the caller's address, when the channel knows it
         self.settings = agent.settings
         self.store = agent.store
         self.conversation_id = conversation_id
@@ -290,6 +298,9 @@ class _Turn:
         self.summary: str | None = begun.summary
         self.pending_usage: dict[str, int] = {}  # calls (summaries) not yet stored with a message
         self.settled = begun.settled  # the proposal this turn answered, if any
+        self.message_id = begun.message_id  # the customer's message that opened the turn
+        # Its index in `messages` (the last message as the turn opens).
+        self.opened_at = len(begun.messages or []) - 1
         if begun.settled is not None:
             pending, settled = begun.settled
             self.calls.append(ToolCall(pending.tool, pending.arguments, settled.is_error))
@@ -373,7 +384,7 @@ class _Turn:
             try:
                 reply = yield from self._call(model, summary_request(self.summary, messages), False)
                 return reply.text().strip(), reply.usage
-            except (ModelUnavailable, ContextTooLong) as exc:
+            except (ModelUnavailable, ContextTooLong, ImageRejected) as exc:
                 log.warning("conversation %s: summary unavailable (%s)", self.conversation_id, exc)
         return extractive(self.summary, messages), {}
 
@@ -394,7 +405,7 @@ class _Turn:
         model = self.agent.fallback if self.degraded else self.agent.model
         try:
             try:
-                reply = yield from self._call(model, request)
+                reply = yield from self._call_reading_images(model, request)
             except ContextTooLong:
                 log.warning(
                     "conversation %s: prompt too long; compacting once", self.conversation_id
@@ -410,6 +421,43 @@ class _Turn:
         for key, value in reply.usage.items():
             self.usage[key] = self.usage.get(key, 0) + value
         return reply
+
+    def _call_reading_images(self, model: Model, request: ModelRequest) -> ModelStep:
+        """A model call that survives a photo the model cannot process: the photo is set
+        aside (kept in the database, a note in its place) and the call made again; first the
+        customer's new photos, then, if the model still refuses, every photo."""
+        for scope in ("new", "all", None):
+            try:
+                return (yield from self._call(model, request))
+            except ImageRejected as exc:
+                if scope is None:
+                    raise ModelUnavailable(f"the model could not process an image: {exc}") from exc
+                log.warning(
+                    "conversation %s: the model could not process a photo (%s); setting %s "
+                    "photos aside", self.conversation_id, exc, scope,
+                )  # fmt: skip
+                ids = [self.message_id] if scope == "new" else None
+                self.store.set_aside_images(self.conversation_id, lease=self.lease,
+                                            message_ids=ids)  # fmt: skip
+                request = self._images_set_aside(request, new_only=scope == "new")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _images_set_aside(self, request: ModelRequest, *, new_only: bool) -> ModelRequest:
+        """`request` (and the history this turn holds) with photos replaced by the note: the
+        customer's message of this turn only, or all of them."""
+
+        def set_aside(message: dict[str, Any], index: int) -> dict[str, Any]:
+            if message["role"] != "user" or (new_only and index != self.opened_at):
+                return message
+            content = [{**b, UNREADABLE: True} if b.get("type") == "image" else b
+                       for b in message["content"]]  # fmt: skip
+            return {**message, "content": readable(content)}
+
+        if self.messages is not None:
+            self.messages = [set_aside(m, i) for i, m in enumerate(self.messages)]
+        offset = len(self.messages or []) - len(request.messages)  # the request may start later
+        return replace(request, messages=[set_aside(m, i + offset)
+                                          for i, m in enumerate(request.messages)])  # fmt: skip
 
     def _complete(self, request: ModelRequest) -> ModelStep:
         """A reply that is not cut off: truncated text is continued, a truncated tool call is
@@ -474,6 +522,8 @@ class _Turn:
                 customer_id=customer_id,
                 kb=self.agent.kb,
                 citations=self.citations,
+                client=self.client,
+                customer_said=self._customer_said,
             )
             results: list[dict[str, Any]] = []
             proposal: Proposal | None = None
@@ -522,6 +572,17 @@ class _Turn:
                 {"role": "user", "content": record.results},
             ]
         return None
+
+    def _customer_said(self) -> str:
+        """What the customer typed in this conversation: the text of their messages (tool
+        results in the same messages are not theirs)."""
+        return "\n".join(
+            block.get("text", "")
+            for message in self.messages or []
+            if message["role"] == "user"
+            for block in message["content"]
+            if block.get("type") == "text"
+        )
 
     def _proposed(
         self, reply: ModelReply, pending: PendingAction, message_id: int | None

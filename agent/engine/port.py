@@ -27,7 +27,9 @@ class Admission(Protocol):
     """Who may post to a conversation, and within which limits: supplied by each channel
     (the HTTP API checks the caller's key, scope, token and rate limits; the CLI admits its
     operator). Runs first in the turn's first transaction, on the store's own session, and
-    returns the conversation locked; raising refuses the turn and stores nothing."""
+    returns the conversation locked; raising refuses the turn and stores nothing. A channel
+    that knows the caller's address may say it as `client` (identity checks count failures
+    per client)."""
 
     def __call__(self, session: Any) -> Conversation: ...
 
@@ -198,6 +200,13 @@ class TurnStore(Protocol):
 
     def move_cut(self, conversation_id: str, *, lease: str, cut: int, summary: str | None) -> None:
         """Where the model request starts from now on (and the summary of what came before)."""
+        ...
+
+    def set_aside_images(
+        self, conversation_id: str, *, lease: str, message_ids: list[int] | None
+    ) -> None:
+        """Mark the photos of these stored messages (None: of every message) as ones the model
+        could not process: kept, and sent as a note from now on."""
         ...
 
     def release(self, conversation_id: str, *, lease: str) -> None:

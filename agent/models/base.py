@@ -62,6 +62,10 @@ class ContextTooLong(Exception):
     """The request does not fit the model's context window."""
 
 
+class ImageRejected(Exception):
+    """The model could not process an image of the request (a 400 naming the image)."""
+
+
 class Model(Protocol):
     name: str
     offline: bool

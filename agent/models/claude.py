@@ -15,6 +15,7 @@ from agent.errors import SupportbotError
 from agent.models import capabilities, thinking
 from agent.models.base import (
     ContextTooLong,
+    ImageRejected,
     ModelReply,
     ModelRequest,
     ModelUnavailable,
@@ -256,12 +257,20 @@ def _translated_errors() -> Iterator[None]:
     except anthropic.BadRequestError as exc:
         if "prompt is too long" in str(exc).lower():
             raise ContextTooLong(str(exc)) from exc
+        if "image" in _error_message(exc).lower():
+            raise ImageRejected(_error_message(exc)) from exc
         raise ModelUnavailable(f"Claude answered 400 {_error_type(exc)}") from exc
     except anthropic.APIStatusError as exc:
         error_type = _error_type(exc)
         raise ModelUnavailable(f"Claude answered {exc.status_code} {error_type}") from exc
     except anthropic.APIConnectionError as exc:  # includes timeouts
         raise ModelUnavailable(f"Claude unreachable: {exc}") from exc
+
+
+def _error_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return str((error or {}).get("message") or exc.message)
 
 
 def _reply(message: Any, prefix: Callable[[], str]) -> ModelReply:

@@ -494,9 +494,7 @@ def _stored_order(session: Session, order: Order, with_payments: bool) -> OrderI
             .order_by(col(OrderPayment.position))
         ).all()
         payments = [PaymentIn.model_validate(p, from_attributes=True) for p in stored]
-    actions = (
-        OrderActionsIn.model_validate(order, from_attributes=True) if with_payments else None
-    )
+    actions = OrderActionsIn.model_validate(order, from_attributes=True) if with_payments else None
     return OrderIn(
         payments=payments,
         actions=actions,

@@ -213,6 +213,22 @@ class ProposedAction(SQLModel, table=True):
     decided_at: datetime | None = None
 
 
+class IdentityCheck(SQLModel, table=True):
+    """A failed or refused identity check (successful ones are not kept): what locks an
+    account or a client out of verification, across conversations and workers, and what
+    staff see of attempts to guess a customer's facts."""
+
+    __tablename__ = "identity_check"
+    id: int | None = Field(default=None, primary_key=True)
+    # The account named: "customer:<id>", or "email:<sha256>" for an email on no account.
+    target: str = Field(max_length=80, index=True)
+    client: str | None = Field(default=None, max_length=80, index=True)  # the caller's address
+    conversation_id: str | None = Field(default=None, max_length=36)
+    outcome: str = Field(max_length=16)  # failed | locked
+    detail: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class Ticket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversation.id", index=True)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
-from agent.engine.history import to_api_messages
+from agent.engine.history import UNREADABLE, to_api_messages
 from agent.engine.port import (
     Admission,
     Decision,
@@ -249,6 +249,20 @@ class SqlTurnStore:
             self._renew(session, conversation_id, lease)
             conversation.context_cut, conversation.summary = cut, summary
             session.add(conversation)
+
+    def set_aside_images(
+        self, conversation_id: str, *, lease: str, message_ids: list[int] | None
+    ) -> None:
+        with transaction(self.engine) as session:
+            lock_conversation(session=session, conversation_id=conversation_id)
+            self._renew(session, conversation_id, lease)
+            for row in load_messages(session=session, conversation_id=conversation_id):
+                if row.role != "user" or (message_ids is not None and row.id not in message_ids):
+                    continue
+                if any(b.get("type") == "image" and not b.get(UNREADABLE) for b in row.content):
+                    row.content = [{**b, UNREADABLE: True} if b.get("type") == "image" else b
+                                   for b in row.content]  # fmt: skip
+                    session.add(row)
 
     def release(self, conversation_id: str, *, lease: str) -> None:
         with transaction(self.engine) as session:
