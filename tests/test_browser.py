@@ -159,6 +159,84 @@ def test_policy_answer_shows_a_citation_that_opens_the_source(
     page.close()
 
 
+def test_a_tool_waiting_for_verification_is_a_step_not_a_failure(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    """order_status refuses until the customer is verified: that is the next step of the
+    conversation (tool_finish says `needs_verification`), not a red failure."""
+    base, _, _ = site
+    order = IVAN["orders"][0]
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(
+        tool_use("order_status", {"order_id": order}),
+        text("I need to verify who you are first: what's the email address on your account?"),
+    )
+    _say(page, f"Where is my order {order}?")
+    page.wait_for_selector("text=what's the email address on your account?")
+    _shot(page, "11-needs-verification-step")
+    note = page.locator(".msg.assistant .tool").last
+    assert note.inner_text() == f"Looking up order {order} — I need to verify who you are first"
+    assert "failed" not in (note.get_attribute("class") or "")
+    assert page.locator(".tool.failed").count() == 0
+    page.close()
+
+
+@pytest.fixture
+def offline_site(make_settings: SettingsFactory) -> Iterator[str]:
+    runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
+    import_path(runtime.engine, RETAIL_SLICE)
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    with serve(create_app(runtime.settings, runtime)) as base:
+        yield base
+
+
+def test_a_cited_answer_shows_each_source_once(browser, offline_site) -> None:  # type: ignore[no-untyped-def]
+    """The offline model names its source in a "Source: [1] …" line (for the terminal and the
+    staff desk); the chat lists the source under the answer, once, and leaves the line out."""
+    page = browser.new_page()
+    page.goto(offline_site)
+    _say(page, "How do I descale my kettle?")
+    page.wait_for_selector(".msg.assistant .sources")
+    _shot(page, "12-source-once-offline")
+    for shown in (page, _reloaded(page)):
+        bubble = shown.locator(".msg.assistant").last
+        (source,) = bubble.locator(".sources li").all_inner_texts()
+        assert source.startswith("[1] Electric Kettle (EK-1500) User Manual")
+        said = bubble.inner_text()
+        assert "Source:" not in said and said.count("User Manual") == 1
+        assert "From our help centre [1]" in said  # the inline citation stays
+    page.close()
+
+
+def test_sources_the_model_lists_in_its_text_are_shown_once(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    base, _, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(
+        tool_use("search_knowledge_base", {"query": "return window"}),
+        text("You can return delivered items within 30 days of delivery [1].\n\n"
+             "Sources:\n[1] Returns, Exchanges and Refunds"),
+    )  # fmt: skip
+    _say(page, "How long do I have to return something?")
+    page.wait_for_selector(".msg.assistant .sources")
+    _shot(page, "13-source-once-claude")
+    said = page.locator(".msg.assistant").last.inner_text()
+    assert said.count("Returns, Exchanges and Refunds") == 1 and "Sources:" not in said
+    assert "within 30 days of delivery [1]" in said
+    page.close()
+
+
+def _reloaded(page):  # type: ignore[no-untyped-def]
+    """The same conversation after a reload (the transcript drawn from the server)."""
+    page.reload()
+    page.wait_for_selector(".msg.assistant .sources")
+    return page
+
+
 def test_customer_asks_for_a_human_and_sees_the_staff_reply(
     browser, site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]

@@ -6,15 +6,19 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from agent.store.catalog import describe_product, find_products, product_names
+from agent.store.catalog import describe_product, match_products
 from tools.intent import Intent
 from tools.registry import tool
-from tools.tool_context import ToolContext, ToolError
+from tools.tool_context import ToolContext
 
 
 def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     wanted = intent.about_products and not intent.about_orders and not planned
     return [{"query": intent.text[:500]}] if wanted else []
+
+
+def _one_of(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _render(data: Any) -> str:
@@ -32,6 +36,15 @@ def _render(data: Any) -> str:
             stock = "in stock" if v["available"] else "out of stock"
             lines.append(f"- {options}: {v['price']}, {stock}")
         parts.append("\n".join(lines))
+    if data.get("candidates"):
+        parts.append(f"Which one do you mean: {_one_of(data['candidates'])}?")
+    elif not parts:
+        suggestions = data.get("suggestions") or []
+        parts.append(
+            "I couldn't find that in our catalog. "
+            + (f"Did you mean the {_one_of(suggestions)}?" if suggestions
+               else "Tell me the product's name and I'll look it up.")
+        )  # fmt: skip
     return "\n\n".join(parts)
 
 
@@ -60,19 +73,28 @@ def product_info(
 ) -> dict[str, Any]:
     """Look up a product in the catalog: its variants (options such as color, size, capacity),
     whether each is in stock, and its price. Option values named in `query` filter the
-    variants. Public data: no verification needed."""
-    products = find_products(session=ctx.session, query=query)
-    if not products:
-        names = ", ".join(product_names(session=ctx.session))
-        raise ToolError(f"No product in the catalog matches that. Products we sell: {names}.")
-    views = [
-        describe_product(
-            session=ctx.session,
-            product=p,
-            query=query,
-            options=options,
-            available_only=available_only,
-        ).model_dump()
-        for p in products[:3]
-    ]
-    return {"products": views}
+    variants. Partial names, plurals and typos are understood; when several products fit
+    equally, `candidates` lists them: ask the customer which one they mean. Public data: no
+    verification needed."""
+    match = match_products(session=ctx.session, query=query, options=options)
+    result: dict[str, Any] = {
+        "products": [
+            describe_product(
+                session=ctx.session,
+                product=p,
+                query=query,
+                options=options,
+                available_only=available_only,
+            ).model_dump()
+            for p in match.products[:3]
+        ]
+    }
+    if match.ask:
+        result["candidates"] = [p.name for p in match.ask]
+        result["note"] = "Several products fit: ask the customer which one they mean."
+    elif not match.products:
+        result["suggestions"] = [p.name for p in match.suggestions]
+        result["note"] = "No product in the catalog matches that." + (
+            " Ask whether the customer means one of the suggestions." if match.suggestions else ""
+        )
+    return result

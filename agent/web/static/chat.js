@@ -40,6 +40,31 @@ function sourcesHtml(citations) {
   return `<ol class="sources">${items.join("")}</ol>`;
 }
 
+// "Source: [1] …" or "Sources:" and "[1] …" lines, as the offline model writes them for the
+// terminal and the staff desk (and Claude now and then).
+const SOURCE_HEAD = /^\s*(?:\*\*)?sources?(?:\*\*)?\s*:(?:\*\*)?(.*)$/i;
+const SOURCE_LINE = /^\s*(?:[-*•]\s*)?\[(\d{1,3})\]/;
+
+// A reply and its sources, each source once: the list under the answer shows them, so lines
+// of the text that only name sources the list has are left out.
+function answerHtml(text, citations) {
+  const listed = new Set((citations || []).map((c) => String(c.number)));
+  const lines = (text || "").split("\n");
+  const kept = [];
+  for (let i = 0; i < lines.length; i++) {
+    const head = listed.size ? SOURCE_HEAD.exec(lines[i]) : null;
+    if (!head) { kept.push(lines[i]); continue; }
+    const refs = [...head[1].matchAll(/\[(\d{1,3})\]/g)].map((m) => m[1]);
+    let end = i;
+    if (!head[1].trim()) {  // "Sources:" with one source a line below
+      while (end + 1 < lines.length && SOURCE_LINE.test(lines[end + 1])) refs.push(SOURCE_LINE.exec(lines[++end])[1]);
+    }
+    if (refs.length && refs.every((n) => listed.has(n))) i = end;
+    else kept.push(lines[i]);
+  }
+  return renderText(kept.join("\n").trim(), citations) + sourcesHtml(citations);
+}
+
 function showState(state) {
   stateLabel.hidden = state === "bot";
   stateLabel.textContent = state === "human" ? "With a human agent" : state;
@@ -92,7 +117,7 @@ async function loadHistory() {
       addProposal(div, m.action);
       continue;
     }
-    addMessage(m.role, who + imagesHtml(m.images) + renderText(m.text, m.citations) + sourcesHtml(m.citations));
+    addMessage(m.role, who + imagesHtml(m.images) + answerHtml(m.text, m.citations));
   }
   showState(data.state);
 }
@@ -225,6 +250,10 @@ async function streamTurn(target, payload, options) {
           || log.querySelector(`.tool.awaiting[data-id="${CSS.escape(data.id)}"]`);
         if (item && item.classList.contains("awaiting")) {
           if (!data.is_error) { item.classList.remove("awaiting"); item.textContent = item.dataset.label + " ✓"; }
+        } else if (item && data.needs_verification) {
+          // Refused until the customer is verified: a step of the conversation, not a failure.
+          item.classList.replace("running", "needs-verification");
+          item.textContent = item.dataset.label + " — I need to verify who you are first";
         } else if (item) {
           item.classList.remove("running"); item.classList.toggle("failed", data.is_error);
           item.textContent = item.dataset.label + (data.is_error ? " — failed" : " ✓");
@@ -248,7 +277,7 @@ async function streamTurn(target, payload, options) {
           body.innerHTML = proposalHtml(data.reply, data.pending_action.summary);
           addProposal(bubble, data.pending_action);
         } else {
-          body.innerHTML = renderText(data.reply, data.citations) + sourcesHtml(data.citations);
+          body.innerHTML = answerHtml(data.reply, data.citations);
         }
         // A decision already settled elsewhere, with no answer to show: nothing to add here.
         if (decision && !body.textContent.trim() && !activity.children.length) bubble.remove();
