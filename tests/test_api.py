@@ -265,6 +265,8 @@ def test_rate_limits_answer_429_with_retry_after(
     runtime, keys = _runtime(make_settings, rate_limit_per_conversation=2, rate_limit_per_key=6)
     with TestClient(create_app(runtime.settings, runtime)) as client:
         headers = {"Authorization": f"Bearer {keys['backend']}"}
+        if time.time() % 60 > 40:  # limits count per minute: keep the requests in one window
+            time.sleep(60 - time.time() % 60 + 0.5)
         cid = client.post("/v1/conversations", json={}, headers=headers).json()["id"]
         fake.enqueue(text("one"), text("two"))
         codes = [client.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"},

@@ -1,16 +1,22 @@
-"""Photos customers attach: checked from their bytes, stored as Claude image blocks."""
+"""Photos customers attach: checked from their bytes (decoded, not only sniffed), stored as
+Claude image blocks."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image, UnidentifiedImageError
 
 from agent.config import Settings
 from agent.errors import InvalidInput, TooLarge, UnsupportedMedia
 
 ACCEPTED = "JPEG, PNG, WebP or GIF"
+PILLOW_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
+MAX_SIDE = 8000  # pixels; the Messages API refuses larger images
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,34 @@ def sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def check_decodes(name: str, data: bytes, media_type: str) -> None:
+    """Decode the photo, so that bytes which only start like an image are refused before they
+    are stored or sent. Cheap: only the sniffed format's decoder is tried, the size is checked
+    from the header before any pixel is decoded (a decompression bomb never is), and a JPEG is
+    decoded at 1/8 scale (every byte of it is still read)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=[PILLOW_FORMAT[media_type]]) as image:
+            width, height = image.size
+            if max(width, height) > MAX_SIDE:
+                raise InvalidInput(
+                    f"{name} is {width:,} × {height:,} pixels; a photo can be at most "
+                    f"{MAX_SIDE:,} pixels a side."
+                )
+            if image.format == "JPEG":
+                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    except InvalidInput:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidInput(f"{name} has too many pixels to be a photo.") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidInput(
+            f"{name} could not be read as an image (not a valid {PILLOW_FORMAT[media_type]})."
+        ) from exc
+    except Exception as exc:  # whatever a decoder raises on bad bytes, the photo is unreadable
+        raise InvalidInput(f"{name} could not be read as an image ({exc}).") from exc
 
 
 def decode_base64(name: str, text: str) -> bytes:
@@ -59,6 +93,7 @@ def image_blocks(uploads: list[Upload], settings: Settings) -> list[dict[str, An
         declared = (upload.declared_type or "").split(";")[0].strip().lower()
         if declared and declared not in ("application/octet-stream", actual):
             raise InvalidInput(f"{upload.name} is labelled {declared} but its content is {actual}.")
+        check_decodes(upload.name, upload.data, actual)
         blocks.append({
             "type": "image",
             "source": {"type": "base64", "media_type": actual,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, computed_field
@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from agent.config import ModelPrice
+from agent.errors import InvalidInput
 from agent.models.capabilities import family_name
 from agent.store.tables import Message
 
@@ -82,17 +83,31 @@ def totals(messages: Iterable[Message], pricing: dict[str, ModelPrice]) -> Usage
     return result
 
 
+def as_utc(moment: date | datetime) -> datetime:
+    """A moment to compare stored times with: a date is its midnight, and a date or time
+    without a time zone is read as UTC."""
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(f"{moment.isoformat()} is out of range.") from exc
+
+
 def report(
     engine: Engine,
     pricing: dict[str, ModelPrice],
     *,
-    since: datetime | None = None,
+    since: date | datetime | None = None,
     by: GroupBy = "day",
 ) -> tuple[list[UsageRow], UsageTotals]:
-    """Usage grouped by day, conversation or model, and the grand total."""
+    """Usage grouped by day, conversation or model, and the grand total. `since` without a
+    time zone is UTC."""
     query = select(Message).where(col(Message.usage).is_not(None)).order_by(col(Message.id))
     if since is not None:
-        query = query.where(Message.created_at >= since)
+        query = query.where(col(Message.created_at) >= as_utc(since))
     with Session(engine) as session:
         messages = list(session.exec(query).all())
     rows: dict[str, UsageRow] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import anyio
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from agent.api.deps import AdminDep, StateDep
+from agent.api.errors import STAFF, responses
 from agent.features.usage import UsageRow, UsageTotals, report
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
@@ -20,11 +21,14 @@ class UsageOut(BaseModel):
     total: UsageTotals
 
 
-@router.get("", response_model=UsageOut)
+@router.get("", response_model=UsageOut, responses=responses(*STAFF))
 async def get_usage(
     _: AdminDep,
     state: StateDep,
-    since: Annotated[datetime | None, Query(description="ISO date or date-time (UTC)")] = None,
+    since: Annotated[
+        datetime | date | None,
+        Query(description="An ISO date (2026-11-01) or date-time; without a time zone, UTC"),
+    ] = None,
     by: Annotated[Literal["day", "conversation", "model"], Query()] = "day",
 ) -> UsageOut:
     """Model calls, tokens by kind (input, output, cache write, cache read), cache hit share
