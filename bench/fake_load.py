@@ -4,8 +4,9 @@ arrives, served by aiohttp on uvloop in a process of its own.
 tests/fake_anthropic.py is the fake the test suite uses (scripted replies, errors, streaming,
 prompt-cache simulation, batches); it parses every request in threads and costs the load
 generator more CPU than the server it measures. This one does only what bench/load.py needs:
-a valid non-streaming message, or a `list_orders` tool call when `--tool` is set and the
-last message does not yet carry its result.
+a valid non-streaming message, or, when `--tool` is set and the last message does not yet
+carry its result, a tool call: `search_knowledge_base` for a message that starts with "help:"
+(a help-centre question), `list_orders` otherwise.
 
     python bench/fake_load.py --port 8123 --delay-ms 500 [--tool]
 """
@@ -44,8 +45,11 @@ def app(delay: float, tool: bool) -> web.Application:
         content, stop = ANSWER, "end_turn"
         last = body["messages"][-1]["content"]
         if tool and not any(b.get("type") == "tool_result" for b in last):
-            content = [{"type": "tool_use", "id": f"toolu_load{number:08d}", "name": "list_orders",
-                        "input": {"limit": 3}}]  # fmt: skip
+            said = next((b.get("text", "") for b in last if b.get("type") == "text"), "")
+            call = ("search_knowledge_base", {"query": said[5:].strip()}) if said.startswith(
+                "help:") else ("list_orders", {"limit": 3})  # fmt: skip
+            content = [{"type": "tool_use", "id": f"toolu_load{number:08d}", "name": call[0],
+                        "input": call[1]}]  # fmt: skip
             stop = "tool_use"
         await asyncio.sleep(max(0.0, received + delay - loop.time()))
         return web.Response(

@@ -1,12 +1,20 @@
 """Concurrent conversations against `supportbot serve`, with a fake Messages API answering
 after a fixed delay.
 
-    python bench/load.py --workers 1,2 [--postgres] [--only overhead|throughput|steady]
+    python bench/load.py --workers 1,2 [--postgres] [--only mixed|overhead|throughput|steady]
     python bench/load.py --workers 1,2 --only throughput --floor   # the reference server
+    python bench/load.py --kinds [--kind-rounds 4]   # CPU per help-centre vs order turn
+
+`--kinds` runs one worker and measures the server CPU of blocks of 15 order turns and 15
+help-centre turns, interleaved, on a quiet machine and then with a CPU-bound process running
+beside the server, in one run.
 
 Scenarios, per worker count:
-- overhead: one conversation at a time, turns with one tool call (two model calls); server
-  overhead per turn = turn latency - model time (target p50 <= 15 ms);
+- mixed (the headline): one conversation at a time, turns with one tool call (two model
+  calls), half of them help-centre questions answered from the ingested demo docs
+  (`search_knowledge_base`) and half order questions (`list_orders`); server overhead per turn
+  = turn latency - model time;
+- overhead: the same with order questions only;
 - throughput: 200 concurrent conversations of 3 turns, all starting at once, a 500 ms model,
   plain answers; turns/s against the ideal (concurrency / model time), target >= 80%;
 - steady: the same 200 conversations with their starts spread over one model time and 10
@@ -47,7 +55,23 @@ from bench.common import percentile  # noqa: E402
 from tests.postgres import PostgresServer, start_postgres  # noqa: E402
 
 SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
+DOCS = ROOT / "demo" / "docs"
 EMAIL = "ivan.santos3158@example.com"
+# Help-centre questions whose answers are in demo/docs, worded as customers write them.
+HELP_QUESTIONS = [
+    "how do I descale my kettle",
+    "can I return something after 30 days",
+    "how long does a refund take to reach my credit card",
+    "do gift cards expire",
+    "what does processed mean on my order",
+    "how do I adjust the height of the office chair",
+    "is the water bottle dishwasher safe",
+    "how long is the warranty on the kettle",
+    "can I change the shipping address after ordering",
+    "which payment methods do you accept",
+    "how much does express shipping cost",
+    "my chair wobbles, what should I do",
+]
 
 
 @dataclass
@@ -59,6 +83,7 @@ class Scenario:
     tool: bool
     conversations: int = 0  # in all; default: one per concurrent slot
     stagger: bool = False  # spread the starts over one model time (steady arrivals)
+    help_share: float = 0.0  # share of turns that are help-centre questions
 
     @property
     def model_seconds_per_turn(self) -> float:
@@ -83,6 +108,18 @@ def cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The largest peak resident memory (VmHWM) among a server's worker processes (the
+    process itself when it has none)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    peaks = []
+    for p in [int(c) for c in children] or [pid]:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks)
 
 
 def machine_busy() -> tuple[float, float]:
@@ -119,14 +156,33 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path | None = None
         time.sleep(0.2)
 
 
-async def conversation(client: aiohttp.ClientSession, turns: int, latencies: list[float]) -> None:
+_asked = iter(range(10**9))
+
+
+def message(help_share: float, unique: bool = False) -> str:
+    """The next customer message: a help-centre question for `help_share` of them (worded
+    anew each time when `unique`, so that no query repeats)."""
+    n = next(_asked)
+    if help_share and n % round(1 / help_share) == 0:
+        question = HELP_QUESTIONS[(n // round(1 / help_share)) % len(HELP_QUESTIONS)]
+        return "help: " + question + (f", asking for order {n}" if unique else "")
+    return f"orders? {n}"
+
+
+async def conversation(
+    client: aiohttp.ClientSession,
+    turns: int,
+    latencies: list[float],
+    help_share: float = 0.0,
+    unique: bool = False,
+) -> None:
     async with client.post("/v1/conversations", json={"customer_email": EMAIL}) as created:
         created.raise_for_status()
         cid = (await created.json())["id"]
-    for i in range(turns):
+    for _ in range(turns):
         start = time.perf_counter()
         async with client.post(
-            f"/v1/conversations/{cid}/messages", json={"text": f"orders? {i}"}
+            f"/v1/conversations/{cid}/messages", json={"text": message(help_share, unique)}
         ) as response:
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
@@ -149,7 +205,7 @@ async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[fl
             if scenario.stagger:
                 await asyncio.sleep(number * scenario.model_ms / 1000 / scenario.concurrency)
             async with slots:
-                await conversation(client, scenario.turns, latencies)
+                await conversation(client, scenario.turns, latencies, scenario.help_share)
 
         start = time.perf_counter()
         await asyncio.gather(
@@ -204,6 +260,8 @@ def run(
                    "--no-access-log"]  # fmt: skip
     else:
         cli(env, "orders", "import", str(SLICE))
+        if scenario.help_share:
+            cli(env, "ingest", str(DOCS))
         key = cli(env, "keys", "create", "--scope", "backend", "--name", "bench")
         key = key.strip().splitlines()[-1]
         command = [str(bin_dir / "supportbot"), "serve", "--port", str(port),
@@ -220,7 +278,10 @@ def run(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"http://127.0.0.1:{fake_port}/", fake)
-        wait_for(f"{base}/healthz", server, log)
+        if floor:
+            wait_for(f"{base}/healthz", server, log)
+        else:  # ready: the encoder and indexes are loaded (not counted against the turns)
+            wait_for_ready(f"{base}/readyz", server, log)
         before = cpu_seconds(server.pid), cpu_seconds(fake.pid), sum(os.times()[:2])
         machine_before = machine_busy()
         try:
@@ -228,6 +289,7 @@ def run(
         except Exception:
             print(log.read_text()[-3000:], file=sys.stderr)
             raise
+        peak_rss = peak_rss_mib(server.pid)
         server_cpu = cpu_seconds(server.pid) - before[0]
         generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
         machine = [after - b for after, b in zip(machine_busy(), machine_before, strict=True)]
@@ -251,6 +313,7 @@ def run(
         "generator_cpu_ms_per_turn": generator_cpu / turns * 1000,
         "cores_busy": machine[0] / wall,
         "machine_busy": machine[0] / machine[1],
+        "peak_rss_mib": peak_rss,
     }
 
 
@@ -266,6 +329,7 @@ COLUMNS = {
     "generator_cpu_ms_per_turn": "load generator CPU ms/turn",
     "cores_busy": "cores busy (whole machine)",
     "machine_busy": "machine CPU busy",
+    "peak_rss_mib": "peak RSS MiB per worker",
 }
 
 
@@ -277,7 +341,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--model-ms", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
-    parser.add_argument("--only", choices=["overhead", "throughput", "steady"])
+    parser.add_argument("--only", choices=["mixed", "overhead", "throughput", "steady"])
+    parser.add_argument("--kinds", action="store_true",
+                        help="server CPU per help-centre turn against an order turn, quiet and "
+                        "beside a CPU-bound process")  # fmt: skip
+    parser.add_argument("--kind-rounds", type=int, default=4)
+    parser.add_argument("--kind-block", type=int, default=15, help="turns per block")
+    parser.add_argument("--mixed-throughput", action="store_true",
+                        help="the throughput scenario with half help-centre questions")  # fmt: skip
     parser.add_argument(
         "--floor",
         action="store_true",
@@ -296,9 +367,22 @@ def main() -> None:
         help="a setting for the server, e.g. SUPPORTBOT_API_THREADS=16 (repeatable)",
     )
     args = parser.parse_args()
+    if args.kinds:
+        server_env = dict(item.split("=", 1) for item in args.server_env)
+        kinds(args.kind_rounds, server_env, args.kind_block)
+        return
     scenarios: list[Scenario] = [
         Scenario(
-            "overhead (1 tool call)",
+            "mixed (1 tool call, half help-centre questions)",
+            concurrency=1,
+            turns=4,
+            model_ms=50,
+            tool=True,
+            conversations=args.overhead_conversations,
+            help_share=0.5,
+        ),
+        Scenario(
+            "overhead (1 tool call, order questions)",
             concurrency=1,
             turns=4,
             model_ms=50,
@@ -310,7 +394,8 @@ def main() -> None:
             concurrency=args.concurrency,
             turns=3,
             model_ms=args.model_ms,
-            tool=False,
+            tool=args.mixed_throughput,
+            help_share=0.5 if args.mixed_throughput else 0.0,
         ),
         Scenario(
             f"steady ({args.concurrency} concurrent, staggered starts, 10 turns)",
@@ -356,6 +441,87 @@ def main() -> None:
     finally:
         if postgres is not None:
             postgres.stop()
+
+
+def kinds(rounds: int, server_env: dict[str, str], block: int = 15) -> None:
+    """Server CPU per order turn and per help-centre turn (one tool call each, model at 0 ms),
+    blocks of `block` turns interleaved, quiet and then beside a CPU-bound process."""
+    folder = Path(tempfile.mkdtemp(prefix="supportbot-kinds-"))
+    fake_port, port = free_port(), free_port()
+    fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port",
+                             str(fake_port), "--delay-ms", "0", "--tool"])  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env |= {"SUPPORTBOT_DATA_DIR": str(folder), "ANTHROPIC_API_KEY": "sk-ant-bench",
+            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
+            "SUPPORTBOT_RATE_LIMIT_PER_KEY": "1000000",
+            "SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION": "1000000",
+            "SUPPORTBOT_LOG_LEVEL": "ERROR"} | server_env  # fmt: skip
+    cli(env, "orders", "import", str(SLICE))
+    cli(env, "ingest", str(DOCS))
+    key = cli(env, "keys", "create", "--scope", "backend", "--name", "bench").split()[-1]
+    log = folder / "server.log"
+    started = time.perf_counter()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "supportbot"), "serve",
+                               "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=log.open("wb"))  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    burner: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(f"http://127.0.0.1:{fake_port}/", fake)
+        wait_for_ready(f"{base}/readyz", server, log)
+        ready_s = time.perf_counter() - started
+
+        async def turns(share: float, n: int, latencies: list[float], unique: bool = False) -> None:
+            headers = {"Authorization": f"Bearer {key}"}
+            timeout = aiohttp.ClientTimeout(total=120)
+            async with aiohttp.ClientSession(base, headers=headers, timeout=timeout) as c:
+                for _ in range(0, n, 5):
+                    await conversation(c, 5, latencies, share, unique)
+
+        first: list[float] = []
+        uvloop.run(turns(1.0, 1, first))  # the first help-centre turn after start
+        print(f"ready after {ready_s:.1f} s; first help-centre turn {first[0] * 1000:.0f} ms\n")
+        print("| machine | order turn CPU ms | help-centre turn CPU ms (new / repeated "
+              "questions) | help / order (new / repeated) | rounds, new questions |\n"
+              "|---|---|---|---|---|")  # fmt: skip
+        kinds_ = {"order": (0.0, False), "new": (1.0, True), "repeated": (1.0, False)}
+        for label in ("quiet", "a CPU-bound process beside it"):
+            if label != "quiet":
+                burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            cost: dict[str, list[float]] = {k: [] for k in kinds_}
+            for _ in range(rounds):
+                for kind, (share, unique) in kinds_.items():
+                    before = cpu_seconds(server.pid)
+                    uvloop.run(turns(share, block, [], unique))
+                    cost[kind].append((cpu_seconds(server.pid) - before) / block * 1000)
+            med = {k: statistics.median(v) for k, v in cost.items()}
+            ratios = [h / o for h, o in zip(cost["new"], cost["order"], strict=True)]
+            again = [h / o for h, o in zip(cost["repeated"], cost["order"], strict=True)]
+            print(f"| {label} | {med['order']:.1f} | {med['new']:.1f} / {med['repeated']:.1f} | "
+                  f"{statistics.median(ratios):.2f}x / {statistics.median(again):.2f}x | "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)} |", flush=True)  # fmt: skip
+        print(f"\npeak RSS of the worker: {peak_rss_mib(server.pid):.0f} MiB")
+    finally:
+        if burner is not None:
+            burner.kill()
+        stop(server)
+        stop(fake)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def wait_for_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until /readyz says ready (200)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} never became ready\n{log.read_text()[-3000:]}")
 
 
 if __name__ == "__main__":

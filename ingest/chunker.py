@@ -18,6 +18,8 @@ from kb.types import Chunk, context_text
 
 TokenCounter = Callable[[str], int]
 CHUNKER_VERSION = "1"  # part of the content hash: a new chunker re-ingests everything
+# What `context_text` made of a chunk when CHUNKER_VERSION was last set.
+HEADER_FORMAT = "{title} > {section}: {text}"
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 RESERVED = {"source", "origin", "doc_hash", "title", "section", "url", "page", "chunk", "format",
@@ -73,6 +75,16 @@ def split_text(text: str, max_tokens: int, overlap_tokens: int, count: TokenCoun
     if current:
         chunks.append("\n\n".join(units[i] for i in current))
     return chunks
+
+
+def chunk_format() -> str:
+    """Names what is embedded for a chunk: the chunker's version, and the header format when it
+    differs from the one that version was set with. Part of every document's hash, so changing
+    either re-embeds every document on its next ingest (existing indexes upgrade in place)."""
+    header = context_text("{text}", "{title}", "{section}")
+    if header == HEADER_FORMAT:
+        return CHUNKER_VERSION
+    return f"{CHUNKER_VERSION}+{hashlib.sha1(header.encode()).hexdigest()[:8]}"
 
 
 def chunk_id(source: str, index: int) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.chunker import CHUNKER_VERSION, chunk_document
+from ingest.chunker import chunk_document, chunk_format
 from ingest.documents import Document, LoadError
 from ingest.loaders import SUPPORTED, load
 from kb.knowledge_base import KnowledgeBase
@@ -93,6 +93,7 @@ def ingest(
     pending: list[tuple[Document, list[Chunk]]] = []
     pending_chunks = 0
     count = kb.embedder.count_tokens
+    chunking = f"{chunk_format()}-{max_tokens}-{overlap_tokens}"  # a change re-embeds all
 
     def flush() -> None:
         nonlocal pending_chunks
@@ -116,7 +117,7 @@ def ingest(
             report.errors.append(f"{doc.origin}: duplicate document id {doc.source!r} skipped")
             continue
         seen.add(doc.source)
-        doc_hash = f"{CHUNKER_VERSION}-{max_tokens}-{overlap_tokens}-{doc.content_hash()}"
+        doc_hash = f"{chunking}-{doc.content_hash()}"
         if existing.get(doc.source) and existing[doc.source].doc_hash == doc_hash:
             report.unchanged += 1
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from kb.chroma_store import ChromaStore
 from kb.embedder import Embedder
 from kb.fusion import fuse, identifiers
 from kb.lexical import LexicalIndex
+from kb.normalise import known_stems
 from kb.types import Chunk, DocumentInfo, Hit, context_text
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class KBConfig:
     lexical_weight: float = 0.3
     embedding_batch_size: int = 64
     lexical_refresh_seconds: float = 2.0
+    # Misspelt words corrected (both searches), one spelling per word (BM25): kb/normalise.py.
+    normalise_queries: bool = True
 
     @classmethod
     def from_settings(cls, settings: Any) -> KBConfig:
@@ -62,6 +66,7 @@ class KnowledgeBase:
         self._lexical_meta: dict[str, tuple[str, dict[str, Any]]] = {}
         self._lexical_revision = -1
         self._checked_at = 0.0
+        self._vocabulary: set[str] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -160,7 +165,11 @@ class KnowledgeBase:
         n = max(self.config.candidates, k)
         dense: list[list[tuple[str, str, dict[str, Any], float]]] = [[] for _ in live]
         if mode in ("hybrid", "dense"):
-            embeddings = self.embedder.encode([stripped[i] for i in live])
+            asked = [stripped[i] for i in live]
+            if self.config.normalise_queries:
+                speller = self._lexical_index().speller
+                asked = [speller.correct_text(q) for q in asked]
+            embeddings = self.embedder.encode_queries(asked)
             dense = self.store.query_many(embeddings, n, _where(filters))
         lexical: list[list[tuple[str, float]]] = [[] for _ in live]
         if mode in ("hybrid", "lexical"):
@@ -235,25 +244,40 @@ class KnowledgeBase:
     def _lexical_index(self) -> LexicalIndex:
         with self._lock:
             now = time.monotonic()
-            if (
-                self._lexical is not None
-                and now - self._checked_at < self.config.lexical_refresh_seconds
-            ):
-                return self._lexical
+            index = self._lexical
+            if index is not None and index.normalise != self.config.normalise_queries:
+                index = None  # built for other settings
+            if index is not None and now - self._checked_at < self.config.lexical_refresh_seconds:
+                return index
             revision = self.store.revision()
             self._checked_at = now
-            if self._lexical is None or revision != self._lexical_revision:
+            if index is None or revision != self._lexical_revision:
                 rows = self.store.all()
                 self._lexical_meta = {i: (t, m) for i, t, m in rows}
-                self._lexical = LexicalIndex(
+                index = LexicalIndex(
                     [i for i, _, _ in rows],
                     [
                         context_text(t, str(m.get("title", "")), str(m.get("section", "")))
                         for _, t, m in rows
                     ],
+                    normalise=self.config.normalise_queries,
+                    known_stems=self._known_stems(),
                 )
+                self._lexical = index
                 self._lexical_revision = revision
-            return self._lexical
+            return index
+
+    def _known_stems(self) -> set[str]:
+        """Stems of the whole words of the encoder's vocabulary: spelt right, even when no
+        document uses them. Read from the model's folder, without loading the model; once."""
+        if self._vocabulary is None:
+            folder = str(getattr(self.embedder, "model_path", "") or "")
+            lines: list[str] = []
+            if folder:
+                with contextlib.suppress(OSError):
+                    lines = (Path(folder) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+            self._vocabulary = known_stems(w for w in lines if w.isalpha() and w.islower())
+        return self._vocabulary
 
     def _lexical_text(self, chunk_id: str) -> str:
         text, meta = self._lexical_meta.get(chunk_id, ("", {}))

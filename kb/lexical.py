@@ -9,25 +9,46 @@ import bm25s
 import Stemmer
 from bm25s.tokenization import Tokenizer
 
+from kb.normalise import Speller, normalise_text
+
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 
 class LexicalIndex:
-    def __init__(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+    def __init__(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        *,
+        normalise: bool = True,
+        known_stems: set[str] | None = None,
+    ) -> None:
         self.ids = list(ids)
+        self.normalise = normalise
         # Stemming lets "descaling" match "descale" and "returns" match "returned".
-        self._tokenizer = Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english").stemWord)
+        self._tokenizer = Tokenizer(
+            stopwords="en",
+            stemmer=Stemmer.Stemmer("english").stemWord,
+        )
+        self.speller = Speller(texts if normalise else (), known_stems)
         self._retriever: bm25s.BM25 | None = None
         if self.ids:
+            texts = [normalise_text(t) for t in texts] if normalise else list(texts)
             tokens = self._tokenizer.tokenize(
-                list(texts), update_vocab=True, return_as="ids", show_progress=False
+                texts, update_vocab=True, return_as="ids", show_progress=False
             )
             self._retriever = bm25s.BM25()
             self._retriever.index(tokens, show_progress=False)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def prepare(self, query: str) -> str:
+        """The query as the index reads it: misspellings corrected, one spelling per word."""
+        if not self.normalise:
+            return query
+        return normalise_text(self.speller.correct_text(query))
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) best first; only chunks sharing a term with the query."""
@@ -40,7 +61,10 @@ class LexicalIndex:
             return found
         vocab = self._tokenizer.get_vocab_dict()
         tokenized = self._tokenizer.tokenize(
-            list(queries), update_vocab=False, return_as="string", show_progress=False
+            [self.prepare(q) for q in queries],
+            update_vocab=False,
+            return_as="string",
+            show_progress=False,
         )
         asked = [
             (j, [vocab[t] for t in tokens if t in vocab]) for j, tokens in enumerate(tokenized)

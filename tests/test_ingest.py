@@ -9,6 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+from ingest import chunker
+from ingest.chunker import chunk_document
+from ingest.loaders.markdown import load_markdown
 from ingest.pipeline import ingest
 from kb import KnowledgeBase
 from tests.conftest import write
@@ -57,6 +60,54 @@ def test_markdown_front_matter_and_heading_paths(kb: KnowledgeBase, tmp_path: Pa
     assert meta["title"] == "Returns and refunds" and meta["url"] == "https://help.example/returns"
     assert meta["category"] == "returns" and meta["audience"] == "customers"
     assert meta["format"] == "markdown"
+
+
+def test_chunks_are_embedded_with_their_title_and_section(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "returns.md", MARKDOWN)
+    chunks = chunk_document(load_markdown(path)[0])
+    damaged = next(c for c in chunks if "photo" in c.text)
+    assert damaged.embed_text == f"Returns and refunds > Damaged items: {damaged.text}"
+    ingest(kb, [path])
+    stored = kb.store.collection.get(where={"section": "Damaged items"}, include=["embeddings"])
+    (vector,) = stored["embeddings"]
+    assert float(kb.embedder.encode([damaged.embed_text])[0] @ vector) > 0.999
+
+
+def test_a_faq_text_file_is_split_into_its_questions(kb: KnowledgeBase, tmp_path: Path) -> None:
+    faq = write(tmp_path / "faq.txt", "SHOP HELP - FAQ\n\n"
+                "Q: Which payment methods do you accept?\nA: Credit cards and PayPal.\n\n"
+                "Q: Do you ship abroad?\nA: Only within the US.\n")  # fmt: skip
+    ingest(kb, [faq])
+    sections = {m["section"]: t for _, t, m in _chunks(kb)}
+    assert sections["Do you ship abroad?"] == "Q: Do you ship abroad?\nA: Only within the US."
+    assert set(sections) == {"", "Which payment methods do you accept?", "Do you ship abroad?"}
+    (hit,) = kb.search("can I pay with paypal", k=1)
+    assert hit.section == "Which payment methods do you accept?"
+    plain = write(tmp_path / "notes.txt", "Q: this line is not followed by an answer\nStore hours.")
+    ingest(kb, [plain])
+    assert [m["section"] for _, _, m in _chunks(kb) if m["source"] == str(plain.resolve())] == [""]
+
+
+def test_a_new_chunk_format_re_embeds_an_existing_index_on_the_next_ingest(
+    kb: KnowledgeBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    write(docs / "a.md", MARKDOWN)
+    write(docs / "b.html", HTML)
+    first = ingest(kb, [docs])
+
+    def bracketed(text: str, title: str, section: str) -> str:
+        return f"[{title} / {section}] {text}"
+
+    monkeypatch.setattr(chunker, "context_text", bracketed)
+    upgraded = ingest(kb, [docs])
+    assert upgraded.chunks_embedded == first.chunks_embedded and len(upgraded.updated) == 2
+    assert ingest(kb, [docs]).chunks_embedded == 0  # then incremental again
+    (hit,) = kb.search("my parcel arrived broken", k=1)
+    assert hit.section == "Damaged items"
+    assert kb.documents()[str((docs / "a.md").resolve())].doc_hash.startswith("1+")
 
 
 def test_html_keeps_main_text_only(kb: KnowledgeBase, tmp_path: Path) -> None:

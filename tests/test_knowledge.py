@@ -60,6 +60,60 @@ def test_unrelated_questions_find_nothing(kb: KnowledgeBase) -> None:
     assert kb.search("how do I descale the kettle?")[0].section == "Descaling"
 
 
+def test_a_question_in_other_words_than_the_heading_finds_its_section(
+    kb: KnowledgeBase,
+) -> None:
+    ingest(kb, [DEMO_DOCS])
+    asked = {
+        "the wheels on my chair are clogged with hair": (
+            "Office Chair Assembly and Care Guide",
+            "Cleaning > Base and casters",
+        ),
+        "how do I get the old rubber ring out of the lid": (
+            "Water Bottle Care Guide",
+            "Lid seal replacement (part WB-SEAL-07) > How to replace the seal",
+        ),
+        "do gift cards expire?": ("Faq", "How do Acme gift cards work?"),
+    }
+    for question, (title, section) in asked.items():
+        (hit,) = kb.search(question, k=1)
+        assert (hit.title, hit.section) == (title, section), question
+
+
+def test_misspelt_questions_find_what_the_spelt_ones_find(kb: KnowledgeBase) -> None:
+    ingest(kb, [DEMO_DOCS])
+
+    def found(query: str) -> list[tuple[str, str, float]]:
+        return [(h.source, h.section, h.score) for h in kb.search(query, k=3)]
+
+    assert found("how do i retrun something i bought 2 weeks ago") == found(
+        "how do i return something i bought 2 weeks ago"
+    )
+    assert found("whats the warrenty on the electric kettle") == found(
+        "whats the warranty on the electric kettle"
+    )
+    assert kb.search("I moved house, can you send my order to my new adress?", k=1)[0].section in (
+        "How do I change my shipping address?",
+        "Changing a delivery address",
+    )
+    # Real words are never "corrected" into the help centre's words: off-topic stays off-topic.
+    assert kb.search("how do I bake sourdough bread") == []
+
+
+def test_british_spellings_and_split_words_match_the_help_pages(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    write(tmp_path / "docs" / "kettle.md", "---\ntitle: Kettle\n---\n## Colors\n"
+          "The kettle comes in three colors: white, silver and black.\n")  # fmt: skip
+    write(tmp_path / "docs" / "account.md", "---\ntitle: Your account\n---\n## Email\n"
+          "Update your email address under My Account > Profile.\n")  # fmt: skip
+    ingest(kb, [tmp_path / "docs"])
+    (colour,) = kb.search("which colours are available?", k=1)
+    (email,) = kb.search("where is the e-mail setting", k=1)
+    assert colour.section == "Colors" and colour.lexical_score
+    assert email.section == "Email" and email.lexical_score
+
+
 def test_hits_carry_their_source(kb: KnowledgeBase) -> None:
     ingest(kb, [DEMO_DOCS])
     (hit,) = kb.search("how long does a refund to my credit card take", k=1)
@@ -84,9 +138,9 @@ def test_many_searches_at_once_find_what_one_search_each_finds(
     ]
     one_by_one = [kb.search(q, k=3) for q in queries]
     encoded: list[int] = []
-    encode = kb.embedder.encode
+    encode = kb.embedder.encode_queries
     monkeypatch.setattr(
-        kb.embedder, "encode", lambda texts: encoded.append(len(texts)) or encode(texts)
+        kb.embedder, "encode_queries", lambda texts: encoded.append(len(texts)) or encode(texts)
     )
     together = kb.search_many(queries, k=3)
 

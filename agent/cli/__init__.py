@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import chat, db, kb, orders, serve, triage, usage
+from agent.cli import chat, db, kb, orders, report, serve, triage, usage
 
 app = typer.Typer(help="supportbot: a customer-support agent on Claude.", no_args_is_help=True)
 app.command()(chat.ask)
@@ -13,6 +13,7 @@ app.command()(kb.ingest)
 app.add_typer(orders.app, name="orders")
 app.command()(serve.serve)
 app.command()(usage.usage)
+app.command()(report.report)
 app.command()(triage.triage)
 app.add_typer(kb.app, name="kb")
 app.add_typer(serve.keys_app, name="keys")

@@ -6,30 +6,23 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from agent.cli.common import console, err, fail, open_runtime
-from agent.engine.events import (
-    ActionProposed,
-    Degraded,
-    Event,
-    ToolFinished,
-    ToolStarted,
-    TurnFinished,
-    TurnResult,
-)
-from agent.engine.port import Decision, PendingAction
-from agent.errors import SupportbotError
-from agent.models.base import ProgressDelta, TextDelta
-from agent.runtime import Runtime
-from agent.store.db import transaction
-from agent.store.orders import find_customer_by_email
+
+if TYPE_CHECKING:
+    from agent.engine.events import Event, TurnResult
+    from agent.engine.port import PendingAction
+    from agent.runtime import Runtime
 
 
 def _customer_id(runtime: Runtime, email: str | None) -> str | None:
+    from agent.store.db import transaction
+    from agent.store.orders import find_customer_by_email
+
     if email is None:
         return None
     with transaction(runtime.engine) as session:
@@ -54,6 +47,8 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run one customer turn and print the reply."""
+    from agent.errors import SupportbotError
+
     runtime = open_runtime()
     try:
         if conversation is None:
@@ -100,6 +95,9 @@ def _pending_json(pending: PendingAction | None) -> dict[str, str] | None:
 
 def chat(customer: CustomerOpt = None) -> None:
     """Chat in the terminal. Reads lines from stdin when it is not a terminal."""
+    from agent.engine.port import Decision
+    from agent.errors import SupportbotError
+
     runtime = open_runtime()
     conversation = runtime.agent.start_conversation(
         customer_id=_customer_id(runtime, customer), channel="cli"
@@ -139,6 +137,8 @@ def _read(prompt: str, interactive: bool) -> str | None:
 
 def _turn(events: Iterator[Event]) -> PendingAction | None:
     """Print a turn's events; the change it proposed, if any."""
+    from agent.engine.events import ActionProposed
+
     pending = None
     for event in events:
         _print_event(event)
@@ -148,6 +148,15 @@ def _turn(events: Iterator[Event]) -> PendingAction | None:
 
 
 def _print_event(event: Event) -> None:
+    from agent.engine.events import (
+        ActionProposed,
+        Degraded,
+        ToolFinished,
+        ToolStarted,
+        TurnFinished,
+    )
+    from agent.models.base import ProgressDelta, TextDelta
+
     if isinstance(event, TextDelta):
         console.print(escape(event.text), end="", soft_wrap=True)
     elif isinstance(event, ProgressDelta):

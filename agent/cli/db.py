@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from agent.cli.common import console, fail, load_settings
-from agent.store.db import make_engine, migrations_done
-from agent.store.migrate import current, head
 
 app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
@@ -15,6 +13,9 @@ app = typer.Typer(help="The database schema.", no_args_is_help=True)
 def upgrade() -> None:
     """Bring the database to the newest schema in place (a database made by an earlier release
     keeps all its data). `serve` and every command do the same on start; this says what it did."""
+    from agent.store.db import make_engine, migrations_done
+    from agent.store.migrate import current, head
+
     settings = load_settings()
     try:
         engine = make_engine(settings.resolved_database_url())  # migrates

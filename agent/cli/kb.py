@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,13 +14,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.cli.common import console, err, fail, load_settings
-from ingest.pipeline import ingest as run_ingest
-from kb import KnowledgeBase
+
+if TYPE_CHECKING:
+    from kb import KnowledgeBase
 
 app = typer.Typer(help="Inspect and manage the knowledge base.", no_args_is_help=True)
 
 
 def _open_kb() -> KnowledgeBase:
+    from kb import KnowledgeBase
+
     settings = load_settings()
     try:
         return KnowledgeBase.open(settings)
@@ -38,7 +42,11 @@ def ingest(
     Incremental: unchanged documents are not embedded again; changed ones are replaced.
     Exit code 1 when any file failed (the others are still ingested).
     """
+    from ingest.pipeline import ingest as run_ingest
+    from kb.embedder import set_threads
+
     settings = load_settings()
+    set_threads(os.cpu_count() or 1)  # batches of chunks: every core helps
     kb = _open_kb()
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

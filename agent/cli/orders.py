@@ -9,9 +9,6 @@ import typer
 from rich.markup import escape
 
 from agent.cli.common import console, err, fail, load_settings
-from agent.errors import SupportbotError
-from agent.store.db import make_engine
-from agent.store.importer import import_path
 
 app = typer.Typer(help="Customer and order data.", no_args_is_help=True)
 
@@ -21,6 +18,10 @@ def import_orders(
     path: Annotated[Path, typer.Argument(help="τ²-bench retail db.json, or a CSV of order lines")],
 ) -> None:
     """Import customers and orders. Idempotent; bad records are reported and skipped."""
+    from agent.errors import SupportbotError
+    from agent.store.db import make_engine
+    from agent.store.importer import import_path
+
     settings = load_settings()
     try:
         report = import_path(make_engine(settings.resolved_database_url()), path)

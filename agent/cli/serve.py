@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.table import Table
 
 from agent.cli.common import console, fail, load_settings
-from agent.config import warn_if_deprecated
-from agent.errors import SupportbotError
-from agent.models.claude import check_provider
-from agent.store.db import make_engine, transaction
-from agent.store.keys import create_key, list_keys, revoke_key
-from agent.store.tables import KeyScope
+from agent.store.scopes import KeyScope
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
@@ -25,6 +19,12 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
     """Serve the HTTP API, the web chat (/) and the staff page (/staff)."""
+    import uvicorn
+
+    from agent.config import warn_if_deprecated
+    from agent.errors import SupportbotError
+    from agent.models.claude import check_provider
+
     settings = load_settings()
     try:  # a missing model id, region or credential is reported now, not on the first turn
         check_provider(settings)
@@ -38,7 +38,10 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # Forwarded headers count only from the proxies the settings name (SUPPORTBOT_
+        # TRUSTED_PROXIES); agent.api.deps.client_address reads them the same way.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
 
 
@@ -48,6 +51,9 @@ def create(
     name: Annotated[str, typer.Option(help="Who uses it (staff name, service name).")],
 ) -> None:
     """Create an API key; the secret is printed once and never stored."""
+    from agent.store.db import make_engine, transaction
+    from agent.store.keys import create_key
+
     settings = load_settings()
     with transaction(make_engine(settings.resolved_database_url())) as session:
         key, secret = create_key(session=session, name=name, scope=scope)
@@ -58,6 +64,9 @@ def create(
 @keys_app.command("list")
 def list_() -> None:
     """List API keys (prefixes only)."""
+    from agent.store.db import make_engine, transaction
+    from agent.store.keys import list_keys
+
     settings = load_settings()
     with transaction(make_engine(settings.resolved_database_url())) as session:
         keys = list_keys(session=session)
@@ -70,6 +79,9 @@ def list_() -> None:
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[int, typer.Argument(help="The key's id from `keys list`.")]) -> None:
     """Revoke a key: it stops working at once."""
+    from agent.store.db import make_engine, transaction
+    from agent.store.keys import revoke_key
+
     settings = load_settings()
     with transaction(make_engine(settings.resolved_database_url())) as session:
         if not revoke_key(session=session, key_id=key_id):

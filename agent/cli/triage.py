@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.cli.common import console, err, fail, open_runtime
-from agent.config import Settings
-from agent.errors import SupportbotError
-from agent.features.triage import TriageRequests, check_ticket_file, triage_offline_file
-from agent.features.triage_batches import (
-    MAX_BYTES,
-    MAX_REQUESTS,
-    BatchesUnavailable,
-    RunReport,
-    run_batches,
-    state_path,
-)
-from agent.features.usage import cost
-from agent.models.capabilities import family_name
-from agent.models.claude import ClaudeModel
-from kb import KnowledgeBase
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.features.triage_batches import RunReport
+    from agent.models.claude import ClaudeModel
+    from kb import KnowledgeBase
 
 FAILURES_SHOWN = 50  # errored tickets listed one by one; the rest are counted
 
@@ -40,14 +32,26 @@ def triage(
         Path | None, typer.Option(help="Results, JSON Lines (default: PATH.triage.jsonl)")
     ] = None,
     poll_seconds: Annotated[float, typer.Option(help="Seconds between batch status checks")] = 10.0,
-    max_requests: Annotated[int, typer.Option(hidden=True, min=1)] = MAX_REQUESTS,
-    max_bytes: Annotated[int, typer.Option(hidden=True, min=1)] = MAX_BYTES,
+    max_requests: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    max_bytes: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
 ) -> None:
     """Classify many tickets (category, priority, sentiment, a suggested first reply grounded
     in the knowledge base) with the Message Batches API, or with the offline model. Tickets are
     split into batches within the API's limits; an interrupted run resumes where it stopped
     when re-run with the same input, and no ticket is paid for twice."""
+    from agent.errors import SupportbotError
+    from agent.features.triage import check_ticket_file, triage_offline_file
+    from agent.features.triage_batches import (
+        MAX_BYTES,
+        MAX_REQUESTS,
+        BatchesUnavailable,
+        state_path,
+    )
+    from agent.models.claude import ClaudeModel
+    from kb.embedder import set_threads
+
     runtime = open_runtime()
+    set_threads(os.cpu_count() or 1)  # tickets are grounded in batches: every core helps
     out = out or path.with_suffix(".triage.jsonl")
     reported: set[str] = set()
 
@@ -63,7 +67,8 @@ def triage(
         if isinstance(model, ClaudeModel):
             try:
                 report = _run_claude(model, kb, runtime.settings, path, out, problem,
-                                     poll_seconds, (max_requests, max_bytes))  # fmt: skip
+                                     poll_seconds, (max_requests or MAX_REQUESTS,
+                                                    max_bytes or MAX_BYTES))  # fmt: skip
                 count = report.tickets
                 _print_cost(runtime.settings, model.name, report)
             except BatchesUnavailable as exc:
@@ -99,6 +104,9 @@ def _run_claude(
     poll_seconds: float,
     limits: tuple[int, int],
 ) -> RunReport:
+    from agent.features.triage import TriageRequests
+    from agent.features.triage_batches import run_batches
+
     with Progress(TextColumn("[bold]triage"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
         task = bar.add_task("tickets", total=None)
@@ -112,6 +120,9 @@ def _run_claude(
 
 
 def _print_cost(settings: Settings, model: str, report: RunReport) -> None:
+    from agent.features.usage import cost
+    from agent.models.capabilities import family_name
+
     price = settings.pricing.get(family_name(model)) or settings.pricing.get(model)
     if price is None:
         console.print(f"cost: no price for {escape(model)} (set SUPPORTBOT_PRICING)")

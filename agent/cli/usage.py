@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from agent.cli.common import console, load_settings
-from agent.features.usage import GroupBy, report
-from agent.store.db import make_engine
+from agent.cli.common import console, fail, load_settings
+
+if TYPE_CHECKING:
+    from agent.features.usage import GroupBy
+
+# A date or date-time, with or without a time zone (without one it is UTC).
+SINCE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z",
+                 "%Y-%m-%d %H:%M:%S%z"]  # fmt: skip
 
 
 def usage(
     since: Annotated[
-        datetime | None, typer.Option(help="Only calls from this date/time on (UTC).")
+        datetime | None,
+        typer.Option(
+            help="Only calls from this date/time on (UTC unless it names a zone).",
+            formats=SINCE_FORMATS,
+        ),
     ] = None,
     by: Annotated[str, typer.Option(help="day, conversation or model")] = "day",
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -25,10 +34,17 @@ def usage(
     if by not in ("day", "conversation", "model"):
         raise typer.BadParameter("use day, conversation or model", param_hint="--by")
     settings = load_settings()
+    from agent.errors import InvalidInput
+    from agent.features.usage import report
+    from agent.store.db import make_engine
+
     group: GroupBy = by  # type: ignore[assignment]
-    rows, total = report(
-        make_engine(settings.resolved_database_url()), settings.pricing, since=since, by=group
-    )
+    try:
+        rows, total = report(
+            make_engine(settings.resolved_database_url()), settings.pricing, since=since, by=group
+        )
+    except InvalidInput as exc:
+        raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps({"rows": [r.model_dump() for r in rows], "total": total.model_dump()}))
         return

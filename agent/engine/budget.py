@@ -75,25 +75,43 @@ class TokenCounter:
         # The tool definitions are one list object for the life of the registry: their JSON
         # (the largest part of every request) is encoded once, not per model call.
         self._tools: tuple[list[dict[str, Any]], str] | None = None
+        self._sizes: dict[int, tuple[dict[str, Any], int, str]] = {}  # see _measure
 
     def estimate_chars(self, chars: int) -> int:
         return int(chars / self.chars_per_token) + 1
 
     def _prefix_hashes(self, request: ModelRequest) -> list[tuple[str, int]]:
-        """(hash, cumulative characters) after the head and after each message."""
+        """(hash, cumulative characters) after the head and after each message. Each message
+        is measured once for as long as it lives (a turn's history is the same objects from
+        request to request), so a request costs what is new in it, not the whole history;
+        prefix hashes are only chained when exact counts are cached against them."""
         if self._tools is None or self._tools[0] is not request.tools:
             self._tools = (request.tools, _json(request.tools))
         head = _json(request.system) + self._tools[1]
-        digest = hashlib.sha256(head.encode())
         chars = len(head)
-        hashes = [(digest.hexdigest(), chars)]
+        chain = hashlib.sha256(head.encode()).hexdigest() if self.exact else ""
+        hashes = [(chain, chars)]
         for message in request.messages:
-            encoded = _json(message)
-            digest.update(encoded.encode())
-            images = _images(message)
-            chars += _size(message, self.chars_per_token) if images else len(encoded)
-            hashes.append((digest.hexdigest(), chars))
+            size, digest = self._measure(message)
+            chars += size
+            if self.exact:
+                chain = hashlib.sha256((chain + digest).encode()).hexdigest()
+            hashes.append((chain, chars))
         return hashes
+
+    def _measure(self, message: dict[str, Any]) -> tuple[int, str]:
+        """(characters standing for `message`'s tokens, digest of its JSON), remembered for
+        the message object (held, so that its id is not reused while remembered)."""
+        known = self._sizes.get(id(message))
+        if known is not None and known[0] is message:
+            return known[1], known[2]
+        encoded = _json(message)
+        size = _size(message, self.chars_per_token) if _images(message) else len(encoded)
+        digest = hashlib.sha256(encoded.encode()).hexdigest() if self.exact else ""
+        self._sizes[id(message)] = (message, size, digest)
+        if len(self._sizes) > 20_000:  # bounded: forget the oldest
+            self._sizes.pop(next(iter(self._sizes)))
+        return size, digest
 
     def count(self, request: ModelRequest, *, need_exact: bool = False) -> int:
         hashes = self._prefix_hashes(request)
