@@ -199,6 +199,12 @@ class Settings(BaseSettings):
     web_widget_key: SecretStr | None = Field(
         default=None, description="Widget key the served chat page uses; created when unset"
     )
+    encoder_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads of the query encoder in the server (ingest uses every core)",
+    )
     rate_limit_per_key: int = Field(
         default=120, ge=1, description="Requests per minute per backend or admin key"
     )
@@ -255,6 +261,10 @@ class Settings(BaseSettings):
 
     log_level: str = "WARNING"
 
+    # Outcomes (agent/features/outcomes.py): a conversation the customer did not come back to
+    # within this many hours after the bot's last answer counts as resolved by the bot.
+    resolution_window_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -268,6 +278,18 @@ class Settings(BaseSettings):
         if self.provider != "anthropic":
             return True
         return self.anthropic_api_key is not None or self.anthropic_base_url is not None
+
+    # Monitoring (agent/observability). Traces follow the standard OTEL_* variables only.
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, with request/conversation ids"
+    )
+    log_customer_data: bool = Field(
+        default=False,
+        description="Debugging only: let customers' words and identity facts into the logs",
+    )
+    metrics_require_key: bool = Field(
+        default=False, description="GET /metrics only with an admin key (Bearer)"
+    )
 
 
 def deprecated_model_notice(model: str) -> str | None:

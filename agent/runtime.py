@@ -12,9 +12,11 @@ from agent.engine.loop import Agent
 from agent.models.base import Model
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
+from agent.observability import tracing, turns
 from agent.store.db import make_engine
 from agent.store.turns import SqlTurnStore
 from kb import KnowledgeBase
+from kb.embedder import set_threads
 from tools import default_registry
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase | None:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    tracing.configure_from_env()  # traces only where OTEL_EXPORTER_OTLP_*ENDPOINT is set
+    set_threads(settings.encoder_threads)  # a command that encodes batches may raise it
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
     tools = default_registry()
     fallback = OfflineModel(tools)
@@ -56,10 +60,12 @@ def build_runtime(settings: Settings) -> Runtime:
         log.info("No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL: running on the offline model")
         model = fallback
     agent = Agent(
-        store=SqlTurnStore(
-            engine,
-            lease_seconds=settings.turn_lease_seconds
-            or settings.request_timeout * (settings.max_retries + 1) + 15,
+        store=tracing.TracedTurnStore(
+            SqlTurnStore(
+                engine,
+                lease_seconds=settings.turn_lease_seconds
+                or settings.request_timeout * (settings.max_retries + 1) + 15,
+            )
         ),
         settings=settings,
         model=model,
@@ -67,5 +73,30 @@ def build_runtime(settings: Settings) -> Runtime:
         tools=tools,
         kb=open_knowledge_base(settings),
         summarizer=summarizer,
+        watch=turns.watcher(settings),
     )
     return Runtime(settings=settings, engine=engine, agent=agent)
+
+
+def needs_warm_up(runtime: Runtime) -> bool:
+    """Whether there is anything to load before the first search (an empty or unreachable
+    knowledge base has nothing: the encoder then loads with the first ingest)."""
+    kb = runtime.agent.kb
+    try:
+        return kb is not None and kb.store.count() > 0
+    except Exception:
+        log.exception("knowledge base unavailable while starting")
+        return False
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Load what the first turns would otherwise wait for: the query encoder, the vector store
+    and the lexical index, with one search. A server reports ready only after this, so the
+    first turn after a start costs what later ones do."""
+    kb = runtime.agent.kb
+    if kb is None:
+        return
+    try:
+        kb.search("warm up", k=1)
+    except Exception:
+        log.exception("warming the knowledge base up failed; the first search will load it")

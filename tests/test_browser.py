@@ -15,11 +15,13 @@ import pytest
 from sqlmodel import Session, select
 
 from agent.api.app import create_app
+from agent.features.closing import end_conversation, rate
 from agent.runtime import Runtime, build_runtime
+from agent.store.conversations import lock_conversation
 from agent.store.db import transaction
 from agent.store.importer import import_path
 from agent.store.keys import create_key
-from agent.store.tables import KeyScope, Order, ProposedAction
+from agent.store.tables import ConversationRating, KeyScope, Order, ProposedAction, utcnow
 from ingest.pipeline import ingest
 from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use, tool_uses
@@ -481,3 +483,142 @@ def test_staff_see_the_order_changes_and_run_one_for_the_customer(
     assert staff.locator("#change-list .change").count() == 3
     customer.close()
     staff.close()
+
+
+# Outcomes and satisfaction: the end of a conversation, its rating, and the desk's report.
+
+
+def _ratings(runtime: Runtime) -> list[tuple[str, str | None]]:
+    with Session(runtime.engine) as session:
+        return [(r.score, r.comment) for r in session.exec(select(ConversationRating)).all()]
+
+
+def test_customer_ends_the_chat_and_rates_it(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    base, runtime, _ = site
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(base)
+    assert page.is_hidden("#done")  # nothing to end yet
+    fake.enqueue(text("You can return delivered items within 30 days."))
+    _say(page, "How long do I have to return something?")
+    page.wait_for_selector("text=within 30 days")
+    page.click("#done")
+    card = page.wait_for_selector(".msg.rating")
+    assert "How did we do?" in card.inner_text()
+    assert page.inner_text("#state") == "Conversation ended" and page.is_hidden("#done")
+    assert page.is_visible("#restart") and page.locator("#text").count() == 0  # no more messages
+    assert page.is_disabled(".rating .send-rating")  # a thumb first
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    _shot(page, "14-rating-asked-phone")
+
+    page.click(".rating button.down")
+    assert page.get_attribute(".rating button.down", "aria-pressed") == "true"
+    page.fill(".rating .comment", "The answer was fine but I wanted the exact date.")
+    page.click(".rating .send-rating")
+    page.wait_for_selector(".rating .sent >> text=Thanks for your feedback!")
+    _shot(page, "15-rated")
+    assert _ratings(runtime) == [("down", "The answer was fine but I wanted the exact date.")]
+
+    # After a reload the ended conversation shows the rating as sent; a new one replaces it.
+    page.reload()
+    page.wait_for_selector(".rating.rated")
+    assert page.get_attribute(".rating button.down", "aria-pressed") == "true"
+    assert (
+        page.input_value(".rating .comment") == "The answer was fine but I wanted the exact date."
+    )
+    page.click(".rating button.up")
+    page.fill(".rating .comment", "")
+    page.click(".rating .send-rating")
+    page.wait_for_function("document.querySelector('.rating .send-rating').disabled === false")
+    assert _ratings(runtime) == [("up", None)]
+
+    page.click("#restart")  # a fresh conversation
+    page.wait_for_selector("#text")
+    assert page.locator(".msg").count() == 1 and page.is_enabled("#send")
+    assert page.is_hidden("#done") and page.is_visible("#human")
+    page.close()
+
+
+def test_a_resolved_hand_off_asks_for_a_rating(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    base, runtime, admin = site
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(
+        tool_use("escalate_to_human",
+                 {"reason": "Customer asked for a person", "summary": "wants a person"}),
+        text("I've passed you to a colleague; they'll reply here."),
+    )  # fmt: skip
+    page.click("#human")
+    page.wait_for_selector("text=With a human agent")
+    assert page.locator(".msg.rating").count() == 0
+    staff = {"Authorization": f"Bearer {admin}"}
+    (ticket,) = httpx.get(f"{base}/v1/tickets", headers=staff).json()
+    assert httpx.post(f"{base}/v1/tickets/{ticket['id']}/resolve", headers=staff).is_success
+    card = page.wait_for_selector(".msg.rating", timeout=15_000)  # seen at the next refresh
+    assert "Our team has resolved this conversation" in card.inner_text()
+    page.click(".rating button.up")
+    page.click(".rating .send-rating")
+    page.wait_for_selector(".rating .sent >> text=Thanks for your feedback!")
+    _shot(page, "16-rating-after-hand-off")
+    assert _ratings(runtime) == [("up", None)]
+    assert page.is_enabled("#send") and page.is_visible("#done")  # the chat goes on
+    page.close()
+
+
+def test_staff_read_the_report_with_its_charts(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    base, runtime, admin = site
+    agent = runtime.agent
+    resolved = agent.start_conversation()
+    fake.enqueue(text("You can return delivered items within 30 days."))
+    agent.ask(resolved, "How long do I have to return something?")
+    with transaction(runtime.engine) as session:
+        conversation = lock_conversation(session=session, conversation_id=resolved)
+        end_conversation(session=session, conversation=conversation, by="customer")
+        rate(session=session, conversation=conversation, score="up", comment=None, by="customer")
+    handed = agent.start_conversation()
+    fake.enqueue(
+        tool_use("escalate_to_human",
+                 {"reason": "Customer asked for a person", "summary": "wants a person"}),
+        text("I've passed you to a colleague."),
+    )  # fmt: skip
+    agent.ask(handed, "I'd like to talk to a human, please.")
+    fake.enqueue(text("Our kettles have a two-year warranty."))
+    agent.ask(agent.start_conversation(), "What's the warranty on kettles?")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(base + "/staff")
+    page.fill("#key", admin)
+    page.click("#login button")
+    page.wait_for_selector("#desk", state="visible")
+    page.click("a.report-link")
+    page.wait_for_selector("#report[data-loaded=true]")
+    figure = lambda name: page.inner_text(f'[data-figure="{name}"] .value')  # noqa: E731
+    assert figure("conversations") == "3"
+    assert figure("resolved") == "50%" and figure("handed_off") == "50%"  # of the 2 decided
+    assert figure("satisfaction") == "100%" and figure("changes") == "0"
+    assert "1 ongoing" in page.inner_text('[data-figure="conversations"]')
+    drawn = page.evaluate(
+        "['outcomes-chart', 'rates-chart', 'reasons-chart'].map((id) => {"
+        "  const chart = Chart.getChart(id); return chart ? chart.data.datasets.map((d) => d.data) : null; })"
+    )
+    assert drawn[0] == [[1], [1], [0], [1]]  # resolved, handed off, abandoned, ongoing
+    assert drawn[1] == [[50], [100]]  # resolution rate, satisfaction (%)
+    assert drawn[2] == [[1, 0, 0, 0, 0, 0]]  # customer_asked first
+    (row,) = page.locator("#periods tbody tr").all_inner_texts()
+    assert row.startswith(utcnow().date().isoformat())
+    _shot(page, "17-report")
+    # Everything the page loaded came from this server (the charting library too).
+    assert requested and all(url.startswith(base) for url in requested)
+    assert any(url.endswith("/static/vendor/chart.umd.min.js") for url in requested)
+
+    page.select_option("#by", "week")
+    page.click("#filters button")
+    page.wait_for_selector("#period-head >> text=Week of")
+    page.fill("#since", "2999-01-01")
+    page.click("#filters button")
+    page.wait_for_selector("#periods >> text=No conversations in this period.")
+    assert figure("conversations") == "0"
+    page.close()

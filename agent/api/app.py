@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,11 +14,24 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from agent.api import errors
+from agent.api import docs, errors
 from agent.api.deps import AppState, StateDep
-from agent.api.routes import actions, conversations, health, identity, kb, tickets, usage
+from agent.api.routes import (
+    actions,
+    closing,
+    conversations,
+    health,
+    identity,
+    kb,
+    reports,
+    tickets,
+    usage,
+)
+from agent.api.routes import metrics as metrics_route
 from agent.config import Settings
-from agent.runtime import Runtime, build_runtime
+from agent.observability import logs
+from agent.observability.http import RequestTelemetry
+from agent.runtime import Runtime, build_runtime, needs_warm_up, warm_up
 from agent.store.db import transaction
 from agent.store.keys import create_key, find_key
 from agent.store.tables import KeyScope
@@ -44,6 +58,13 @@ def web_widget_key(settings: Settings, runtime: Runtime) -> str:
     return secret
 
 
+def _warm(runtime: Runtime, state: AppState) -> None:
+    try:
+        warm_up(runtime)
+    finally:
+        state.warmed.set()
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = runtime or build_runtime(settings)
@@ -60,17 +81,27 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # moving (measured in bench/README.md).
         sys.setswitchinterval(settings.api_switch_interval_ms / 1000)
         state.web_widget_key = web_widget_key(settings, runtime)
+        # Ready (GET /readyz) once the encoder and indexes are loaded; alive at once.
+        if needs_warm_up(runtime):
+            threading.Thread(target=_warm, args=(runtime, state), name="warm-up",
+                             daemon=True).start()  # fmt: skip
+        else:
+            state.warmed.set()
         try:
             yield
         finally:
             await runtime.agent.model.aclose()  # its HTTP connections on this event loop
 
+    logs.configure(settings)
     app = FastAPI(
         title="supportbot",
         version="1",
         summary="A customer-support agent on Claude's Messages API",
         lifespan=lifespan,
+        docs_url=None,  # served by agent.api.docs, from local assets
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.supportbot = state
     errors.install(app)
     # Photos travel as base64 (4/3 of their size) or multipart; documents as uploads.
@@ -86,8 +117,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return settings.max_request_bytes
 
     app.add_middleware(errors.BodyLimit, limit_for=limit_for)
-    for module in (health, conversations, actions, identity, tickets, kb, usage):
+    app.add_middleware(RequestTelemetry)  # outermost: request ids, server spans, 429s
+    for module in (health, conversations, closing, actions, identity, tickets, kb, usage, reports):
         app.include_router(module.router)
+    app.include_router(metrics_route.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

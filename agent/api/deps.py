@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
+from agent.api.schemas import NO_NUL
 from agent.config import Settings
 from agent.errors import Forbidden, NotFound, RateLimited, SupportbotError, Unauthorized
 from agent.runtime import Runtime
@@ -24,12 +26,26 @@ from agent.store.db import transaction
 from agent.store.keys import find_key, hash_secret
 from agent.store.tables import Conversation, KeyScope
 
+# Bounds of path and query parameters: a value outside them is a 422 before any route runs.
+# Integer ids fit their INTEGER column (32 bits on PostgreSQL; SQLite refuses more than 64), and
+# no string id holds NUL (PostgreSQL text cannot; no id of ours has one) or runs longer than
+# its column.
+DB_INT_MAX = 2**31 - 1
+TicketId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="The ticket's id")]
+ConversationId = Annotated[str, Path(max_length=36, pattern=NO_NUL)]
+ActionId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+CustomerId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+DocumentId = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="As listed")]
+ConversationFilter = Annotated[str | None, Query(max_length=36, pattern=NO_NUL)]
+CustomerFilter = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
+
 
 @dataclass
 class AppState:
     settings: Settings
     runtime: Runtime
     web_widget_key: str | None = None
+    warmed: threading.Event = field(default_factory=threading.Event)  # see runtime.warm_up
 
 
 async def get_state(request: Request) -> AppState:  # async: no worker thread for this
@@ -243,7 +259,7 @@ def _access(
 
 
 def conversation_for(
-    conversation_id: str,
+    conversation_id: ConversationId,
     request: Request,
     state: StateDep,
     authorization: AuthorizationHeader = None,

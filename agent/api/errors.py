@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent import errors
+from agent.api.schemas import ErrorOut
+from agent.observability.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,47 @@ STATUS: dict[type[errors.SupportbotError], int] = {
 }
 
 
+DESCRIPTIONS = {
+    401: "No API key, an unknown or revoked one, or an invalid customer token",
+    403: "This key's scope may not do this",
+    404: "Not found, or not yours",
+    409: "Conflicts with the current state (a claimed or resolved ticket, a conversation a "
+    "person has, a turn in progress: then with Retry-After)",
+    413: "The request body, or a photo, is too large",
+    415: "A photo that is not a JPEG, PNG, WebP or GIF image",
+    422: "Invalid request: each invalid field is in `details`",
+    429: "Rate-limited: retry after Retry-After seconds",
+    503: "Not ready",
+}
+_RETRY_AFTER = {"description": "Seconds to wait", "schema": {"type": "integer"}}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    409: {"Retry-After": _RETRY_AFTER},
+    429: {"Retry-After": {**_RETRY_AFTER, "required": True}},
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's error responses for its OpenAPI document, each `{"error": {"code",
+    "message"}}`."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        declared[status] = {"model": ErrorOut, "description": DESCRIPTIONS[status]}
+        if status in _HEADERS:
+            declared[status]["headers"] = _HEADERS[status]
+    return declared
+
+
+AUTHENTICATED = (401, 422, 429)  # any route behind an API key
+STAFF = (401, 403, 422, 429)  # admin keys only
+
+
 def error_response(
-    status: int, code: str, message: str, details: list | None = None, headers: dict | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: list | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict = {"code": code, "message": message}
     if details:
@@ -63,13 +105,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (not UTF-8, ...)
+            return error_response(422, "invalid_request", f"body: {exc.detail}")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        # Its headers stay (a 405's `Allow`).
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        # Answered outside agent.observability.http's middleware: the request id added here.
+        request_id = REQUEST_ID.get()
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return error_response(
+            500, "internal_error", "Something went wrong on our side.", headers=headers
+        )
 
 
 class BodyLimit:

@@ -5,18 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.features.transcript import CitationView, ToolCallView, TranscriptEntry
 from agent.features.usage import UsageTotals
 from agent.store.tables import ActionStatus, ConversationState, TicketStatus
 
+# Strings that reach the database hold no NUL: PostgreSQL text cannot, and no id of ours has one.
+NO_NUL = r"^[^\x00]*$"
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_has_nul(v) for v in value)
+
 
 class ConversationCreate(BaseModel):
-    customer_id: str | None = Field(default=None, description="Backend/admin keys only")
-    customer_email: str | None = Field(default=None, description="Backend/admin keys only")
+    customer_id: str | None = Field(
+        default=None, max_length=64, pattern=NO_NUL, description="Backend/admin keys only"
+    )
+    customer_email: str | None = Field(
+        default=None, max_length=320, pattern=NO_NUL, description="Backend/admin keys only"
+    )
     customer_token: str | None = Field(
-        default=None, description="Widget: a short-lived token signed by the shop's site"
+        default=None,
+        max_length=4096,
+        description="Widget: a short-lived token signed by the shop's site",
     )
 
 
@@ -40,7 +57,23 @@ class ImageIn(BaseModel):
     name: str = Field(default="image", max_length=200)
 
 
+# A message needs words or a photo: a text of only white space without images is a 422 ("The
+# message is empty."). The same rule for JSON and multipart bodies.
+NOT_EMPTY: list[dict[str, Any]] = [
+    {"required": ["text"], "properties": {"text": {"pattern": "\\S"}}},
+    {"required": ["images"], "properties": {"images": {"minItems": 1}}},
+]
+NOT_EMPTY_RULE = (
+    "`text` may be empty (or left out) only when `images` has at least one photo; otherwise "
+    'the message is refused with 422 "The message is empty."'
+)
+
+
 class MessageCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": NOT_EMPTY, "description": NOT_EMPTY_RULE}  # type: ignore[dict-item]
+    )
+
     text: str = Field(default="", description="The customer's message (may be empty with images)")
     images: list[ImageIn] = Field(default_factory=list, description="Photos, e.g. of damage")
 
@@ -81,11 +114,21 @@ class StaffActionOut(ActionOut):
 
 
 class StaffActionCreate(BaseModel):
-    tool: str = Field(max_length=64, description="One of the store-changing tools")
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    tool: str = Field(max_length=64, pattern=NO_NUL, description="One of the store-changing tools")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The tool's input")
     conversation_id: str | None = Field(
-        default=None, max_length=36, description="The conversation it was asked for, if any"
+        default=None,
+        max_length=36,
+        pattern=NO_NUL,
+        description="The conversation it was asked for, if any",
     )
+
+    @field_validator("arguments")
+    @classmethod
+    def _no_nul(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _has_nul(value):
+            raise ValueError("NUL characters are not allowed")
+        return value
 
 
 class TurnOut(BaseModel):
@@ -160,3 +203,20 @@ class HitOut(BaseModel):
     section: str
     url: str | None
     page: int | None
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="e.g. unauthorized, not_found, invalid_request, rate_limited")
+    message: str
+    details: list[ErrorDetail] | None = Field(default=None, description="Each invalid field")
+
+
+class ErrorOut(BaseModel):
+    """Every error: a code and a message fit to show a user, never a stack trace."""
+
+    error: ErrorBody

@@ -18,7 +18,7 @@ from typing import Any
 from agent.config import Settings
 from agent.engine import consent
 from agent.engine.budget import TokenCounter, fit_to_budget, truncate_tool_result
-from agent.engine.drive import Steps, drive, drive_async
+from agent.engine.drive import Steps, TurnWatch, drive, drive_async
 from agent.engine.events import (
     ActionProposed,
     Degraded,
@@ -92,6 +92,7 @@ class Agent:
         kb: KnowledgeBase | None = None,
         store: TurnStore,
         summarizer: Model | None = None,
+        watch: Callable[[str], TurnWatch] | None = None,
     ) -> None:
         # Everything a turn records goes through this port (agent.engine.port); the turn
         # never opens a transaction itself.
@@ -105,6 +106,8 @@ class Agent:
         self.guidance = tools.guidance()  # the system prompt's lines about the tools
         exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
         self.counter = TokenCounter(exact=exact)
+        # What watches each turn (metrics, traces, log fields; agent.observability.turns).
+        self.watch = watch
 
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
         return self.store.start_conversation(customer_id=customer_id, channel=channel)
@@ -155,7 +158,8 @@ class Agent:
         stream: bool = False,
         admit: Admit | None = None,
     ) -> Generator[Event, None, None]:
-        return drive(self._steps(conversation_id, "", stream, None, admit, decision))
+        steps = self._steps(conversation_id, "", stream, None, admit, decision)
+        return drive(steps, self._watch(conversation_id))
 
     def run_decision_async(
         self,
@@ -166,7 +170,7 @@ class Agent:
         admit: Admit | None = None,
     ) -> AsyncGenerator[Event, None]:
         steps = self._steps(conversation_id, "", stream, None, admit, decision)
-        return drive_async(steps, streaming=stream)
+        return drive_async(steps, streaming=stream, watch=self._watch(conversation_id))
 
     def run_turn(
         self,
@@ -184,7 +188,8 @@ class Agent:
         its rate limits there); if it raises, nothing is stored.
         Model calls block the calling thread; `run_turn_async` makes them on the event loop.
         """
-        return drive(self._steps(conversation_id, text, stream, images, admit))
+        steps = self._steps(conversation_id, text, stream, images, admit)
+        return drive(steps, self._watch(conversation_id))
 
     def run_turn_async(
         self,
@@ -198,7 +203,10 @@ class Agent:
         """As `run_turn`, with model calls awaited on the running event loop and the database
         and tool work between them in worker threads."""
         steps = self._steps(conversation_id, text, stream, images, admit)
-        return drive_async(steps, streaming=stream)
+        return drive_async(steps, streaming=stream, watch=self._watch(conversation_id))
+
+    def _watch(self, conversation_id: str) -> TurnWatch | None:
+        return self.watch(conversation_id) if self.watch is not None else None
 
     def _steps(
         self,

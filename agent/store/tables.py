@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from agent.store.scopes import KeyScope
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -109,12 +111,6 @@ class OrderPayment(SQLModel, table=True):
     transaction_type: str = Field(max_length=16)  # payment | refund
     amount_cents: int
     payment_method_id: str = Field(max_length=64)
-
-
-class KeyScope(StrEnum):
-    ADMIN = "admin"  # staff: knowledge base, keys, tickets, every transcript
-    BACKEND = "backend"  # the shop's backend: vouches for customers, reads any transcript
-    WIDGET = "widget"  # the public web page: its own conversations only
 
 
 class ApiKey(SQLModel, table=True):
@@ -239,6 +235,29 @@ class Ticket(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
     resolved_at: datetime | None = None
+
+
+class ConversationEnd(SQLModel, table=True):
+    """The customer said the conversation is over ("I'm done" in the web chat, or the API):
+    their confirmation that it needs nothing more (see agent/features/outcomes.py). The
+    conversation is closed with it; the first end is kept."""
+
+    __tablename__ = "conversation_end"
+    conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)
+    ended_by: str = Field(max_length=120)  # "customer" or "backend:<key name>"
+    ended_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationRating(SQLModel, table=True):
+    """The customer's rating of a conversation: thumbs up or down and an optional comment. One
+    per conversation: a later rating replaces it."""
+
+    __tablename__ = "conversation_rating"
+    conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)
+    score: str = Field(max_length=8)  # up | down
+    comment: str | None = Field(default=None, max_length=2000)
+    rated_by: str = Field(max_length=120)  # "customer" or "backend:<key name>"
+    rated_at: datetime = Field(default_factory=utcnow)
 
 
 class RateCounter(SQLModel, table=True):

@@ -8,7 +8,15 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Query
 
-from agent.api.deps import AdminDep, SessionDep, StateDep
+from agent.api.deps import (
+    AdminDep,
+    ConversationFilter,
+    CustomerFilter,
+    CustomerId,
+    SessionDep,
+    StateDep,
+)
+from agent.api.errors import STAFF, responses
 from agent.api.routes.conversations import action_out
 from agent.api.schemas import StaffActionCreate, StaffActionOut
 from agent.features.staff_actions import run_for_customer
@@ -27,12 +35,12 @@ def _staff_out(action: ProposedAction) -> StaffActionOut:
     )
 
 
-@router.get("/v1/actions", response_model=list[StaffActionOut])
+@router.get("/v1/actions", response_model=list[StaffActionOut], responses=responses(*STAFF))
 def list_actions(
     _: AdminDep,
     session: SessionDep,
-    conversation_id: Annotated[str | None, Query(max_length=36)] = None,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    conversation_id: ConversationFilter = None,
+    customer_id: CustomerFilter = None,
     status: Annotated[ActionStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[StaffActionOut]:
@@ -44,9 +52,9 @@ def list_actions(
 
 
 @router.post("/v1/customers/{customer_id}/actions", response_model=StaffActionOut,
-             status_code=201)  # fmt: skip
+             status_code=201, responses=responses(*STAFF, 404, 413))  # fmt: skip
 async def run_action(
-    customer_id: str, body: StaffActionCreate, principal: AdminDep, state: StateDep
+    customer_id: CustomerId, body: StaffActionCreate, principal: AdminDep, state: StateDep
 ) -> StaffActionOut:
     """Run an order change for a customer now (the member of staff confirms it): the same
     tools and rules as the assistant's. A change a rule refuses is recorded as `failed`, with

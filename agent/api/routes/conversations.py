@@ -19,9 +19,11 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import (
+    ActionId,
     AppState,
     AuthenticatedDep,
     ConversationDep,
+    ConversationId,
     ConversationTokenHeader,
     Principal,
     SessionDep,
@@ -29,7 +31,10 @@ from agent.api.deps import (
     TurnAdmission,
     counted,
 )
+from agent.api.errors import AUTHENTICATED, responses
 from agent.api.schemas import (
+    NOT_EMPTY,
+    NOT_EMPTY_RULE,
     ActionOut,
     ConversationCreate,
     ConversationOut,
@@ -90,7 +95,8 @@ def _resolve_customer(session: Session, subject: str) -> str:
     return customer.id
 
 
-@router.post("", status_code=201, response_model=ConversationOut)
+@router.post("", status_code=201, response_model=ConversationOut,
+             responses=responses(*AUTHENTICATED, 403, 413))  # fmt: skip
 def create_conversation(
     body: ConversationCreate, principal: AuthenticatedDep, state: StateDep
 ) -> ConversationOut:
@@ -133,7 +139,9 @@ def _subject(body: ConversationCreate, principal: Principal, state: AppState) ->
     return None
 
 
-@router.get("/{conversation_id}", response_model=TranscriptOut)
+@router.get(
+    "/{conversation_id}", response_model=TranscriptOut, responses=responses(*AUTHENTICATED, 404)
+)
 def read_conversation(
     conversation: ConversationDep, session: SessionDep, state: StateDep
 ) -> TranscriptOut:
@@ -151,7 +159,8 @@ def read_conversation(
     )
 
 
-@router.get("/{conversation_id}/actions", response_model=list[ActionOut])
+@router.get("/{conversation_id}/actions", response_model=list[ActionOut],
+            responses=responses(*AUTHENTICATED, 404))  # fmt: skip
 def read_actions(conversation: ConversationDep, session: SessionDep) -> list[ActionOut]:
     """The order changes proposed in this conversation, newest first, with how each ended
     (`proposed`, `executed`, `failed`, `declined`, `expired`, `superseded`)."""
@@ -240,7 +249,12 @@ def _sse(event: Event) -> dict[str, str]:
             {"id": event.id, "name": event.name, "label": describe(event.name, event.input)},
         )
     elif isinstance(event, ToolFinished):
-        name, data = "tool_finish", {"id": event.id, "name": event.name, "is_error": event.is_error}
+        # A tool that refused because the customer is not verified yet (ToolContext.
+        # require_customer) did its job: the chat shows it as a step, not a failure.
+        waits = event.is_error and event.content.startswith("The customer is not verified yet")
+        name = "tool_finish"
+        data = {"id": event.id, "name": event.name, "is_error": event.is_error,
+                "needs_verification": waits}  # fmt: skip
     elif isinstance(event, ActionProposed):
         pending = _pending_out(event.action)
         assert pending is not None
@@ -275,29 +289,80 @@ async def _read_message(request: Request, state: StateDep) -> tuple[str, list[di
             ) from exc
         text = body.text
         uploads = [Upload(i.name, i.media_type, decode_base64(i.name, i.data)) for i in body.images]
-    return text, image_blocks(uploads, state.settings)
+    # Decoding the photos is CPU work: off the event loop.
+    return text, await anyio.to_thread.run_sync(image_blocks, uploads, state.settings)
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` written in place (a `#/$defs/...` reference
+    means nothing inside the OpenAPI document)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items()}
+        return [walk(item) for item in node] if isinstance(node, list) else node
+
+    return walk(schema)  # type: ignore[no-any-return]
 
 
 MESSAGE_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": MessageCreate.model_json_schema()},
-            "multipart/form-data": {"schema": {"type": "object", "properties": {
-                "text": {"type": "string"},
-                "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            }}},
+            "application/json": {"schema": _inlined(MessageCreate.model_json_schema())},
+            "multipart/form-data": {"schema": {
+                "type": "object",
+                "description": NOT_EMPTY_RULE,
+                "properties": {
+                    "text": {"type": "string", "description": "The customer's message"},
+                    "images": {"type": "array", "description": "Photos, e.g. of damage",
+                               "items": {"type": "string", "format": "binary"}},
+                },
+                "anyOf": NOT_EMPTY,
+            }},
         },
     }
 }  # fmt: skip
+
+# A turn answers JSON, or server-sent events when asked to stream. The event stream's schema
+# describes one event (OpenAPI 3.1 has no `itemSchema`); its data is JSON.
+SSE_EVENTS = ["text", "working", "progress", "tool_start", "tool_finish", "degraded",
+              "pending_action", "error", "final"]  # fmt: skip
+STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The turn's result as JSON; with `Accept: text/event-stream` or "
+        "`?stream=true`, server-sent events: `text` {delta}, `working` {}, `progress` {delta}, "
+        "`tool_start` {id, name, label}, `tool_finish` {id, name, is_error, needs_verification}, "
+        "`degraded` "
+        "{message}, `pending_action` {id, tool, summary, expires_at}, `error` {code, message}, "
+        "then `final` (the result, as the JSON reply)",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": SSE_EVENTS},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 TURN_POLL_SECONDS = 0.1  # how often a waiting message checks whether the turn before it ended
 
 
-@router.post("/{conversation_id}/messages", response_model=TurnOut, openapi_extra=MESSAGE_BODY)
+@router.post("/{conversation_id}/messages", response_model=TurnOut, openapi_extra=MESSAGE_BODY,
+             responses={**STREAMED, **responses(*AUTHENTICATED, 404, 409, 413, 415)})  # fmt: skip
 async def post_message(
-    conversation_id: str,
+    conversation_id: ConversationId,
     request: Request,
     state: StateDep,
     principal: AuthenticatedDep,
@@ -345,10 +410,11 @@ def _decider(principal: Principal) -> str:
     return f"{principal.scope.value}:{principal.name}"
 
 
-@router.post("/{conversation_id}/actions/{action_id}/confirm", response_model=TurnOut)
+@router.post("/{conversation_id}/actions/{action_id}/confirm", response_model=TurnOut,
+             responses={**STREAMED, **responses(*AUTHENTICATED, 404, 409)})  # fmt: skip
 async def confirm_action(
-    conversation_id: str,
-    action_id: str,
+    conversation_id: ConversationId,
+    action_id: ActionId,
     request: Request,
     state: StateDep,
     principal: AuthenticatedDep,
@@ -367,10 +433,11 @@ async def confirm_action(
                            x_conversation_token, stream, confirm=True)  # fmt: skip
 
 
-@router.post("/{conversation_id}/actions/{action_id}/decline", response_model=TurnOut)
+@router.post("/{conversation_id}/actions/{action_id}/decline", response_model=TurnOut,
+             responses={**STREAMED, **responses(*AUTHENTICATED, 404, 409)})  # fmt: skip
 async def decline_action(
-    conversation_id: str,
-    action_id: str,
+    conversation_id: ConversationId,
+    action_id: ActionId,
     request: Request,
     state: StateDep,
     principal: AuthenticatedDep,

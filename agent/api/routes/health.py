@@ -7,6 +7,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from agent.api.deps import StateDep
@@ -22,7 +23,7 @@ def healthz() -> dict[str, str]:
 
 
 def _checks(state: StateDep) -> dict[str, Any]:
-    checks: dict[str, Any] = {}
+    checks: dict[str, Any] = {"warm": {"ok": state.warmed.is_set()}}  # see runtime.warm_up
     try:
         with state.runtime.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -54,9 +55,19 @@ def _checks(state: StateDep) -> dict[str, Any]:
     return checks
 
 
-@router.get("/readyz")
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, dict[str, Any]] = Field(description="database, knowledge_base, model")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Not ready: a check failed"}},
+)
 async def readyz(state: StateDep) -> JSONResponse:
-    """Database, knowledge base and model configuration checked; 503 when one is not ready."""
+    """Database, knowledge base and model configuration checked, and the query encoder and
+    indexes loaded (`warm`, shortly after start); 503 while one is not ready."""
     checks = await anyio.to_thread.run_sync(_checks, state)
     ready = all(c["ok"] for c in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from agent.api.deps import AdminDep, SessionDep
+from agent.api.deps import AdminDep, CustomerFilter, SessionDep
+from agent.api.errors import STAFF, responses
+from agent.api.schemas import NO_NUL
 from agent.store import identity_checks
 from agent.store.proposals import aware
 
@@ -24,12 +26,12 @@ class IdentityCheckOut(BaseModel):
     created_at: datetime
 
 
-@router.get("", response_model=list[IdentityCheckOut])
+@router.get("", response_model=list[IdentityCheckOut], responses=responses(*STAFF))
 def list_identity_checks(
     _: AdminDep,
     session: SessionDep,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
-    client: Annotated[str | None, Query(max_length=80)] = None,
+    customer_id: CustomerFilter = None,
+    client: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[IdentityCheckOut]:
     """Failed identity checks and checks refused while an account or a client was locked,

@@ -10,7 +10,8 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, File, Query, UploadFile
 
-from agent.api.deps import AdminDep, StateDep
+from agent.api.deps import AdminDep, DocumentId, StateDep
+from agent.api.errors import STAFF, responses
 from agent.api.schemas import DocumentOut, HitOut, IngestOut
 from agent.errors import InvalidInput, NotFound
 from ingest.loaders import SUPPORTED
@@ -36,7 +37,9 @@ def _safe_name(filename: str) -> str:
     return name or "upload"
 
 
-@router.post("/documents", response_model=IngestOut, status_code=201)
+@router.post(
+    "/documents", response_model=IngestOut, status_code=201, responses=responses(*STAFF, 404, 413)
+)
 async def upload(
     _: AdminDep, state: StateDep, files: Annotated[list[UploadFile], File(description="Documents")]
 ) -> IngestOut:
@@ -76,7 +79,7 @@ async def upload(
     )
 
 
-@router.get("/documents", response_model=list[DocumentOut])
+@router.get("/documents", response_model=list[DocumentOut], responses=responses(*STAFF, 404))
 async def documents(_: AdminDep, state: StateDep) -> list[DocumentOut]:
     """Every document in the knowledge base."""
     docs = await anyio.to_thread.run_sync(_kb(state).documents)
@@ -93,8 +96,8 @@ async def documents(_: AdminDep, state: StateDep) -> list[DocumentOut]:
     ]
 
 
-@router.delete("/documents/{doc_id}", status_code=204)
-async def delete_document(doc_id: str, _: AdminDep, state: StateDep) -> None:
+@router.delete("/documents/{doc_id}", status_code=204, responses=responses(*STAFF, 404))
+async def delete_document(doc_id: DocumentId, _: AdminDep, state: StateDep) -> None:
     """Remove one document (its id as listed) and its chunks."""
     kb = _kb(state)
     docs = await anyio.to_thread.run_sync(kb.documents)
@@ -104,7 +107,7 @@ async def delete_document(doc_id: str, _: AdminDep, state: StateDep) -> None:
     await anyio.to_thread.run_sync(kb.delete, source)
 
 
-@router.get("/search", response_model=list[HitOut])
+@router.get("/search", response_model=list[HitOut], responses=responses(*STAFF, 404))
 async def search(
     _: AdminDep,
     state: StateDep,

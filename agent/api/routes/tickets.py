@@ -8,7 +8,8 @@ import anyio
 from fastapi import APIRouter, Query
 from sqlmodel import Session
 
-from agent.api.deps import AdminDep, SessionDep, StateDep
+from agent.api.deps import AdminDep, SessionDep, StateDep, TicketId
+from agent.api.errors import STAFF, responses
 from agent.api.schemas import CustomerOut, ReplyCreate, TicketOut
 from agent.features import desk
 from agent.features.transcript import TranscriptEntry, build_transcript
@@ -40,7 +41,7 @@ def _out(session: Session, ticket: Ticket) -> TicketOut:
     )
 
 
-@router.get("", response_model=list[TicketOut])
+@router.get("", response_model=list[TicketOut], responses=responses(*STAFF))
 def get_tickets(
     _: AdminDep,
     session: SessionDep,
@@ -50,8 +51,8 @@ def get_tickets(
     return [_out(session, t) for t in list_tickets(session=session, status=status)]
 
 
-@router.post("/{ticket_id}/claim", response_model=TicketOut)
-async def claim(ticket_id: int, principal: AdminDep, state: StateDep) -> TicketOut:
+@router.post("/{ticket_id}/claim", response_model=TicketOut, responses=responses(*STAFF, 404, 409))
+async def claim(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> TicketOut:
     """Take a ticket. 409 when another person has it or it is resolved."""
     ticket = await anyio.to_thread.run_sync(
         lambda: desk.claim(state.runtime.engine, ticket_id=ticket_id, staff=principal.staff)
@@ -59,9 +60,11 @@ async def claim(ticket_id: int, principal: AdminDep, state: StateDep) -> TicketO
     return await anyio.to_thread.run_sync(_reload, state, ticket.id)
 
 
-@router.post("/{ticket_id}/reply", response_model=TranscriptEntry)
+@router.post(
+    "/{ticket_id}/reply", response_model=TranscriptEntry, responses=responses(*STAFF, 404, 409, 413)
+)
 async def reply(
-    ticket_id: int, body: ReplyCreate, principal: AdminDep, state: StateDep
+    ticket_id: TicketId, body: ReplyCreate, principal: AdminDep, state: StateDep
 ) -> TranscriptEntry:
     """Reply to the customer in the ticket's conversation (claims an unclaimed ticket)."""
     message = await anyio.to_thread.run_sync(
@@ -76,8 +79,10 @@ async def reply(
     return build_transcript([message])[0]
 
 
-@router.post("/{ticket_id}/resolve", response_model=TicketOut)
-async def resolve(ticket_id: int, principal: AdminDep, state: StateDep) -> TicketOut:
+@router.post(
+    "/{ticket_id}/resolve", response_model=TicketOut, responses=responses(*STAFF, 404, 409)
+)
+async def resolve(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> TicketOut:
     """Close the ticket and hand the conversation back to the bot."""
     ticket = await anyio.to_thread.run_sync(
         lambda: desk.resolve(state.runtime.engine, ticket_id=ticket_id, staff=principal.staff)

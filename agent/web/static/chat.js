@@ -67,9 +67,10 @@ function answerHtml(text, citations) {
 
 function showState(state) {
   stateLabel.hidden = state === "bot";
-  stateLabel.textContent = state === "human" ? "With a human agent" : state;
+  stateLabel.textContent = state === "human" ? "With a human agent" : state === "closed" ? "Conversation ended" : state;
   if (state === "human" && !polling) polling = setInterval(refresh, 2500);
   if (state !== "human" && polling) { clearInterval(polling); polling = null; }
+  onConversationState(state);  // rating.js: "I'm done", and the rating prompt
 }
 
 function showNotice(text) { notice.textContent = text; notice.hidden = !text; }
@@ -128,6 +129,7 @@ function answering(busy) {
   // One turn at a time: while the assistant answers, nothing else can be sent from this page.
   sendButton.disabled = busy;
   humanButton.disabled = busy;
+  doneButton.disabled = busy;
   input.placeholder = busy ? "Still answering…" : "Type your message…";
   for (const box of log.querySelectorAll(".proposal:not(.settled)")) {
     for (const b of box.querySelectorAll(".choices button")) b.disabled = busy;
