@@ -17,6 +17,7 @@ from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ValidationError, create_model
 
+from agent.observability.tracing import tool_call
 from tools.intent import Intent
 from tools.tool_context import ToolContext, ToolError
 
@@ -239,6 +240,14 @@ class ToolRegistry:
         return Preview(arguments, summary)
 
     def _call(
+        self, name: str, raw_input: Any, ctx: ToolContext, *, keep: bool
+    ) -> tuple[ToolOutcome, dict[str, Any]]:
+        with tool_call(name, dry_run=not keep) as done:  # an `execute_tool` span, when tracing
+            outcome, arguments = self._execute(name, raw_input, ctx, keep=keep)
+            done(outcome.is_error)
+            return outcome, arguments
+
+    def _execute(
         self, name: str, raw_input: Any, ctx: ToolContext, *, keep: bool
     ) -> tuple[ToolOutcome, dict[str, Any]]:
         found = self._tools.get(name)
