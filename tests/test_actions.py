@@ -9,12 +9,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from agent.config import Settings
 from agent.store import actions
 from agent.store.actions import ActionRefused
 from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path
 from agent.store.tables import Customer, Order, OrderItem, OrderPayment, PaymentMethod
 from tests.conftest import RETAIL_SLICE
+from tools import default_registry
+from tools.registry import Preview, ToolOutcome
+from tools.tool_context import ToolContext
 
 IVAN, ANYA, AARAV = "ivan_santos_6635", "anya_garcia_3271", "aarav_anderson_8794"
 ADDRESS = {"address1": "1 Main St", "address2": "Apt 2", "city": "Austin", "state": "TX",
@@ -232,10 +236,12 @@ def test_a_refund_may_not_go_to_a_card_that_did_not_pay(engine: Engine) -> None:
 def test_preview_checks_every_rule_and_writes_nothing(engine: Engine) -> None:
     before = _snapshot(engine)
     with transaction(engine) as session:
-        out = actions.preview(session, ANYA, "cancel_pending_order", order_id="#W6436609",
-                              reason="no longer needed")  # fmt: skip
-        assert out["status"] == "cancelled"
-        with pytest.raises(ActionRefused):
-            actions.preview(session, ANYA, "cancel_pending_order", order_id="#W6310710",
-                            reason="no longer needed")  # fmt: skip
+        ctx = ToolContext(session=session, settings=Settings(), conversation_id="",
+                          customer_id=ANYA)  # fmt: skip
+        out = default_registry().preview("cancel_pending_order", {"order_id": "#W6436609",
+                                         "reason": "no longer needed"}, ctx)  # fmt: skip
+        assert isinstance(out, Preview) and '"status":"cancelled"' in out.content
+        refused = default_registry().preview("cancel_pending_order", {"order_id": "#W6310710",
+                                             "reason": "no longer needed"}, ctx)  # fmt: skip
+        assert isinstance(refused, ToolOutcome) and refused.is_error
     assert _snapshot(engine) == before

@@ -80,6 +80,7 @@ class Preview:
 
     arguments: dict[str, Any]  # validated, as they will run
     summary: str
+    content: str  # the call's result, as the model would see it
 
 
 @overload
@@ -224,12 +225,15 @@ class ToolRegistry:
         outcome, _ = self._call(name, raw_input, ctx, keep=True)
         return outcome
 
-    def preview(self, name: str, raw_input: Any, ctx: ToolContext) -> Preview | ToolOutcome:
+    def preview(
+        self, name: str, raw_input: Any, ctx: ToolContext, *, apply: bool = False
+    ) -> Preview | ToolOutcome:
         """A store-changing call run against the store as it is now and rolled back: the
         proposal to hold for the customer, or the error result the model gets at once (a rule
-        refuses it, the customer is not verified, the input is invalid)."""
+        refuses it, the customer is not verified, the input is invalid). With `apply` the call
+        is kept (staff, who confirm a change themselves)."""
         found = self._tools.get(name)
-        outcome, arguments = self._call(name, raw_input, ctx, keep=False)
+        outcome, arguments = self._call(name, raw_input, ctx, keep=apply)
         if outcome.is_error or found is None or found.summarize is None:
             return outcome
         try:
@@ -237,7 +241,7 @@ class ToolRegistry:
         except Exception:
             log.exception("summarizing a proposed %s failed", name)
             return ToolOutcome(f"The {name} tool failed unexpectedly. Try again later.", True)
-        return Preview(arguments, summary)
+        return Preview(arguments, summary, outcome.content)
 
     def _call(
         self, name: str, raw_input: Any, ctx: ToolContext, *, keep: bool

@@ -14,7 +14,7 @@ from agent.errors import InvalidInput, NotFound
 from agent.store import proposals
 from agent.store.db import transaction
 from agent.store.tables import ActionStatus, Conversation, Customer, ProposedAction, utcnow
-from tools.registry import Kind, ToolRegistry
+from tools.registry import Kind, Preview, ToolRegistry
 from tools.tool_context import ToolContext
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,20 @@ def run_for_customer(
                 raise NotFound(f"Conversation {conversation_id} of this customer not found")
         ctx = ToolContext(session=session, settings=settings, customer_id=customer_id,
                           conversation_id=conversation_id or "")  # fmt: skip
-        found = tools.preview(tool, arguments, ctx)
-        summary = getattr(found, "summary", None) or f"{tool} (refused)"
-        outcome = tools.run(tool, arguments, ctx)
+        done = tools.preview(tool, arguments, ctx, apply=True)
+        executed = isinstance(done, Preview)
         now = utcnow()
         action = ProposedAction(
             id=proposals.new_action_id(),
             conversation_id=conversation_id,
             customer_id=customer_id,
             tool=tool,
-            arguments=getattr(found, "arguments", arguments),
-            summary=summary,
-            status=ActionStatus.FAILED if outcome.is_error else ActionStatus.EXECUTED,
+            arguments=done.arguments if isinstance(done, Preview) else arguments,
+            summary=done.summary if isinstance(done, Preview) else f"{tool} (refused)",
+            status=ActionStatus.EXECUTED if executed else ActionStatus.FAILED,
             proposed_by=f"staff:{staff}",
             decided_by=f"staff:{staff}",
-            result=outcome.content,
+            result=done.content,
             created_at=now,
             expires_at=now,
             decided_at=now,

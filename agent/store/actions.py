@@ -4,7 +4,7 @@ Named and shaped as the τ²-bench retail domain's tools, so a harness written f
 can drive them. Each takes the verified customer's id from the caller (never from an
 argument), runs in the caller's transaction with the order's row locked, changes nothing when
 a rule refuses it (ActionRefused, with a reason the model can explain), and keeps money in
-integer cents. `preview` runs an action and rolls it back: the same rules, nothing written.
+integer cents. (A dry run of an action: tools.registry.ToolRegistry.preview.)
 """
 
 from __future__ import annotations
@@ -378,14 +378,3 @@ ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
         exchange_delivered_order_items,
     )
 }
-
-
-def preview(session: Session, customer_id: str, action: str, **arguments: Any) -> dict[str, Any]:
-    """What `action` would do, checked against every rule as it would run now, written to
-    nothing (the action runs in a savepoint that is rolled back)."""
-    savepoint = session.begin_nested()
-    try:
-        return ACTIONS[action](session, customer_id, **arguments)
-    finally:
-        savepoint.rollback()
-        session.expire_all()
