@@ -265,6 +265,14 @@ class Settings(BaseSettings):
     # within this many hours after the bot's last answer counts as resolved by the bot.
     resolution_window_hours: float = Field(default=24.0, gt=0, le=24 * 90)
 
+    # The desk (agent/features/desk.py): how long a staff sign-in lasts, and the live feeds
+    # (server-sent events) of the desk and of a customer's page: how often each checks the
+    # database for new events, and how long one stream lasts before the browser reconnects
+    # (with Last-Event-ID, losing nothing).
+    staff_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    event_poll_seconds: float = Field(default=1.0, ge=0.05, le=30)
+    event_stream_seconds: float = Field(default=300.0, ge=1, le=3600)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -19,11 +19,13 @@ from agent.api.deps import AppState, StateDep
 from agent.api.routes import (
     actions,
     closing,
+    conversation_events,
     conversations,
     health,
     identity,
     kb,
     reports,
+    staff,
     tickets,
     usage,
 )
@@ -118,7 +120,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.add_middleware(errors.BodyLimit, limit_for=limit_for)
     app.add_middleware(RequestTelemetry)  # outermost: request ids, server spans, 429s
-    for module in (health, conversations, closing, actions, identity, tickets, kb, usage, reports):
+    for module in (
+        health,
+        conversations,
+        conversation_events,
+        closing,
+        actions,
+        identity,
+        tickets,
+        staff,
+        kb,
+        usage,
+        reports,
+    ):
         app.include_router(module.router)
     app.include_router(metrics_route.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

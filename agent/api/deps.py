@@ -19,11 +19,13 @@ from sqlmodel import Session, col, select
 from agent.api.schemas import NO_NUL
 from agent.config import Settings
 from agent.errors import Forbidden, NotFound, RateLimited, SupportbotError, Unauthorized
+from agent.features.desk import Staff
 from agent.runtime import Runtime
 from agent.store import ratelimit
 from agent.store.conversations import lock_conversation
 from agent.store.db import transaction
 from agent.store.keys import find_key, hash_secret
+from agent.store.staff import STAFF_TOKEN_PREFIX, find_session
 from agent.store.tables import Conversation, KeyScope
 
 # Bounds of path and query parameters: a value outside them is a 422 before any route runs.
@@ -66,14 +68,28 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 @dataclass(frozen=True)
 class Principal:
-    key_id: int
-    name: str
+    """Who calls: an API key, or a member of staff signed in on the desk (a staff account's
+    sign-in acts with admin scope, under the person's own name)."""
+
+    key_id: int  # the API key's id, or the staff account's
+    name: str  # the key's name, or the staff account's username
     scope: KeyScope
     client: str = ""  # the caller's address (behind trusted proxies: the forwarded one)
+    display_name: str | None = None  # a staff account's
+    is_staff_account: bool = False
 
     @property
     def staff(self) -> str:
-        return self.name
+        """The name the desk shows for this caller's replies and changes."""
+        return self.display_name or self.name
+
+    @property
+    def member(self) -> Staff:
+        return Staff(self.staff, self.key_id if self.is_staff_account else None)
+
+    @property
+    def limit_key(self) -> str:
+        return f"staff:{self.key_id}" if self.is_staff_account else f"key:{self.key_id}"
 
 
 # Requests are authenticated with a read (no write lock on SQLite) and counted against their
@@ -111,7 +127,20 @@ def _token_matches(expected: str | None, token: str | None) -> bool:
 
 
 def _identify(session: Session, authorization: str | None, client: str = "") -> Principal:
-    key = find_key(session=session, secret=_bearer(authorization))
+    secret = _bearer(authorization)
+    if secret.startswith(STAFF_TOKEN_PREFIX):
+        member = find_session(session=session, token=secret)
+        if member is None:
+            raise Unauthorized("Your desk sign-in has expired or was revoked; sign in again.")
+        return Principal(
+            member.id,
+            member.username,
+            KeyScope.ADMIN,
+            client,
+            display_name=member.display_name,
+            is_staff_account=True,
+        )
+    key = find_key(session=session, secret=secret)
     if key is None:
         raise Unauthorized("Unknown or revoked API key.")
     return Principal(key.id, key.name, key.scope, client)
@@ -159,9 +188,9 @@ def _limits(settings: Settings, principal: Principal) -> dict[str, int]:
     """A request's rate limits: its key's, and with a widget key (every visitor of the site
     shares it) its visitor's too, so one visitor's flood throttles that visitor only."""
     if principal.scope != KeyScope.WIDGET:
-        return {f"key:{principal.key_id}": settings.rate_limit_per_key}
+        return {principal.limit_key: settings.rate_limit_per_key}
     return {
-        f"key:{principal.key_id}": settings.rate_limit_per_widget_key,
+        principal.limit_key: settings.rate_limit_per_widget_key,
         f"client:{principal.client}": settings.rate_limit_per_client,
     }
 
@@ -172,7 +201,7 @@ def _refuse_over(over: dict[str, int], principal: Principal) -> None:
     retry = max(over.values())
     if f"client:{principal.client}" in over:
         raise RateLimited("Too many requests from your address; slow down.", retry_after=retry)
-    if f"key:{principal.key_id}" in over:
+    if principal.limit_key in over:
         raise RateLimited("Too many requests for this API key.", retry_after=retry)
     raise RateLimited("Too many messages in this conversation; slow down.", retry_after=retry)
 

@@ -159,6 +159,12 @@ class TranscriptOut(BaseModel):
     created_at: datetime
     messages: list[TranscriptEntry]
     usage: UsageTotals = Field(description="This conversation's model calls, tokens and cost")
+    notices: list[NoticeOut] = Field(
+        default=[], description="People joining, replying and leaving, oldest first"
+    )
+    last_event_id: int = Field(
+        default=0, description="Follow /v1/conversations/{id}/events from here"
+    )
 
 
 class TicketOut(BaseModel):
@@ -172,10 +178,83 @@ class TicketOut(BaseModel):
     resolved_at: datetime | None
     customer: CustomerOut | None = None
     customer_id: str | None = Field(default=None, description="For order changes from the desk")
+    assignee_id: int | None = Field(
+        default=None, description="The staff account working it (claimed_by is its name)"
+    )
 
 
 class ReplyCreate(BaseModel):
     text: str
+
+
+class AssignCreate(BaseModel):
+    staff_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="A staff account's id; null: the queue"
+    )
+
+
+class NoteCreate(BaseModel):
+    text: str = Field(max_length=4000, pattern=NO_NUL)
+
+
+class NoteOut(BaseModel):
+    id: int
+    ticket_id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+class SavedReplyCreate(BaseModel):
+    title: str = Field(max_length=100, pattern=NO_NUL)
+    text: str = Field(max_length=4000, pattern=NO_NUL)
+
+
+class SavedReplyOut(BaseModel):
+    id: int
+    title: str
+    text: str
+    created_by: str
+    created_at: datetime
+
+
+class SignIn(BaseModel):
+    username: str = Field(max_length=64, pattern=NO_NUL)
+    password: str = Field(max_length=1024, pattern=NO_NUL)
+
+
+class StaffOut(BaseModel):
+    id: int | None = Field(description="null for an admin API key (no staff account)")
+    username: str
+    display_name: str
+
+
+class SignedIn(BaseModel):
+    token: str = Field(description="Send it as 'Authorization: Bearer <token>' until it expires")
+    expires_at: datetime
+    staff: StaffOut
+
+
+class NoticeOut(BaseModel):
+    """Something a person on the desk did, as the customer is told it."""
+
+    id: int
+    kind: str = Field(description="joined, unassigned, staff_reply or resolved")
+    text: str
+    created_at: datetime
+
+
+class DeskEventOut(BaseModel):
+    id: int
+    kind: str = Field(
+        description="ticket_opened, customer_message, joined, unassigned, staff_reply, "
+        "resolved or note"
+    )
+    ticket_id: int | None
+    conversation_id: str | None
+    actor: str
+    text: str
+    created_at: datetime
 
 
 class DocumentOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import chat, db, kb, orders, report, serve, triage, usage
+from agent.cli import chat, db, kb, orders, report, serve, staff, triage, usage
 
 app = typer.Typer(help="supportbot: a customer-support agent on Claude.", no_args_is_help=True)
 app.command()(chat.ask)
@@ -17,6 +17,7 @@ app.command()(report.report)
 app.command()(triage.triage)
 app.add_typer(kb.app, name="kb")
 app.add_typer(serve.keys_app, name="keys")
+app.add_typer(staff.app, name="staff")
 app.add_typer(db.app, name="db")
 
 __all__ = ["app"]

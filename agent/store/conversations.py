@@ -11,6 +11,8 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from agent.errors import NotFound
+from agent.store import desk_events
+from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     Conversation,
     ConversationState,
@@ -156,6 +158,13 @@ def create_ticket(
     )
     session.add(ticket)
     session.flush()
+    desk_events.record(
+        session=session,
+        kind=DeskEventKind.TICKET_OPENED,
+        conversation_id=conversation_id,
+        ticket_id=ticket.id,
+        text=ticket.reason,
+    )
     return ticket
 
 

@@ -232,9 +232,71 @@ class Ticket(SQLModel, table=True):
     reason: str = Field(max_length=500)
     summary: str = Field(max_length=4000)
     status: TicketStatus = Field(default=TicketStatus.OPEN, max_length=16)
-    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_by: str | None = Field(default=None, max_length=100)  # the person's display name
+    # The staff account working it (None for an admin key, or when nobody is assigned).
+    assignee_id: int | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     resolved_at: datetime | None = None
+
+
+class StaffAccount(SQLModel, table=True):
+    """A member of staff who signs in on the desk (created with `supportbot staff add`)."""
+
+    __tablename__ = "staff_account"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)  # stored lower-case
+    display_name: str = Field(max_length=100)  # what customers and colleagues see
+    password_hash: str = Field(max_length=200)  # scrypt, salted (agent/store/staff.py)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffSession(SQLModel, table=True):
+    """A desk sign-in: a random token shown once; only its SHA-256 is stored."""
+
+    __tablename__ = "staff_session"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    staff_id: int = Field(foreign_key="staff_account.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class TicketNote(SQLModel, table=True):
+    """An internal note on a ticket: for staff only, never in the conversation (so never seen
+    by the customer or the model)."""
+
+    __tablename__ = "ticket_note"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    author: str = Field(max_length=100)
+    text: str = Field(max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SavedReply(SQLModel, table=True):
+    """A canned answer staff insert into a reply and edit before sending."""
+
+    __tablename__ = "saved_reply"
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(unique=True, max_length=100)
+    text: str = Field(max_length=4000)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeskEvent(SQLModel, table=True):
+    """What happened on the desk, in order: the feed behind the desk's live updates and the
+    customer's "Anna joined the conversation" notices (agent/store/desk_events.py)."""
+
+    __tablename__ = "desk_event"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    ticket_id: int | None = Field(default=None)
+    conversation_id: str | None = Field(default=None, max_length=36, index=True)
+    public: bool = False  # shown to the customer too
+    actor: str = Field(default="", max_length=100)
+    text: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class ConversationEnd(SQLModel, table=True):

@@ -32,7 +32,7 @@ from agent.engine.port import (
     new_lease,
 )
 from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound, TurnInProgress
-from agent.store import proposals
+from agent.store import desk_events, proposals
 from agent.store.conversations import (
     append_messages,
     create_conversation,
@@ -41,6 +41,7 @@ from agent.store.conversations import (
     lock_conversation,
 )
 from agent.store.db import transaction
+from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     ActionStatus,
     Conversation,
@@ -148,6 +149,12 @@ class SqlTurnStore:
                 messages=[Message(role="user", content=content)],
             )
             assert message.id is not None
+            if state == ConversationState.HUMAN:  # a person has it: tell the desk
+                desk_events.record(
+                    session=session,
+                    kind=DeskEventKind.CUSTOMER_MESSAGE,
+                    conversation_id=conversation_id,
+                )
             start = TurnStart(message_id=message.id, state=state, settled=settled)
             if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
                 start.messages = to_api_messages(

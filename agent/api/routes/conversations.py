@@ -32,6 +32,7 @@ from agent.api.deps import (
     counted,
 )
 from agent.api.errors import AUTHENTICATED, responses
+from agent.api.routes.conversation_events import notices
 from agent.api.schemas import (
     NOT_EMPTY,
     NOT_EMPTY_RULE,
@@ -68,7 +69,7 @@ from agent.features.identity import verify_customer_token
 from agent.features.transcript import ActionView, CitationView, ToolCallView, build_transcript
 from agent.features.usage import totals
 from agent.models.base import ProgressDelta, TextDelta, Working
-from agent.store import proposals
+from agent.store import desk_events, proposals
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.keys import hash_secret
@@ -147,6 +148,7 @@ def read_conversation(
 ) -> TranscriptOut:
     """The transcript: customer and assistant messages, staff replies, the tools that ran
     (as a short description) and the sources each answer cites."""
+    last_event = desk_events.last_id(session=session)  # first: a later event is not missed
     rows = load_messages(session=session, conversation_id=conversation.id)
     actions = proposals.list_actions(session=session, conversation_id=conversation.id)
     return TranscriptOut(
@@ -156,6 +158,8 @@ def read_conversation(
         created_at=conversation.created_at,
         messages=build_transcript(rows, {a.tool_use_id: action_view(a) for a in actions}),
         usage=totals(rows, state.settings.pricing),
+        notices=notices(session, conversation.id),
+        last_event_id=last_event,
     )
 
 

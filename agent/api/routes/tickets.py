@@ -1,23 +1,38 @@
-"""The hand-off desk for staff (admin keys)."""
+"""The hand-off desk for staff (a staff sign-in or an admin key): tickets, their notes, and
+the desk's live feed."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
+from sse_starlette import EventSourceResponse
 
-from agent.api.deps import AdminDep, SessionDep, StateDep, TicketId
+from agent.api.deps import DB_INT_MAX, AdminDep, SessionDep, StateDep, TicketId
 from agent.api.errors import STAFF, responses
-from agent.api.schemas import CustomerOut, ReplyCreate, TicketOut
+from agent.api.event_feed import After, LastEventId, start_at, stream
+from agent.api.routes.conversation_events import SSE
+from agent.api.schemas import (
+    AssignCreate,
+    CustomerOut,
+    DeskEventOut,
+    NoteCreate,
+    NoteOut,
+    ReplyCreate,
+    TicketOut,
+)
+from agent.errors import NotFound
 from agent.features import desk
 from agent.features.transcript import TranscriptEntry, build_transcript
-from agent.store.conversations import list_tickets
 from agent.store.db import transaction
-from agent.store.tables import Conversation, Customer, Ticket, TicketStatus
+from agent.store.tables import Conversation, Customer, DeskEvent, Ticket, TicketNote, TicketStatus
+from agent.store.ticket_search import TicketQuery, search_tickets
 
-router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+router = APIRouter(tags=["tickets"])
+TICKETS = "/v1/tickets"
 
 
 def _out(session: Session, ticket: Ticket) -> TicketOut:
@@ -38,40 +53,132 @@ def _out(session: Session, ticket: Ticket) -> TicketOut:
         if customer
         else None,
         customer_id=customer_id,
+        assignee_id=ticket.assignee_id,
     )
 
 
-@router.get("", response_model=list[TicketOut], responses=responses(*STAFF))
+Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+
+
+TOTAL = {
+    "headers": {
+        "X-Total-Count": {
+            "description": "How many match, over every page",
+            "schema": {"type": "integer"},
+        }
+    }
+}
+
+
+@router.get(TICKETS, response_model=list[TicketOut], responses={**responses(*STAFF), 200: TOTAL})
 def get_tickets(
-    _: AdminDep,
+    principal: AdminDep,
     session: SessionDep,
+    response: Response,
     status: Annotated[TicketStatus | None, Query(description="open, claimed or resolved")] = None,
+    assignee: Annotated[
+        str | None,
+        Query(
+            max_length=12,
+            pattern=r"^(me|none|[0-9]{1,10})$",
+            description="me, none (the queue), or a staff account's id",
+        ),
+    ] = None,
+    customer: Annotated[
+        str | None,
+        Query(
+            max_length=320,
+            pattern=r"^[^\x00]*$",
+            description="A customer id, email, or part of a name",
+        ),
+    ] = None,
+    order_id: Annotated[
+        str | None,
+        Query(max_length=40, pattern=r"^[^\x00]*$", description="An order id, with or without '#'"),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="Text in the reason, summary or conversation",
+        ),
+    ] = None,
+    newest_first: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=DB_INT_MAX)] = 0,
 ) -> list[TicketOut]:
-    """Hand-off tickets, oldest first."""
-    return [_out(session, t) for t in list_tickets(session=session, status=status)]
+    """Every ticket, open, claimed or resolved, oldest first (or newest first), filtered by
+    state, assignee, customer, order id and text; X-Total-Count counts all the matches."""
+    assignee_id: int | None = None
+    if assignee == "me":
+        assignee_id = principal.key_id if principal.is_staff_account else -1
+    elif assignee and assignee != "none":
+        assignee_id = int(assignee)
+    query = TicketQuery(
+        status=status,
+        assignee_id=assignee_id,
+        unassigned=assignee == "none",
+        customer=customer,
+        order_id=order_id,
+        text=q,
+        newest_first=newest_first,
+        limit=limit,
+        offset=offset,
+    )
+    found, total = search_tickets(session, query)
+    response.headers["X-Total-Count"] = str(total)
+    return [_out(session, t) for t in found]
 
 
-@router.post("/{ticket_id}/claim", response_model=TicketOut, responses=responses(*STAFF, 404, 409))
+@router.get(TICKETS + "/{ticket_id}", response_model=TicketOut, responses=responses(*STAFF, 404))
+def get_ticket(ticket_id: TicketId, _: AdminDep, state: StateDep) -> TicketOut:
+    return _reload(state, ticket_id)
+
+
+@router.post(
+    TICKETS + "/{ticket_id}/claim", response_model=TicketOut, responses=responses(*STAFF, 404, 409)
+)
 async def claim(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> TicketOut:
-    """Take a ticket. 409 when another person has it or it is resolved."""
+    """Take a ticket (the customer is told you joined). 409 when another person has it or it
+    is resolved."""
     ticket = await anyio.to_thread.run_sync(
-        lambda: desk.claim(state.runtime.engine, ticket_id=ticket_id, staff=principal.staff)
+        lambda: desk.claim(state.runtime.engine, ticket_id=ticket_id, staff=principal.member)
     )
     return await anyio.to_thread.run_sync(_reload, state, ticket.id)
 
 
 @router.post(
-    "/{ticket_id}/reply", response_model=TranscriptEntry, responses=responses(*STAFF, 404, 409, 413)
+    TICKETS + "/{ticket_id}/assign", response_model=TicketOut, responses=responses(*STAFF, 404, 409)
+)
+async def assign(
+    ticket_id: TicketId, body: AssignCreate, principal: AdminDep, state: StateDep
+) -> TicketOut:
+    """Give the ticket to a staff account (the customer is told who joined), or with
+    `staff_id: null` back to the queue."""
+    ticket = await anyio.to_thread.run_sync(
+        lambda: desk.assign(
+            state.runtime.engine, ticket_id=ticket_id, to=body.staff_id, by=principal.member
+        )
+    )
+    return await anyio.to_thread.run_sync(_reload, state, ticket.id)
+
+
+@router.post(
+    TICKETS + "/{ticket_id}/reply",
+    response_model=TranscriptEntry,
+    responses=responses(*STAFF, 404, 409, 413),
 )
 async def reply(
     ticket_id: TicketId, body: ReplyCreate, principal: AdminDep, state: StateDep
 ) -> TranscriptEntry:
-    """Reply to the customer in the ticket's conversation (claims an unclaimed ticket)."""
+    """Reply to the customer in the ticket's conversation, under your name (claims an
+    unclaimed ticket)."""
     message = await anyio.to_thread.run_sync(
         lambda: desk.reply(
             state.runtime.engine,
             ticket_id=ticket_id,
-            staff=principal.staff,
+            staff=principal.member,
             text=body.text,
             max_chars=state.settings.max_message_chars,
         )
@@ -80,18 +187,84 @@ async def reply(
 
 
 @router.post(
-    "/{ticket_id}/resolve", response_model=TicketOut, responses=responses(*STAFF, 404, 409)
+    TICKETS + "/{ticket_id}/resolve",
+    response_model=TicketOut,
+    responses=responses(*STAFF, 404, 409),
 )
 async def resolve(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> TicketOut:
-    """Close the ticket and hand the conversation back to the bot."""
+    """Close the ticket and hand the conversation back to the bot (the customer is told)."""
     ticket = await anyio.to_thread.run_sync(
-        lambda: desk.resolve(state.runtime.engine, ticket_id=ticket_id, staff=principal.staff)
+        lambda: desk.resolve(state.runtime.engine, ticket_id=ticket_id, staff=principal.member)
     )
     return await anyio.to_thread.run_sync(_reload, state, ticket.id)
+
+
+def _note_out(note: TicketNote) -> NoteOut:
+    return NoteOut(
+        id=note.id or 0,
+        ticket_id=note.ticket_id,
+        author=note.author,
+        text=note.text,
+        created_at=note.created_at,
+    )
+
+
+@router.get(
+    TICKETS + "/{ticket_id}/notes", response_model=list[NoteOut], responses=responses(*STAFF, 404)
+)
+def get_notes(ticket_id: TicketId, _: AdminDep, session: SessionDep) -> list[NoteOut]:
+    """The ticket's internal notes, oldest first."""
+    return [_note_out(n) for n in desk.list_notes(session, ticket_id=ticket_id)]
+
+
+@router.post(
+    TICKETS + "/{ticket_id}/notes",
+    response_model=NoteOut,
+    status_code=201,
+    responses=responses(*STAFF, 404),
+)
+async def post_note(
+    ticket_id: TicketId, body: NoteCreate, principal: AdminDep, state: StateDep
+) -> NoteOut:
+    """An internal note for colleagues: kept beside the ticket, never shown to the customer
+    and never sent to the model."""
+    note = await anyio.to_thread.run_sync(
+        lambda: desk.add_note(
+            state.runtime.engine, ticket_id=ticket_id, staff=principal.member, text=body.text
+        )
+    )
+    return _note_out(note)
 
 
 def _reload(state: StateDep, ticket_id: int | None) -> TicketOut:
     with transaction(state.runtime.engine) as session:
         ticket = session.get(Ticket, ticket_id)
-        assert ticket is not None
+        if ticket is None:
+            raise NotFound(f"Ticket {ticket_id} not found")
         return _out(session, ticket)
+
+
+@router.get(
+    "/v1/desk/events",
+    response_class=EventSourceResponse,
+    responses={**responses(*STAFF), **SSE},
+)
+def follow_desk(
+    _: AdminDep, state: StateDep, after: After = None, last_event_id: LastEventId = None
+) -> EventSourceResponse:
+    """The desk's live feed: `desk` events for tickets opened, customers writing while a
+    person has them, people joining, replying, stepping away and resolving, and notes."""
+
+    def render(event: DeskEvent) -> tuple[str, str]:
+        out = DeskEventOut(
+            id=event.id or 0,
+            kind=event.kind,
+            ticket_id=event.ticket_id,
+            conversation_id=event.conversation_id,
+            actor=event.actor,
+            text=event.text if event.kind != "note" else "",
+            created_at=event.created_at,
+        )
+        return "desk", json.dumps(out.model_dump(mode="json"), ensure_ascii=False)
+
+    return stream(state, after=start_at(state, last_event_id, after), render=render)

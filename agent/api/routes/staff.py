@@ -1,0 +1,151 @@
+"""Staff on the desk: signing in and out, who is signed in, colleagues to assign tickets to,
+saved replies, and the customer panel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Path, Request, Response
+
+from agent.api.deps import (
+    AdminDep,
+    AuthorizationHeader,
+    CustomerId,
+    SessionDep,
+    StateDep,
+    client_address,
+)
+from agent.api.errors import STAFF, responses
+from agent.api.schemas import SavedReplyCreate, SavedReplyOut, SignedIn, SignIn, StaffOut
+from agent.errors import RateLimited, Unauthorized
+from agent.features.customer_panel import CustomerPanel, customer_panel
+from agent.store import ratelimit, saved_replies, staff
+from agent.store.db import transaction
+from agent.store.tables import SavedReply
+
+router = APIRouter(tags=["staff"])
+
+SIGN_INS_PER_MINUTE = 10  # per address and per username: slows password guessing
+
+
+@router.post(
+    "/v1/staff/sessions",
+    response_model=SignedIn,
+    status_code=201,
+    responses=responses(401, 422, 429),
+)
+async def sign_in(body: SignIn, request: Request, state: StateDep) -> SignedIn:
+    """Sign in on the desk with a staff account (`supportbot staff add`). The token acts with
+    admin scope under the person's name until it expires (`SUPPORTBOT_STAFF_SESSION_HOURS`)."""
+    client = client_address(request, state.settings.trusted_proxies)
+
+    def run() -> SignedIn:
+        with transaction(state.runtime.engine) as session:
+            over = ratelimit.count(
+                session,
+                {
+                    f"signin:{client}": SIGN_INS_PER_MINUTE,
+                    f"signin-user:{body.username.strip().lower()[:64]}": SIGN_INS_PER_MINUTE,
+                },
+            )
+        if over:
+            raise RateLimited(
+                "Too many sign-in attempts; wait a minute.", retry_after=max(over.values())
+            )
+        with transaction(state.runtime.engine) as session:
+            done = staff.sign_in(
+                session=session,
+                username=body.username,
+                password=body.password,
+                hours=state.settings.staff_session_hours,
+            )
+            if done is None:
+                raise Unauthorized("Wrong username or password.")
+            account, token, expires = done
+            return SignedIn(
+                token=token,
+                expires_at=expires,
+                staff=StaffOut(
+                    id=account.id, username=account.username, display_name=account.display_name
+                ),
+            )
+
+    return await anyio.to_thread.run_sync(run)
+
+
+@router.delete("/v1/staff/sessions/current", status_code=204, responses=responses(*STAFF))
+def sign_out(_: AdminDep, state: StateDep, authorization: AuthorizationHeader = None) -> Response:
+    """Sign out: the token stops working at once (an API key is left as it is)."""
+    token = (authorization or "").partition(" ")[2].strip()
+    with transaction(state.runtime.engine) as session:
+        staff.sign_out(session=session, token=token)
+    return Response(status_code=204)
+
+
+@router.get("/v1/staff/me", response_model=StaffOut, responses=responses(*STAFF))
+def me(principal: AdminDep) -> StaffOut:
+    """Who this sign-in (or admin key) is, as the desk shows it."""
+    return StaffOut(
+        id=principal.key_id if principal.is_staff_account else None,
+        username=principal.name,
+        display_name=principal.staff,
+    )
+
+
+@router.get("/v1/staff", response_model=list[StaffOut], responses=responses(*STAFF))
+def colleagues(_: AdminDep, session: SessionDep) -> list[StaffOut]:
+    """Active staff accounts, by name: who a ticket can be assigned to."""
+    return [
+        StaffOut(id=a.id, username=a.username, display_name=a.display_name)
+        for a in staff.list_accounts(session=session)
+    ]
+
+
+def _reply_out(reply: SavedReply) -> SavedReplyOut:
+    return SavedReplyOut(
+        id=reply.id or 0,
+        title=reply.title,
+        text=reply.text,
+        created_by=reply.created_by,
+        created_at=reply.created_at,
+    )
+
+
+@router.get("/v1/saved-replies", response_model=list[SavedReplyOut], responses=responses(*STAFF))
+def list_saved_replies(_: AdminDep, session: SessionDep) -> list[SavedReplyOut]:
+    """Saved replies, by title."""
+    return [_reply_out(r) for r in saved_replies.list_replies(session=session)]
+
+
+@router.post(
+    "/v1/saved-replies",
+    response_model=SavedReplyOut,
+    status_code=201,
+    responses=responses(*STAFF, 409),
+)
+def add_saved_reply(body: SavedReplyCreate, principal: AdminDep, state: StateDep) -> SavedReplyOut:
+    with transaction(state.runtime.engine) as session:
+        reply = saved_replies.add_reply(
+            session=session, title=body.title, text=body.text, created_by=principal.staff
+        )
+        return _reply_out(reply)
+
+
+ReplyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.delete("/v1/saved-replies/{reply_id}", status_code=204, responses=responses(*STAFF, 404))
+def delete_saved_reply(reply_id: ReplyId, _: AdminDep, state: StateDep) -> Response:
+    with transaction(state.runtime.engine) as session:
+        saved_replies.delete_reply(session=session, reply_id=reply_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/customers/{customer_id}", response_model=CustomerPanel, responses=responses(*STAFF, 404)
+)
+def get_customer(customer_id: CustomerId, _: AdminDep, session: SessionDep) -> CustomerPanel:
+    """The customer panel: identity on file, recent orders with every change proposed or run
+    on each, and earlier conversations with their tickets."""
+    return customer_panel(session, customer_id)

@@ -1,0 +1,156 @@
+"""What the desk shows beside a conversation: who the customer is (as verified), their
+orders with the changes made to them, and their earlier conversations and tickets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, func, select
+
+from agent.errors import NotFound
+from agent.store import proposals
+from agent.store.orders import list_orders
+from agent.store.tables import (
+    ActionStatus,
+    Conversation,
+    ConversationState,
+    Customer,
+    Message,
+    ProposedAction,
+    Ticket,
+    TicketStatus,
+)
+
+ORDERS_SHOWN, CONVERSATIONS_SHOWN = 20, 20
+
+
+class PanelAction(BaseModel):
+    id: str
+    tool: str
+    summary: str
+    status: ActionStatus
+    proposed_by: str
+    decided_by: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class PanelOrder(BaseModel):
+    order_id: str
+    status: str
+    item_count: int
+    total: str
+    actions: list[PanelAction] = []
+
+
+class PanelTicket(BaseModel):
+    id: int
+    status: TicketStatus
+    reason: str
+    claimed_by: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class PanelConversation(BaseModel):
+    id: str
+    state: ConversationState
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    messages: int
+    tickets: list[PanelTicket] = []
+
+
+class CustomerPanel(BaseModel):
+    id: str
+    name: str
+    email: str
+    zip_code: str
+    address: dict[str, Any]
+    orders: list[PanelOrder]
+    account_actions: list[PanelAction] = []  # changes not tied to one order (the address)
+    conversations: list[PanelConversation]
+
+
+def _action(action: ProposedAction) -> PanelAction:
+    return PanelAction(
+        id=action.id,
+        tool=action.tool,
+        summary=action.summary,
+        status=proposals.current_status(action),
+        proposed_by=action.proposed_by,
+        decided_by=action.decided_by,
+        created_at=action.created_at,
+        decided_at=action.decided_at,
+    )
+
+
+def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
+    """The panel for a verified customer (the desk only asks for the customer the
+    conversation verified, or the ticket was opened for)."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"Customer {customer_id} not found")
+    by_order: dict[str, list[PanelAction]] = {}
+    account: list[PanelAction] = []
+    for action in proposals.list_actions(session=session, customer_id=customer_id, limit=200):
+        order_id = action.arguments.get("order_id")
+        target = by_order.setdefault(str(order_id), []) if order_id else account
+        target.append(_action(action))
+    orders = [
+        PanelOrder(**o.model_dump(), actions=by_order.get(o.order_id, []))
+        for o in list_orders(session=session, customer_id=customer_id, limit=ORDERS_SHOWN)
+    ]
+    count = (
+        select(func.count())
+        .select_from(Message)
+        .where(Message.conversation_id == Conversation.id)
+        .scalar_subquery()
+    )
+    rows = session.exec(
+        select(Conversation, count)
+        .where(Conversation.customer_id == customer_id)
+        .order_by(col(Conversation.created_at).desc())
+        .limit(CONVERSATIONS_SHOWN)
+    ).all()
+    ids = [c.id for c, _ in rows]
+    tickets: dict[str, list[PanelTicket]] = {}
+    if ids:
+        for t in session.exec(
+            select(Ticket).where(col(Ticket.conversation_id).in_(ids)).order_by(col(Ticket.id))
+        ):
+            tickets.setdefault(t.conversation_id, []).append(
+                PanelTicket(
+                    id=t.id or 0,
+                    status=t.status,
+                    reason=t.reason,
+                    claimed_by=t.claimed_by,
+                    created_at=t.created_at,
+                    resolved_at=t.resolved_at,
+                )
+            )
+    conversations = [
+        PanelConversation(
+            id=c.id,
+            state=c.state,
+            channel=c.channel,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            messages=n or 0,
+            tickets=tickets.get(c.id, []),
+        )
+        for c, n in rows
+    ]
+    return CustomerPanel(
+        id=customer.id,
+        name=f"{customer.first_name} {customer.last_name}",
+        email=customer.email,
+        zip_code=customer.zip_code,
+        address=customer.address,
+        orders=orders,
+        account_actions=account,
+        conversations=conversations,
+    )
