@@ -205,6 +205,16 @@ class Settings(BaseSettings):
         le=64,
         description="Threads of the query encoder in the server (ingest uses every core)",
     )
+    encoder: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="onnx: the embedding model exported once to ONNX Runtime (no PyTorch in the "
+        "process); torch: sentence-transformers on PyTorch",
+    )
+    encoder_cache: Path | None = Field(
+        default=None,
+        description="Where the ONNX export is kept; default ~/.cache/supportbot/encoder "
+        "(data_dir/encoder when that cannot be written)",
+    )
     rate_limit_per_key: int = Field(
         default=120, ge=1, description="Requests per minute per backend or admin key"
     )

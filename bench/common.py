@@ -4,6 +4,7 @@ the test suite's fake Messages API in a process of its own."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -15,8 +16,11 @@ from kb import KBConfig, KnowledgeBase
 CACHE = Path(__file__).parent / ".cache"
 
 
-def open_kb(name: str) -> KnowledgeBase:
-    return KnowledgeBase.open(KBConfig(data_dir=CACHE / name))
+def open_kb(name: str, encoder: str | None = None) -> KnowledgeBase:
+    """A knowledge base under bench/.cache/NAME; `encoder` onnx or torch (default:
+    `SUPPORTBOT_ENCODER`, else onnx, as the product)."""
+    chosen = encoder or os.environ.get("SUPPORTBOT_ENCODER") or "onnx"
+    return KnowledgeBase.open(KBConfig(data_dir=CACHE / name, encoder=chosen))  # type: ignore[arg-type]
 
 
 def percentile(values: list[float], p: float) -> float:

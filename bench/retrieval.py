@@ -135,7 +135,11 @@ def evaluate(
 def fresh_encoder(kb: KnowledgeBase) -> None:
     """The same loaded model, without the embeddings of queries it has already seen, so that
     a timing includes the encoder as a new question would."""
-    kb.embedder = Embedder(Path(kb.embedder.model_path), batch_size=kb.embedder.batch_size)
+    old = kb.embedder
+    kb.embedder = Embedder(
+        Path(old.model_path), batch_size=old.batch_size, backend=old.backend,
+        cache_dir=old.cache_dir, data_dir=old.data_dir,
+    )  # fmt: skip
 
 
 def best_dense(kb: KnowledgeBase, questions: list[str]) -> list[float]:
@@ -203,15 +207,27 @@ def main() -> None:
     parser.add_argument("--index", default="retrieval", help="cache folder name under bench/.cache")
     parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     parser.add_argument("--misses", action="store_true", help="list the default's misses at k")
+    parser.add_argument(
+        "--encoder", choices=["onnx", "torch"], help="default: SUPPORTBOT_ENCODER, else onnx"
+    )
+    parser.add_argument(
+        "--query-encoder", choices=["onnx", "torch"],
+        help="search an index built by --encoder with the other encoder's query embeddings",
+    )  # fmt: skip
     args = parser.parse_args()
     ks = [int(k) for k in args.k.split(",")]
     names = args.variants.split(",") if args.variants else list(VARIANTS)
 
-    kb = open_kb(args.index)
+    kb = open_kb(args.index, args.encoder)
     report = ingest(kb, [args.corpus])
     print(
-        f"index: {kb.store.count()} chunks ({report.chunks_embedded} embedded now)", file=sys.stderr
+        f"index: {kb.store.count()} chunks ({report.chunks_embedded} embedded now) by the "
+        f"{kb.embedder.backend} encoder",
+        file=sys.stderr,
     )
+    if args.query_encoder:
+        kb.embedder = Embedder(batch_size=kb.embedder.batch_size, backend=args.query_encoder)
+    print(f"queries embedded by the {kb.embedder.backend} encoder", file=sys.stderr)
     set_threads(1)  # searches: the encoder as the server runs it (SUPPORTBOT_ENCODER_THREADS)
     questions = load_jsonl(args.queries)
     judge = Judge(args.corpus, questions)

@@ -38,6 +38,8 @@ class KBConfig:
     lexical_refresh_seconds: float = 2.0
     # Misspelt words corrected (both searches), one spelling per word (BM25): kb/normalise.py.
     normalise_queries: bool = True
+    encoder: Literal["onnx", "torch"] = "onnx"  # kb/embedder.py
+    encoder_cache: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> KBConfig:
@@ -52,6 +54,8 @@ class KBConfig:
             fusion=settings.kb_fusion,
             lexical_weight=settings.kb_lexical_weight,
             embedding_batch_size=settings.embedding_batch_size,
+            encoder=getattr(settings, "encoder", "onnx"),
+            encoder_cache=getattr(settings, "encoder_cache", None),
         )
 
 
@@ -75,7 +79,17 @@ class KnowledgeBase:
         store = ChromaStore.open(
             path=config.data_dir / "chroma", url=config.chroma_url, collection=config.collection
         )
-        return cls(config, store, embedder or Embedder(batch_size=config.embedding_batch_size))
+        return cls(
+            config,
+            store,
+            embedder
+            or Embedder(
+                batch_size=config.embedding_batch_size,
+                backend=config.encoder,
+                cache_dir=config.encoder_cache,
+                data_dir=config.data_dir,
+            ),
+        )
 
     # -- writing (used by ingest) -----------------------------------------------------------
 
