@@ -1,4 +1,5 @@
-// The customer web chat: streams replies, shows tool activity, citations and hand-off state.
+// The customer web chat: streams replies, shows tool activity, citations and hand-off state;
+// while a person has the conversation, follows its live feed (who joined, replied, left).
 "use strict";
 
 const cfg = window.SUPPORTBOT;
@@ -11,7 +12,9 @@ const photos = document.getElementById("photos");
 const notice = document.getElementById("notice");
 let conversation = JSON.parse(sessionStorage.getItem("supportbot.conversation") || "null");
 let shownIds = new Set();
-let polling = null;
+const shownNotices = new Set();
+let following = null;  // the conversation's live feed while a person has it
+let lastEventId = 0;  // the newest desk event the page has accounted for
 
 function headers() {
   const h = {"Authorization": "Bearer " + cfg.widgetKey};
@@ -65,12 +68,58 @@ function answerHtml(text, citations) {
   return renderText(kept.join("\n").trim(), citations) + sourcesHtml(citations);
 }
 
-function showState(state) {
+// `synced`: the state comes from the transcript just read (its notices and last_event_id).
+function showState(state, synced) {
   stateLabel.hidden = state === "bot";
   stateLabel.textContent = state === "human" ? "With a human agent" : state === "closed" ? "Conversation ended" : state;
-  if (state === "human" && !polling) polling = setInterval(refresh, 2500);
-  if (state !== "human" && polling) { clearInterval(polling); polling = null; }
+  if (state === "human" && !following) follow(synced);
+  if (state !== "human" && following) { following.stop(); following = null; }
   onConversationState(state);  // rating.js: "I'm done", and the rating prompt
+}
+
+// -- while a person has the conversation: its live feed ------------------------------------
+
+// What the customer is told of people joining and leaving: a small centred line.
+function noticeElement(n) {
+  const div = document.createElement("div");
+  div.className = "msg system";
+  div.dataset.notice = n.id;
+  div.setAttribute("role", "status");
+  div.textContent = n.text;
+  return div;
+}
+
+function addNotice(n) {
+  if (shownNotices.has(n.id)) return;
+  shownNotices.add(n.id);
+  log.appendChild(noticeElement(n));
+  scroll();
+}
+
+// Follow the conversation's events (people joining, replying, resolving) until the
+// assistant has it back. Unless just synced, the transcript is read first: where to start.
+async function follow(synced) {
+  const feed = {inner: null, stopped: false, stop() { this.stopped = true; if (this.inner) this.inner.stop(); }};
+  following = feed;
+  if (!synced) await refresh();  // shows what was missed; may stop this feed (not "human")
+  if (feed.stopped || following !== feed || !conversation) return;
+  feed.inner = followEvents(`/v1/conversations/${encodeURIComponent(conversation.id)}/events?after=${lastEventId}`, {
+    headers,
+    onEvent(name, data, id) {
+      if (id) lastEventId = Math.max(lastEventId, Number(id));
+      if (name === "notice") {
+        addNotice(data);
+        if (data.kind === "resolved") {  // the stream ends here: the assistant is back
+          feed.stop();
+          if (following === feed) following = null;
+          refresh();
+        }
+      } else if (name === "staff_reply") {
+        refresh();
+      }
+    },
+    onFatal() { if (following === feed) following = null; },
+  });
 }
 
 function showNotice(text) { notice.textContent = text; notice.hidden = !text; }
@@ -88,20 +137,28 @@ async function ensureConversation() {
   return conversation;
 }
 
-// While a human has the conversation, fetch the transcript for their replies.
+// Messages and notices in time order (a notice after a message of the same instant).
+function inTimeOrder(messages, notices) {
+  const items = messages.map((m, i) => ({at: parseTime(m.created_at), order: i, message: m}))
+    .concat(notices.map((n, i) => ({at: parseTime(n.created_at), order: messages.length + i, notice: n})));
+  return items.sort((a, b) => (a.at - b.at) || (a.order - b.order));
+}
+
+// While a human has the conversation: the transcript, for their replies and notices.
 async function refresh() {
   if (!conversation) return;
   const response = await fetch("/v1/conversations/" + conversation.id, {headers: headers()});
   if (!response.ok) return;
   const data = await response.json();
-  for (const m of data.messages) {
-    if (shownIds.has(m.id)) continue;
-    shownIds.add(m.id);
-    if (m.role === "staff") {
-      addMessage("staff", `<div class="who">${escapeHtml(m.author || "Support team")}</div>` + renderText(m.text, []));
-    }
+  lastEventId = Math.max(lastEventId, data.last_event_id || 0);
+  const fresh = data.messages.filter((m) => !shownIds.has(m.id) && m.role === "staff");
+  for (const m of data.messages) shownIds.add(m.id);  // the customer's and the assistant's are shown
+  for (const item of inTimeOrder(fresh, (data.notices || []).filter((n) => !shownNotices.has(n.id)))) {
+    if (item.notice) { addNotice(item.notice); continue; }
+    const m = item.message;
+    addMessage("staff", `<div class="who">${escapeHtml(m.author || "Support team")}</div>` + renderText(m.text, []));
   }
-  showState(data.state);
+  showState(data.state, true);
 }
 
 async function loadHistory() {
@@ -109,7 +166,10 @@ async function loadHistory() {
   const response = await fetch("/v1/conversations/" + conversation.id, {headers: headers()});
   if (!response.ok) { sessionStorage.removeItem("supportbot.conversation"); conversation = null; return; }
   const data = await response.json();
-  for (const m of data.messages) {
+  lastEventId = Math.max(lastEventId, data.last_event_id || 0);
+  for (const item of inTimeOrder(data.messages, data.notices || [])) {
+    if (item.notice) { addNotice(item.notice); continue; }
+    const m = item.message;
     shownIds.add(m.id);
     const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "Support team")}</div>` : "";
     if (m.action) {
@@ -120,7 +180,7 @@ async function loadHistory() {
     }
     addMessage(m.role, who + imagesHtml(m.images) + answerHtml(m.text, m.citations));
   }
-  showState(data.state);
+  showState(data.state, true);
 }
 
 const humanButton = document.getElementById("human");

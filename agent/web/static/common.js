@@ -7,7 +7,7 @@ function safeUrl(url) {
 }
 
 function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 }
 
 // Escaped text with **bold**, line breaks and [n] citation links.
@@ -30,6 +30,48 @@ function imagesHtml(images) {
     .map((i) => `<img class="photo-thumb" src="${i.url}" alt="Photo from the customer">`).join("");
 }
 
+// Times from the API: SQLite gives them back without a zone, and they are UTC.
+function parseTime(iso) {
+  if (!iso) return null;
+  return new Date(/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? iso : iso + "Z");
+}
+
+// An error from a JSON API response: its message, HTTP status and error code.
+async function responseError(response) {
+  const error = await response.json().catch(() => ({error: {message: response.statusText}}));
+  const failure = new Error(error.error ? error.error.message : response.statusText || "HTTP " + response.status);
+  failure.status = response.status;
+  failure.code = error.error ? error.error.code : "";
+  return failure;
+}
+
+// Read a text/event-stream body: onEvent(name, data, id) for each event that has data.
+// `onChunk` (optional) hears every chunk, comments (": ping") included.
+async function readEventStream(response, onEvent, onChunk) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    if (onChunk) onChunk();
+    // Normalise line ends over the whole buffer: a chunk may end between "\r" and "\n".
+    buffer = (buffer + decoder.decode(value, {stream: true})).replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const raw = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message", data = "", id = null;
+      for (const line of raw.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trim();
+        else if (line.startsWith("id:")) id = line.slice(3).trim();
+      }
+      if (data) onEvent(name, JSON.parse(data), id);
+    }
+  }
+}
+
 // POST (JSON, or FormData for photos) and read a text/event-stream response.
 async function postEvents(url, headers, body, onEvent) {
   const form = body instanceof FormData;
@@ -39,31 +81,72 @@ async function postEvents(url, headers, body, onEvent) {
                   : {...headers, "Content-Type": "application/json", "Accept": "text/event-stream"},
     body: form ? body : JSON.stringify(body),
   });
-  if (!response.ok) {
-    const error = await response.json().catch(() => ({error: {message: response.statusText}}));
-    const failure = new Error(error.error ? error.error.message : response.statusText);
-    failure.status = response.status;
-    failure.code = error.error ? error.error.code : "";
-    throw failure;
-  }
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const {value, done} = await reader.read();
-    if (done) break;
-    // Normalise line ends over the whole buffer: a chunk may end between "\r" and "\n".
-    buffer = (buffer + decoder.decode(value, {stream: true})).replace(/\r\n/g, "\n");
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const raw = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let name = "message", data = "";
-      for (const line of raw.split("\n")) {
-        if (line.startsWith("event:")) name = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).trim();
-      }
-      if (data) onEvent(name, JSON.parse(data));
+  if (!response.ok) throw await responseError(response);
+  await readEventStream(response, onEvent);
+}
+
+// Follow a live feed of server-sent events with fetch (EventSource cannot send headers).
+// The server ends a stream every few minutes, and a network may drop it: either way it is
+// opened again after a short back-off with Last-Event-ID, so no event is missed.
+//   options.headers(): the request's headers (read at each connection)
+//   options.onEvent(name, data, id); options.onOpen() once a stream is open
+//   options.onFatal(error): 401, 403 or 404: following stops (signed out, gone)
+// Returns {stop()}.
+const FEED_SILENCE_MS = 45000;  // the server pings every 15 s: a silent stream is a dead one
+
+function followEvents(url, options) {
+  let lastId = null, stopped = false, control = null, failures = 0;
+  const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+  async function connect() {
+    control = new AbortController();
+    let watchdog = null;
+    const alive = () => {
+      clearTimeout(watchdog);
+      const current = control;
+      watchdog = setTimeout(() => current.abort(), FEED_SILENCE_MS);
+    };
+    try {
+      const headers = {...options.headers(), "Accept": "text/event-stream"};
+      if (lastId !== null) headers["Last-Event-ID"] = String(lastId);
+      alive();
+      const response = await fetch(url, {headers, signal: control.signal, cache: "no-store"});
+      if (!response.ok) throw await responseError(response);
+      failures = 0;
+      if (options.onOpen) options.onOpen();
+      await readEventStream(response, (name, data, id) => {
+        if (stopped) return;
+        if (id !== null && id !== "") lastId = id;
+        else if (name === "ready" && data && data.last_event_id !== undefined) lastId = data.last_event_id;
+        options.onEvent(name, data, id);
+      }, alive);
+    } finally {
+      clearTimeout(watchdog);
     }
   }
+
+  (async () => {
+    while (!stopped) {
+      try {
+        await connect();
+      } catch (error) {
+        if (stopped) return;
+        if ([401, 403, 404].includes(error.status)) {
+          stopped = true;
+          if (options.onFatal) options.onFatal(error);
+          return;
+        }
+        failures += 1;
+        if (options.onDrop) options.onDrop(error);
+      }
+      if (stopped) return;
+      // A stream the server ended: again at once (nearly); a failure: 1 s, 2 s, 4 s … 15 s.
+      await sleep(failures ? Math.min(1000 * 2 ** (failures - 1), 15000) : 200);
+    }
+  })();
+
+  return {
+    stop() { stopped = true; if (control) control.abort(); },
+    get lastEventId() { return lastId; },
+  };
 }

@@ -1,72 +1,588 @@
-// The staff desk: open tickets, the conversation, claim / reply / resolve, order changes.
+// The staff desk: sign-in, every ticket (filtered and searched), the conversation with claim /
+// assign / reply / resolve, saved replies, internal notes, the customer panel, order changes,
+// and the desk's live feed (new tickets and messages appear without reloading).
 "use strict";
 
-let key = sessionStorage.getItem("supportbot.adminKey");
-let current = null;
+// A desk sign-in token or an admin API key: either is sent as the bearer token. (The report
+// page reads it from here too.)
+const TOKEN = "supportbot.adminKey";
+let token = sessionStorage.getItem(TOKEN);
+let me = null;  // {id|null, username, display_name}; id null: an admin API key
+let colleagues = [];
+let savedReplies = [];
+let current = null;  // the selected ticket (TicketOut)
+let feed = null;  // the desk's live feed while signed in
+let shownTickets = [];
+let listSeq = 0;
+const PAGE = 50;
+let listLimit = PAGE;
+const unread = new Set();  // conversations with customer messages not seen on the desk yet
+const fresh = new Set();  // tickets opened while the desk was open, not looked at yet
 
-async function api(method, path, body) {
+const $ = (id) => document.getElementById(id);
+
+// -- talking to the API ---------------------------------------------------------------------
+
+async function call(method, path, body) {
   const response = await fetch(path, {
     method,
-    headers: {"Authorization": "Bearer " + key, ...(body ? {"Content-Type": "application/json"} : {})},
-    body: body ? JSON.stringify(body) : undefined,
+    headers: {"Authorization": "Bearer " + token, ...(body !== undefined ? {"Content-Type": "application/json"} : {})},
+    body: body !== undefined ? JSON.stringify(body) : undefined,
   });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
-  return data;
+  if (!response.ok) {
+    const error = await responseError(response);
+    if (response.status === 401 && token) signedOut(error.message);
+    throw error;
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  return {data, response};
 }
 
+async function api(method, path, body) { return (await call(method, path, body)).data; }
+
 function showError(id, message) {
-  const el = document.getElementById(id);
+  const el = $(id);
   el.textContent = message || ""; el.hidden = !message;
 }
 
+// Refreshes asked for in a burst (several events at once) run once; never two of a kind at once.
+const jobs = new Map();
+function soon(name, fn, delay = 120) {
+  let job = jobs.get(name);
+  if (!job) { job = {timer: null, running: false, again: false, fn}; jobs.set(name, job); }
+  job.fn = fn;
+  if (job.running) { job.again = true; return; }
+  clearTimeout(job.timer);
+  job.timer = setTimeout(async () => {
+    job.running = true;
+    try { await job.fn(); } catch (error) { if (error.status !== 401) console.warn(name, error); }
+    finally {
+      job.running = false;
+      if (job.again) { job.again = false; soon(name, job.fn, delay); }
+    }
+  }, delay);
+}
+
+// -- small formatting helpers -----------------------------------------------------------------
+
+function age(iso) {
+  const at = parseTime(iso);
+  if (!at) return "";
+  const s = Math.max(0, (Date.now() - at.getTime()) / 1000);
+  if (s < 60) return "just now";
+  if (s < 3600) return Math.floor(s / 60) + " min ago";
+  if (s < 86400) return Math.floor(s / 3600) + " h ago";
+  return Math.floor(s / 86400) + " d ago";
+}
+
+function when(iso) {
+  const at = parseTime(iso);
+  return at ? at.toLocaleString([], {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"}) : "";
+}
+
+function person(who) {
+  if (!who) return "";
+  if (who === "assistant" || who === "customer") return "the " + who;
+  const at = who.indexOf(":");
+  if (at < 0) return who;
+  const kind = who.slice(0, at), name = who.slice(at + 1);
+  return kind === "staff" ? name : `${name} (${kind})`;
+}
+
+function customerName(t) { return t.customer ? t.customer.name : "Unverified customer"; }
+
+// -- signing in and out ---------------------------------------------------------------------
+
+let keyMode = false;
+function setKeyMode(on) {
+  keyMode = on;
+  $("account-fields").hidden = on;
+  $("key-fields").hidden = !on;
+  $("username").required = !on; $("password").required = !on;
+  $("key").required = on;
+  $("use-key").textContent = on ? "Sign in with a staff account instead" : "Use an admin API key instead";
+  $("sign-in").textContent = on ? "Open the desk" : "Sign in";
+  showError("login-error", "");
+  (on ? $("key") : $("username")).focus();
+}
+$("use-key").addEventListener("click", () => setKeyMode(!keyMode));
+
+$("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const button = $("sign-in");
+  if (button.disabled) return;
+  showError("login-error", "");
+  button.disabled = true;
+  try {
+    if (keyMode) {
+      token = $("key").value.trim();
+    } else {
+      const response = await fetch("/v1/staff/sessions", {
+        method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({username: $("username").value.trim(), password: $("password").value}),
+      });
+      if (!response.ok) throw await responseError(response);
+      token = (await response.json()).token;
+    }
+    sessionStorage.setItem(TOKEN, token);
+    $("password").value = ""; $("key").value = "";
+    await open();
+  } catch (error) {
+    showError("login-error", error.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  const was = token;
+  signedOut("");
+  // A desk sign-in stops working at once; an API key is left as it is.
+  if (was) await fetch("/v1/staff/sessions/current", {method: "DELETE", headers: {"Authorization": "Bearer " + was}}).catch(() => {});
+});
+
+function signedOut(message) {
+  token = null;
+  sessionStorage.removeItem(TOKEN);
+  if (feed) { feed.stop(); feed = null; }
+  me = null; current = null;
+  $("desk").hidden = true; $("detail").hidden = true;
+  $("who").hidden = true; $("sign-out").hidden = true; $("live").hidden = true;
+  $("login").hidden = false;
+  showError("login-error", message);
+}
+
+async function open() {
+  try {
+    me = await api("GET", "/v1/staff/me");
+  } catch (error) {
+    if (error.status !== 401) signedOut(error.message);  // a 401 signed out already
+    return;
+  }
+  $("who").textContent = me.id === null ? `${me.display_name} (API key)` : me.display_name;
+  $("who").hidden = false; $("sign-out").hidden = false;
+  $("login").hidden = true;
+  $("desk").hidden = false;
+  await Promise.all([loadColleagues(), loadSavedReplies()]).catch(() => {});
+  await loadTickets().catch((error) => showError("desk-error", error.message));
+  startFeed();
+}
+
+// -- the live feed ----------------------------------------------------------------------------
+
+function startFeed() {
+  if (feed) feed.stop();
+  let first = true;
+  feed = followEvents("/v1/desk/events", {
+    headers: () => ({"Authorization": "Bearer " + token}),
+    onOpen() { $("live").hidden = false; $("live").classList.remove("off"); },
+    onDrop() { $("live").classList.add("off"); },
+    onEvent(name, data) {
+      if (name === "ready") {
+        // Anything between the first list and the feed's start: one more look.
+        if (first) { first = false; soon("list", loadTickets); }
+        return;
+      }
+      if (name === "desk") onDeskEvent(data);
+    },
+    onFatal(error) { if (error.status === 401) signedOut(error.message); },
+  });
+}
+
+function onDeskEvent(event) {
+  const mine = current && (event.ticket_id === current.id || event.conversation_id === current.conversation_id);
+  switch (event.kind) {
+    case "ticket_opened":
+      if (event.ticket_id) fresh.add(event.ticket_id);
+      soon("list", loadTickets);
+      break;
+    case "customer_message":
+      if (mine) soon("transcript", loadTranscript);
+      else if (event.conversation_id) { unread.add(event.conversation_id); markUnread(); }
+      break;
+    case "staff_reply":
+      if (mine) soon("transcript", loadTranscript);
+      break;
+    case "note":
+      if (mine) soon("notes", loadNotes);
+      break;
+    case "joined": case "unassigned": case "resolved":
+      soon("list", loadTickets);
+      if (mine) { soon("ticket", reloadCurrent); soon("transcript", loadTranscript); }
+      break;
+    default:
+      soon("list", loadTickets);
+  }
+}
+
+// -- the ticket list --------------------------------------------------------------------------
+
+function filterParams() {
+  const params = new URLSearchParams({newest_first: "true", limit: String(listLimit)});
+  const pairs = {status: $("status").value, assignee: $("assignee").value, q: $("q").value.trim(),
+                 customer: $("customer").value.trim(), order_id: $("order").value.trim()};
+  for (const [name, value] of Object.entries(pairs)) if (value) params.set(name, value);
+  return params;
+}
+
 async function loadTickets() {
-  const tickets = (await api("GET", "/v1/tickets")).filter((t) => t.status !== "resolved");
-  const list = document.getElementById("tickets");
-  list.innerHTML = tickets.length ? "" : '<p class="muted">No open tickets.</p>';
+  const seq = ++listSeq;
+  const {data: tickets, response} = await call("GET", "/v1/tickets?" + filterParams());
+  if (seq !== listSeq) return;  // a newer search answered first
+  shownTickets = tickets;
+  const total = Number(response.headers.get("X-Total-Count") || tickets.length);
+  $("ticket-count").textContent = total === 1 ? "1 ticket" : `${total} tickets` + (total > tickets.length ? ` (${tickets.length} shown)` : "");
+  $("more").hidden = total <= tickets.length;
+  const list = $("tickets");
+  list.innerHTML = tickets.length ? "" : '<p class="muted">No tickets match.</p>';
   for (const t of tickets) {
     const item = document.createElement("button");
     item.type = "button";
-    item.className = "ticket" + (current && current.id === t.id ? " selected" : "");
+    item.className = "ticket status-" + t.status;
+    item.classList.toggle("selected", Boolean(current && current.id === t.id));
+    item.classList.toggle("unread", unread.has(t.conversation_id));
+    item.classList.toggle("fresh", fresh.has(t.id));
     item.dataset.ticket = t.id;
-    item.innerHTML = `<strong>#${t.id}</strong> ${escapeHtml(t.customer ? t.customer.name : "Unverified customer")}
-      <span class="pill">${escapeHtml(t.status)}${t.claimed_by ? " · " + escapeHtml(t.claimed_by) : ""}</span>
+    item.dataset.conversation = t.conversation_id;
+    item.innerHTML = `<div class="ticket-top"><strong>#${escapeHtml(t.id)}</strong> ${escapeHtml(customerName(t))}
+        <span class="age" data-at="${escapeHtml(t.created_at)}">${escapeHtml(age(t.created_at))}</span></div>
+      <div><span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}${t.claimed_by ? " · " + escapeHtml(t.claimed_by) : ""}</span>
+        <span class="new-message">New message</span></div>
       <div class="muted">${escapeHtml(t.reason)}</div>`;
     item.addEventListener("click", () => select(t));
     list.appendChild(item);
   }
   if (current) {
-    const fresh = tickets.find((t) => t.id === current.id);
-    if (fresh) current = fresh;
+    const updated = tickets.find((t) => t.id === current.id);
+    if (updated && JSON.stringify(updated) !== JSON.stringify(current)) { current = updated; showHead(); }
   }
 }
+
+function markUnread() {
+  for (const item of document.querySelectorAll("#tickets .ticket")) {
+    item.classList.toggle("unread", unread.has(item.dataset.conversation));
+  }
+}
+
+// Ages tick by themselves, with no request.
+setInterval(() => {
+  for (const span of document.querySelectorAll("#tickets .age")) span.textContent = age(span.dataset.at);
+}, 30000);
+
+let typing = null;
+function searchSoon() { clearTimeout(typing); typing = setTimeout(search, 350); }
+function search() {
+  clearTimeout(typing);
+  listLimit = PAGE;
+  loadTickets().catch((error) => showError("desk-error", error.message));
+}
+$("filters").addEventListener("submit", (e) => { e.preventDefault(); search(); });
+for (const id of ["status", "assignee"]) $(id).addEventListener("change", search);
+for (const id of ["q", "customer", "order"]) $(id).addEventListener("input", searchSoon);
+$("clear-filters").addEventListener("click", () => {
+  for (const id of ["q", "customer", "order", "status", "assignee"]) $(id).value = "";
+  search();
+});
+$("more").addEventListener("click", () => {
+  listLimit = Math.min(listLimit + PAGE, 200);
+  loadTickets().catch((error) => showError("desk-error", error.message));
+});
+
+async function loadColleagues() {
+  colleagues = await api("GET", "/v1/staff");
+  const filter = $("assignee");
+  const chosen = filter.value;
+  for (const option of filter.querySelectorAll("option[data-staff]")) option.remove();
+  for (const c of colleagues) {
+    const option = new Option(c.display_name, String(c.id));
+    option.dataset.staff = "1";
+    filter.appendChild(option);
+  }
+  filter.value = chosen;
+  $("assignee").querySelector('option[value="me"]').disabled = me.id === null;  // a key is nobody
+}
+
+// -- the selected ticket ----------------------------------------------------------------------
 
 async function select(ticket) {
   current = ticket;
-  document.getElementById("detail").hidden = false;
-  document.getElementById("ticket-title").textContent = `Ticket #${ticket.id}` + (ticket.customer ? " · " + ticket.customer.name : "");
-  document.getElementById("ticket-reason").textContent = ticket.reason + " — " + ticket.summary;
+  unread.delete(ticket.conversation_id);
+  fresh.delete(ticket.id);
+  for (const item of document.querySelectorAll("#tickets .ticket")) {
+    const on = Number(item.dataset.ticket) === ticket.id;
+    item.classList.toggle("selected", on);
+    if (on) item.classList.remove("unread", "fresh");
+  }
+  $("detail").hidden = false;
+  showError("desk-error", "");
+  shownTranscript = null;
+  $("transcript").innerHTML = '<p class="muted">Loading…</p>';
+  $("note-list").innerHTML = "";
+  $("customer-panel").innerHTML = "";
+  showHead();
   resetChangeForm();
-  await loadTranscript();
-  await loadTickets();
+  try {
+    await Promise.all([loadTranscript(), loadNotes(), loadPanel(), loadChanges()]);
+  } catch (error) {
+    showError("desk-error", error.message);
+  }
 }
 
+async function openTicket(id) {
+  try { await select(await api("GET", `/v1/tickets/${encodeURIComponent(id)}`)); }
+  catch (error) { showError("desk-error", error.message); }
+}
+
+async function reloadCurrent() {
+  if (!current) return;
+  const id = current.id;
+  const ticket = await api("GET", `/v1/tickets/${id}`);
+  if (current && current.id === id) { current = ticket; showHead(); }
+}
+
+function showHead() {
+  const t = current;
+  $("ticket-title").textContent = `Ticket #${t.id} · ${customerName(t)}`;
+  $("ticket-reason").textContent = t.reason + (t.summary ? " — " + t.summary : "");
+  const state = t.status === "resolved" ? `Resolved${t.claimed_by ? " by " + t.claimed_by : ""} · ${when(t.resolved_at)}`
+    : t.status === "claimed" ? `With ${t.claimed_by}` : "Waiting in the queue";
+  $("ticket-state").innerHTML = `<span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}</span>
+    <span class="muted">${escapeHtml(state)} · opened ${escapeHtml(when(t.created_at))}</span>`;
+  const resolved = t.status === "resolved";
+  const holding = t.status === "claimed" && me && (me.id !== null ? t.assignee_id === me.id : t.claimed_by === me.display_name);
+  $("claim").disabled = resolved || holding;
+  $("claim").textContent = holding ? "Claimed" : "Claim";
+  $("resolve").disabled = resolved;
+  $("reply-form").hidden = resolved;
+  document.querySelector(".reply-tools").hidden = resolved;
+  $("reply-closed").hidden = !resolved;
+  fillAssign();
+}
+
+function fillAssign() {
+  const t = current, select = $("assign");
+  const options = [new Option("Unassigned", "")];
+  for (const c of colleagues) options.push(new Option(c.display_name, String(c.id)));
+  if (t.status === "claimed" && t.assignee_id === null && t.claimed_by) {
+    const other = new Option(t.claimed_by + " (API key)", "key");  // claimed with an API key
+    other.disabled = true;
+    options.push(other);
+  }
+  select.replaceChildren(...options);
+  select.value = t.status !== "claimed" ? "" : t.assignee_id !== null ? String(t.assignee_id) : "key";
+  select.disabled = t.status === "resolved";
+}
+
+// The transcript, with the notices the customer saw ("Anna Berg joined the conversation.").
+let shownTranscript = null;
 async function loadTranscript() {
   if (!current) return;
-  const data = await api("GET", "/v1/conversations/" + current.conversation_id);
-  const box = document.getElementById("transcript");
+  const conversationId = current.conversation_id;
+  const data = await api("GET", "/v1/conversations/" + encodeURIComponent(conversationId));
+  if (!current || current.conversation_id !== conversationId) return;  // another ticket now
+  const drawn = JSON.stringify([data.messages, data.notices]);
+  if (drawn === shownTranscript) return;
+  shownTranscript = drawn;
+  const box = $("transcript");
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40 || !box.querySelector(".msg");
+  const items = data.messages.map((m, i) => ({at: parseTime(m.created_at), i, m}))
+    .concat((data.notices || []).map((n, i) => ({at: parseTime(n.created_at), i: 1e6 + i, n})))
+    .sort((a, b) => (a.at - b.at) || (a.i - b.i));
   box.innerHTML = "";
-  for (const m of data.messages) {
+  for (const {m, n} of items) {
     const div = document.createElement("div");
-    div.className = "msg " + m.role;
-    const tools = m.tool_calls.map((t) => `<div class="tool">${escapeHtml(t.label)}${t.is_error ? " — failed" : ""}</div>`).join("");
-    const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "staff")}</div>` : "";
-    const change = m.action ? `<div class="tool">Order change: ${escapeHtml(changeStatus(m.action.status))}</div>` : "";
-    div.innerHTML = who + tools + imagesHtml(m.images) + renderText(m.text, m.citations) + change;
+    if (n) {
+      div.className = "msg system"; div.dataset.notice = n.id; div.textContent = n.text;
+    } else {
+      div.className = "msg " + m.role;
+      div.dataset.message = m.id;
+      const tools = m.tool_calls.map((t) => `<div class="tool">${escapeHtml(t.label)}${t.is_error ? " — failed" : ""}</div>`).join("");
+      const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "staff")}</div>` : "";
+      const change = m.action ? `<div class="tool">Order change: ${escapeHtml(changeStatus(m.action.status))}</div>` : "";
+      div.innerHTML = who + tools + imagesHtml(m.images) + renderText(m.text, m.citations) + change
+        + `<div class="stamp">${escapeHtml(when(m.created_at))}</div>`;
+    }
     box.appendChild(div);
   }
-  box.scrollTop = box.scrollHeight;
-  await loadChanges();
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
+async function act(fn) {
+  showError("desk-error", "");
+  try {
+    const ticket = await fn();
+    if (ticket && current && ticket.id === current.id) { current = ticket; showHead(); }
+    soon("list", loadTickets, 0);
+    soon("transcript", loadTranscript, 0);
+  } catch (error) {
+    showError("desk-error", error.message);
+    if (current) soon("ticket", reloadCurrent, 0);
+  }
+}
+
+$("claim").addEventListener("click", () => act(() => api("POST", `/v1/tickets/${current.id}/claim`)));
+$("resolve").addEventListener("click", () => act(() => api("POST", `/v1/tickets/${current.id}/resolve`)));
+$("assign").addEventListener("change", (e) => {
+  const value = e.target.value;
+  if (value === "key") return;
+  act(() => api("POST", `/v1/tickets/${current.id}/assign`, {staff_id: value ? Number(value) : null}));
+});
+$("reply-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const box = $("reply"), send = $("send-reply");
+  const text = box.value.trim();
+  if (!text || send.disabled) return;
+  send.disabled = true;
+  act(async () => {
+    try {
+      await api("POST", `/v1/tickets/${current.id}/reply`, {text});
+      box.value = "";
+      return await api("GET", `/v1/tickets/${current.id}`);  // replying claims an open ticket
+    } finally { send.disabled = false; }
+  });
+});
+$("reply").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $("reply-form").requestSubmit(); }
+});
+
+// -- saved replies ------------------------------------------------------------------------------
+
+async function loadSavedReplies() {
+  savedReplies = await api("GET", "/v1/saved-replies");
+  const picker = $("saved-replies");
+  picker.replaceChildren(new Option(savedReplies.length ? "Insert a saved reply…" : "No saved replies yet", ""),
+    ...savedReplies.map((r) => new Option(r.title, String(r.id))));
+  const list = $("saved-list");
+  list.innerHTML = savedReplies.length ? "" : '<li class="muted">None yet: write a reply below, give it a title and save it.</li>';
+  for (const r of savedReplies) {
+    const item = document.createElement("li");
+    item.dataset.reply = r.id;
+    item.innerHTML = `<div><strong>${escapeHtml(r.title)}</strong> <span class="muted">by ${escapeHtml(r.created_by)}</span>
+      <div class="muted preview">${escapeHtml(r.text)}</div></div>
+      <button type="button" class="secondary small delete-reply" aria-label="Delete saved reply ${escapeHtml(r.title)}">Delete</button>`;
+    item.querySelector("button").addEventListener("click", () => deleteSavedReply(r));
+    list.appendChild(item);
+  }
+}
+
+// A saved reply goes into the reply box to be edited (at the cursor, or after what is there).
+$("saved-replies").addEventListener("change", (e) => {
+  const reply = savedReplies.find((r) => String(r.id) === e.target.value);
+  e.target.value = "";
+  if (!reply) return;
+  const box = $("reply");
+  const start = box.selectionStart ?? box.value.length, end = box.selectionEnd ?? box.value.length;
+  box.setRangeText(reply.text, start, end, "end");
+  box.focus();
+});
+
+$("save-reply-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $("reply").value.trim(), title = $("saved-title").value.trim();
+  const result = $("saved-result");
+  if (!text) { result.className = "error"; result.textContent = "Write the reply in the box first."; return; }
+  if (!title) return;
+  try {
+    await api("POST", "/v1/saved-replies", {title, text});
+    $("saved-title").value = "";
+    result.className = "ok"; result.textContent = `Saved “${title}”.`;
+    await loadSavedReplies();
+  } catch (error) {
+    result.className = "error"; result.textContent = error.message;
+  }
+});
+
+async function deleteSavedReply(reply) {
+  const result = $("saved-result");
+  try {
+    await api("DELETE", `/v1/saved-replies/${reply.id}`);
+    result.className = "muted"; result.textContent = `Deleted “${reply.title}”.`;
+  } catch (error) {
+    result.className = "error"; result.textContent = error.message;
+  }
+  await loadSavedReplies().catch(() => {});
+}
+
+// -- internal notes -----------------------------------------------------------------------------
+
+async function loadNotes() {
+  if (!current) return;
+  const id = current.id;
+  const notes = await api("GET", `/v1/tickets/${id}/notes`);
+  if (!current || current.id !== id) return;
+  const list = $("note-list");
+  list.innerHTML = notes.length ? "" : '<li class="muted">No notes yet.</li>';
+  for (const n of notes) {
+    const item = document.createElement("li");
+    item.className = "note-item";
+    item.dataset.note = n.id;
+    item.innerHTML = `<div class="muted">${escapeHtml(n.author)} · ${escapeHtml(when(n.created_at))}</div>
+      <div>${escapeHtml(n.text).replace(/\n/g, "<br>")}</div>`;
+    list.appendChild(item);
+  }
+}
+
+$("note-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const box = $("note"), button = $("add-note");
+  const text = box.value.trim();
+  if (!text || button.disabled || !current) return;
+  button.disabled = true;
+  showError("desk-error", "");
+  try {
+    await api("POST", `/v1/tickets/${current.id}/notes`, {text});
+    box.value = "";
+    await loadNotes();
+  } catch (error) {
+    showError("desk-error", "The note was not added: " + error.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// -- the customer panel ---------------------------------------------------------------------------
+
+async function loadPanel() {
+  const panel = $("customer-panel");
+  if (!current) return;
+  const ticket = current;
+  if (!ticket.customer_id) {
+    panel.innerHTML = `<h2>Customer</h2><p class="muted">Not verified: the customer has not proved who they are,
+      so nothing on file is shown.</p>`;
+    return;
+  }
+  const c = await api("GET", "/v1/customers/" + encodeURIComponent(ticket.customer_id));
+  if (!current || current.id !== ticket.id) return;
+  const a = c.address || {};
+  const address = [a.address1, a.address2, [a.city, a.state, a.zip].filter(Boolean).join(" "), a.country]
+    .filter(Boolean).map(escapeHtml).join("<br>");
+  const actionsHtml = (actions) => actions.length ? `<ul class="panel-actions">${actions.map((x) => `<li>
+      <span class="pill ${escapeHtml(x.status)}">${escapeHtml(changeStatus(x.status))}</span> ${escapeHtml(x.summary)}
+      <div class="muted">${escapeHtml(person(x.proposed_by))} · ${escapeHtml(when(x.created_at))}${x.decided_by && x.decided_by !== x.proposed_by ? " · decided by " + escapeHtml(person(x.decided_by)) : ""}</div></li>`).join("")}</ul>` : "";
+  const orders = c.orders.map((o) => `<li class="panel-order" data-order="${escapeHtml(o.order_id)}">
+      <div><strong>${escapeHtml(o.order_id)}</strong> <span class="pill ${escapeHtml(o.status)}">${escapeHtml(o.status)}</span></div>
+      <div class="muted">${escapeHtml(o.item_count)} item${o.item_count === 1 ? "" : "s"} · ${escapeHtml(o.total)}</div>
+      ${actionsHtml(o.actions)}</li>`).join("");
+  const conversations = c.conversations.map((v) => `<li class="panel-conversation${v.id === ticket.conversation_id ? " this" : ""}">
+      <div>${escapeHtml(when(v.created_at))} · ${escapeHtml(v.channel)} · ${escapeHtml(v.messages)} message${v.messages === 1 ? "" : "s"}
+        ${v.id === ticket.conversation_id ? '<span class="pill">this one</span>' : `<span class="pill ${escapeHtml(v.state)}">${escapeHtml(v.state)}</span>`}</div>
+      ${v.tickets.map((t) => `<div class="muted"><button type="button" class="link open-ticket" data-ticket="${escapeHtml(t.id)}">#${escapeHtml(t.id)}</button>
+        ${escapeHtml(t.status)}${t.claimed_by ? " · " + escapeHtml(t.claimed_by) : ""} · ${escapeHtml(t.reason)}</div>`).join("")}</li>`).join("");
+  panel.innerHTML = `<h2>Customer</h2>
+    <div class="identity">
+      <div><strong>${escapeHtml(c.name)}</strong> <span class="pill verified">verified</span></div>
+      <div>${escapeHtml(c.email)}</div>
+      <div class="muted">${escapeHtml(c.id)} · zip ${escapeHtml(c.zip_code)}</div>
+      ${address ? `<div class="muted">${address}</div>` : ""}
+    </div>
+    <h3>Orders</h3>
+    <ul id="panel-orders" class="panel-list">${orders || '<li class="muted">No orders on file.</li>'}</ul>
+    ${c.account_actions.length ? `<h3>Account changes</h3>${actionsHtml(c.account_actions)}` : ""}
+    <h3>Conversations</h3>
+    <ul id="panel-conversations" class="panel-list">${conversations || '<li class="muted">None.</li>'}</ul>`;
+  for (const button of panel.querySelectorAll(".open-ticket")) {
+    button.addEventListener("click", () => openTicket(button.dataset.ticket));
+  }
 }
 
 // -- order changes: what the assistant proposed (and how each ended), and what staff ran ----
@@ -84,19 +600,6 @@ const CHANGE_TEMPLATES = {
 let shownChanges = null;  // the list as last drawn: redrawn only when it changes
 
 function template(tool) { return JSON.stringify(CHANGE_TEMPLATES[tool] || {}, null, 2); }
-
-function person(who) {
-  if (!who) return "";
-  if (who === "assistant" || who === "customer") return "the " + who;
-  const at = who.indexOf(":");
-  if (at < 0) return who;
-  const kind = who.slice(0, at), name = who.slice(at + 1);
-  return kind === "staff" ? name : `${name} (${kind})`;
-}
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString([], {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"}) : "";
-}
 
 function changeStatus(status) { return status === "proposed" ? "waiting for the customer" : status; }
 
@@ -119,11 +622,13 @@ function changeHtml(a) {
 
 async function loadChanges() {
   if (!current) return;
-  const actions = await api("GET", "/v1/actions?conversation_id=" + encodeURIComponent(current.conversation_id));
-  const drawn = current.conversation_id + JSON.stringify(actions);
-  if (drawn === shownChanges) return;  // keeps an open "Details" open while the desk polls
+  const conversationId = current.conversation_id;
+  const actions = await api("GET", "/v1/actions?conversation_id=" + encodeURIComponent(conversationId));
+  if (!current || current.conversation_id !== conversationId) return;
+  const drawn = conversationId + JSON.stringify(actions);
+  if (drawn === shownChanges) return;  // keeps an open "Details" open
   shownChanges = drawn;
-  const list = document.getElementById("change-list");
+  const list = $("change-list");
   list.innerHTML = actions.length ? "" : '<li class="muted">No order changes in this conversation.</li>';
   for (const a of actions) {
     const item = document.createElement("li");
@@ -135,34 +640,34 @@ async function loadChanges() {
 }
 
 function resetChangeForm() {
-  const tool = document.getElementById("change-tool");
-  const result = document.getElementById("change-result");
+  const tool = $("change-tool");
+  const result = $("change-result");
   result.textContent = ""; result.className = "";
-  document.getElementById("change-args").value = template(tool.value);
+  $("change-args").value = template(tool.value);
   const verified = Boolean(current && current.customer_id);
-  document.getElementById("change-fields").disabled = !verified;
-  document.getElementById("change-for").textContent = verified
+  $("change-fields").disabled = !verified;
+  $("change-for").textContent = verified
     ? `Run a change for ${current.customer ? current.customer.name : current.customer_id} (${current.customer_id}) now: the store's rules apply.`
     : "The customer is not verified: no order change can be run for them from here.";
   shownChanges = null;
-  document.getElementById("change-list").innerHTML = "";
+  $("change-list").innerHTML = "";
 }
 
-document.getElementById("change-tool").addEventListener("change", (e) => {
-  const args = document.getElementById("change-args");
+$("change-tool").addEventListener("change", (e) => {
+  const args = $("change-args");
   // Swap in the new tool's template unless arguments were typed for the old one.
   const untouched = !args.value.trim() || Object.keys(CHANGE_TEMPLATES).some((t) => args.value === template(t));
   if (untouched) args.value = template(e.target.value);
 });
 
-document.getElementById("change-form").addEventListener("submit", async (e) => {
+$("change-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const run = document.getElementById("change-run");
-  const result = document.getElementById("change-result");
+  const run = $("change-run");
+  const result = $("change-result");
   if (run.disabled || !current || !current.customer_id) return;
   let args;
   try {
-    const text = document.getElementById("change-args").value.trim();
+    const text = $("change-args").value.trim();
     args = text ? JSON.parse(text) : {};
     if (typeof args !== "object" || args === null || Array.isArray(args)) throw new Error("expected an object");
   } catch (error) {
@@ -173,7 +678,7 @@ document.getElementById("change-form").addEventListener("submit", async (e) => {
   result.className = "muted"; result.textContent = "Running…";
   try {
     const action = await api("POST", `/v1/customers/${encodeURIComponent(current.customer_id)}/actions`, {
-      tool: document.getElementById("change-tool").value, arguments: args, conversation_id: current.conversation_id,
+      tool: $("change-tool").value, arguments: args, conversation_id: current.conversation_id,
     });
     if (action.status === "executed") {
       result.className = "ok"; result.textContent = "Executed: " + action.summary;
@@ -185,44 +690,8 @@ document.getElementById("change-form").addEventListener("submit", async (e) => {
   } finally {
     run.disabled = false;
   }
-  await loadChanges().catch(() => {});
+  await Promise.all([loadChanges(), loadPanel()]).catch(() => {});
 });
 
-async function act(fn) {
-  showError("desk-error", "");
-  try { await fn(); await loadTickets(); await loadTranscript(); }
-  catch (error) { showError("desk-error", error.message); }
-}
-
-document.getElementById("claim").addEventListener("click", () => act(() => api("POST", `/v1/tickets/${current.id}/claim`)));
-document.getElementById("resolve").addEventListener("click", () => act(async () => {
-  await api("POST", `/v1/tickets/${current.id}/resolve`);
-  current = null; document.getElementById("detail").hidden = true;
-}));
-document.getElementById("reply-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const box = document.getElementById("reply");
-  const text = box.value.trim();
-  if (!text) return;
-  act(async () => { await api("POST", `/v1/tickets/${current.id}/reply`, {text}); box.value = ""; });
-});
-
-async function open() {
-  try {
-    await loadTickets();
-    document.getElementById("login").hidden = true;
-    document.getElementById("desk").hidden = false;
-    setInterval(() => loadTickets().then(loadTranscript).catch(() => {}), 3000);
-  } catch (error) {
-    sessionStorage.removeItem("supportbot.adminKey");
-    showError("login-error", error.message);
-  }
-}
-
-document.getElementById("login").addEventListener("submit", (e) => {
-  e.preventDefault();
-  key = document.getElementById("key").value.trim();
-  sessionStorage.setItem("supportbot.adminKey", key);
-  open();
-});
-if (key) open();
+setKeyMode(false);
+if (token) { $("login").hidden = true; open(); }
