@@ -34,6 +34,8 @@ PASSWORD = "correct horse battery"
 STREAM_SECONDS = 2  # the server ends each live stream this soon: the pages reconnect
 JOINED = "Anna Berg joined the conversation."
 RESOLVED = "Anna Berg has resolved this conversation; the assistant is back."
+IVAN_EMAIL, YARA_EMAIL = str(IVAN["email"]), str(YARA["email"])
+IVAN_ORDERS = [str(o) for o in IVAN["orders"]]
 
 
 @dataclass
@@ -171,6 +173,10 @@ def test_staff_sign_in_with_their_account_and_sign_out(context, site: Site) -> N
     page.reload()  # the sign-in lasts for the tab's session
     expect(page.locator("header #who")).to_have_text("Anna Berg")
     expect(page.locator("#desk")).to_be_visible()
+    page.click("a.report-link")  # the report opens with the same sign-in
+    expect(page.locator("#report")).to_have_attribute("data-loaded", "true")
+    page.go_back()
+    expect(page.locator("#desk")).to_be_visible()
 
     page.click("#sign-out")
     expect(page.locator("#login")).to_be_visible()
@@ -189,10 +195,10 @@ def test_staff_sign_in_with_their_account_and_sign_out(context, site: Site) -> N
 def test_the_desk_lists_every_ticket_and_filters_them(
     context, site: Site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
-    order = IVAN["orders"][0]
-    _, broken = site.hand_off(fake, IVAN["email"], f"order {order} arrived broken", "damaged-item")
-    _, gift = site.hand_off(fake, YARA["email"], "where is my gift card balance", "gift-card")
-    _, lost = site.hand_off(fake, YARA["email"], "my parcel never came", "lost-parcel")
+    order = IVAN_ORDERS[0]
+    _, broken = site.hand_off(fake, IVAN_EMAIL, f"order {order} arrived broken", "damaged-item")
+    _, gift = site.hand_off(fake, YARA_EMAIL, "where is my gift card balance", "gift-card")
+    _, lost = site.hand_off(fake, YARA_EMAIL, "my parcel never came", "lost-parcel")
     anna = site.sign_in("anna")
     assert site.api("POST", f"/v1/tickets/{broken}/resolve", anna).is_success
     assert site.api("POST", f"/v1/tickets/{lost}/claim", anna).is_success
@@ -227,7 +233,7 @@ def test_the_desk_lists_every_ticket_and_filters_them(
     shows(gift)
     page.click("#clear-filters")
     shows(lost, gift, broken)
-    page.fill("#customer", IVAN["email"])
+    page.fill("#customer", IVAN_EMAIL)
     shows(broken)
     page.fill("#customer", "yara")  # part of a name
     shows(lost, gift)
@@ -242,14 +248,14 @@ def test_the_desk_lists_every_ticket_and_filters_them(
 def test_the_customer_panel_shows_the_customers_orders(
     context, site: Site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
-    pending = IVAN["orders"][1]  # pending
-    conversation, ticket = site.hand_off(fake, IVAN["email"], "cancel please", "cancel")
+    pending = IVAN_ORDERS[1]  # pending
+    conversation, ticket = site.hand_off(fake, IVAN_EMAIL, "cancel please", "cancel")
     page = _desk(context, site)
     _ticket(page, ticket).click()
     panel = page.locator("#customer-panel")
     expect(panel).to_contain_text("Ivan Santos")
-    expect(panel).to_contain_text(IVAN["email"])
-    for order in IVAN["orders"]:
+    expect(panel).to_contain_text(IVAN_EMAIL)
+    for order in IVAN_ORDERS:
         expect(panel.locator(f'.panel-order[data-order="{order}"]')).to_be_visible()
     expect(panel.locator(f'.panel-order[data-order="{pending}"] .pill')).to_have_text("pending")
     expect(panel.locator(".panel-conversation.this")).to_contain_text(f"#{ticket}")
@@ -293,7 +299,7 @@ def test_the_customer_panel_shows_the_customers_orders(
 def test_a_note_on_the_desk_never_reaches_the_customer(
     context, site: Site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
-    secret = "SECRET-NOTE: the bank flagged this card"
+    secret = "SECRET-NOTE: <b>the bank</b> flagged this card"  # shown as typed, not as HTML
     customer: Page = context.new_page()
     customer.goto(site.base)
     fake.enqueue(
@@ -331,7 +337,7 @@ def test_a_note_on_the_desk_never_reaches_the_customer(
 
 
 def test_the_desk_updates_live_without_reloading(context, site: Site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
-    conversation, first = site.hand_off(fake, IVAN["email"], "where is my refund", "refund")
+    conversation, first = site.hand_off(fake, IVAN_EMAIL, "where is my refund", "refund")
     page = _desk(context, site)
     lists: list[str] = []
     page.on("request", lambda r: lists.append(r.url) if "/v1/tickets?" in r.url else None)
@@ -340,9 +346,10 @@ def test_the_desk_updates_live_without_reloading(context, site: Site, fake: Fake
     page.evaluate("window.__marker = 1")
 
     # A new hand-off appears in the list.
-    _, second = site.hand_off(fake, YARA["email"], "my parcel is lost", "lost-parcel")
+    _, second = site.hand_off(fake, YARA_EMAIL, "my parcel is lost", "lost-parcel")
     expect(_ticket(page, second)).to_be_visible()
     expect(_ticket(page, second)).to_have_class(re.compile(r"\bfresh\b"))  # new since opened
+    expect(page).to_have_title(re.compile(r"^\(1\) "))  # counted in a background tab
     assert _listed(page) == [second, first]
 
     # After the server ends the stream, the page follows on from where it was.

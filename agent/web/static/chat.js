@@ -101,7 +101,7 @@ function addNotice(n) {
 async function follow(synced) {
   const feed = {inner: null, stopped: false, stop() { this.stopped = true; if (this.inner) this.inner.stop(); }};
   following = feed;
-  if (!synced) await refresh();  // shows what was missed; may stop this feed (not "human")
+  if (!synced) await refresh().catch(() => {});  // shows what was missed; may stop this feed
   if (feed.stopped || following !== feed || !conversation) return;
   feed.inner = followEvents(`/v1/conversations/${encodeURIComponent(conversation.id)}/events?after=${lastEventId}`, {
     headers,

@@ -18,6 +18,10 @@ const PAGE = 50;
 let listLimit = PAGE;
 const unread = new Set();  // conversations with customer messages not seen on the desk yet
 const fresh = new Set();  // tickets opened while the desk was open, not looked at yet
+const TITLE = document.title;
+
+// The tab's title counts the new tickets, for a desk in a background tab.
+function showFresh() { document.title = fresh.size ? `(${fresh.size}) ${TITLE}` : TITLE; }
 
 const $ = (id) => document.getElementById(id);
 
@@ -146,6 +150,8 @@ function signedOut(message) {
   sessionStorage.removeItem(TOKEN);
   if (feed) { feed.stop(); feed = null; }
   me = null; current = null;
+  drafts.clear(); $("reply").value = ""; $("note").value = "";
+  fresh.clear(); unread.clear(); showFresh();
   $("desk").hidden = true; $("detail").hidden = true;
   $("who").hidden = true; $("sign-out").hidden = true; $("live").hidden = true;
   $("login").hidden = false;
@@ -193,7 +199,7 @@ function onDeskEvent(event) {
   const mine = current && (event.ticket_id === current.id || event.conversation_id === current.conversation_id);
   switch (event.kind) {
     case "ticket_opened":
-      if (event.ticket_id) fresh.add(event.ticket_id);
+      if (event.ticket_id) { fresh.add(event.ticket_id); showFresh(); }
       soon("list", loadTickets);
       break;
     case "customer_message":
@@ -304,10 +310,17 @@ async function loadColleagues() {
 
 // -- the selected ticket ----------------------------------------------------------------------
 
+// What was typed for each ticket: a reply written for one customer never goes to another.
+const drafts = new Map();
+
 async function select(ticket) {
+  if (current) drafts.set(current.id, {reply: $("reply").value, note: $("note").value});
+  const draft = drafts.get(ticket.id) || {reply: "", note: ""};
+  $("reply").value = draft.reply; $("note").value = draft.note;
   current = ticket;
   unread.delete(ticket.conversation_id);
   fresh.delete(ticket.id);
+  showFresh();
   for (const item of document.querySelectorAll("#tickets .ticket")) {
     const on = Number(item.dataset.ticket) === ticket.id;
     item.classList.toggle("selected", on);
