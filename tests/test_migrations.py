@@ -115,3 +115,37 @@ def test_db_upgrade_command_says_what_it_did(tmp_path: Path, monkeypatch) -> Non
     assert f"schema revision {head()}" in result.output
     again = CliRunner().invoke(app, ["db", "upgrade"])
     assert "the schema was current" in again.output
+
+
+def test_the_previous_release_upgrades_to_the_desk_keeping_its_tickets(any_db_url: str) -> None:
+    """A database at 0007 (the release before the desk) with tickets upgrades in place: the
+    ticket table is rebuilt on SQLite to take the assignee column, and every row survives."""
+    from alembic import command
+
+    from agent.store.migrate import _config
+
+    _release_0_1_database(any_db_url)
+    engine = create_engine(any_db_url)
+    with engine.begin() as connection:
+        config = _config(connection)
+        command.stamp(config, "0001_release_0_1")
+        command.upgrade(config, "0007_outcomes")
+        connection.execute(
+            text(
+                "INSERT INTO ticket (conversation_id, customer_id, reason, summary, status,"
+                " claimed_by, created_at, resolved_at) VALUES ('conv1', 'c1', 'refund', 'wants"
+                " money back', 'RESOLVED', 'me', :when, :when)"
+            ),
+            {"when": datetime(2026, 11, 2, 9, tzinfo=UTC)},
+        )
+    engine.dispose()
+    upgraded = make_engine(any_db_url)
+    assert migrations_done(upgraded) == [f"upgraded 0007_outcomes -> {head()}"]
+    with upgraded.connect() as connection:
+        assert current(connection) == head()
+        row = connection.execute(
+            text("SELECT reason, summary, status, claimed_by, assignee_id FROM ticket")
+        ).one()
+        assert tuple(row) == ("refund", "wants money back", "RESOLVED", "me", None)
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    upgraded.dispose()
