@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     rate_limit_per_key: int = Field(
         default=120, ge=1, description="Requests per minute per backend or admin key"
     )
+    rate_limit_per_staff: int = Field(
+        default=600,
+        ge=1,
+        description="Requests per minute per staff sign-in on the desk (each live event "
+        "refreshes a few panels)",
+    )
     rate_limit_per_widget_key: int = Field(
         default=3000,
         ge=1,
@@ -281,7 +287,7 @@ class Settings(BaseSettings):
     # (with Last-Event-ID, losing nothing).
     staff_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     event_poll_seconds: float = Field(default=1.0, ge=0.05, le=30)
-    event_stream_seconds: float = Field(default=300.0, ge=1, le=3600)
+    event_stream_seconds: float = Field(default=300.0, ge=0.1, le=3600)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -336,3 +336,18 @@ def test_live_feeds_reach_the_desk_and_the_customer(
     ]
     assert "private" not in json.dumps(seen)
     desk_thread.join(timeout=1)
+
+
+def test_a_staff_sign_in_has_its_own_rate_limit(make_settings: SettingsFactory) -> None:
+    """The desk refreshes several panels on each live event: a sign-in gets the staff limit,
+    not an API key's."""
+    runtime, keys = _runtime(make_settings, rate_limit_per_key=3, rate_limit_per_staff=8)
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        token = client.post("/v1/staff/sessions",
+                            json={"username": "anna", "password": PASSWORD}).json()["token"]  # fmt: skip
+        anna = {"Authorization": f"Bearer {token}"}
+        codes = [client.get("/v1/tickets", headers=anna).status_code for _ in range(9)]
+        assert codes == [200] * 8 + [429]
+        admin = [client.get("/v1/tickets", headers={"Authorization": keys["admin"]}).status_code
+                 for _ in range(4)]  # fmt: skip
+        assert admin == [200] * 3 + [429]

@@ -161,7 +161,8 @@ def test_the_api_never_answers_5xx_or_outside_its_schema(
     make_settings: SettingsFactory, fake: FakeAnthropic
 ) -> None:
     runtime, keys = _runtime(make_settings, rate_limit_per_key=10**9, rate_limit_per_widget_key=10**9,
-                             rate_limit_per_client=10**9, rate_limit_per_conversation=10**9)  # fmt: skip
+                             rate_limit_per_client=10**9, rate_limit_per_conversation=10**9,
+                             event_stream_seconds=0.2, event_poll_seconds=0.05)  # fmt: skip
     fake.default = lambda body: text("Thanks, noted.")
     ivan = customer_id(runtime, IVAN["email"])
     started = time.monotonic()

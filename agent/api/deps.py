@@ -187,6 +187,8 @@ def count_request(
 def _limits(settings: Settings, principal: Principal) -> dict[str, int]:
     """A request's rate limits: its key's, and with a widget key (every visitor of the site
     shares it) its visitor's too, so one visitor's flood throttles that visitor only."""
+    if principal.is_staff_account:
+        return {principal.limit_key: settings.rate_limit_per_staff}
     if principal.scope != KeyScope.WIDGET:
         return {principal.limit_key: settings.rate_limit_per_key}
     return {
