@@ -205,10 +205,11 @@ class Settings(BaseSettings):
         le=64,
         description="Threads of the query encoder in the server (ingest uses every core)",
     )
-    encoder: Literal["onnx", "torch"] = Field(
+    encoder: Literal["onnx", "onnx-int8", "torch"] = Field(
         default="onnx",
         description="onnx: the embedding model exported once to ONNX Runtime (no PyTorch in the "
-        "process); torch: sentence-transformers on PyTorch",
+        "process); onnx-int8: the same with int8 feed-forward weights; torch: "
+        "sentence-transformers on PyTorch",
     )
     encoder_cache: Path | None = Field(
         default=None,

@@ -2,8 +2,8 @@
 
     python bench/ingest.py --corpus ../shared/data/banking_kb/documents.jsonl --copies 2
 
-1. Chunks every document, then times `SentenceTransformer.encode` alone on those chunk texts
-   (batch size as configured): the ceiling for ingest.
+1. Chunks every document, then times the encoder alone (`Embedder.encode`: ONNX Runtime or
+   sentence-transformers, `--encoder`) on those chunk texts: the ceiling for ingest.
 2. Times a full ingest into an empty index (load, chunk, embed, write): chunks per second, and
    its ratio to the raw encode (target >= 0.8).
 3. Times a second ingest of the unchanged corpus (target >= 20x faster than the first).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from bench.common import CACHE, open_kb, percentile
 from ingest.chunker import chunk_document
 from ingest.loaders import load
 from ingest.pipeline import ingest
+from kb.embedder import set_threads
 
 QUERIES = [
     "how do I dispute a charge on my credit card",
@@ -64,10 +66,17 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--copies", type=int, default=1, help="ingest N copies (~10k chunks: 2)")
     parser.add_argument("--searches", type=int, default=200)
+    parser.add_argument(
+        "--encoder",
+        choices=["onnx", "onnx-int8", "torch"],
+        help="default: SUPPORTBOT_ENCODER, else onnx",
+    )
     args = parser.parse_args()
 
     shutil.rmtree(CACHE / "ingest", ignore_errors=True)
-    kb = open_kb("ingest")
+    set_threads(os.cpu_count() or 1)  # as `supportbot ingest` runs it
+    kb = open_kb("ingest", args.encoder)
+    print(f"encoder: {kb.embedder.backend}")
     embedder = kb.embedder
     embedder.encode(["warm up"] * 64)  # load the model and warm the kernels outside the timings
 
@@ -76,8 +85,7 @@ def main() -> None:
         c.embed_text for d in documents for c in chunk_document(d, count=embedder.count_tokens)
     ]
     start = time.perf_counter()
-    embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
-                          show_progress_bar=False)  # fmt: skip
+    embedder.encode(texts)
     raw = time.perf_counter() - start
     raw_rate = len(texts) / raw
     print(f"raw encode: {len(texts)} chunks in {raw:.1f} s = {raw_rate:.1f} chunks/s")
@@ -102,6 +110,7 @@ def main() -> None:
         if extra:
             ingest(kb, extra)
     total = kb.store.count()
+    set_threads(1)  # searches: as the server runs them
     for q in QUERIES:  # warm: model, HNSW index, lexical index
         kb.search(q, k=5)
     latencies = []

@@ -208,10 +208,12 @@ def main() -> None:
     parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     parser.add_argument("--misses", action="store_true", help="list the default's misses at k")
     parser.add_argument(
-        "--encoder", choices=["onnx", "torch"], help="default: SUPPORTBOT_ENCODER, else onnx"
+        "--encoder",
+        choices=["onnx", "onnx-int8", "torch"],
+        help="default: SUPPORTBOT_ENCODER, else onnx",
     )
     parser.add_argument(
-        "--query-encoder", choices=["onnx", "torch"],
+        "--query-encoder", choices=["onnx", "onnx-int8", "torch"],
         help="search an index built by --encoder with the other encoder's query embeddings",
     )  # fmt: skip
     args = parser.parse_args()

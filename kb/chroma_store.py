@@ -105,14 +105,15 @@ class ChromaStore:
         self, embeddings: np.ndarray[Any, Any], n: int, where: dict[str, Any] | None
     ) -> list[list[tuple[str, str, dict[str, Any], float]]]:
         """`query` for each row of `embeddings`, sent to Chroma QUERY_BATCH rows at a time."""
-        total = self.count()
-        if total == 0 or len(embeddings) == 0:
-            return [[] for _ in range(len(embeddings))]
+        # No count() first: Chroma returns what it has when asked for more (and [] when the
+        # collection is empty), and counting cost a round trip per search.
+        if len(embeddings) == 0:
+            return []
         found: list[list[tuple[str, str, dict[str, Any], float]]] = []
         for start in range(0, len(embeddings), QUERY_BATCH):
             result = self.collection.query(
                 query_embeddings=list(embeddings[start : start + QUERY_BATCH]),
-                n_results=min(n, total),
+                n_results=n,
                 where=where or None,
                 include=["documents", "metadatas", "distances"],
             )

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _threads: int | None = None  # the encoder's intra-op threads (None: one per core)
 
-Backend = Literal["onnx", "torch"]
+Backend = Literal["onnx", "onnx-int8", "torch"]
+BACKENDS: tuple[Backend, ...] = ("onnx", "onnx-int8", "torch")
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 DIMENSIONS = 384
 EXPORT_FORMAT = 1  # bump when kb.onnx_export changes what it writes
@@ -208,13 +209,15 @@ def export_key(model_dir: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def onnx_model_file(model_dir: str, folder: Path) -> Path:
-    """The exported model for `model_dir` in `folder`, made now (in a child process, which
-    alone imports PyTorch) if it is not there. Several processes starting at once export it
-    once: the others wait on a lock file and then load it."""
-    target = folder / f"all-MiniLM-L6-v2-{export_key(model_dir)}.onnx"
+def onnx_model_file(model_dir: str, folder: Path, int8: bool = False) -> Path:
+    """The exported model for `model_dir` in `folder` (`int8`: its quantised copy), made now
+    in a child process (which alone imports PyTorch) if it is not there. Several processes
+    starting at once export it once: the others wait on a lock file and then load it."""
+    name = f"all-MiniLM-L6-v2-{export_key(model_dir)}"
+    target = folder / f"{name}{'-int8' if int8 else ''}.onnx"
     if target.is_file():
         return target
+    fp32 = onnx_model_file(model_dir, folder) if int8 else target
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".export.lock", "a+") as lock:
         with suppress(ImportError):
@@ -223,9 +226,12 @@ def onnx_model_file(model_dir: str, folder: Path) -> Path:
             fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_file():
             log.warning("exporting the embedding model to ONNX (once) into %s", target)
+            args = (
+                ["--int8", model_dir, str(fp32), str(target)] if int8 else [model_dir, str(target)]
+            )
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
             done = subprocess.run(
-                [sys.executable, "-m", "kb.onnx_export", model_dir, str(target)],
+                [sys.executable, "-m", "kb.onnx_export", *args],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -248,10 +254,11 @@ def _load(
     key = (model_dir, backend)
     encoder = _loaded.get(key)
     if encoder is None:
-        if backend == "onnx":
+        if backend != "torch":
             try:
                 folder = resolve_cache_dir(cache_dir, data_dir)
-                encoder = OnnxEncoder(model_dir, onnx_model_file(model_dir, folder))
+                int8 = backend == "onnx-int8"
+                encoder = OnnxEncoder(model_dir, onnx_model_file(model_dir, folder, int8))
             except Exception:
                 log.exception("the ONNX encoder is unavailable; using the PyTorch one")
                 encoder = _load(model_dir, "torch", cache_dir, data_dir)
@@ -302,9 +309,9 @@ class Embedder:
         self.model_path = str(model_path or default_model_path())
         self.batch_size = batch_size
         chosen = backend or os.environ.get("SUPPORTBOT_ENCODER", "onnx").strip().lower()
-        if chosen not in ("onnx", "torch"):
-            raise ValueError(f"unknown encoder {chosen!r} (onnx or torch)")
-        self.backend: Backend = "torch" if chosen == "torch" else "onnx"
+        if chosen not in BACKENDS:
+            raise ValueError(f"unknown encoder {chosen!r} ({', '.join(BACKENDS)})")
+        self.backend: Backend = chosen  # type: ignore[assignment]
         self.cache_dir = cache_dir
         self.data_dir = data_dir
         # Customers ask the same questions ("where is my order", "how do I return"): a

@@ -38,7 +38,7 @@ class KBConfig:
     lexical_refresh_seconds: float = 2.0
     # Misspelt words corrected (both searches), one spelling per word (BM25): kb/normalise.py.
     normalise_queries: bool = True
-    encoder: Literal["onnx", "torch"] = "onnx"  # kb/embedder.py
+    encoder: Literal["onnx", "onnx-int8", "torch"] = "onnx"  # kb/embedder.py
     encoder_cache: Path | None = None
 
     @classmethod

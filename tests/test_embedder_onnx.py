@@ -163,3 +163,17 @@ def test_server_process_imports_no_torch_with_the_onnx_encoder(
         assert result["loaded"] == []
     else:
         assert "torch" in result["loaded"]
+
+
+def test_int8_encoder_stays_within_cosine_099(encoders: tuple[Embedder, Embedder]) -> None:
+    _, torch = encoders
+    int8 = Embedder(backend="onnx-int8")
+    assert isinstance(int8.model, OnnxEncoder)
+    assert int8.model.onnx_file.name.endswith("-int8.onnx")
+    texts = demo_chunks(torch.count_tokens)
+    assert float((int8.encode(texts) * torch.encode(texts)).sum(axis=1).min()) >= 0.99
+
+
+def test_unknown_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown encoder"):
+        Embedder(backend="tensorflow")  # type: ignore[arg-type]

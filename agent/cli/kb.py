@@ -124,3 +124,24 @@ def search(
         console.print(f"[bold][{n}] {escape(where)}[/bold]{page}  score {hit.score:.3f}")
         console.print(f"    [dim]{escape(hit.url or hit.source)}[/dim]")
         console.print(f"    {escape(hit.text[:300])}")
+
+
+@app.command("export-encoder")
+def export_encoder() -> None:
+    """Export the embedding model to ONNX now (a build step): `serve`, `ingest` and searches
+    with SUPPORTBOT_ENCODER=onnx load it from the encoder cache instead of exporting it on
+    first use. Uses only the weights installed with the package; nothing is downloaded."""
+    import subprocess
+
+    from kb.embedder import default_model_path, export_key, onnx_model_file, resolve_cache_dir
+
+    settings = load_settings()
+    folder = resolve_cache_dir(settings.encoder_cache, settings.data_dir)
+    model_dir = str(default_model_path())
+    target = folder / f"all-MiniLM-L6-v2-{export_key(model_dir)}.onnx"
+    existed = target.is_file()
+    try:
+        path = onnx_model_file(model_dir, folder)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{'already exported' if existed else 'exported'}: {path}", soft_wrap=True)
