@@ -43,7 +43,15 @@ FLOORS: dict[str, list[str]] = {
         "import typer; app = typer.Typer(); app.command()(lambda: None); app.command('b')"
         "(lambda: None); app(['--help'])",
     ],
+    "floor: a typer app's group without arguments (its help)": [
+        PY,
+        "-c",
+        "import typer; app = typer.Typer(); app.command()(lambda: None); g = typer.Typer("
+        "no_args_is_help=True); g.command('x')(lambda: None); g.command('y')(lambda: None); "
+        "app.add_typer(g, name='g'); app(['g'])",
+    ],
     "floor: import typer.rich_utils": [PY, "-c", "import typer.rich_utils"],
+    "import agent.cli": [PY, "-c", "import agent.cli"],
 }
 
 

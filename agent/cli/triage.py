@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.cli.common import console, err, fail, open_runtime
 
@@ -104,6 +103,14 @@ def _run_claude(
     poll_seconds: float,
     limits: tuple[int, int],
 ) -> RunReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from agent.features.triage import TriageRequests
     from agent.features.triage_batches import run_batches
 
