@@ -560,7 +560,13 @@ def test_a_resolved_hand_off_asks_for_a_rating(browser, site, fake: FakeAnthropi
     (ticket,) = httpx.get(f"{base}/v1/tickets", headers=staff).json()
     assert httpx.post(f"{base}/v1/tickets/{ticket['id']}/resolve", headers=staff).is_success
     card = page.wait_for_selector(".msg.rating", timeout=15_000)  # seen at the next refresh
-    assert "Our team has resolved this conversation" in card.inner_text()
+    # The notice tells what happened (once); the card only asks.
+    assert card.query_selector(".question").inner_text() == "How did we do?"
+    assert (
+        page.inner_text(".msg.system")
+        == "Sam has resolved this conversation; the assistant is back."
+    )
+    assert page.inner_text("body").count("resolved this conversation") == 1
     page.click(".rating button.up")
     page.click(".rating .send-rating")
     page.wait_for_selector(".rating .sent >> text=Thanks for your feedback!")

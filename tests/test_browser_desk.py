@@ -192,6 +192,66 @@ def test_staff_sign_in_with_their_account_and_sign_out(context, site: Site) -> N
     page.close()
 
 
+def test_the_report_signs_in_with_a_staff_account_of_its_own(
+    context, site: Site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    with transaction(site.runtime.engine) as session:
+        staff.create_account(session=session, username="cara", display_name="Cara Lind",
+                             password=PASSWORD)  # fmt: skip
+    site.hand_off(fake, IVAN_EMAIL, "where is my refund", "refund")
+    page: Page = context.new_page()
+    page.goto(site.base + "/staff/report")  # straight to the report, not through the desk
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator("#username")).to_be_focused()
+    expect(page.locator("#key")).to_be_hidden()  # a staff account first; the key is the option
+    expect(page.locator("#report")).to_be_hidden()
+    page.fill("#username", "cara")
+    page.fill("#password", "not the password")
+    page.click("#sign-in")
+    expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
+    expect(page.locator("#report")).to_be_hidden()
+    _shot(page, "27-report-sign-in")
+
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    expect(page.locator("#report")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#report")).to_be_visible()
+    expect(page.locator("#login")).to_be_hidden()
+    expect(page.locator('[data-figure="conversations"] .value')).to_have_text("1")
+    expect(page.locator('[data-figure="handed_off"] .value')).to_have_text("100%")
+    token = page.evaluate("sessionStorage.getItem('supportbot.adminKey')")
+    assert token.startswith("sbs_")  # the sign-in's token, not a password
+    assert site.api("GET", "/v1/staff/me", token).json()["username"] == "cara"
+    _shot(page, "28-report-signed-in-with-an-account")
+
+    page.reload()  # the sign-in lasts for the tab's session ...
+    expect(page.locator("#report")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#login")).to_be_hidden()
+    page.click("a.back")  # ... and opens the desk as well
+    expect(page.locator("#desk")).to_be_visible()
+    expect(page.locator("header #who")).to_have_text("Cara Lind")
+
+    # Signed out, the report opens with an admin API key, its other option.
+    page.click("#sign-out")
+    expect(page.locator("#login")).to_be_visible()
+    page.goto(site.base + "/staff/report")
+    expect(page.locator("#login")).to_be_visible()
+    page.click("#use-key")
+    expect(page.locator("#username")).to_be_hidden()
+    expect(page.locator("#sign-in")).to_have_text("Open the report")
+    page.fill("#key", "sba_not-a-key")
+    page.click("#sign-in")
+    expect(page.locator("#login-error")).to_be_visible()
+    expect(page.locator("#report")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('supportbot.adminKey')") is None
+    page.fill("#key", site.admin)
+    page.click("#sign-in")
+    expect(page.locator("#report")).to_have_attribute("data-loaded", "true")
+    expect(page.locator('[data-figure="conversations"] .value')).to_have_text("1")
+    assert page.evaluate("sessionStorage.getItem('supportbot.adminKey')") == site.admin
+    page.close()
+
+
 def test_the_desk_lists_every_ticket_and_filters_them(
     context, site: Site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
@@ -411,7 +471,13 @@ def test_the_customer_sees_people_join_and_leave_without_reloading(
     assert site.api("POST", f"/v1/tickets/{ticket['id']}/resolve", anna).is_success
     expect(customer.locator(".msg.system")).to_have_text([JOINED, RESOLVED])
     expect(customer.locator("#state")).to_be_hidden()  # back with the assistant
-    expect(customer.locator(".msg.rating")).to_be_visible()
+    rating = customer.locator(".msg.rating")
+    expect(rating).to_be_visible()
+    # The rating card asks, and leaves telling what happened to the notice just above it.
+    expect(rating.locator(".question")).to_have_text("How did we do?")
+    expect(rating.locator(".thumbs button")).to_have_count(2)
+    assert customer.inner_text("body").count("resolved this conversation") == 1
+    assert customer.inner_text("body").count("the assistant is back") == 1
     _shot(customer, "26-customer-sees-join-and-leave")
     assert customer.evaluate("window.__marker") == 1  # no reload
 

@@ -1,4 +1,5 @@
-// Shared by the chat and staff pages: safe rendering and server-sent events over fetch.
+// Shared by the chat and staff pages: safe rendering, server-sent events over fetch, and the
+// staff pages' sign-in (the desk's and the report's).
 "use strict";
 
 // Only web links become clickable; anything else (javascript:, data:) stays plain text.
@@ -149,4 +150,68 @@ function followEvents(url, options) {
     stop() { stopped = true; if (control) control.abort(); },
     get lastEventId() { return lastId; },
   };
+}
+
+// -- the staff pages' sign-in (the desk and the report) ---------------------------------------
+
+// A desk sign-in token or an admin API key: either is sent as the bearer token, and signing in
+// on one staff page signs in on the other (the tab's session).
+const STAFF_TOKEN = "supportbot.adminKey";
+
+function showError(id, message) {
+  const el = document.getElementById(id);
+  el.textContent = message || ""; el.hidden = !message;
+}
+
+// The sign-in form (#login): a staff account (#username, #password) by default, an admin API
+// key (#key) as the other option (#use-key). On submit the token is kept in sessionStorage and
+// handed to onToken (awaited); a failure shows in #login-error.
+//   options.keyLabel: the submit button's text with a key ("Open the desk")
+//   options.onToken(token)
+function staffSignIn(options) {
+  const el = (id) => document.getElementById(id);
+  let keyMode = false;
+
+  function setKeyMode(on) {
+    keyMode = on;
+    el("account-fields").hidden = on;
+    el("key-fields").hidden = !on;
+    el("username").required = !on; el("password").required = !on;
+    el("key").required = on;
+    el("use-key").textContent = on ? "Sign in with a staff account instead" : "Use an admin API key instead";
+    el("sign-in").textContent = on ? options.keyLabel : "Sign in";
+    showError("login-error", "");
+    (on ? el("key") : el("username")).focus();
+  }
+  el("use-key").addEventListener("click", () => setKeyMode(!keyMode));
+
+  el("login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = el("sign-in");
+    if (button.disabled) return;
+    showError("login-error", "");
+    button.disabled = true;
+    try {
+      let token;
+      if (keyMode) {
+        token = el("key").value.trim();
+      } else {
+        const response = await fetch("/v1/staff/sessions", {
+          method: "POST", headers: {"Content-Type": "application/json"},
+          body: JSON.stringify({username: el("username").value.trim(), password: el("password").value}),
+        });
+        if (!response.ok) throw await responseError(response);
+        token = (await response.json()).token;
+      }
+      sessionStorage.setItem(STAFF_TOKEN, token);
+      el("password").value = ""; el("key").value = "";
+      await options.onToken(token);
+    } catch (error) {
+      showError("login-error", error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  setKeyMode(false);
 }

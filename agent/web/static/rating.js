@@ -14,7 +14,8 @@ function onConversationState(state) {
     closeChat();
     askForRating();
   } else if (shownState === "human" && state === "bot") {
-    askForRating("Our team has resolved this conversation; the assistant is back. How did we do?");
+    // The notice just above ("Anna Berg has resolved this conversation; …") says what happened.
+    askForRating("How did we do?");
   }
   shownState = state;
 }

@@ -1,8 +1,9 @@
 // The staff desk's report: outcomes, hand-off reasons, satisfaction, speed and cost, with charts
-// (Chart.js, served from /static/vendor: no CDN).
+// (Chart.js, served from /static/vendor: no CDN). It signs in as the desk does (common.js): a
+// staff account or an admin API key, and either page's sign-in opens the other.
 "use strict";
 
-let key = sessionStorage.getItem("supportbot.adminKey");
+let key = sessionStorage.getItem(STAFF_TOKEN);
 const charts = {};
 const REASON_LABELS = {
   customer_asked: "Customer asked", tool_cap: "Tool-round cap", refusal: "Refusal",
@@ -20,23 +21,13 @@ function duration(seconds) {
   return (seconds / 3600).toFixed(1) + " h";
 }
 
-function showError(id, message) {
-  const el = document.getElementById(id);
-  el.textContent = message || ""; el.hidden = !message;
-}
-
 async function fetchReport() {
   const params = new URLSearchParams({by: document.getElementById("by").value});
   const since = document.getElementById("since").value;
   if (since) params.set("since", since);
   const response = await fetch("/v1/reports/summary?" + params, {headers: {"Authorization": "Bearer " + key}});
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const failure = new Error(data.error ? data.error.message : response.statusText);
-    failure.status = response.status;
-    throw failure;
-  }
-  return data;
+  if (!response.ok) throw await responseError(response);
+  return response.json();
 }
 
 function card(label, value, detail, name) {
@@ -124,7 +115,8 @@ async function open() {
     document.getElementById("report").hidden = false;
   } catch (error) {
     if (error.status === 401 || error.status === 403) {
-      sessionStorage.removeItem("supportbot.adminKey");
+      sessionStorage.removeItem(STAFF_TOKEN);
+      key = null;
       document.getElementById("login").hidden = false;
       showError("login-error", error.message);
     } else {
@@ -134,14 +126,10 @@ async function open() {
   }
 }
 
-document.getElementById("login").addEventListener("submit", (e) => {
-  e.preventDefault();
-  key = document.getElementById("key").value.trim();
-  sessionStorage.setItem("supportbot.adminKey", key);
-  open();
-});
+staffSignIn({keyLabel: "Open the report", onToken: (signedIn) => { key = signedIn; return open(); }});
 document.getElementById("filters").addEventListener("submit", (e) => {
   e.preventDefault();
   load().catch((error) => showError("report-error", error.message));
 });
-if (key) open(); else document.getElementById("login").hidden = false;
+if (key) open();
+else { document.getElementById("login").hidden = false; document.getElementById("username").focus(); }

@@ -3,10 +3,9 @@
 // and the desk's live feed (new tickets and messages appear without reloading).
 "use strict";
 
-// A desk sign-in token or an admin API key: either is sent as the bearer token. (The report
-// page reads it from here too.)
-const TOKEN = "supportbot.adminKey";
-let token = sessionStorage.getItem(TOKEN);
+// A desk sign-in token or an admin API key: either is sent as the bearer token (common.js's
+// STAFF_TOKEN: the report page signs in with it too).
+let token = sessionStorage.getItem(STAFF_TOKEN);
 let me = null;  // {id|null, username, display_name}; id null: an admin API key
 let colleagues = [];
 let savedReplies = [];
@@ -43,11 +42,6 @@ async function call(method, path, body) {
 }
 
 async function api(method, path, body) { return (await call(method, path, body)).data; }
-
-function showError(id, message) {
-  const el = $(id);
-  el.textContent = message || ""; el.hidden = !message;
-}
 
 // Refreshes asked for in a burst (several events at once) run once; never two of a kind at once.
 const jobs = new Map();
@@ -97,46 +91,8 @@ function customerName(t) { return t.customer ? t.customer.name : "Unverified cus
 
 // -- signing in and out ---------------------------------------------------------------------
 
-let keyMode = false;
-function setKeyMode(on) {
-  keyMode = on;
-  $("account-fields").hidden = on;
-  $("key-fields").hidden = !on;
-  $("username").required = !on; $("password").required = !on;
-  $("key").required = on;
-  $("use-key").textContent = on ? "Sign in with a staff account instead" : "Use an admin API key instead";
-  $("sign-in").textContent = on ? "Open the desk" : "Sign in";
-  showError("login-error", "");
-  (on ? $("key") : $("username")).focus();
-}
-$("use-key").addEventListener("click", () => setKeyMode(!keyMode));
-
-$("login").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const button = $("sign-in");
-  if (button.disabled) return;
-  showError("login-error", "");
-  button.disabled = true;
-  try {
-    if (keyMode) {
-      token = $("key").value.trim();
-    } else {
-      const response = await fetch("/v1/staff/sessions", {
-        method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify({username: $("username").value.trim(), password: $("password").value}),
-      });
-      if (!response.ok) throw await responseError(response);
-      token = (await response.json()).token;
-    }
-    sessionStorage.setItem(TOKEN, token);
-    $("password").value = ""; $("key").value = "";
-    await open();
-  } catch (error) {
-    showError("login-error", error.message);
-  } finally {
-    button.disabled = false;
-  }
-});
+// The form (common.js): a staff account, or an admin API key.
+staffSignIn({keyLabel: "Open the desk", onToken: (signedIn) => { token = signedIn; return open(); }});
 
 $("sign-out").addEventListener("click", async () => {
   const was = token;
@@ -147,7 +103,7 @@ $("sign-out").addEventListener("click", async () => {
 
 function signedOut(message) {
   token = null;
-  sessionStorage.removeItem(TOKEN);
+  sessionStorage.removeItem(STAFF_TOKEN);
   if (feed) { feed.stop(); feed = null; }
   me = null; current = null;
   drafts.clear(); $("reply").value = ""; $("note").value = "";
@@ -706,5 +662,4 @@ $("change-form").addEventListener("submit", async (e) => {
   await Promise.all([loadChanges(), loadPanel()]).catch(() => {});
 });
 
-setKeyMode(false);
 if (token) { $("login").hidden = true; open(); }
