@@ -184,13 +184,36 @@ class KnowledgeBase:
                 speller = self._lexical_index().speller
                 asked = [speller.correct_text(q) for q in asked]
             embeddings = self.embedder.encode_queries(asked)
-            dense = self.store.query_many(embeddings, n, _where(filters))
+            # Texts and metadata come from the lexical index's copy of every chunk (current to
+            # within `lexical_refresh_seconds`), not from Chroma with each query.
+            self._lexical_index()
+            dense = self._with_texts(
+                self.store.query_many(embeddings, n, _where(filters), texts=False)
+            )
         lexical: list[list[tuple[str, float]]] = [[] for _ in live]
         if mode in ("hybrid", "lexical"):
             lexical = self._lexical_search([stripped[i] for i in live], n, filters)
         for j, i in enumerate(live):
             found[i] = self._ranked(stripped[i], k, dense[j], lexical[j])
         return found
+
+    def _with_texts(
+        self, dense: list[list[tuple[str, str, dict[str, Any], float]]]
+    ) -> list[list[tuple[str, str, dict[str, Any], float]]]:
+        """Dense results with their chunks' text and metadata; a chunk written since the
+        lexical index was read is fetched from the store (one that is gone is dropped)."""
+        known = self._lexical_meta
+        missing = {i for rows in dense for i, *_ in rows if i not in known}
+        fetched = self.store.get(sorted(missing)) if missing else {}
+        out = []
+        for rows in dense:
+            filled = []
+            for chunk_id, _, _, score in rows:
+                entry = known.get(chunk_id) or fetched.get(chunk_id)
+                if entry is not None:
+                    filled.append((chunk_id, entry[0], entry[1], score))
+            out.append(filled)
+        return out
 
     def _ranked(
         self,
@@ -231,7 +254,7 @@ class KnowledgeBase:
                     section=str(meta.get("section", "")),
                     url=meta.get("url"),
                     page=meta.get("page"),
-                    metadata=meta,
+                    metadata=dict(meta),  # the index's copy stays as it is
                     dense_score=dense_scores.get(chunk_id),
                     lexical_score=lexical_scores.get(chunk_id),
                 )
