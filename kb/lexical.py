@@ -40,6 +40,8 @@ class LexicalIndex:
             )
             self._retriever = bm25s.BM25()
             self._retriever.index(tokens, show_progress=False)
+        # The vocabulary is fixed once the index is built: bm25s rebuilds this dict per call.
+        self._vocab = self._tokenizer.get_vocab_dict()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,7 +61,7 @@ class LexicalIndex:
         found: list[list[tuple[str, float]]] = [[] for _ in queries]
         if self._retriever is None or n <= 0 or not queries:
             return found
-        vocab = self._tokenizer.get_vocab_dict()
+        vocab = self._vocab
         tokenized = self._tokenizer.tokenize(
             [self.prepare(q) for q in queries],
             update_vocab=False,
