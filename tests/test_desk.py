@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 
 from agent.api.app import create_app
 from agent.runtime import Runtime, build_runtime
-from agent.store import staff
+from agent.store import desk_events, staff
 from agent.store.db import transaction
+from agent.store.desk_events import DeskEventKind
 from agent.store.importer import import_path
 from agent.store.keys import create_key
 from agent.store.tables import KeyScope
@@ -360,3 +361,50 @@ def test_a_staff_sign_in_has_its_own_rate_limit(make_settings: SettingsFactory) 
         admin = [client.get("/v1/tickets", headers={"Authorization": keys["admin"]}).status_code
                  for _ in range(4)]  # fmt: skip
         assert admin == [200] * 3 + [429]
+
+
+def test_the_feed_hands_out_events_that_commit_out_of_order(db_url: str) -> None:
+    """PostgreSQL numbers events when they are inserted, not when they commit: an event that
+    becomes visible after a higher-numbered one still reaches the followers."""
+    from agent.api.event_feed import FeedHub
+    from agent.store.db import make_engine
+    from agent.store.tables import DeskEvent
+
+    engine = make_engine(db_url)
+
+    def add(event_id: int) -> None:
+        with transaction(engine) as session:
+            session.add(DeskEvent(id=event_id, kind="note", conversation_id=None))
+
+    feed = FeedHub(engine, poll_seconds=1)
+    feed._position = 0
+    add(1)
+    add(2)
+    assert [e.id for e in feed._read()] == [1, 2]
+    add(4)  # 3 is still in an open transaction
+    assert [e.id for e in feed._read()] == [4]
+    assert feed._read() == []
+    add(3)
+    assert [e.id for e in feed._read()] == [3]
+    assert feed._read() == []  # each event once
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_many_followers_share_one_reader(make_settings: SettingsFactory) -> None:
+    """Twenty open desks read the event table once per interval between them, not twenty
+    times: each worker has one reader that hands events to every stream."""
+    runtime, keys = _runtime(make_settings, event_poll_seconds=0.1, event_stream_seconds=1.5)
+    app = create_app(runtime.settings, runtime)
+    admin = {"Authorization": keys["admin"]}
+    with serve(app) as base:
+        followers = [_follow(f"{base}/v1/desk/events", admin) for _ in range(20)]
+        for _, events in followers:
+            _wait_for(events, 1)
+        with transaction(runtime.engine) as session:  # something happens while all follow
+            desk_events.record(session=session, kind=DeskEventKind.NOTE, conversation_id=None)
+        for thread, _ in followers:
+            thread.join(timeout=10)
+    reads = app.state.supportbot.feed_hub.reads
+    assert all([name for name, _ in events] == ["ready", "desk"] for _, events in followers)
+    assert reads <= 1.5 / 0.1 + 5  # one reader: about one read per interval

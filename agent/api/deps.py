@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Header, Path, Query, Request
@@ -48,6 +48,7 @@ class AppState:
     runtime: Runtime
     web_widget_key: str | None = None
     warmed: threading.Event = field(default_factory=threading.Event)  # see runtime.warm_up
+    feed_hub: Any = None  # agent.api.event_feed.FeedHub, made on first use
 
 
 async def get_state(request: Request) -> AppState:  # async: no worker thread for this
