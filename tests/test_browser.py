@@ -6,8 +6,6 @@ Screenshots of each step are saved under test-artifacts/browser/.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,30 +21,12 @@ from agent.store.importer import import_path
 from agent.store.keys import create_key
 from agent.store.tables import ConversationRating, KeyScope, Order, ProposedAction, utcnow
 from ingest.pipeline import ingest
-from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory
+from tests.conftest import ARTIFACTS, IVAN, RETAIL_SLICE, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use, tool_uses
 from tests.live_server import serve
 
 pytestmark = pytest.mark.slow
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
 DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium not found; .ci/run must install Debian's chromium")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

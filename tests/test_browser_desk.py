@@ -7,9 +7,7 @@ Screenshots of each step are saved under test-artifacts/browser/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,10 +22,9 @@ from agent.store.db import transaction
 from agent.store.importer import import_path
 from agent.store.keys import create_key
 from agent.store.tables import KeyScope
-from tests.conftest import IVAN, RETAIL_SLICE, YARA, SettingsFactory
+from tests.conftest import ARTIFACTS, IVAN, RETAIL_SLICE, YARA, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
 from tests.live_server import serve
-from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
@@ -75,21 +72,6 @@ class Site:
         turn = self.api("POST", f"/v1/conversations/{conversation}/messages", self.backend,
                         json={"text": said})  # fmt: skip
         assert turn.status_code == 200 and turn.json()["state"] == "human", turn.text
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium not found; .ci/run must install Debian's chromium")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

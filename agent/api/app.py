@@ -7,7 +7,6 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
@@ -16,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agent.api import docs, errors
 from agent.api.deps import AppState, StateDep
+from agent.api.pages import WEB, page
 from agent.api.routes import (
     actions,
     closing,
@@ -39,7 +39,6 @@ from agent.store.keys import create_key, find_key
 from agent.store.tables import KeyScope
 
 log = logging.getLogger(__name__)
-WEB = Path(__file__).resolve().parents[1] / "web"
 
 
 def web_widget_key(settings: Settings, runtime: Runtime) -> str:
@@ -139,13 +138,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat_page(state: StateDep) -> str:
-        page = (WEB / "chat.html").read_text()
-        return page.replace("__WIDGET_KEY__", state.web_widget_key or "").replace(
-            "__COMPANY__", settings.company_name
-        )
+        return page("chat.html", settings, WIDGET_KEY=state.web_widget_key or "")
 
     @app.get("/staff", response_class=HTMLResponse, include_in_schema=False)
     def staff_page() -> str:
-        return (WEB / "staff.html").read_text().replace("__COMPANY__", settings.company_name)
+        return page("staff.html", settings)
 
     return app

@@ -60,6 +60,21 @@ def _ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
     return ticket
 
 
+def _tell(
+    session: Session,
+    ticket: Ticket,
+    kind: DeskEventKind,
+    actor: Staff,
+    text: str = "",
+    *,
+    public: bool = True,
+) -> None:
+    """Put what happened to the ticket on the desk's feed (and, when `public`, before the
+    customer), in the transaction that made it happen."""
+    desk_events.record(session=session, kind=kind, public=public, actor=actor.name, text=text,
+                       conversation_id=ticket.conversation_id, ticket_id=ticket.id)  # fmt: skip
+
+
 def _holder_is(ticket: Ticket, staff: Staff) -> bool:
     if ticket.assignee_id is not None or staff.account_id is not None:
         return ticket.assignee_id == staff.account_id
@@ -76,15 +91,7 @@ def _take(session: Session, ticket: Ticket, holder: Staff, *, actor: Staff) -> N
     )
     session.add(ticket)
     if changed:
-        desk_events.record(
-            session=session,
-            kind=DeskEventKind.JOINED,
-            public=True,
-            conversation_id=ticket.conversation_id,
-            ticket_id=ticket.id,
-            actor=actor.name,
-            text=joined_text(holder.name),
-        )
+        _tell(session, ticket, DeskEventKind.JOINED, actor, joined_text(holder.name))
 
 
 def claim(engine: Engine, *, ticket_id: int, staff: Staff) -> Ticket:
@@ -106,15 +113,8 @@ def assign(engine: Engine, *, ticket_id: int, to: int | None, by: Staff) -> Tick
             raise Conflict(f"Ticket {ticket_id} is already resolved")
         if to is None:
             if ticket.status == TicketStatus.CLAIMED:
-                desk_events.record(
-                    session=session,
-                    kind=DeskEventKind.UNASSIGNED,
-                    public=True,
-                    conversation_id=ticket.conversation_id,
-                    ticket_id=ticket.id,
-                    actor=by.name,
-                    text=unassigned_text(ticket.claimed_by or by.name),
-                )
+                left = unassigned_text(ticket.claimed_by or by.name)
+                _tell(session, ticket, DeskEventKind.UNASSIGNED, by, left)
             ticket.status, ticket.claimed_by, ticket.assignee_id = TicketStatus.OPEN, None, None
             session.add(ticket)
             return ticket
@@ -149,14 +149,7 @@ def reply(engine: Engine, *, ticket_id: int, staff: Staff, text: str, max_chars:
             content=[{"type": "text", "text": text}],
             author=f"staff:{staff.name}",
         )
-        desk_events.record(
-            session=session,
-            kind=DeskEventKind.STAFF_REPLY,
-            public=True,
-            conversation_id=ticket.conversation_id,
-            ticket_id=ticket.id,
-            actor=staff.name,
-        )
+        _tell(session, ticket, DeskEventKind.STAFF_REPLY, staff)
         return message
 
 
@@ -176,15 +169,7 @@ def resolve(engine: Engine, *, ticket_id: int, staff: Staff) -> Ticket:
                 conversation_id=ticket.conversation_id,
                 state=ConversationState.BOT,
             )
-        desk_events.record(
-            session=session,
-            kind=DeskEventKind.RESOLVED,
-            public=True,
-            conversation_id=ticket.conversation_id,
-            ticket_id=ticket.id,
-            actor=staff.name,
-            text=resolved_text(staff.name),
-        )
+        _tell(session, ticket, DeskEventKind.RESOLVED, staff, resolved_text(staff.name))
         return ticket
 
 
@@ -202,13 +187,7 @@ def add_note(engine: Engine, *, ticket_id: int, staff: Staff, text: str) -> Tick
         note = TicketNote(ticket_id=ticket_id, author=staff.name, text=text)
         session.add(note)
         session.flush()
-        desk_events.record(
-            session=session,
-            kind=DeskEventKind.NOTE,
-            conversation_id=ticket.conversation_id,
-            ticket_id=ticket_id,
-            actor=staff.name,
-        )
+        _tell(session, ticket, DeskEventKind.NOTE, staff, public=False)
         return note
 
 

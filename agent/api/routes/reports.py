@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -12,10 +11,10 @@ from fastapi.responses import HTMLResponse
 
 from agent.api.deps import AdminDep, StateDep
 from agent.api.errors import STAFF, responses
+from agent.api.pages import page
 from agent.features.report import Period, Report, summary
 
 router = APIRouter(tags=["reports"])
-PAGE = Path(__file__).resolve().parents[2] / "web" / "report.html"
 
 
 @router.get("/v1/reports/summary", response_model=Report, responses=responses(*STAFF))
@@ -45,4 +44,4 @@ async def get_summary(
 
 @router.get("/staff/report", response_class=HTMLResponse, include_in_schema=False)
 def report_page(state: StateDep) -> str:
-    return PAGE.read_text().replace("__COMPANY__", state.settings.company_name)
+    return page("report.html", state.settings)
