@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -142,3 +144,23 @@ def test_the_debug_setting_lets_customer_data_in(
     logs.configure(Settings())
     assert str(logs.customer_data("my zip is 99999")) == logs.HIDDEN
     assert logs.scrub("mail ivan@example.com") == "mail [email]"
+
+
+def test_commands_log_json_lines_when_asked(tmp_path: Path) -> None:
+    """The CLI follows SUPPORTBOT_LOG_FORMAT too: upgrading an old database warns as JSON."""
+    import subprocess
+    import sys
+
+    from tests.test_migrations import _release_0_1_database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _release_0_1_database(url)
+    env = {**os.environ, "SUPPORTBOT_DATABASE_URL": url, "SUPPORTBOT_LOG_FORMAT": "json",
+           "SUPPORTBOT_DATA_DIR": str(tmp_path)}  # fmt: skip
+    exe = Path(sys.executable).parent / "supportbot"
+    done = subprocess.run([str(exe), "db", "upgrade"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert any(e["level"] == "WARNING" and "release 0.1" in e["message"] for e in lines), (
+        done.stderr
+    )

@@ -27,6 +27,10 @@ def load_settings() -> Settings:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_format == "json":  # as the server logs (imported only when asked for)
+        from agent.observability import logs
+
+        logs.configure(settings)
     return settings
 
 
