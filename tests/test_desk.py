@@ -408,3 +408,17 @@ def test_many_followers_share_one_reader(make_settings: SettingsFactory) -> None
     reads = app.state.supportbot.feed_hub.reads
     assert all([name for name, _ in events] == ["ready", "desk"] for _, events in followers)
     assert reads <= 1.5 / 0.1 + 5  # one reader: about one read per interval
+
+
+def test_a_refusal_before_verification_is_a_step_not_a_failure(
+    desk: Desk, fake: FakeAnthropic
+) -> None:
+    """The transcript staff read marks a tool that refused only because the customer was not
+    verified yet, so the desk shows it as a step rather than a failure."""
+    conversation = desk.client.post("/v1/conversations", json={}, headers=desk.backend).json()
+    fake.enqueue(tool_use("order_status", {"order_id": IVAN["orders"][0]}),
+                 text("First, what is the email on your account?"))  # fmt: skip
+    desk.client.post(f"/v1/conversations/{conversation['id']}/messages",
+                     json={"text": f"where is {IVAN['orders'][0]}?"}, headers=desk.backend)  # fmt: skip
+    (call,) = _transcript(desk, conversation["id"])["messages"][-1]["tool_calls"]
+    assert call["is_error"] is True and call["needs_verification"] is True

@@ -23,6 +23,16 @@ class ToolError(Exception):
     """A failure the model should see and act on (becomes a tool_result with is_error)."""
 
 
+# How a tool refuses before the customer is verified: the next step of the conversation, not
+# a failure (the chat and the desk show it as such).
+NOT_VERIFIED = "The customer is not verified yet."
+
+
+def waits_for_verification(result: str) -> bool:
+    """Whether a tool's error result is the refusal of an unverified customer."""
+    return result.startswith(NOT_VERIFIED)
+
+
 @dataclass(frozen=True)
 class Citation:
     number: int
@@ -56,8 +66,8 @@ class ToolContext:
     def require_customer(self) -> str:
         if self.customer_id is None:
             raise ToolError(
-                "The customer is not verified yet. Ask for the email address on their account "
-                "plus an order number or their zip code, then call verify_customer."
+                f"{NOT_VERIFIED} Ask for the email address on their account plus an order "
+                "number or their zip code, then call verify_customer."
             )
         return self.customer_id
 

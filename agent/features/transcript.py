@@ -11,12 +11,14 @@ from pydantic import BaseModel
 from agent.engine.consent import confirmation_prompt
 from agent.store.tables import ActionStatus, Message
 from tools import describe
+from tools.tool_context import waits_for_verification
 
 
 class ToolCallView(BaseModel):
     name: str
     label: str
     is_error: bool = False
+    needs_verification: bool = False  # refused only because the customer is not verified yet
 
 
 class CitationView(BaseModel):
@@ -55,6 +57,13 @@ class TranscriptEntry(BaseModel):
     action: ActionView | None = None  # the change this message proposed
 
 
+def _result_text(content: Any) -> str:
+    """A tool result's text (a string, or a list of content blocks)."""
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return content if isinstance(content, str) else ""
+
+
 def _text(content: list[dict[str, Any]]) -> str:
     return "\n\n".join(b["text"] for b in content if b.get("type") == "text" and b.get("text"))
 
@@ -71,7 +80,11 @@ def build_transcript(
         if row.role == "user":
             for block in row.content:
                 if block.get("type") == "tool_result" and block.get("tool_use_id") in pending:
-                    pending[block["tool_use_id"]].is_error = bool(block.get("is_error"))
+                    call = pending[block["tool_use_id"]]
+                    call.is_error = bool(block.get("is_error"))
+                    call.needs_verification = call.is_error and waits_for_verification(
+                        _result_text(block.get("content"))
+                    )
             text = _text(row.content)
             images = [
                 ImageView(

@@ -76,6 +76,7 @@ from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
 from agent.store.tables import Conversation, Customer, KeyScope, ProposedAction
 from tools import describe
+from tools.tool_context import waits_for_verification
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -255,7 +256,7 @@ def _sse(event: Event) -> dict[str, str]:
     elif isinstance(event, ToolFinished):
         # A tool that refused because the customer is not verified yet (ToolContext.
         # require_customer) did its job: the chat shows it as a step, not a failure.
-        waits = event.is_error and event.content.startswith("The customer is not verified yet")
+        waits = event.is_error and waits_for_verification(event.content)
         name = "tool_finish"
         data = {"id": event.id, "name": event.name, "is_error": event.is_error,
                 "needs_verification": waits}  # fmt: skip
