@@ -429,7 +429,9 @@ def main() -> None:
                 if args.repeat > 1:
                     key = "overhead_p50_ms" if scenario.concurrency == 1 else "turns_per_s"
                     low, high = min(x[key] for x in runs), max(x[key] for x in runs)
-                    name += f", median of {args.repeat} ({COLUMNS[key]} {low:.1f}-{high:.1f})"
+                    peaks = ", ".join(f"{x['peak_rss_mib']:.0f}" for x in runs)
+                    name += (f", median of {args.repeat} ({COLUMNS[key]} {low:.1f}-{high:.1f};"
+                             f" peak RSS MiB {peaks})")  # fmt: skip
                 if args.floor:
                     name = f"floor app: {name}"
                 cells = [str(workers), name, f"{r['turns']:.0f}"]
