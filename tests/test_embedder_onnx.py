@@ -144,12 +144,16 @@ SERVER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("encoder", "loaded"), [("onnx", []), ("torch", ["torch"])])
+@pytest.mark.parametrize(
+    ("encoder", "fresh_cache"), [("onnx", False), ("onnx", True), ("torch", False)]
+)
 def test_server_process_imports_no_torch_with_the_onnx_encoder(
-    tmp_path: Path, encoder: str, loaded: list[str]
+    tmp_path: Path, encoder: str, fresh_cache: bool
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
     env["SUPPORTBOT_ENCODER"] = encoder
+    if fresh_cache:  # the first start exports the model, in a child process
+        env["SUPPORTBOT_ENCODER_CACHE"] = str(tmp_path / "encoder")
     done = subprocess.run(
         [sys.executable, "-c", SERVER, str(tmp_path / "data"), str(ROOT / "demo" / "docs" / "manual-electric-kettle.md")],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False,
@@ -163,6 +167,8 @@ def test_server_process_imports_no_torch_with_the_onnx_encoder(
         assert result["loaded"] == []
     else:
         assert "torch" in result["loaded"]
+    if fresh_cache:
+        assert len(list((tmp_path / "encoder").glob("all-MiniLM-L6-v2-*.onnx"))) == 1
 
 
 def test_int8_encoder_stays_within_cosine_099(encoders: tuple[Embedder, Embedder]) -> None:
