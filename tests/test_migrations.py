@@ -149,3 +149,11 @@ def test_the_previous_release_upgrades_to_the_desk_keeping_its_tickets(any_db_ur
         assert tuple(row) == ("refund", "wants money back", "RESOLVED", "me", None)
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
     upgraded.dispose()
+
+
+def test_the_head_the_code_knows_is_the_newest_migration() -> None:
+    """migrate.HEAD lets a current database skip loading Alembic: it must name the newest
+    revision (add a migration, move HEAD)."""
+    from agent.store.migrate import HEAD
+
+    assert head() == HEAD

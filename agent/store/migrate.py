@@ -14,17 +14,22 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlmodel import SQLModel
 
 from agent.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 log = logging.getLogger(__name__)
+
+# The newest revision, known without loading Alembic (a quarter of a second): a database
+# already at it needs nothing, which is every start but the first after an upgrade.
+# tests/test_migrations.py checks it is the head of migrations/.
+HEAD = "0008_desk"
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001_release_0_1"  # release 0.1's schema, as its create_all made it
@@ -32,6 +37,8 @@ _ADVISORY_KEY = 72_201_110  # PostgreSQL advisory lock id for migrations
 
 
 def _config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -40,6 +47,9 @@ def _config(connection: Connection) -> Config:
 
 @cache
 def head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     found = ScriptDirectory.from_config(config).get_current_head()
@@ -48,13 +58,29 @@ def head() -> str:
 
 
 def current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database is already at HEAD (one read; no lock, no Alembic)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        return connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            (HEAD,)
+        ]
 
 
 def migrate(engine: Engine, writer: AbstractContextManager[object] | None = None) -> list[str]:
     """Bring the database to the newest schema; returns what was done (empty: it was current).
 
     `writer` is held while migrating (SQLite's writer lock among processes)."""
+    if _at_head(engine):
+        return []
+    from alembic import command
+
     done: list[str] = []
     with writer or nullcontext(), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
