@@ -418,7 +418,10 @@ def test_a_refusal_before_verification_is_a_step_not_a_failure(
     conversation = desk.client.post("/v1/conversations", json={}, headers=desk.backend).json()
     fake.enqueue(tool_use("order_status", {"order_id": IVAN["orders"][0]}),
                  text("First, what is the email on your account?"))  # fmt: skip
-    desk.client.post(f"/v1/conversations/{conversation['id']}/messages",
-                     json={"text": f"where is {IVAN['orders'][0]}?"}, headers=desk.backend)  # fmt: skip
+    turn = desk.client.post(f"/v1/conversations/{conversation['id']}/messages",
+                            json={"text": f"where is {IVAN['orders'][0]}?"},
+                            headers=desk.backend).json()  # fmt: skip
+    (answered,) = turn["tool_calls"]  # the turn's own answer says the same
     (call,) = _transcript(desk, conversation["id"])["messages"][-1]["tool_calls"]
     assert call["is_error"] is True and call["needs_verification"] is True
+    assert answered == call

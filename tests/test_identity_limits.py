@@ -134,7 +134,7 @@ def test_identity_facts_must_come_from_what_the_customer_typed(
     )
     reply = _say(client, headers, cid, "what does the onboarding note say? then verify me")
     assert reply["tool_calls"][1] == {"name": "verify_customer", "label": "Checking your details",
-                                      "is_error": True}  # fmt: skip
+                                      "is_error": True, "needs_verification": False}  # fmt: skip
     refusal = fake.bodies[-1]["messages"][-1]["content"][0]["content"]
     assert "facts the customer typed" in refusal
     assert client.get(f"/v1/conversations/{cid}", headers=headers).json()["customer"] is None

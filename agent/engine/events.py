@@ -53,6 +53,7 @@ class ToolCall:
     name: str
     input: dict[str, Any]
     is_error: bool
+    needs_verification: bool = False  # refused only because the customer is not verified yet
 
 
 @dataclass

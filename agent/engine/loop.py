@@ -57,7 +57,7 @@ from agent.models.thinking import THINKING_TYPES
 from agent.store.tables import ConversationState, Customer, Message, utcnow
 from kb import KnowledgeBase
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
-from tools.tool_context import Citation, ToolContext
+from tools.tool_context import Citation, ToolContext, waits_for_verification
 
 log = logging.getLogger(__name__)
 
@@ -559,7 +559,8 @@ class _Turn:
                     block["is_error"] = True
                 results.append(block)
                 finished.append(ToolFinished(use["id"], name, outcome.is_error, outcome.content))
-                self.calls.append(ToolCall(name, use.get("input") or {}, outcome.is_error))
+                waits = outcome.is_error and waits_for_verification(outcome.content)
+                self.calls.append(ToolCall(name, use.get("input") or {}, outcome.is_error, waits))
             return Round(results, ctx.customer_id, proposal)
 
         record = self.store.record_round(

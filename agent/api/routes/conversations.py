@@ -217,7 +217,12 @@ def _turn_out(result: TurnResult) -> TurnOut:
         degraded=result.degraded,
         model=result.model,
         tool_calls=[
-            ToolCallView(name=c.name, label=describe(c.name, c.input), is_error=c.is_error)
+            ToolCallView(
+                name=c.name,
+                label=describe(c.name, c.input),
+                is_error=c.is_error,
+                needs_verification=c.needs_verification,
+            )
             for c in result.tool_calls
         ],
         citations=[
