@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.chunker import chunk_document
-from ingest.loaders import load
+from bench.encoders import demo_chunks
 from kb import embedder as embedder_module
 from kb.embedder import Embedder, OnnxEncoder, TorchEncoder
 
@@ -29,16 +28,6 @@ pytestmark = pytest.mark.slow  # loads both encoders (and exports the ONNX one o
 @pytest.fixture(scope="module")
 def encoders() -> tuple[Embedder, Embedder]:
     return Embedder(backend="onnx"), Embedder(backend="torch")
-
-
-def demo_chunks(count: object) -> list[str]:
-    texts: list[str] = []
-    for path in sorted((ROOT / "demo" / "docs").rglob("*")):
-        if path.is_file():
-            documents, _ = load(path)
-            for doc in documents:
-                texts += [c.embed_text for c in chunk_document(doc, count=count)]  # type: ignore[arg-type]
-    return texts
 
 
 def test_onnx_encoder_is_loaded_without_torch(encoders: tuple[Embedder, Embedder]) -> None:

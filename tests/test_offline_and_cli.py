@@ -65,7 +65,12 @@ def test_cli_ask_offline_with_a_bound_customer(cli_env: dict) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["tool_calls"] == [
-        {"name": "order_status", "input": {"order_id": order}, "is_error": False}
+        {
+            "name": "order_status",
+            "input": {"order_id": order},
+            "is_error": False,
+            "needs_verification": False,
+        }
     ]
     assert "delivered" in payload["reply"] and payload["model"] == "offline"
     assert set(payload) >= {"conversation_id", "reply", "tool_calls", "degraded", "usage"}
