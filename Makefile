@@ -22,7 +22,7 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/supportbot orders import $(DEMO_STORE)
 	$(BIN)/supportbot ingest $(DEMO_DOCS)
-	@echo "Web chat: http://127.0.0.1:8000   staff desk: /staff (supportbot keys create --scope admin --name YOU)"
+	@echo "Web chat: http://127.0.0.1:8000   staff desk: /staff (first: .venv/bin/supportbot staff add YOU --name 'Your Name')"
 	$(BIN)/supportbot serve --host 127.0.0.1 --port 8000
 
 chat: install
