@@ -247,6 +247,17 @@ def authenticate(
 AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 
 
+def still_valid(state: AppState, authorization: str | None) -> bool:
+    """Whether this key or sign-in still works (not revoked, disabled or expired): asked by
+    long-lived streams, which are authenticated once."""
+    try:
+        with Session(state.runtime.engine) as session:
+            _identify(session, authorization)
+    except Unauthorized:
+        return False
+    return True
+
+
 def get_principal(
     request: Request, state: StateDep, authorization: AuthorizationHeader = None
 ) -> Principal:

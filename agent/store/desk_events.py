@@ -64,6 +64,14 @@ def since(
     return list(session.exec(query.order_by(col(DeskEvent.id)).limit(limit)).all())
 
 
+def by_ids(*, session: Session, ids: list[int]) -> list[DeskEvent]:
+    """The events with these ids that exist (and are visible to this session), by id."""
+    if not ids:
+        return []
+    query = select(DeskEvent).where(col(DeskEvent.id).in_(ids)).order_by(col(DeskEvent.id))
+    return list(session.exec(query).all())
+
+
 def last_id(*, session: Session) -> int:
     """The newest event's id (0 when there is none): where a new follower starts."""
     row = session.exec(select(DeskEvent.id).order_by(col(DeskEvent.id).desc()).limit(1)).first()

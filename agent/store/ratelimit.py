@@ -33,3 +33,21 @@ def count(session: Session, limits: dict[str, int], window_seconds: int = 60) ->
         if n > limits[key]:
             over[key] = retry
     return over
+
+
+_READ = text('SELECT count FROM rate_counter WHERE key = :key AND "window" = :window')
+
+
+def reached(session: Session, limits: dict[str, int], window_seconds: int = 60) -> dict[str, int]:
+    """The keys of `limits` whose count in this window has reached its limit, each with the
+    seconds until the window ends; counts nothing (a read: for limits on failures, counted
+    with `count` only when one happens)."""
+    now = time.time()
+    window = int(now // window_seconds * window_seconds)
+    retry = max(1, int(window + window_seconds - now + 0.999))
+    found: dict[str, int] = {}
+    for key, limit in limits.items():
+        n = session.execute(_READ, {"key": key, "window": window}).scalar_one_or_none() or 0
+        if n >= limit:
+            found[key] = retry
+    return found

@@ -132,27 +132,26 @@ def update_account(
     return account
 
 
-def sign_in(
-    *, session: Session, username: str, password: str, hours: float
-) -> tuple[StaffAccount, str, datetime] | None:
-    """(the account, a new session token, when it expires), or None for a wrong username or
-    password or a disabled account (the caller does not learn which)."""
+def check_password(*, session: Session, username: str, password: str) -> StaffAccount | None:
+    """The account, or None for a wrong username or password or a disabled account (the
+    caller does not learn which; each takes one scrypt). A read: no write lock is held while
+    the hash is computed."""
     account = session.exec(
         select(StaffAccount).where(StaffAccount.username == username.strip().lower()[:64])
     ).first()
     if account is None or account.disabled:
         password_matches(_DUMMY, password)
         return None
-    if not password_matches(account.password_hash, password):
-        return None
+    return account if password_matches(account.password_hash, password) else None
+
+
+def open_session(*, session: Session, staff_id: int, hours: float) -> tuple[str, datetime]:
+    """A new sign-in for the account: (its token, shown once; when it expires)."""
     token = f"{STAFF_TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
     expires = utcnow() + timedelta(hours=hours)
-    assert account.id is not None
-    session.add(
-        StaffSession(token_hash=hash_secret(token), staff_id=account.id, expires_at=expires)
-    )
+    session.add(StaffSession(token_hash=hash_secret(token), staff_id=staff_id, expires_at=expires))
     session.flush()
-    return account, token, expires
+    return token, expires
 
 
 def sign_out(*, session: Session, token: str) -> None:

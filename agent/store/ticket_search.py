@@ -73,8 +73,9 @@ def search_tickets(session: Session, query: TicketQuery) -> tuple[list[Ticket], 
     where: list[ColumnElement[bool]] = []
     if query.status is not None:
         where.append(col(Ticket.status) == query.status)
-    if query.unassigned:
+    if query.unassigned:  # nobody has it: neither a staff account nor an admin key
         where.append(col(Ticket.assignee_id).is_(None))
+        where.append(col(Ticket.claimed_by).is_(None))
     elif query.assignee_id is not None:
         where.append(col(Ticket.assignee_id) == query.assignee_id)
     if query.customer and query.customer.strip():

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
-from agent.api.deps import ConversationDep, StateDep
+from agent.api.deps import AuthorizationHeader, ConversationDep, StateDep, still_valid
 from agent.api.errors import AUTHENTICATED, responses
 from agent.api.event_feed import After, LastEventId, start_at, stream
 from agent.api.schemas import NoticeOut
@@ -48,6 +48,7 @@ def follow_conversation(
     state: StateDep,
     after: After = None,
     last_event_id: LastEventId = None,
+    authorization: AuthorizationHeader = None,
 ) -> EventSourceResponse:
     """While a person has the conversation: `notice` events (a person joined, stepped away,
     or resolved it, with the text to show) and `staff_reply` events (fetch the conversation
@@ -65,4 +66,5 @@ def follow_conversation(
         conversation_id=conversation.id,
         public_only=True,
         last=lambda event: event.kind == DeskEventKind.RESOLVED,
+        allowed=lambda: still_valid(state, authorization),
     )

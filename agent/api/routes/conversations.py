@@ -417,6 +417,8 @@ def _decider(principal: Principal) -> str:
     """Who confirmed or declined, as the desk shows it."""
     if principal.scope == KeyScope.WIDGET:
         return "customer"
+    if principal.is_staff_account:  # as the desk names staff elsewhere ("staff:Anna Berg")
+        return f"staff:{principal.staff}"
     return f"{principal.scope.value}:{principal.name}"
 
 

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
-from agent.api.deps import DB_INT_MAX, AdminDep, SessionDep, StateDep, TicketId
+from agent.api.deps import (
+    DB_INT_MAX,
+    AdminDep,
+    AuthorizationHeader,
+    SessionDep,
+    StateDep,
+    TicketId,
+    still_valid,
+)
 from agent.api.errors import STAFF, responses
 from agent.api.event_feed import After, LastEventId, start_at, stream
 from agent.api.routes.conversation_events import SSE
@@ -250,7 +258,11 @@ def _reload(state: StateDep, ticket_id: int | None) -> TicketOut:
     responses={**responses(*STAFF), **SSE},
 )
 def follow_desk(
-    _: AdminDep, state: StateDep, after: After = None, last_event_id: LastEventId = None
+    _: AdminDep,
+    state: StateDep,
+    after: After = None,
+    last_event_id: LastEventId = None,
+    authorization: AuthorizationHeader = None,
 ) -> EventSourceResponse:
     """The desk's live feed: `desk` events for tickets opened, customers writing while a
     person has them, people joining, replying, stepping away and resolving, and notes."""
@@ -267,4 +279,9 @@ def follow_desk(
         )
         return "desk", json.dumps(out.model_dump(mode="json"), ensure_ascii=False)
 
-    return stream(state, after=start_at(state, last_event_id, after), render=render)
+    return stream(
+        state,
+        after=start_at(state, last_event_id, after),
+        render=render,
+        allowed=lambda: still_valid(state, authorization),  # a sign-out ends it
+    )
