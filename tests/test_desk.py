@@ -439,3 +439,33 @@ def test_a_refusal_before_verification_is_a_step_not_a_failure(
     (call,) = _transcript(desk, conversation["id"])["messages"][-1]["tool_calls"]
     assert call["is_error"] is True and call["needs_verification"] is True
     assert answered == call
+
+
+def test_a_stream_that_starts_after_a_late_event_still_gets_it(db_url: str) -> None:
+    """A browser that reconnects with a Last-Event-ID above an event that only just became
+    visible (it committed after a higher-numbered one) is handed that event on connect."""
+    import asyncio
+
+    from agent.api.event_feed import FeedHub
+    from agent.store.db import make_engine
+    from agent.store.tables import DeskEvent
+
+    engine = make_engine(db_url)
+
+    def add(*ids: int) -> None:
+        with transaction(engine) as session:
+            session.add_all(DeskEvent(id=i, kind="note", conversation_id=None) for i in ids)
+
+    async def scenario() -> list[int | None]:
+        feed = FeedHub(engine, poll_seconds=60)
+        first, _ = await feed.follow()  # a desk that follows all along
+        add(2)  # 1 is still in an open transaction
+        feed._read()
+        add(1)
+        assert [d.event.id for d in feed._read()] == [1]  # late
+        _, late = await feed.follow()  # a browser reconnecting with Last-Event-ID 2
+        feed.leave(first)
+        return [e.id for e in late]
+
+    assert asyncio.run(scenario()) == [1]
+    engine.dispose()
