@@ -100,7 +100,7 @@ class Principal:
 # calls included.)
 
 
-def _bearer(authorization: str | None) -> str:
+def bearer_secret(authorization: str | None) -> str:
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
@@ -128,7 +128,7 @@ def _token_matches(expected: str | None, token: str | None) -> bool:
 
 
 def _identify(session: Session, authorization: str | None, client: str = "") -> Principal:
-    secret = _bearer(authorization)
+    secret = bearer_secret(authorization)
     if secret.startswith(STAFF_TOKEN_PREFIX):
         member = find_session(session=session, token=secret)
         if member is None:

@@ -45,7 +45,7 @@ LastEventId = Annotated[
 ]
 After = Annotated[
     int | None,
-    Query(ge=0, le=2**31 - 1, description="Send the events after this id (default: from now)"),
+    Query(ge=0, le=DB_INT_MAX, description="Send the events after this id (default: from now)"),
 ]
 
 
@@ -81,17 +81,21 @@ class FeedHub:
         """A new follower: everything committed after this returns is handed to it. With it,
         the events that became visible late in the last GAP_SECONDS (a browser reconnecting
         after a higher id may not have had them)."""
-        if self._task is None or self._task.done():  # nobody followed: start from now
+        if self._idle:  # nobody followed: start from now
             position = await anyio.to_thread.run_sync(self._newest)
-            if self._task is None or self._task.done():
+            if self._idle:
                 self._position, self._gaps = position, {}
         follower = _Follower()
         self._followers.add(follower)
-        if self._task is None or self._task.done():
+        if self._idle:
             self.loop = asyncio.get_running_loop()
             self._task = self.loop.create_task(self._run())
         now = time.monotonic()
         return follower, [e for e, at in self._late.values() if now - at < GAP_SECONDS]
+
+    @property
+    def _idle(self) -> bool:
+        return self._task is None or self._task.done()
 
     def _newest(self) -> int:
         with Session(self._engine) as session:

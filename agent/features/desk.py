@@ -61,17 +61,11 @@ def _ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
 
 
 def _tell(
-    session: Session,
-    ticket: Ticket,
-    kind: DeskEventKind,
-    actor: Staff,
-    text: str = "",
-    *,
-    public: bool = True,
+    session: Session, ticket: Ticket, kind: DeskEventKind, actor: Staff, text: str = ""
 ) -> None:
-    """Put what happened to the ticket on the desk's feed (and, when `public`, before the
-    customer), in the transaction that made it happen."""
-    desk_events.record(session=session, kind=kind, public=public, actor=actor.name, text=text,
+    """Put what happened to the ticket on the desk's feed (and, for the kinds the customer is
+    shown, before them), in the transaction that made it happen."""
+    desk_events.record(session=session, kind=kind, actor=actor.name, text=text,
                        conversation_id=ticket.conversation_id, ticket_id=ticket.id)  # fmt: skip
 
 
@@ -187,7 +181,7 @@ def add_note(engine: Engine, *, ticket_id: int, staff: Staff, text: str) -> Tick
         note = TicketNote(ticket_id=ticket_id, author=staff.name, text=text)
         session.add(note)
         session.flush()
-        _tell(session, ticket, DeskEventKind.NOTE, staff, public=False)
+        _tell(session, ticket, DeskEventKind.NOTE, staff)
         return note
 
 

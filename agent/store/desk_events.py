@@ -24,13 +24,17 @@ class DeskEventKind(StrEnum):
     NOTE = "note"  # an internal note: staff only, never the customer
 
 
+# What the customer is shown too (the rest is for the desk only).
+PUBLIC = frozenset({DeskEventKind.JOINED, DeskEventKind.UNASSIGNED, DeskEventKind.STAFF_REPLY,
+                    DeskEventKind.RESOLVED})  # fmt: skip
+
+
 def record(
     *,
     session: Session,
     kind: DeskEventKind,
     conversation_id: str | None,
     ticket_id: int | None = None,
-    public: bool = False,
     actor: str = "",
     text: str = "",
 ) -> DeskEvent:
@@ -38,7 +42,7 @@ def record(
         kind=kind.value,
         conversation_id=conversation_id,
         ticket_id=ticket_id,
-        public=public,
+        public=kind in PUBLIC,
         actor=actor[:100],
         text=text[:500],
     )

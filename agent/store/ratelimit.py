@@ -17,13 +17,18 @@ _UPSERT = text(
 _FORGET = text('DELETE FROM rate_counter WHERE key = :key AND "window" < :window')
 
 
+def _window(window_seconds: int) -> tuple[int, int]:
+    """The current window's start, and the seconds until it ends."""
+    now = time.time()
+    window = int(now // window_seconds * window_seconds)
+    return window, max(1, int(window + window_seconds - now + 0.999))
+
+
 def count(session: Session, limits: dict[str, int], window_seconds: int = 60) -> dict[str, int]:
     """Count one request against each key of `limits` (key -> requests allowed per window),
     in the caller's transaction. Returns the keys over their limit, each with the seconds
     until its window ends (empty when the request is allowed)."""
-    now = time.time()
-    window = int(now // window_seconds * window_seconds)
-    retry = max(1, int(window + window_seconds - now + 0.999))
+    window, retry = _window(window_seconds)
     over: dict[str, int] = {}
     for key in sorted(limits):  # one order everywhere: no lock-order deadlocks between workers
         params = {"key": key, "window": window}
@@ -42,9 +47,7 @@ def reached(session: Session, limits: dict[str, int], window_seconds: int = 60) 
     """The keys of `limits` whose count in this window has reached its limit, each with the
     seconds until the window ends; counts nothing (a read: for limits on failures, counted
     with `count` only when one happens)."""
-    now = time.time()
-    window = int(now // window_seconds * window_seconds)
-    retry = max(1, int(window + window_seconds - now + 0.999))
+    window, retry = _window(window_seconds)
     found: dict[str, int] = {}
     for key, limit in limits.items():
         n = session.execute(_READ, {"key": key, "window": window}).scalar_one_or_none() or 0

@@ -10,11 +10,13 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlmodel import Session
 
 from agent.api.deps import (
+    DB_INT_MAX,
     AdminDep,
     AuthorizationHeader,
     CustomerId,
     SessionDep,
     StateDep,
+    bearer_secret,
     client_address,
 )
 from agent.api.errors import STAFF, responses
@@ -74,9 +76,8 @@ async def sign_in(body: SignIn, request: Request, state: StateDep) -> SignedIn:
 @router.delete("/v1/staff/sessions/current", status_code=204, responses=responses(*STAFF))
 def sign_out(_: AdminDep, state: StateDep, authorization: AuthorizationHeader = None) -> Response:
     """Sign out: the token stops working at once (an API key is left as it is)."""
-    token = (authorization or "").partition(" ")[2].strip()
     with transaction(state.runtime.engine) as session:
-        staff.sign_out(session=session, token=token)
+        staff.sign_out(session=session, token=bearer_secret(authorization))
     return Response(status_code=204)
 
 
@@ -129,7 +130,7 @@ def add_saved_reply(body: SavedReplyCreate, principal: AdminDep, state: StateDep
         return _reply_out(reply)
 
 
-ReplyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+ReplyId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 
 
 @router.delete("/v1/saved-replies/{reply_id}", status_code=204, responses=responses(*STAFF, 404))

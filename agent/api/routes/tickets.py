@@ -24,6 +24,7 @@ from agent.api.errors import STAFF, responses
 from agent.api.event_feed import After, LastEventId, start_at, stream
 from agent.api.routes.conversation_events import SSE
 from agent.api.schemas import (
+    NO_NUL,
     AssignCreate,
     CustomerOut,
     DeskEventOut,
@@ -65,9 +66,6 @@ def _out(session: Session, ticket: Ticket) -> TicketOut:
     )
 
 
-Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
-
-
 TOTAL = {
     "headers": {
         "X-Total-Count": {
@@ -96,19 +94,19 @@ def get_tickets(
         str | None,
         Query(
             max_length=320,
-            pattern=r"^[^\x00]*$",
+            pattern=NO_NUL,
             description="A customer id, email, or part of a name",
         ),
     ] = None,
     order_id: Annotated[
         str | None,
-        Query(max_length=40, pattern=r"^[^\x00]*$", description="An order id, with or without '#'"),
+        Query(max_length=40, pattern=NO_NUL, description="An order id, with or without '#'"),
     ] = None,
     q: Annotated[
         str | None,
         Query(
             max_length=200,
-            pattern=r"^[^\x00]*$",
+            pattern=NO_NUL,
             description="Text in the reason, summary or conversation",
         ),
     ] = None,
