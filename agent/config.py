@@ -328,9 +328,14 @@ def deprecated_model_notice(model: str) -> str | None:
 
 def model_lifecycle(model: str, today: date | None = None) -> dict[str, Any]:
     """{"deprecated": end-of-life text or None, "retired": bool, "retires": ISO date or None}
-    for `model`, from the SDK's deprecation list and the capability table."""
+    for `model`, from the SDK's deprecation list and the capability table (whichever knows:
+    SDKs drop a model from the list once it has retired)."""
     notice = deprecated_model_notice(model)
     retires = retirement(model, notice)
+    # An SDK released after a retirement drops the model from its list; the table still
+    # knows the date, so a retired or retiring model is never reported as current.
+    if notice is None and retires is not None:
+        notice = f"{retires:%B} {retires.day}, {retires.year}"
     today = today or datetime.now(UTC).date()
     return {
         "deprecated": notice,
