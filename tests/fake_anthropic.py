@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -121,7 +122,8 @@ _RULES: dict[str, dict[str, Any]] = {
     "claude-haiku-4-5": {"thinking": {"disabled", "enabled"}, "forced_tools": True,
                          "min_cache": 4096, "legacy": True, "reads": set()},
     "claude-sonnet-4-5": {"thinking": {"disabled", "enabled"}, "forced_tools": True,
-                          "min_cache": 1024, "legacy": True, "reads": set()},
+                          "min_cache": 1024, "legacy": True, "reads": set(),
+                          "retired": date(2026, 11, 30)},
 }  # fmt: skip
 _LEGACY = {"thinking": {"disabled", "enabled"}, "forced_tools": True, "min_cache": 1024,
            "legacy": True, "reads": set()}  # fmt: skip
@@ -137,6 +139,15 @@ def family_of(model: str) -> str:
 
 def rules_for(model: str) -> dict[str, Any]:
     return _RULES.get(family_of(model), _LEGACY)
+
+
+def retired(model: str, today: date | None = None) -> str | None:
+    """The API's answer to a request for a model past its retirement date (model deprecations
+    page: requests to a retired model fail), or None while it serves."""
+    on = rules_for(model).get("retired")
+    if on is None or on > (today or datetime.now(UTC).date()):
+        return None
+    return f"model: {model}"
 
 
 def _thinking_on(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -664,6 +675,9 @@ class FakeAnthropic:
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if path in ("/v1/messages", "/v1/messages/count_tokens"):
+                    if (gone := retired(str(body.get("model", "")))) is not None:
+                        self._send_json(404, _error_body("not_found_error", gone))
+                        return
                     problem = fake.check(body, headers)
                     if problem is not None:
                         self._send_json(400, _error_body("invalid_request_error", problem))

@@ -413,6 +413,15 @@ def test_the_desk_updates_live_without_reloading(context, site: Site, fake: Fake
     expect(_ticket(page, second).locator(".pill")).to_have_text("claimed · Bob Marsh")
     _shot(page, "25-desk-live")
 
+    # The customer of the open ticket ends the conversation: the desk says so, and stops
+    # offering a reply that would not reach them.
+    ended = site.api("POST", f"/v1/conversations/{conversation}/end", site.backend)
+    assert ended.is_success, ended.text
+    expect(_ticket(page, first).locator(".pill.left")).to_have_text("customer left")
+    expect(page.locator("#reply-closed")).to_contain_text("The customer ended the conversation")
+    expect(page.locator("#reply-form")).to_be_hidden()
+    expect(page.locator("#resolve")).to_be_enabled()  # the follow-up is theirs to finish
+
     assert page.evaluate("window.__marker") == 1  # no reload
     assert len(lists) < 10  # the list is fetched when something changed, not polled
     page.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
 from typing import Any
@@ -224,3 +225,16 @@ def test_readiness_warns_about_a_retired_model(make_settings: SettingsFactory) -
     model = ready.json()["checks"]["model"]
     assert ready.status_code == 200  # the offline model still answers
     assert model["retired"] is True and "retired on 2026-11-30" in model["warning"]
+
+
+def test_a_retired_model_is_answered_by_the_offline_model(
+    make_settings: SettingsFactory, fake: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A shop that has not changed SUPPORTBOT_MODEL since Sonnet 4.5's retirement: the API
+    # answers its requests 404, and customers still get answers, labelled offline.
+    runtime = _runtime(make_settings, model="claude-sonnet-4-5-20250929")
+    with caplog.at_level(logging.WARNING):
+        result = runtime.agent.ask(_conversation(runtime), "Where is my order?")
+    assert result.degraded and "Offline mode" in result.reply
+    assert [r.path for r in fake.requests] == ["/v1/messages"]  # a 404 is not retried
+    assert "404" in caplog.text

@@ -469,3 +469,40 @@ def test_a_stream_that_starts_after_a_late_event_still_gets_it(db_url: str) -> N
 
     assert asyncio.run(scenario()) == [1]
     engine.dispose()
+
+
+def test_the_desk_is_told_when_the_customer_leaves_a_hand_off(
+    desk: Desk, fake: FakeAnthropic
+) -> None:
+    conversation, ticket = desk.hand_off(fake, IVAN["email"], "refund me by hand", "refund")
+    anna = desk.sign_in("anna")
+    desk.client.post(f"/v1/tickets/{ticket}/claim", headers=anna)
+    with transaction(desk.runtime.engine) as session:
+        before = desk_events.last_id(session=session)
+
+    ended = desk.client.post(f"/v1/conversations/{conversation}/end", headers=desk.backend)
+    assert ended.status_code == 200, ended.text
+
+    with transaction(desk.runtime.engine) as session:
+        told = desk_events.since(session=session, after=before)
+        told_customer = desk_events.since(session=session, after=before, public_only=True,
+                                          conversation_id=conversation)  # fmt: skip
+    assert [(e.kind, e.ticket_id, e.text) for e in told] == [
+        ("customer_left", ticket, "The customer ended the conversation.")
+    ]
+    assert told_customer == []  # the customer knows: they ended it
+    shown = desk.client.get(f"/v1/tickets/{ticket}", headers=anna).json()
+    assert shown["status"] == "claimed" and shown["customer_ended_at"] is not None
+    listed = desk.client.get("/v1/tickets?assignee=me", headers=anna).json()
+    assert listed[0]["customer_ended_at"] == shown["customer_ended_at"]
+    # Every time the desk shows carries its zone, on SQLite as on PostgreSQL.
+    for moment in (shown["created_at"], shown["customer_ended_at"]):
+        assert moment.endswith(("Z", "+00:00")), moment
+
+    reply = desk.client.post(f"/v1/tickets/{ticket}/reply", json={"text": "Still there?"},
+                             headers=anna)  # fmt: skip
+    assert reply.status_code == 409
+    assert "customer ended this conversation" in reply.json()["error"]["message"]
+    resolved = desk.client.post(f"/v1/tickets/{ticket}/resolve", headers=anna).json()
+    assert resolved["status"] == "resolved"
+    assert _transcript(desk, conversation)["state"] == "closed"  # resolving does not reopen it

@@ -21,7 +21,6 @@ from agent.api.app import create_app
 from agent.cli import app as cli
 from agent.features.usage import totals
 from agent.store.db import transaction
-from agent.store.proposals import aware
 from agent.store.tables import (
     Conversation,
     ConversationEnd,
@@ -30,6 +29,7 @@ from agent.store.tables import (
     Message,
     ProposedAction,
     Ticket,
+    aware,
     utcnow,
 )
 from tests.conftest import IVAN, SettingsFactory

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.features.transcript import CitationView, ToolCallView, TranscriptEntry
 from agent.features.usage import UsageTotals
-from agent.store.tables import ActionStatus, ConversationState, TicketStatus
+from agent.store.tables import ActionStatus, ConversationState, TicketStatus, UtcTime
 
 # Strings that reach the database hold no NUL: PostgreSQL text cannot, and no id of ours has one.
 NO_NUL = r"^[^\x00]*$"
@@ -84,7 +83,7 @@ class PendingActionOut(BaseModel):
     id: str
     tool: str
     summary: str = Field(description="What would change: amounts, items, the refund method")
-    expires_at: datetime
+    expires_at: UtcTime
 
 
 class SettledActionOut(BaseModel):
@@ -100,9 +99,9 @@ class ActionOut(SettledActionOut):
     """A proposed or executed order change, as the customer and staff see it."""
 
     conversation_id: str | None
-    created_at: datetime
-    expires_at: datetime
-    decided_at: datetime | None = None
+    created_at: UtcTime
+    expires_at: UtcTime
+    decided_at: UtcTime | None = None
     proposed_by: str
     decided_by: str | None = None
 
@@ -156,7 +155,7 @@ class TranscriptOut(BaseModel):
     id: str
     state: ConversationState
     customer: CustomerOut | None
-    created_at: datetime
+    created_at: UtcTime
     messages: list[TranscriptEntry]
     usage: UsageTotals = Field(description="This conversation's model calls, tokens and cost")
     notices: list[NoticeOut] = Field(
@@ -174,12 +173,16 @@ class TicketOut(BaseModel):
     summary: str
     status: TicketStatus
     claimed_by: str | None
-    created_at: datetime
-    resolved_at: datetime | None
+    created_at: UtcTime
+    resolved_at: UtcTime | None
     customer: CustomerOut | None = None
     customer_id: str | None = Field(default=None, description="For order changes from the desk")
     assignee_id: int | None = Field(
         default=None, description="The staff account working it (claimed_by is its name)"
+    )
+    customer_ended_at: UtcTime | None = Field(
+        default=None,
+        description="When the customer ended the conversation (replies no longer reach them)",
     )
 
 
@@ -202,7 +205,7 @@ class NoteOut(BaseModel):
     ticket_id: int
     author: str
     text: str
-    created_at: datetime
+    created_at: UtcTime
 
 
 class SavedReplyCreate(BaseModel):
@@ -215,7 +218,7 @@ class SavedReplyOut(BaseModel):
     title: str
     text: str
     created_by: str
-    created_at: datetime
+    created_at: UtcTime
 
 
 class SignIn(BaseModel):
@@ -231,7 +234,7 @@ class StaffOut(BaseModel):
 
 class SignedIn(BaseModel):
     token: str = Field(description="Send it as 'Authorization: Bearer <token>' until it expires")
-    expires_at: datetime
+    expires_at: UtcTime
     staff: StaffOut
 
 
@@ -241,7 +244,7 @@ class NoticeOut(BaseModel):
     id: int
     kind: str = Field(description="joined, unassigned, staff_reply or resolved")
     text: str
-    created_at: datetime
+    created_at: UtcTime
 
 
 class DeskEventOut(BaseModel):
@@ -254,7 +257,7 @@ class DeskEventOut(BaseModel):
     conversation_id: str | None
     actor: str
     text: str
-    created_at: datetime
+    created_at: UtcTime
 
 
 class DocumentOut(BaseModel):

@@ -3,7 +3,6 @@ orders with the changes made to them, and their earlier conversations and ticket
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,6 +20,7 @@ from agent.store.tables import (
     ProposedAction,
     Ticket,
     TicketStatus,
+    UtcTime,
 )
 
 ORDERS_SHOWN, CONVERSATIONS_SHOWN = 20, 20
@@ -33,8 +33,8 @@ class PanelAction(BaseModel):
     status: ActionStatus
     proposed_by: str
     decided_by: str | None
-    created_at: datetime
-    decided_at: datetime | None
+    created_at: UtcTime
+    decided_at: UtcTime | None
 
 
 class PanelOrder(BaseModel):
@@ -50,16 +50,16 @@ class PanelTicket(BaseModel):
     status: TicketStatus
     reason: str
     claimed_by: str | None
-    created_at: datetime
-    resolved_at: datetime | None
+    created_at: UtcTime
+    resolved_at: UtcTime | None
 
 
 class PanelConversation(BaseModel):
     id: str
     state: ConversationState
     channel: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTime
+    updated_at: UtcTime
     messages: int
     tickets: list[PanelTicket] = []
 

@@ -132,6 +132,11 @@ def reply(engine: Engine, *, ticket_id: int, staff: Staff, text: str, max_chars:
         if ticket.status == TicketStatus.RESOLVED:
             raise Conflict(f"Ticket {ticket_id} is already resolved")
         conversation = lock_conversation(session=session, conversation_id=ticket.conversation_id)
+        if conversation.state == ConversationState.CLOSED:
+            raise Conflict(
+                "The customer ended this conversation, so a reply would not reach them; "
+                "resolve the ticket once its follow-up is done."
+            )
         if conversation.state != ConversationState.HUMAN:
             raise Conflict("The bot has this conversation; it is not waiting for a human")
         if ticket.status == TicketStatus.OPEN:  # replying takes an unclaimed ticket

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from agent.store.proposals import aware
+from agent.store.tables import aware
 
 
 class Outcome(StrEnum):

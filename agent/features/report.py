@@ -32,7 +32,6 @@ from agent.features.outcomes import (
     facts_of,
 )
 from agent.features.usage import as_utc, totals
-from agent.store.proposals import aware
 from agent.store.tables import (
     ActionStatus,
     Conversation,
@@ -43,6 +42,7 @@ from agent.store.tables import (
     Message,
     ProposedAction,
     Ticket,
+    aware,
     utcnow,
 )
 

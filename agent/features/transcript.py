@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from agent.engine.consent import confirmation_prompt
-from agent.store.tables import ActionStatus, Message
+from agent.store.tables import ActionStatus, Message, UtcTime
 from tools import describe
 from tools.tool_context import waits_for_verification
 
@@ -41,14 +40,14 @@ class ActionView(BaseModel):
     tool: str
     summary: str
     status: ActionStatus
-    expires_at: datetime
+    expires_at: UtcTime
 
 
 class TranscriptEntry(BaseModel):
     id: int
     role: Literal["customer", "assistant", "staff"]
     text: str
-    created_at: datetime
+    created_at: UtcTime
     tool_calls: list[ToolCallView] = []
     citations: list[CitationView] = []
     images: list[ImageView] = []

@@ -22,6 +22,7 @@ class DeskEventKind(StrEnum):
     STAFF_REPLY = "staff_reply"  # a person replied — public
     RESOLVED = "resolved"  # the person resolved it; the assistant is back — public
     NOTE = "note"  # an internal note: staff only, never the customer
+    CUSTOMER_LEFT = "customer_left"  # the customer ended the conversation while a ticket was open
 
 
 # What the customer is shown too (the rest is for the desk only).

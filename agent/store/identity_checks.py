@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from agent.store.proposals import aware
-from agent.store.tables import IdentityCheck, utcnow
+from agent.store.tables import IdentityCheck, aware, utcnow
 
 
 def target_of(customer_id: str | None, email: str) -> str:

@@ -4,21 +4,23 @@ settled, and the actions staff run from the desk (keyword-only, session first)."
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from agent.store.tables import ActionStatus, Conversation, Message, ProposedAction, utcnow
+from agent.store.tables import (
+    ActionStatus,
+    Conversation,
+    Message,
+    ProposedAction,
+    aware,
+    utcnow,
+)
 
 
 def new_action_id() -> str:
     return f"act_{secrets.token_hex(10)}"
-
-
-def aware(moment: datetime) -> datetime:
-    """A stored time as UTC (SQLite hands back naive datetimes)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def propose(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -14,6 +15,16 @@ from agent.store.scopes import KeyScope
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def aware(moment: datetime) -> datetime:
+    """A stored time as UTC (SQLite hands back naive datetimes)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# A time in a response model: always sent with its zone ("...Z"), whichever database it came
+# from, so an API consumer never has to guess.
+UtcTime = Annotated[datetime, AfterValidator(aware)]
 
 
 class ConversationState(StrEnum):

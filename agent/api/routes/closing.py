@@ -4,7 +4,6 @@ backend key acting for them (agent/features/closing.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TypeVar
 
 import anyio
@@ -28,8 +27,13 @@ from agent.api.schemas import NO_NUL
 from agent.errors import Forbidden, NotFound, SupportbotError
 from agent.features.closing import MAX_COMMENT_CHARS, Score, end_conversation, rate
 from agent.store.db import transaction
-from agent.store.proposals import aware
-from agent.store.tables import Conversation, ConversationRating, ConversationState, KeyScope
+from agent.store.tables import (
+    Conversation,
+    ConversationRating,
+    ConversationState,
+    KeyScope,
+    UtcTime,
+)
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 T = TypeVar("T")
@@ -38,7 +42,7 @@ T = TypeVar("T")
 class EndOut(BaseModel):
     conversation_id: str
     state: ConversationState
-    ended_at: datetime
+    ended_at: UtcTime
     ended_by: str  # "customer" (a widget) or "backend:<key name>"
 
 
@@ -54,7 +58,7 @@ class RatingOut(BaseModel):
     conversation_id: str
     score: Score
     comment: str | None
-    rated_at: datetime
+    rated_at: UtcTime
     rated_by: str
     replaced: bool = Field(default=False, description="An earlier rating was replaced")
 
@@ -109,7 +113,7 @@ async def end(
     def work(session: Session, conversation: Conversation, who: str) -> EndOut:
         ended = end_conversation(session=session, conversation=conversation, by=who)
         return EndOut(conversation_id=ended.conversation_id, state=ConversationState.CLOSED,
-                      ended_at=aware(ended.ended_at), ended_by=ended.ended_by)  # fmt: skip
+                      ended_at=ended.ended_at, ended_by=ended.ended_by)  # fmt: skip
 
     return await _as_customer(state, principal, conversation_id, x_conversation_token, work)
 
@@ -149,5 +153,5 @@ def get_rating(conversation: ConversationDep, session: SessionDep) -> RatingOut:
 def _rating_out(rating: ConversationRating, replaced: bool) -> RatingOut:
     score: Score = "up" if rating.score == "up" else "down"
     return RatingOut(conversation_id=rating.conversation_id, score=score, comment=rating.comment,
-                     rated_at=aware(rating.rated_at), rated_by=rating.rated_by,
+                     rated_at=rating.rated_at, rated_by=rating.rated_by,
                      replaced=replaced)  # fmt: skip

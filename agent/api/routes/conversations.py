@@ -181,7 +181,7 @@ def action_view(action: ProposedAction) -> ActionView:
         tool=action.tool,
         summary=action.summary,
         status=proposals.current_status(action),
-        expires_at=proposals.aware(action.expires_at),
+        expires_at=action.expires_at,
     )
 
 
@@ -192,9 +192,9 @@ def action_out(action: ProposedAction) -> ActionOut:
         summary=action.summary,
         status=proposals.current_status(action),
         conversation_id=action.conversation_id,
-        created_at=proposals.aware(action.created_at),
-        expires_at=proposals.aware(action.expires_at),
-        decided_at=proposals.aware(action.decided_at) if action.decided_at else None,
+        created_at=action.created_at,
+        expires_at=action.expires_at,
+        decided_at=action.decided_at,
         proposed_by=action.proposed_by,
         decided_by=action.decided_by,
     )

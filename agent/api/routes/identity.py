@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,7 +11,7 @@ from agent.api.deps import AdminDep, CustomerFilter, SessionDep
 from agent.api.errors import STAFF, responses
 from agent.api.schemas import NO_NUL
 from agent.store import identity_checks
-from agent.store.proposals import aware
+from agent.store.tables import UtcTime
 
 router = APIRouter(prefix="/v1/identity-checks", tags=["identity"])
 
@@ -23,7 +22,7 @@ class IdentityCheckOut(BaseModel):
     conversation_id: str | None
     outcome: str  # failed | locked
     detail: str
-    created_at: datetime
+    created_at: UtcTime
 
 
 @router.get("", response_model=list[IdentityCheckOut], responses=responses(*STAFF))
@@ -40,6 +39,6 @@ def list_identity_checks(
                                    limit=limit)  # fmt: skip
     return [
         IdentityCheckOut(target=c.target, client=c.client, conversation_id=c.conversation_id,
-                         outcome=c.outcome, detail=c.detail, created_at=aware(c.created_at))
+                         outcome=c.outcome, detail=c.detail, created_at=c.created_at)
         for c in found
     ]  # fmt: skip

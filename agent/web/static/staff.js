@@ -87,6 +87,8 @@ function person(who) {
   return kind === "staff" ? name : `${name} (${kind})`;
 }
 
+// The customer ended the conversation while the ticket waited for a person.
+function customerLeft(t) { return Boolean(t.customer_ended_at) && t.status !== "resolved"; }
 function customerName(t) { return t.customer ? t.customer.name : "Unverified customer"; }
 
 // -- signing in and out ---------------------------------------------------------------------
@@ -168,7 +170,7 @@ function onDeskEvent(event) {
     case "note":
       if (mine) soon("notes", loadNotes);
       break;
-    case "joined": case "unassigned": case "resolved":
+    case "joined": case "unassigned": case "resolved": case "customer_left":
       soon("list", loadTickets);
       if (mine) { soon("ticket", reloadCurrent); soon("transcript", loadTranscript); }
       break;
@@ -209,6 +211,7 @@ async function loadTickets() {
     item.innerHTML = `<div class="ticket-top"><strong>#${escapeHtml(t.id)}</strong> ${escapeHtml(customerName(t))}
         <span class="age" data-at="${escapeHtml(t.created_at)}">${escapeHtml(age(t.created_at))}</span></div>
       <div><span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}${t.claimed_by ? " · " + escapeHtml(t.claimed_by) : ""}</span>
+        ${customerLeft(t) ? '<span class="pill left">customer left</span>' : ""}
         <span class="new-message">New message</span></div>
       <div class="muted">${escapeHtml(t.reason)}</div>`;
     item.addEventListener("click", () => select(t));
@@ -317,14 +320,17 @@ function showHead() {
     : t.status === "claimed" ? `With ${t.claimed_by}` : "Waiting in the queue";
   $("ticket-state").innerHTML = `<span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}</span>
     <span class="muted">${escapeHtml(state)} · opened ${escapeHtml(when(t.created_at))}</span>`;
-  const resolved = t.status === "resolved";
+  const resolved = t.status === "resolved", left = customerLeft(t);
   const holding = t.status === "claimed" && me && (me.id !== null ? t.assignee_id === me.id : t.claimed_by === me.display_name);
   $("claim").disabled = resolved || holding;
   $("claim").textContent = holding ? "Claimed" : "Claim";
   $("resolve").disabled = resolved;
-  $("reply-form").hidden = resolved;
-  document.querySelector(".reply-tools").hidden = resolved;
-  $("reply-closed").hidden = !resolved;
+  $("reply-form").hidden = resolved || left;
+  document.querySelector(".reply-tools").hidden = resolved || left;
+  $("reply-closed").hidden = !(resolved || left);
+  $("reply-closed").textContent = resolved
+    ? "This ticket is resolved: the assistant has the conversation again."
+    : `The customer ended the conversation (${when(t.customer_ended_at)}): replies no longer reach them. Resolve the ticket once any follow-up is done.`;
   fillAssign();
 }
 
