@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session, col, func, select
 
 from agent.errors import NotFound
@@ -46,6 +46,8 @@ class PanelOrder(BaseModel):
 
 
 class PanelTicket(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     status: TicketStatus
     reason: str
@@ -122,16 +124,7 @@ def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
         for t in session.exec(
             select(Ticket).where(col(Ticket.conversation_id).in_(ids)).order_by(col(Ticket.id))
         ):
-            tickets.setdefault(t.conversation_id, []).append(
-                PanelTicket(
-                    id=t.id or 0,
-                    status=t.status,
-                    reason=t.reason,
-                    claimed_by=t.claimed_by,
-                    created_at=t.created_at,
-                    resolved_at=t.resolved_at,
-                )
-            )
+            tickets.setdefault(t.conversation_id, []).append(PanelTicket.model_validate(t))
     conversations = [
         PanelConversation(
             id=c.id,

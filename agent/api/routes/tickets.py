@@ -54,6 +54,10 @@ R = TypeVar("R", bound=SQLModel)
 TICKETS = "/v1/tickets"
 
 
+_TICKET_FIELDS = {"id", "conversation_id", "reason", "summary", "status", "claimed_by",
+                  "assignee_id", "created_at", "resolved_at"}  # fmt: skip
+
+
 def _outs(session: Session, tickets: Sequence[Ticket]) -> list[TicketOut]:
     """The tickets as the desk shows them, with their customers (the one the ticket was opened
     for, or the one who verified afterwards) and whether the customer has left: three queries
@@ -72,21 +76,12 @@ def _outs(session: Session, tickets: Sequence[Ticket]) -> list[TicketOut]:
     out = []
     for ticket in tickets:
         customer = customers.get(customer_of[ticket.id] or "")
+        name = f"{customer.first_name} {customer.last_name}" if customer else None
         out.append(
             TicketOut(
-                id=ticket.id or 0,
-                conversation_id=ticket.conversation_id,
-                reason=ticket.reason,
-                summary=ticket.summary,
-                status=ticket.status,
-                claimed_by=ticket.claimed_by,
-                created_at=ticket.created_at,
-                resolved_at=ticket.resolved_at,
-                customer=CustomerOut(name=f"{customer.first_name} {customer.last_name}")
-                if customer
-                else None,
+                **ticket.model_dump(include=_TICKET_FIELDS),
+                customer=CustomerOut(name=name) if name else None,
                 customer_id=customer_of[ticket.id],
-                assignee_id=ticket.assignee_id,
                 customer_ended_at=ended.get(ticket.conversation_id),
             )
         )
