@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
 from agent.errors import NotFound
@@ -46,8 +46,6 @@ class PanelOrder(BaseModel):
 
 
 class PanelTicket(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     status: TicketStatus
     reason: str
@@ -78,15 +76,8 @@ class CustomerPanel(BaseModel):
 
 
 def _action(action: ProposedAction) -> PanelAction:
-    return PanelAction(
-        id=action.id,
-        tool=action.tool,
-        summary=action.summary,
-        status=proposals.current_status(action),
-        proposed_by=action.proposed_by,
-        decided_by=action.decided_by,
-        created_at=action.created_at,
-        decided_at=action.decided_at,
+    return PanelAction.model_validate(
+        {**action.model_dump(), "status": proposals.current_status(action)}
     )
 
 
@@ -124,16 +115,12 @@ def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
         for t in session.exec(
             select(Ticket).where(col(Ticket.conversation_id).in_(ids)).order_by(col(Ticket.id))
         ):
-            tickets.setdefault(t.conversation_id, []).append(PanelTicket.model_validate(t))
+            tickets.setdefault(t.conversation_id, []).append(
+                PanelTicket.model_validate(t, from_attributes=True)
+            )
     conversations = [
-        PanelConversation(
-            id=c.id,
-            state=c.state,
-            channel=c.channel,
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-            messages=n or 0,
-            tickets=tickets.get(c.id, []),
+        PanelConversation.model_validate(
+            {**c.model_dump(), "messages": n or 0, "tickets": tickets.get(c.id, [])}
         )
         for c, n in rows
     ]

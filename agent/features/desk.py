@@ -119,14 +119,20 @@ def assign(engine: Engine, *, ticket_id: int, to: int | None, by: Staff) -> Tick
         return ticket
 
 
-def reply(engine: Engine, *, ticket_id: int, staff: Staff, text: str, max_chars: int) -> Message:
+def _written(text: str, what: str, max_chars: int) -> str:
+    """Staff's text, trimmed; InvalidInput when empty or over `max_chars`."""
     text = (text or "").strip()
     if not text:
-        raise InvalidInput("The reply is empty.")
+        raise InvalidInput(f"The {what} is empty.")
     if len(text) > max_chars:
         raise InvalidInput(
-            f"The reply is too long ({len(text)} characters; the limit is {max_chars})."
+            f"The {what} is too long ({len(text)} characters; the limit is {max_chars})."
         )
+    return text
+
+
+def reply(engine: Engine, *, ticket_id: int, staff: Staff, text: str, max_chars: int) -> Message:
+    text = _written(text, "reply", max_chars)
     with transaction(engine) as session:
         ticket = _ticket(session, ticket_id, lock=True)
         if ticket.status == TicketStatus.RESOLVED:
@@ -174,13 +180,7 @@ def resolve(engine: Engine, *, ticket_id: int, staff: Staff) -> Ticket:
 
 def add_note(engine: Engine, *, ticket_id: int, staff: Staff, text: str) -> TicketNote:
     """An internal note: stored beside the ticket, never in the conversation."""
-    text = (text or "").strip()
-    if not text:
-        raise InvalidInput("The note is empty.")
-    if len(text) > NOTE_MAX_CHARS:
-        raise InvalidInput(
-            f"The note is too long ({len(text)} characters; the limit is {NOTE_MAX_CHARS})."
-        )
+    text = _written(text, "note", NOTE_MAX_CHARS)
     with transaction(engine) as session:
         ticket = _ticket(session, ticket_id)
         note = TicketNote(ticket_id=ticket_id, author=staff.name, text=text)

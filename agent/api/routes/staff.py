@@ -101,13 +101,7 @@ def colleagues(_: AdminDep, session: SessionDep) -> list[StaffOut]:
 
 
 def _reply_out(reply: SavedReply) -> SavedReplyOut:
-    return SavedReplyOut(
-        id=reply.id or 0,
-        title=reply.title,
-        text=reply.text,
-        created_by=reply.created_by,
-        created_at=reply.created_at,
-    )
+    return SavedReplyOut.model_validate(reply, from_attributes=True)
 
 
 @router.get("/v1/saved-replies", response_model=list[SavedReplyOut], responses=responses(*STAFF))

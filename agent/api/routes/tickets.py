@@ -4,7 +4,7 @@ the desk's live feed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -54,10 +54,6 @@ R = TypeVar("R", bound=SQLModel)
 TICKETS = "/v1/tickets"
 
 
-_TICKET_FIELDS = {"id", "conversation_id", "reason", "summary", "status", "claimed_by",
-                  "assignee_id", "created_at", "resolved_at"}  # fmt: skip
-
-
 def _outs(session: Session, tickets: Sequence[Ticket]) -> list[TicketOut]:
     """The tickets as the desk shows them, with their customers (the one the ticket was opened
     for, or the one who verified afterwards) and whether the customer has left: three queries
@@ -78,11 +74,13 @@ def _outs(session: Session, tickets: Sequence[Ticket]) -> list[TicketOut]:
         customer = customers.get(customer_of[ticket.id] or "")
         name = f"{customer.first_name} {customer.last_name}" if customer else None
         out.append(
-            TicketOut(
-                **ticket.model_dump(include=_TICKET_FIELDS),
-                customer=CustomerOut(name=name) if name else None,
-                customer_id=customer_of[ticket.id],
-                customer_ended_at=ended.get(ticket.conversation_id),
+            TicketOut.model_validate(
+                {
+                    **ticket.model_dump(),
+                    "customer": CustomerOut(name=name) if name else None,
+                    "customer_id": customer_of[ticket.id],
+                    "customer_ended_at": ended.get(ticket.conversation_id),
+                }
             )
         )
     return out
@@ -178,10 +176,9 @@ def get_ticket(ticket_id: TicketId, _: AdminDep, state: StateDep) -> TicketOut:
 async def claim(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> TicketOut:
     """Take a ticket (the customer is told you joined). 409 when another person has it or it
     is resolved."""
-    ticket = await anyio.to_thread.run_sync(
-        lambda: desk.claim(state.runtime.engine, ticket_id=ticket_id, staff=principal.member)
+    return await _changed(
+        state, lambda: desk.claim(state.runtime.engine, ticket_id=ticket_id, staff=principal.member)
     )
-    return await anyio.to_thread.run_sync(_reload, state, ticket.id)
 
 
 @router.post(
@@ -192,12 +189,12 @@ async def assign(
 ) -> TicketOut:
     """Give the ticket to a staff account (the customer is told who joined), or with
     `staff_id: null` back to the queue."""
-    ticket = await anyio.to_thread.run_sync(
+    return await _changed(
+        state,
         lambda: desk.assign(
             state.runtime.engine, ticket_id=ticket_id, to=body.staff_id, by=principal.member
-        )
+        ),
     )
-    return await anyio.to_thread.run_sync(_reload, state, ticket.id)
 
 
 @router.post(
@@ -229,20 +226,14 @@ async def reply(
 )
 async def resolve(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> TicketOut:
     """Close the ticket and hand the conversation back to the bot (the customer is told)."""
-    ticket = await anyio.to_thread.run_sync(
-        lambda: desk.resolve(state.runtime.engine, ticket_id=ticket_id, staff=principal.member)
+    return await _changed(
+        state,
+        lambda: desk.resolve(state.runtime.engine, ticket_id=ticket_id, staff=principal.member),
     )
-    return await anyio.to_thread.run_sync(_reload, state, ticket.id)
 
 
 def _note_out(note: TicketNote) -> NoteOut:
-    return NoteOut(
-        id=note.id or 0,
-        ticket_id=note.ticket_id,
-        author=note.author,
-        text=note.text,
-        created_at=note.created_at,
-    )
+    return NoteOut.model_validate(note, from_attributes=True)
 
 
 @router.get(
@@ -270,6 +261,11 @@ async def post_note(
         )
     )
     return _note_out(note)
+
+
+async def _changed(state: StateDep, change: Callable[[], Ticket]) -> TicketOut:
+    """Run a desk change, then show the ticket as it now stands (both off the event loop)."""
+    return await anyio.to_thread.run_sync(lambda: _reload(state, change().id))
 
 
 def _reload(state: StateDep, ticket_id: int | None) -> TicketOut:
