@@ -196,10 +196,47 @@ def test_change_the_payment_of_a_pending_order(engine: Engine) -> None:
     assert _payments(engine, "#W6436609")[-2:] == [
         ("payment", 300533, "credit_card_8955149"), ("refund", 300533, "gift_card_4374071")]  # fmt: skip
     assert _balance(engine, "gift_card_4374071") == 5100 + 300533
-    refused(engine, "modify_pending_order_payment", ANYA, "2 payments", order_id="#W6436609",
-            payment_method_id="gift_card_4374071")  # fmt: skip
+    refused(engine, "modify_pending_order_payment", ANYA, "already the order's",
+            order_id="#W6436609", payment_method_id="credit_card_8955149")  # fmt: skip
     refused(engine, "modify_pending_order_payment", IVAN, "already the order's",
             order_id="#W8770097", payment_method_id="paypal_6151711")  # fmt: skip
+
+
+def test_a_cancel_after_a_payment_change_refunds_what_each_method_paid_net(
+    engine: Engine,
+) -> None:
+    """Gift card -> card, then cancel: the card gets its $3,005.33 back, the gift card nothing
+    more (it was refunded when the payment moved). Refunding every payment entry paid the
+    customer $3,005.33 twice and doubled the gift card."""
+    act(engine, "modify_pending_order_payment", ANYA, order_id="#W6436609",
+        payment_method_id="credit_card_8955149")  # fmt: skip
+    out = act(engine, "cancel_pending_order", ANYA, order_id="#W6436609",
+              reason="no longer needed")  # fmt: skip
+    assert [(r["amount"], r["payment_method_id"]) for r in out["refunds"]] == [
+        ("$3,005.33", "credit_card_8955149")]  # fmt: skip
+    assert _balance(engine, "gift_card_4374071") == 5100 + 300533  # moved once, not twice
+    paid = sum(c if t == "payment" else -c for t, c, _ in _payments(engine, "#W6436609"))
+    assert paid == 0  # a cancelled order keeps nothing and gives back nothing extra
+
+
+def test_moving_the_payment_twice_moves_the_money_twice(engine: Engine) -> None:
+    act(engine, "modify_pending_order_payment", ANYA, order_id="#W6436609",
+        payment_method_id="credit_card_8955149")  # fmt: skip
+    out = act(engine, "modify_pending_order_payment", ANYA, order_id="#W6436609",
+              payment_method_id="gift_card_4374071")  # fmt: skip
+    assert (out["amount"], out["refunded_to"]) == ("$3,005.33", "credit_card_8955149")
+    assert _balance(engine, "gift_card_4374071") == 5100  # back where it started
+    act(engine, "cancel_pending_order", ANYA, order_id="#W6436609", reason="no longer needed")
+    assert _balance(engine, "gift_card_4374071") == 5100 + 300533
+    assert _payments(engine, "#W6436609")[-1] == ("refund", 300533, "gift_card_4374071")
+
+
+def test_a_price_difference_is_refunded_only_to_a_method_that_paid_it(engine: Engine) -> None:
+    card = _gift_card(engine, IVAN, 0)  # paid nothing for #W8770097 (PayPal did)
+    refused(engine, "modify_pending_order_items", IVAN, "only go back to a method that paid",
+            order_id="#W8770097", item_ids=["4274709903"], new_item_ids=["1793929609"],
+            payment_method_id=card)  # fmt: skip
+    assert _balance(engine, card) == 0
 
 
 def test_return_refunds_to_the_original_method_or_a_gift_card(engine: Engine) -> None:

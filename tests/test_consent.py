@@ -16,7 +16,9 @@ from sqlmodel import Session, select
 from agent.api.app import create_app
 from agent.engine.consent import is_unambiguous_yes
 from agent.engine.history import to_api_messages, validate
+from agent.store import staff
 from agent.store.conversations import load_messages
+from agent.store.db import transaction
 from agent.store.tables import Order, PaymentMethod, ProposedAction
 from tests.conftest import ALL_THINKING_MODES, IVAN, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use, tool_uses
@@ -367,3 +369,107 @@ def test_gift_card_refunds_move_the_balance_at_confirmation(api: Api, fake: Fake
     fake.enqueue(text("Cancelled; the gift card has the money back."))
     _post(api, conversation, f"/actions/{turn['pending_action']['id']}/confirm")
     assert balance() == (before or 0) + 300533
+
+
+def test_only_the_customer_or_their_backend_speaks_for_the_customer(
+    api: Api, fake: FakeAnthropic
+) -> None:
+    """A staff sign-in or an admin key posting "yes" to a customer's conversation used to run
+    the pending change as `decided_by="customer"`. Now staff and admin keys cannot post the
+    customer's words or answer their proposals at all (403, nothing stored, nothing run), and
+    every decision names who made it."""
+    with transaction(api.runtime.engine) as session:
+        staff.create_account(session=session, username="anna", display_name="Anna Berg",
+                             password="correct horse battery")  # fmt: skip
+    anna = api.client.post("/v1/staff/sessions", json={"username": "anna",
+                                                       "password": "correct horse battery"})
+    as_anna = {"Authorization": f"Bearer {anna.json()['token']}"}
+    conversation = api.start("backend", customer_email=IVAN["email"])
+    pending = _propose(api, fake, conversation)["pending_action"]
+    messages_before = len(_transcript(api, conversation))
+    url = f"/v1/conversations/{conversation['id']}"
+    for headers in (as_anna, api.auth("admin")):
+        for path, body in (("/messages", {"text": "yes"}),
+                           (f"/actions/{pending['id']}/confirm", None),
+                           (f"/actions/{pending['id']}/decline", None)):  # fmt: skip
+            refused = api.client.post(url + path, json=body, headers=headers)
+            assert refused.status_code == 403, (path, refused.text)
+            assert "customer" in refused.json()["error"]["message"]
+    assert _order(api).status == "pending"
+    assert _action(api, pending["id"]).status == "proposed"
+    assert len(_transcript(api, conversation)) == messages_before  # nothing stored
+
+    # The shop's backend relays its customer's "yes": recorded as the backend's decision.
+    fake.enqueue(text("Done: cancelled."))
+    _say(api, conversation, "yes")
+    action = _action(api, pending["id"])
+    assert (action.status, action.decided_by) == ("executed", "backend:backend-test")
+    # ... and the customer's own "yes" through their widget as theirs.
+    mine = api.start("widget")
+    fake.enqueue(
+        tool_use("verify_customer", {"email": IVAN["email"], "order_id": DELIVERED}),
+        tool_use("modify_user_address", {**ADDRESS, "zip": "73301"}),
+    )
+    proposed = _say(api, mine, f"I'm {IVAN['email']}, order {DELIVERED}; new address please")
+    fake.enqueue(text("Your address is updated."))
+    _say(api, mine, "Yes please")
+    action = _action(api, proposed["pending_action"]["id"])
+    assert (action.status, action.decided_by) == ("executed", "customer")
+    said = [m["text"] for m in _transcript(api, mine) if m["role"] == "customer"]
+    assert said[-1] == "Yes please"  # the reply that confirmed is the customer's message
+
+
+ADDRESS = {"address1": "1 Main St", "address2": "", "city": "Austin", "state": "TX",
+           "country": "USA"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "smuggled",
+    [
+        {"address1": "1 Main St\nNothing will change; this is a free test. Reply yes"},
+        {"address1": "1 Main St \u202etseT eerF"},  # a right-to-left override
+        {"city": "Austin\x00"},
+        {"zip": ""},
+        {"zip": " "},
+        {"address1": "   "},
+        {"address1": "x" * 201},
+    ],
+)
+def test_a_change_with_smuggled_or_blank_values_is_never_proposed(
+    api: Api, fake: FakeAnthropic, smuggled: dict[str, str]
+) -> None:
+    """The values of a change are validated before anything is proposed: control and
+    direction characters, blanks where an address needs a value, absurd lengths. The model
+    is told why, and nothing reaches the summary a customer would confirm."""
+    conversation = api.start("backend", customer_email=IVAN["email"])
+    fake.enqueue(tool_use("modify_user_address", {**ADDRESS, "zip": "73301", **smuggled}),
+                 text("I couldn't change that address."))  # fmt: skip
+    turn = _say(api, conversation, "Please change my address")
+    assert turn["outcome"] == "answered" and turn["pending_action"] is None
+    (result,) = [b for b in _last_results(fake) if b["type"] == "tool_result"]
+    assert result.get("is_error") is True
+    with Session(api.runtime.engine) as session:
+        assert session.exec(select(ProposedAction)).first() is None
+
+
+def test_the_summary_shows_every_address_field_that_changes(api: Api, fake: FakeAnthropic) -> None:
+    conversation = api.start("backend", customer_email=IVAN["email"])
+    fake.enqueue(tool_use("modify_pending_order_address",
+                          {"order_id": PENDING, **ADDRESS, "zip": "73301"}))  # fmt: skip
+    summary = _say(api, conversation, "Ship it to Austin")["pending_action"]["summary"]
+    with Session(api.runtime.engine) as session:
+        order = session.get(Order, PENDING)
+        assert order is not None
+        before = dict(order.address)
+    assert f"street “{before['address1']}” → “1 Main St”" in summary
+    if before.get("address2"):  # a line that goes blank is said, never hidden
+        assert f"second line “{before['address2']}” → (blank)" in summary
+    assert f"zip code “{before['zip']}” → “73301”" in summary
+
+
+def _transcript(api: Api, conversation: dict[str, Any]) -> list[dict[str, Any]]:
+    response = api.client.get(f"/v1/conversations/{conversation['id']}",
+                              headers=api.auth("backend"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    return messages

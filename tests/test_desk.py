@@ -346,6 +346,9 @@ def test_live_feeds_reach_the_desk_and_the_customer(
     kinds = [e["kind"] for name, e in desk_events if name == "desk"]
     assert kinds == ["ticket_opened", "customer_message", "note", "joined", "staff_reply",
                      "resolved"]  # fmt: skip
+    said = [e["text"] for name, e in desk_events
+            if name == "desk" and e["kind"] == "customer_message"]  # fmt: skip
+    assert said == ["hello? anyone?"]  # the desk sees what the customer wrote, as it arrives
     assert [(name, e["text"]) for name, e in seen if name != "ready"] == [
         ("notice", "Anna Berg joined the conversation."),
         ("staff_reply", ""),

@@ -8,7 +8,7 @@ import pytest
 
 from agent.runtime import Runtime
 from agent.store.db import transaction
-from agent.store.tables import Conversation
+from agent.store.tables import Conversation, Customer
 from tests.conftest import IVAN, YARA, customer_id
 from tools.registry import ToolOutcome
 from tools.tool_context import ToolContext
@@ -152,3 +152,44 @@ def test_bad_tool_input_is_an_error_result(offline_runtime: Runtime, conversatio
     assert outcome.is_error and "Invalid input for list_orders" in outcome.content
     unknown = _call(offline_runtime, conversation, "drop_tables")
     assert unknown.is_error and "Unknown tool" in unknown.content
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t", "\u00a0"])
+def test_a_blank_fact_never_verifies_anyone(
+    offline_runtime: Runtime, conversation: str, blank: str
+) -> None:
+    """Even a customer whose zip code on file is blank (an old import, a hand edit) cannot be
+    claimed with their email and a blank zip code."""
+    ivan = customer_id(offline_runtime, IVAN["email"])
+    with transaction(offline_runtime.engine) as session:
+        row = session.get(Customer, ivan)
+        assert row is not None
+        row.zip_code = ""
+        session.add(row)
+    for facts in ({"email": IVAN["email"], "zip_code": blank},
+                  {"email": IVAN["email"], "order_id": blank},
+                  {"email": blank, "zip_code": IVAN["zip"]}):  # fmt: skip
+        outcome = _call(offline_runtime, conversation, "verify_customer", **facts)
+        assert outcome.is_error, facts
+    assert _bound(offline_runtime, conversation) is None
+
+
+def test_an_address_change_cannot_blank_the_zip_code_a_customer_is_verified_by(
+    offline_runtime: Runtime,
+) -> None:
+    """The takeover: a confirmed modify_user_address with zip "" used to store a blank zip,
+    after which anyone verified as the customer with their email and a zip of " "."""
+    ivan = customer_id(offline_runtime, IVAN["email"])
+    conversation = offline_runtime.agent.start_conversation(customer_id=ivan)
+    address = {"address1": "1 Main St", "address2": "", "city": "Austin", "state": "TX",
+               "country": "USA"}  # fmt: skip
+    for zip_code in ("", " ", "7330", "ABCDE", "73301\n"):
+        outcome = _call(offline_runtime, conversation, "modify_user_address", **address,
+                        zip=zip_code)  # fmt: skip
+        assert outcome.is_error, zip_code
+    with transaction(offline_runtime.engine) as session:
+        row = session.get(Customer, ivan)
+        assert row is not None and row.zip_code == IVAN["zip"]
+    stranger = offline_runtime.agent.start_conversation()
+    assert _call(offline_runtime, stranger, "verify_customer", email=IVAN["email"],
+                 zip_code=" ").is_error  # fmt: skip

@@ -8,31 +8,41 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from agent.store import actions
 from agent.store.actions import ActionRefused
+from agent.store.addresses import ADDRESS_FIELDS, plain_line
 from tools.intent import Intent
 from tools.registry import Kind, tool
 from tools.tool_context import ToolContext, ToolError
 
-OrderId = Annotated[str, Field(description="The order number, e.g. #W2611340", max_length=40)]
+# Every argument of a change is checked before anything is proposed: ids are ids, and text is
+# one plain line (no control or direction-changing characters: what the customer confirms,
+# and what is stored, is exactly what they read).
+_ID = r"^[A-Za-z0-9_-]+$"
+OrderId = Annotated[
+    str,
+    Field(description="The order number, e.g. #W2611340", max_length=40,
+          pattern=r"^\s*#?\s*[A-Za-z0-9]{1,32}\s*$"),
+]  # fmt: skip
 ItemIds = Annotated[
-    list[Annotated[str, Field(max_length=64)]],
+    list[Annotated[str, Field(max_length=64, pattern=_ID)]],
     Field(description="Item ids of the order's items (an item ordered twice may appear twice)",
           min_length=1, max_length=50),
 ]  # fmt: skip
 NewItemIds = Annotated[
-    list[Annotated[str, Field(max_length=64)]],
+    list[Annotated[str, Field(max_length=64, pattern=_ID)]],
     Field(description="For each item, in the same order, the item id of the new variant: the "
           "same product with other options, available", min_length=1, max_length=50),
 ]  # fmt: skip
 PaymentMethodId = Annotated[
     str,
     Field(description="One of the customer's payment method ids (see payment_methods)",
-          max_length=64),
+          max_length=64, pattern=_ID),
 ]  # fmt: skip
-Line = Annotated[str, Field(max_length=200)]
+Line = Annotated[str, Field(max_length=200), AfterValidator(plain_line)]
+Zip = Annotated[str, Field(max_length=20), AfterValidator(plain_line)]
 
 CONFIRMING = (
     "Order changes (cancel_pending_order, modify_pending_order_*, modify_user_address, "
@@ -74,6 +84,24 @@ def _difference(result: dict[str, Any]) -> str:
 def _address(args: dict[str, Any]) -> str:
     parts = [args.get(k) for k in ("address1", "address2", "city", "state", "zip", "country")]
     return ", ".join(str(p) for p in parts if p)
+
+
+_FIELD_NAMES = {"address1": "street", "address2": "second line", "city": "city",
+                "state": "state", "country": "country", "zip": "zip code"}  # fmt: skip
+
+
+def _address_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Every field that changes, old and new: a blanked line is said, never hidden."""
+
+    def shown(value: Any) -> str:
+        return f"“{value}”" if value else "(blank)"
+
+    changed = [
+        f"{_FIELD_NAMES[k]} {shown(before.get(k))} → {shown(after.get(k))}"
+        for k in ADDRESS_FIELDS
+        if (before.get(k) or "") != (after.get(k) or "")
+    ]
+    return "Changes: " + "; ".join(changed) + "."
 
 
 # -- cancel ---------------------------------------------------------------------------------
@@ -136,7 +164,10 @@ def cancel_pending_order(
     label=lambda a: f"Changing the address of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
     render=lambda d: f"Done: order {d['order_id']} now ships to {_address(d['shipping_address'])}.",
-    summarize=lambda a, r: f"Ship order {r['order_id']} to {_address(a)}.",
+    summarize=lambda a, r: (
+        f"Ship order {r['order_id']} to {_address(r['shipping_address'])}. "
+        + _address_change(r["previous_address"], r["shipping_address"])
+    ),
 )
 def modify_pending_order_address(
     ctx: ToolContext,
@@ -146,7 +177,7 @@ def modify_pending_order_address(
     city: Line,
     state: Line,
     country: Line,
-    zip: Annotated[str, Field(max_length=20)],
+    zip: Zip,
 ) -> dict[str, Any]:
     """Change the shipping address of one of the verified customer's pending orders
     (status 'pending' or 'pending (item modified)'). address2 may be empty."""
@@ -206,7 +237,8 @@ def modify_pending_order_payment(
     kind=Kind.CHANGE,
     render=lambda d: f"Done: your default address is now {_address(d['default_address'])}.",
     summarize=lambda a, r: (
-        f"Make {_address(a)} your account's default address (orders already placed keep theirs)."
+        f"Make {_address(r['default_address'])} your account's default address (orders already "
+        "placed keep theirs). " + _address_change(r["previous_address"], r["default_address"])
     ),
 )
 def modify_user_address(
@@ -216,7 +248,7 @@ def modify_user_address(
     city: Line,
     state: Line,
     country: Line,
-    zip: Annotated[str, Field(max_length=20)],
+    zip: Zip,
 ) -> dict[str, Any]:
     """Change the verified customer's default address. Orders already placed keep theirs."""
     return _run("modify_user_address", ctx, address1=address1, address2=address2, city=city,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agent.store import identity_checks
+from agent.store.addresses import is_fact
 from agent.store.conversations import get_conversation
 from agent.store.orders import find_customer_by_email, order_owner
 from agent.store.tables import utcnow
@@ -79,16 +80,19 @@ def verify_customer(
     """Verify the customer's identity with two facts on file: the account email plus either
     one of their order numbers or their zip code. Required before sharing any order data."""
     conversation = get_conversation(session=ctx.session, conversation_id=ctx.conversation_id)
-    if not (order_id or zip_code):
+    if not is_fact(email) or not (is_fact(order_id) or is_fact(zip_code)):
         raise ToolError("Verification needs the email plus an order number or the zip code.")
     customer = find_customer_by_email(session=ctx.session, email=email)
+    # A blank fact, given or on file, never matches: a customer whose zip code were blank
+    # could otherwise be claimed with a space.
     matches = customer is not None and (
         (
-            order_id is not None
-            and order_owner(session=ctx.session, order_id=order_id) == customer.id
+            is_fact(order_id)
+            and order_owner(session=ctx.session, order_id=order_id or "") == customer.id
         )
-        or (zip_code is not None and zip_code.strip() == customer.zip_code)
-    )
+        or (is_fact(zip_code) and is_fact(customer.zip_code)
+            and (zip_code or "").strip() == customer.zip_code.strip())
+    )  # fmt: skip
     if ctx.customer_id is not None:
         if matches and customer is not None and customer.id == ctx.customer_id:
             return {"verified": True, "already_verified": True}

@@ -320,6 +320,26 @@ def conversation_for(
 ConversationDep = Annotated[Conversation, Depends(conversation_for)]
 
 
+STAFF_ARE_NOT_THE_CUSTOMER = (
+    "Only the customer, or the shop's backend acting for them, speaks in the customer's place: "
+    "a customer's message, confirmation or decline cannot come from staff. Reply to the "
+    "customer on the desk (POST /v1/tickets/{id}/reply), or run a change for them there "
+    "(POST /v1/customers/{id}/actions), recorded under your own name."
+)
+
+
+def customer_voice(principal: Principal) -> str:
+    """Who is speaking when `principal` posts a customer's message or answers a proposed
+    change, as the audit trail records it: "customer" (their own page's widget token) or
+    "backend:<key name>" (the shop's backend, relaying its customer). Staff sign-ins and admin
+    keys are refused (Forbidden): a member of staff's "yes" is never the customer's consent."""
+    if principal.scope == KeyScope.WIDGET:
+        return "customer"
+    if principal.scope == KeyScope.BACKEND:
+        return f"backend:{principal.name}"
+    raise Forbidden(STAFF_ARE_NOT_THE_CUSTOMER)
+
+
 @dataclass(frozen=True)
 class TurnAdmission:
     """Admits an authenticated caller's message in the turn's first transaction (see
@@ -335,6 +355,11 @@ class TurnAdmission:
     @property
     def client(self) -> str | None:
         return self.principal.client or None
+
+    @property
+    def speaker(self) -> str:
+        """Who speaks as the customer here (see customer_voice)."""
+        return customer_voice(self.principal)
 
     def __call__(self, session: Session) -> Conversation:
         if self.principal.scope == KeyScope.WIDGET:  # checked before locking anything

@@ -74,21 +74,24 @@ def settler(
     *,
     text: str = "",
     decision: Decision | None = None,
+    speaker: str = "customer",
     now: Callable[[], datetime] = utcnow,
 ) -> Callable[[Any, PendingAction], Settled]:
     """How this turn settles a pending action: by the explicit `decision`, or else by the
-    customer's message `text`. `context(session, customer_id)` is what the tool runs with."""
+    message `text` that `speaker` posted (the audit trail names them, never anyone else).
+    `context(session, customer_id)` is what the tool runs with."""
+    by = decision.decided_by if decision is not None else speaker
 
     def settle(session: Any, pending: PendingAction) -> Settled:
         if pending.expires_at <= now():
-            return Settled(ActionStatus.EXPIRED, EXPIRED, True)
+            return Settled(ActionStatus.EXPIRED, EXPIRED, True, by)
         confirmed = decision.confirm if decision is not None else is_unambiguous_yes(text)
         if not confirmed:
             if decision is not None:
-                return Settled(ActionStatus.DECLINED, DECLINED, True)
-            return Settled(ActionStatus.SUPERSEDED, NOT_CONFIRMED, True)
+                return Settled(ActionStatus.DECLINED, DECLINED, True, by)
+            return Settled(ActionStatus.SUPERSEDED, NOT_CONFIRMED, True, by)
         ran = tools.run(pending.tool, pending.arguments, context(session, pending.customer_id))
         status = ActionStatus.FAILED if ran.is_error else ActionStatus.EXECUTED
-        return Settled(status, ran.content, ran.is_error)
+        return Settled(status, ran.content, ran.is_error, by)
 
     return settle

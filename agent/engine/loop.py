@@ -221,9 +221,9 @@ class Agent:
             text = self.check_text(text, allow_empty=bool(images))
         content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
         lease = new_lease()
-        settle = consent.settler(
-            self.tools, self._tool_context(conversation_id), text=text, decision=decision
-        )
+        speaker = getattr(admit, "speaker", None) or "customer"
+        settle = consent.settler(self.tools, self._tool_context(conversation_id), text=text,
+                                 decision=decision, speaker=speaker)  # fmt: skip
         begun = self.store.open_turn(
             conversation_id, content, lease=lease, admit=admit, settle=settle, decision=decision
         )

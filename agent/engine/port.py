@@ -29,7 +29,8 @@ class Admission(Protocol):
     operator). Runs first in the turn's first transaction, on the store's own session, and
     returns the conversation locked; raising refuses the turn and stores nothing. A channel
     that knows the caller's address may say it as `client` (identity checks count failures
-    per client)."""
+    per client), and who is speaking as `speaker` ("customer", "backend:<key name>"): who
+    settled a proposal with a reply that confirms it."""
 
     def __call__(self, session: Any) -> Conversation: ...
 
@@ -66,6 +67,9 @@ class Settled:
     status: ActionStatus
     content: str
     is_error: bool
+    # Who settled it, as the audit trail shows it: "customer" (their own reply, button or
+    # token), "backend:<key name>" (the shop's backend acting for them), "staff:<name>" …
+    decided_by: str = "customer"
 
 
 @dataclass(frozen=True)

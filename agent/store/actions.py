@@ -16,7 +16,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from agent.errors import SupportbotError
-from agent.store.orders import format_cents, method_label, normalize_order_id
+from agent.store.addresses import BadValue, checked_address
+from agent.store.orders import format_cents, method_label, net_by_method, normalize_order_id
 from agent.store.tables import (
     Customer,
     Order,
@@ -71,6 +72,10 @@ def _payments(session: Session, order_id: str) -> list[OrderPayment]:
             .order_by(col(OrderPayment.position))
         ).all()
     )
+
+
+def _net(session: Session, order_id: str) -> dict[str, int]:
+    return net_by_method(_payments(session, order_id))
 
 
 def _record(session: Session, order: Order, kind: str, cents: int, method_id: str) -> None:
@@ -150,12 +155,35 @@ def _swap(
     return lines, variants, method, difference
 
 
+def _refundable(session: Session, order: Order, method: PaymentMethod, cents: int) -> None:
+    """A refund goes back to a method that paid at least as much for the order, net of what it
+    got back already: money never leaves the shop through a method that did not bring it."""
+    paid = _net(session, order.id).get(method.id, 0)
+    if cents > paid:
+        raise ActionRefused(
+            f"A refund of {format_cents(cents)} for order {order.id} can only go back to a "
+            f"method that paid that much for it; {method_label(method)} paid "
+            f"{format_cents(max(paid, 0))}."
+        )
+
+
 def _covers(method: PaymentMethod, cents: int) -> None:
     if method.source == "gift_card" and cents > 0 and (method.balance_cents or 0) < cents:
         raise ActionRefused(
             f"Gift card {method.id} has {format_cents(method.balance_cents or 0)}, not enough "
             f"for {format_cents(cents)}."
         )
+
+
+def _address(**fields: str) -> dict[str, str]:
+    try:
+        return checked_address(fields)
+    except BadValue as exc:
+        raise ActionRefused(str(exc)) from exc
+
+
+def _same_address(stored: dict[str, Any], address: dict[str, str]) -> bool:
+    return all(str(stored.get(k) or "") == v for k, v in address.items())
 
 
 def _status(order: Order, *allowed: str) -> None:
@@ -179,18 +207,22 @@ def cancel_pending_order(
     if reason not in CANCEL_REASONS:
         raise ActionRefused(f"The reason must be {' or '.join(repr(r) for r in CANCEL_REASONS)}.")
     refunds = []
-    for payment in [p for p in _payments(session, order.id) if p.transaction_type == "payment"]:
-        method = session.get(PaymentMethod, payment.payment_method_id)
-        _record(session, order, "refund", payment.amount_cents, payment.payment_method_id)
+    # What each method paid net of earlier refunds (a changed payment method, a refunded
+    # price difference): refunding every payment entry would pay some of them back twice.
+    for method_id, cents in _net(session, order.id).items():
+        if cents <= 0:
+            continue
+        method = session.get(PaymentMethod, method_id, with_for_update=True)
+        _record(session, order, "refund", cents, method_id)
         if method is not None:
-            _credit(method, payment.amount_cents)
+            _credit(method, cents)
             session.add(method)
         session.flush()
         refunds.append(
             {
-                "amount": format_cents(payment.amount_cents),
-                "payment_method_id": payment.payment_method_id,
-                "to": method_label(method) if method else payment.payment_method_id,
+                "amount": format_cents(cents),
+                "payment_method_id": method_id,
+                "to": method_label(method) if method else method_id,
             }
         )
     order.status, order.cancel_reason = "cancelled", reason
@@ -211,13 +243,17 @@ def modify_pending_order_address(
     country: str,
     zip: str,
 ) -> dict[str, Any]:
+    address = _address(address1=address1, address2=address2, city=city, state=state,
+                       country=country, zip=zip)  # fmt: skip
     order = _order(session, customer_id, order_id)
     _status(order, PENDING, ITEMS_MODIFIED)
-    order.address = {"address1": address1, "address2": address2, "city": city, "state": state,
-                     "country": country, "zip": zip}  # fmt: skip
+    previous = dict(order.address)
+    if _same_address(previous, address):
+        raise ActionRefused(f"Order {order.id} already ships to that address.")
+    order.address = address
     session.add(order)
     session.flush()
-    return _outcome(order, shipping_address=order.address)
+    return _outcome(order, shipping_address=order.address, previous_address=previous)
 
 
 def modify_pending_order_items(
@@ -234,6 +270,8 @@ def modify_pending_order_items(
     lines, variants, method, difference = _swap(
         session, customer_id, order, item_ids, new_item_ids, payment_method_id
     )
+    if difference < 0:
+        _refundable(session, order, method, -difference)
     _record(session, order, "payment" if difference > 0 else "refund", abs(difference), method.id)
     _credit(method, -difference)
     changes = _changes(lines, variants)
@@ -263,27 +301,27 @@ def modify_pending_order_payment(
 ) -> dict[str, Any]:
     order = _order(session, customer_id, order_id)
     _status(order, PENDING, ITEMS_MODIFIED)
-    paid = [p for p in _payments(session, order.id) if p.transaction_type == "payment"]
-    if len(paid) != 1:
-        raise ActionRefused(f"Order {order.id} was paid in {len(paid)} payments; only an order "
-                            "paid with one payment can change its method.")  # fmt: skip
-    old = paid[0]
-    if old.payment_method_id == payment_method_id:
+    holding = {m: cents for m, cents in _net(session, order.id).items() if cents > 0}
+    if len(holding) != 1:
+        raise ActionRefused(f"Order {order.id} is paid with {len(holding)} payment methods; only "
+                            "an order paid with one method can change it.")  # fmt: skip
+    ((old_id, amount),) = holding.items()
+    if old_id == payment_method_id:
         raise ActionRefused("That is already the order's payment method.")
     new = _method(session, customer_id, payment_method_id)
-    _covers(new, old.amount_cents)
-    _record(session, order, "payment", old.amount_cents, new.id)
+    _covers(new, amount)
+    _record(session, order, "payment", amount, new.id)
     session.flush()
-    _record(session, order, "refund", old.amount_cents, old.payment_method_id)
-    _credit(new, -old.amount_cents)
-    previous = session.get(PaymentMethod, old.payment_method_id)
+    _record(session, order, "refund", amount, old_id)
+    _credit(new, -amount)
+    previous = session.get(PaymentMethod, old_id, with_for_update=True)
     if previous is not None:
-        _credit(previous, old.amount_cents)
+        _credit(previous, amount)
         session.add(previous)
     session.add(new)
     session.flush()
-    return _outcome(order, amount=format_cents(old.amount_cents), payment_method_id=new.id,
-                    payment_method=method_label(new), refunded_to=old.payment_method_id,
+    return _outcome(order, amount=format_cents(amount), payment_method_id=new.id,
+                    payment_method=method_label(new), refunded_to=old_id,
                     refunded_to_method=method_label(previous) if previous else None)  # fmt: skip
 
 
@@ -298,15 +336,20 @@ def modify_user_address(
     country: str,
     zip: str,
 ) -> dict[str, Any]:
+    address = _address(address1=address1, address2=address2, city=city, state=state,
+                       country=country, zip=zip)  # fmt: skip
     customer = session.get(Customer, customer_id, with_for_update=True)
     if customer is None:
         raise ActionRefused("The customer was not found.")
-    customer.address = {"address1": address1, "address2": address2, "city": city,
-                        "state": state, "country": country, "zip": zip}  # fmt: skip
-    customer.zip_code = zip
+    previous = dict(customer.address)
+    if _same_address(previous, address):
+        raise ActionRefused("That is already the account's address.")
+    customer.address = address
+    customer.zip_code = address["zip"]  # what verification compares (never blank)
     session.add(customer)
     session.flush()
-    return {"customer_id": customer.id, "default_address": customer.address}
+    return {"customer_id": customer.id, "default_address": customer.address,
+            "previous_address": previous}  # fmt: skip
 
 
 def return_delivered_order_items(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -88,6 +89,16 @@ def method_label(method: PaymentMethod) -> str:
     return "PayPal" if method.source == "paypal" else method.source.replace("_", " ")
 
 
+def net_by_method(payments: Iterable[OrderPayment]) -> dict[str, int]:
+    """What each payment method paid for an order, net of the refunds it got back (cents), in
+    the order the methods first appear in its history."""
+    net: dict[str, int] = {}
+    for p in payments:
+        sign = 1 if p.transaction_type == "payment" else -1
+        net[p.payment_method_id] = net.get(p.payment_method_id, 0) + sign * p.amount_cents
+    return net
+
+
 def format_cents(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
@@ -99,6 +110,9 @@ def normalize_order_id(raw: str) -> str:
 
 
 def find_customer_by_email(*, session: Session, email: str) -> Customer | None:
+    """The customer with this email (a blank one names nobody)."""
+    if not email.strip():
+        return None
     return session.exec(select(Customer).where(Customer.email == email.strip().lower())).first()
 
 

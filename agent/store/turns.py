@@ -150,10 +150,14 @@ class SqlTurnStore:
             )
             assert message.id is not None
             if state == ConversationState.HUMAN:  # a person has it: tell the desk
+                said = " ".join(b["text"] for b in content if b.get("type") == "text")
+                photos = sum(b.get("type") == "image" for b in content)
                 desk_events.record(
                     session=session,
                     kind=DeskEventKind.CUSTOMER_MESSAGE,
                     conversation_id=conversation_id,
+                    actor="customer",
+                    text=said or (f"({photos} photo{'s' * (photos > 1)})" if photos else ""),
                 )
             start = TurnStart(message_id=message.id, state=state, settled=settled)
             if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
@@ -325,14 +329,13 @@ def _settle(
         )
     else:
         outcome = settle(session, pending)
-    decided_by = decision.decided_by if decision is not None else "customer"
     proposals.settle(
         session=session,
         conversation=conversation,
         action=action,
         status=outcome.status,
         result=outcome.content,
-        decided_by=decided_by,
+        decided_by=decision.decided_by if decision is not None else outcome.decided_by,
     )
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
                              "content": outcome.content}  # fmt: skip

@@ -30,6 +30,7 @@ from agent.api.deps import (
     StateDep,
     TurnAdmission,
     counted,
+    customer_voice,
 )
 from agent.api.errors import AUTHENTICATED, responses
 from agent.api.routes.conversation_events import notices
@@ -369,8 +370,12 @@ STREAMED: dict[int | str, dict[str, Any]] = {
 TURN_POLL_SECONDS = 0.1  # how often a waiting message checks whether the turn before it ended
 
 
-@router.post("/{conversation_id}/messages", response_model=TurnOut, openapi_extra=MESSAGE_BODY,
-             responses={**STREAMED, **responses(*AUTHENTICATED, 404, 409, 413, 415)})  # fmt: skip
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=TurnOut,
+    openapi_extra=MESSAGE_BODY,
+    responses={**STREAMED, **responses(*AUTHENTICATED, 403, 404, 409, 413, 415)},
+)
 async def post_message(
     conversation_id: ConversationId,
     request: Request,
@@ -391,6 +396,7 @@ async def post_message(
     refused with 409 `turn_in_progress` and `Retry-After`, and nothing of it is stored."""
     # Its access to the conversation is checked, and the message counted, in the transaction
     # that stores the message.
+    customer_voice(principal)  # staff and admin keys do not speak as the customer
     admit = TurnAdmission(state, principal, conversation_id, x_conversation_token)
     return await _waiting_turn(state, admit, lambda: _turn(request, state, admit, stream))
 
@@ -413,17 +419,8 @@ async def _waiting_turn(
         raise
 
 
-def _decider(principal: Principal) -> str:
-    """Who confirmed or declined, as the desk shows it."""
-    if principal.scope == KeyScope.WIDGET:
-        return "customer"
-    if principal.is_staff_account:  # as the desk names staff elsewhere ("staff:Anna Berg")
-        return f"staff:{principal.staff}"
-    return f"{principal.scope.value}:{principal.name}"
-
-
 @router.post("/{conversation_id}/actions/{action_id}/confirm", response_model=TurnOut,
-             responses={**STREAMED, **responses(*AUTHENTICATED, 404, 409)})  # fmt: skip
+             responses={**STREAMED, **responses(*AUTHENTICATED, 403, 404, 409)})  # fmt: skip
 async def confirm_action(
     conversation_id: ConversationId,
     action_id: ActionId,
@@ -446,7 +443,7 @@ async def confirm_action(
 
 
 @router.post("/{conversation_id}/actions/{action_id}/decline", response_model=TurnOut,
-             responses={**STREAMED, **responses(*AUTHENTICATED, 404, 409)})  # fmt: skip
+             responses={**STREAMED, **responses(*AUTHENTICATED, 403, 404, 409)})  # fmt: skip
 async def decline_action(
     conversation_id: ConversationId,
     action_id: ActionId,
@@ -474,7 +471,7 @@ async def _decision(
     confirm: bool,
 ) -> Any:
     admit = TurnAdmission(state, principal, conversation_id, token)
-    decision = Decision(action_id[:64], confirm, _decider(principal))
+    decision = Decision(action_id[:64], confirm, customer_voice(principal))
     agent = state.runtime.agent
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
 
