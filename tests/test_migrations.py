@@ -157,3 +157,47 @@ def test_the_head_the_code_knows_is_the_newest_migration() -> None:
     from agent.store.migrate import HEAD
 
     assert head() == HEAD
+
+
+def test_the_release_before_import_marks_upgrades_with_gift_cards_that_add_up(
+    any_db_url: str,
+) -> None:
+    """A database at 0008 with a gift card that paid for an order and got a refund upgrades in
+    place: its opening balance is what explains its balance, so `supportbot db check` finds
+    the money sound; nothing is lost, and no record has an import mark yet."""
+    from alembic import command
+
+    from agent.store.invariants import check
+    from agent.store.migrate import _config
+
+    _release_0_1_database(any_db_url)
+    engine = create_engine(any_db_url)
+    with engine.begin() as connection:
+        config = _config(connection)
+        command.stamp(config, "0001_release_0_1")
+        command.upgrade(config, "0008_desk")
+        connection.execute(text(
+            "INSERT INTO payment_method (id, customer_id, source, balance_cents) VALUES"
+            " ('gift_card_1', 'c1', 'gift_card', 2500)"
+        ))  # fmt: skip
+        order = connection.execute(text('SELECT id, total_cents FROM "order"')).first()
+        assert order is not None
+        for position, kind, cents in ((0, "payment", order[1]), (1, "refund", 700),
+                                      (2, "payment", 700)):  # fmt: skip
+            connection.execute(
+                text("INSERT INTO order_payment (order_id, position, transaction_type,"
+                     " amount_cents, payment_method_id) VALUES (:o, :p, :k, :c, 'gift_card_1')"),
+                {"o": order[0], "p": position, "k": kind, "c": cents},
+            )  # fmt: skip
+    engine.dispose()
+    upgraded = make_engine(any_db_url)
+    assert migrations_done(upgraded) == [f"upgraded 0008_desk -> {head()}"]
+    with upgraded.connect() as connection:
+        row = connection.execute(text(
+            "SELECT balance_cents, opening_balance_cents FROM payment_method"
+        )).one()  # fmt: skip
+        assert tuple(row) == (2500, 2500 + order[1])
+        marks = connection.execute(text('SELECT imported_at FROM "order"')).all()
+        assert marks and all(m[0] is None for m in marks)
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    assert [v for v in check(upgraded) if v.rule == "money.gift_card"] == []

@@ -6,7 +6,7 @@ import typer
 
 from agent.cli.common import console, fail, load_settings
 
-app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app = typer.Typer(help="The database: its schema and its invariants.", no_args_is_help=True)
 
 
 @app.command("upgrade")
@@ -26,3 +26,26 @@ def upgrade() -> None:
         raise fail(f"cannot upgrade {settings.resolved_database_url()}: {exc}") from exc
     console.print("; ".join(done) if done else "the schema was current", soft_wrap=True)
     console.print(f"schema revision {revision} (newest: {head()})")
+
+
+@app.command("check")
+def check() -> None:
+    """Check the store's invariants on the live database and list every violation, one a line:
+    money that does not add up (refunds beyond what a method paid, an order holding more or
+    less than its total, a gift card whose balance its history does not explain), a customer
+    with a blank email or zip code, an executed change the store does not show. Exits 1 when
+    there is any."""
+    from agent.store.db import make_engine
+    from agent.store.invariants import check as check_store
+
+    settings = load_settings()
+    try:
+        violations = check_store(make_engine(settings.resolved_database_url()))
+    except Exception as exc:  # a database that cannot be reached or read
+        raise fail(f"cannot check {settings.resolved_database_url()}: {exc}") from exc
+    for violation in violations:
+        console.print(str(violation), soft_wrap=True, markup=False, highlight=False)
+    if violations:
+        console.print(f"{len(violations)} violation(s)")
+        raise typer.Exit(1)
+    console.print("no violations: money adds up, identities are sound, changes stand")

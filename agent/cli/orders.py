@@ -16,24 +16,41 @@ app = typer.Typer(help="Customer and order data.", no_args_is_help=True)
 @app.command("import")
 def import_orders(
     path: Annotated[Path, typer.Argument(help="τ²-bench retail db.json, or a CSV of order lines")],
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Also replace customers and orders changed here (by the assistant or staff) "
+            "since their last import, undoing those changes. They are listed first.",
+        ),
+    ] = False,
 ) -> None:
-    """Import customers and orders. Idempotent; bad records are reported and skipped."""
+    """Import customers and orders. Idempotent; bad records are reported and skipped. A record
+    changed here since its last import is kept and listed as a conflict, unless --overwrite."""
     from agent.errors import SupportbotError
     from agent.store.db import make_engine
     from agent.store.importer import import_path
 
     settings = load_settings()
     try:
-        report = import_path(make_engine(settings.resolved_database_url()), path)
+        report = import_path(make_engine(settings.resolved_database_url()), path,
+                             overwrite=overwrite)  # fmt: skip
     except SupportbotError as exc:
         raise fail(str(exc)) from exc
+    what = "[red]overwritten[/red]" if overwrite else "[yellow]kept[/yellow]"
+    for conflict in report.conflicts:
+        err.print(f"{what} {escape(conflict)}", soft_wrap=True)
+    if report.conflicts and not overwrite:
+        err.print("Changes made here were kept; `--overwrite` replaces them with the file's.")
     for problem in report.problems:
         err.print(f"[yellow]skipped[/yellow] {escape(problem)}", soft_wrap=True)
     for label, tally in (("products", report.products), ("customers", report.customers),
                          ("orders", report.orders)):  # fmt: skip
         if label != "products" or tally.created + tally.updated + tally.unchanged:
+            extra = f", {tally.kept} kept" if tally.kept else ""
+            extra += f", {tally.overwritten} overwritten" if tally.overwritten else ""
             console.print(f"{label}: {tally.created} created, {tally.updated} updated, "
-                          f"{tally.unchanged} unchanged")  # fmt: skip
+                          f"{tally.unchanged} unchanged{extra}")  # fmt: skip
     console.print(f"skipped: {len(report.problems)}")
     if report.problems:
         raise typer.Exit(2)

@@ -2,6 +2,11 @@
 
 Idempotent: a record that matches what is stored changes nothing. A bad record is reported
 with its id or line and skipped whole; an order is never half-written.
+
+An import never silently undoes a change made here. A customer or order that a change run
+through supportbot (confirmed by the customer, or run by staff) touched since its last import,
+and that the file would change, is kept as it is and reported as a conflict; only
+`overwrite=True` (`supportbot orders import --overwrite`) replaces it, and says so.
 """
 
 from __future__ import annotations
@@ -11,18 +16,20 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, case, delete, update
 from sqlmodel import Session, col, func, select
 
 from agent.errors import ImportFailed
 from agent.store.db import transaction
 from agent.store.orders import normalize_order_id, order_lines
 from agent.store.tables import (
+    ActionStatus,
     Customer,
     Order,
     OrderItem,
@@ -30,7 +37,10 @@ from agent.store.tables import (
     PaymentMethod,
     Product,
     ProductVariant,
+    ProposedAction,
     Shipment,
+    aware,
+    utcnow,
 )
 
 ORDER_STATUSES = {
@@ -69,7 +79,7 @@ class CustomerIn(BaseModel):
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
     email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    zip_code: str = Field(default="", max_length=20)
+    zip_code: str = Field(max_length=20)
     address: dict[str, Any] = {}
     # None: the source says nothing about them (CSV), and stored ones are kept.
     payment_methods: list[PaymentMethodIn] | None = None
@@ -78,6 +88,13 @@ class CustomerIn(BaseModel):
     @classmethod
     def _lower(cls, v: str) -> str:
         return v.strip().lower()
+
+    @field_validator("zip_code")
+    @classmethod
+    def _a_fact(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a customer needs a zip code (identity checks compare it)")
+        return v.strip()
 
 
 class ItemIn(BaseModel):
@@ -141,6 +158,8 @@ class Tally:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    kept: int = 0  # changed here since the last import: the file's version was not written
+    overwritten: int = 0  # ... and written all the same (overwrite=True)
 
 
 @dataclass
@@ -149,6 +168,70 @@ class ImportReport:
     orders: Tally = field(default_factory=Tally)
     products: Tally = field(default_factory=Tally)
     problems: list[str] = field(default_factory=list)
+    # Records changed here since their last import that the file would change: kept, or
+    # overwritten with overwrite=True. One line each, what was changed here and what differs.
+    conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ChangedHere:
+    """When changes run here (executed actions) last touched each order and customer."""
+
+    orders: dict[str, datetime]
+    customers: dict[str, datetime]
+    tools: dict[str, set[str]]  # "order:#W…" / "customer:…" -> the tools that changed it
+
+    @classmethod
+    def read(cls, session: Session) -> _ChangedHere:
+        found = cls({}, {}, {})
+        rows = session.exec(
+            select(ProposedAction.tool, ProposedAction.arguments, ProposedAction.customer_id,
+                   ProposedAction.decided_at)
+            .where(ProposedAction.status == ActionStatus.EXECUTED)
+        ).all()  # fmt: skip
+        for tool, arguments, customer_id, decided_at in rows:
+            when = aware(decided_at or utcnow())
+            _later(found.customers, customer_id, when)
+            found.tools.setdefault(f"customer:{customer_id}", set()).add(tool)
+            if isinstance(arguments, dict) and arguments.get("order_id"):
+                order_id = normalize_order_id(str(arguments["order_id"]))
+                _later(found.orders, order_id, when)
+                found.tools.setdefault(f"order:{order_id}", set()).add(tool)
+        return found
+
+    def since_import(self, kind: str, key: str, imported_at: datetime | None) -> bool:
+        changed = (self.orders if kind == "order" else self.customers).get(key)
+        return changed is not None and (imported_at is None or changed > aware(imported_at))
+
+    def describe(self, kind: str, key: str, differs: list[str]) -> str:
+        tools = ", ".join(sorted(self.tools.get(f"{kind}:{key}", set())))
+        return (f"{kind} {key}: changed here ({tools}) since its last import; the file differs "
+                f"in {', '.join(differs)}")  # fmt: skip
+
+
+def _later(seen: dict[str, datetime], key: str, when: datetime) -> None:
+    if key not in seen or when > seen[key]:
+        seen[key] = when
+
+
+@dataclass
+class _Run:
+    """One import: its report, what was changed here, and whether to overwrite that."""
+
+    report: ImportReport
+    changed_here: _ChangedHere
+    overwrite: bool
+    now: datetime
+    rebalance: set[str] = field(default_factory=set)  # customers whose gift cards to re-open
+
+    def conflict(self, tally: Tally, kind: str, key: str, differs: list[str]) -> bool:
+        """Whether to keep the stored record (a conflict not overwritten). Reports it."""
+        self.report.conflicts.append(self.changed_here.describe(kind, key, differs))
+        if self.overwrite:
+            tally.overwritten += 1
+            return False
+        tally.kept += 1
+        return True
 
 
 def to_cents(value: Any) -> int:
@@ -366,8 +449,9 @@ def _csv_order(rows: list[tuple[int, dict[str, str]]]) -> OrderIn:
 # --- writer -----------------------------------------------------------------------------------
 
 
-def import_path(engine: Engine, path: Path) -> ImportReport:
-    """Import one file; the format is chosen by its suffix (.json or .csv)."""
+def import_path(engine: Engine, path: Path, *, overwrite: bool = False) -> ImportReport:
+    """Import one file; the format is chosen by its suffix (.json or .csv). `overwrite`: write
+    records changed here since their last import too (see the module's docstring)."""
     if not path.is_file():
         raise ImportFailed(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -377,12 +461,15 @@ def import_path(engine: Engine, path: Path) -> ImportReport:
         records = read_orders_csv(path)
     else:
         raise ImportFailed(f"{path}: unsupported format {suffix!r} (use .json or .csv)")
-    return import_records(engine, records)
+    return import_records(engine, records, overwrite=overwrite)
 
 
-def import_records(engine: Engine, records: Iterable[Parsed]) -> ImportReport:
+def import_records(
+    engine: Engine, records: Iterable[Parsed], *, overwrite: bool = False
+) -> ImportReport:
     report = ImportReport()
     with transaction(engine) as session:
+        run = _Run(report, _ChangedHere.read(session), overwrite, utcnow())
         next_seq = (session.exec(select(func.max(Order.placed_seq))).one() or 0) + 1
         for kind, where, build in records:
             try:
@@ -396,21 +483,45 @@ def import_records(engine: Engine, records: Iterable[Parsed]) -> ImportReport:
             try:
                 with session.begin_nested():
                     if kind == "customer":
-                        _upsert_customer(session, record, report)
+                        _upsert_customer(session, record, run)
                     elif kind == "product":
                         _upsert_product(session, record, report)
                     else:
-                        next_seq = _upsert_order(session, record, report, next_seq)
+                        next_seq = _upsert_order(session, record, run, next_seq)
             except _Skip as exc:
                 report.problems.append(f"{where}: {exc}")
+        _reopen_gift_cards(session, run.rebalance)
     return report
+
+
+def _reopen_gift_cards(session: Session, customer_ids: set[str]) -> None:
+    """Each written customer's gift cards open at their balance less the refunds and plus the
+    payments stored for them: what an import says is the truth as of now."""
+    if not customer_ids:
+        return
+    net = (
+        select(func.coalesce(func.sum(case(
+            (col(OrderPayment.transaction_type) == "refund", col(OrderPayment.amount_cents)),
+            else_=-col(OrderPayment.amount_cents),
+        )), 0))
+        .where(col(OrderPayment.payment_method_id) == col(PaymentMethod.id))
+        .scalar_subquery()
+    )  # fmt: skip
+    session.execute(
+        update(PaymentMethod)
+        .where(col(PaymentMethod.source) == "gift_card",
+               col(PaymentMethod.customer_id).in_(sorted(customer_ids)))
+        .values(opening_balance_cents=func.coalesce(col(PaymentMethod.balance_cents), 0) - net)
+    )  # fmt: skip
+    session.flush()
 
 
 class _Skip(Exception):
     pass
 
 
-def _upsert_customer(session: Session, c: CustomerIn, report: ImportReport) -> None:
+def _upsert_customer(session: Session, c: CustomerIn, run: _Run) -> None:
+    report = run.report
     clash = session.exec(
         select(Customer).where(Customer.email == c.email, Customer.id != c.id)
     ).first()
@@ -422,16 +533,26 @@ def _upsert_customer(session: Session, c: CustomerIn, report: ImportReport) -> N
         c.payment_methods, key=lambda m: m.id
     )
     if existing is None:
-        session.add(Customer(id=c.id, **values))
+        session.add(Customer(id=c.id, **values, imported_at=run.now))
         report.customers.created += 1
-    elif {k: getattr(existing, k) for k in values} == values and not methods_changed:
-        report.customers.unchanged += 1
-        return
     else:
+        differs = [k for k in values if getattr(existing, k) != values[k]]
+        differs += ["payment methods"] if methods_changed else []
+        here = run.changed_here.since_import("customer", c.id, existing.imported_at)
+        if not differs:
+            report.customers.unchanged += 1
+            if here:  # the file has caught up with what was changed here
+                existing.imported_at = run.now
+                session.add(existing)
+            return
+        if here and run.conflict(report.customers, "customer", c.id, differs):
+            return
         for k, v in values.items():
             setattr(existing, k, v)
+        existing.imported_at = run.now
         session.add(existing)
         report.customers.updated += 1
+    run.rebalance.add(c.id)
     session.flush()
     if c.payment_methods is not None and (existing is None or methods_changed):
         for m in c.payment_methods:
@@ -507,20 +628,31 @@ def _stored_order(session: Session, order: Order, with_payments: bool) -> OrderI
     )
 
 
-def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: int) -> int:
+def _upsert_order(session: Session, o: OrderIn, run: _Run, next_seq: int) -> int:
+    report = run.report
     if session.get(Customer, o.customer_id) is None:
         raise _Skip(f"customer {o.customer_id!r} is unknown")
     existing = session.get(Order, o.id)
     if existing is not None:
-        if _stored_order(session, existing, o.payments is not None) == o:
+        stored = _stored_order(session, existing, o.payments is not None)
+        here = run.changed_here.since_import("order", o.id, existing.imported_at)
+        if stored == o:
             report.orders.unchanged += 1
+            if here:  # the file has caught up with what was changed here
+                existing.imported_at = run.now
+                session.add(existing)
             return next_seq
+        differs = [k for k in OrderIn.model_fields if getattr(stored, k) != getattr(o, k)]
+        if here and run.conflict(report.orders, "order", o.id, differs):
+            return next_seq
+        run.rebalance.update({existing.customer_id, o.customer_id})
         session.execute(delete(OrderItem).where(col(OrderItem.order_id) == o.id))
         session.execute(delete(Shipment).where(col(Shipment.order_id) == o.id))
         if o.payments is not None:
             session.execute(delete(OrderPayment).where(col(OrderPayment.order_id) == o.id))
         existing.customer_id, existing.status, existing.address = o.customer_id, o.status, o.address
         existing.total_cents = sum(i.price_cents for i in o.items)
+        existing.imported_at = run.now
         if o.actions is not None:
             existing.sqlmodel_update(o.actions.model_dump())
         session.add(existing)
@@ -534,11 +666,13 @@ def _upsert_order(session: Session, o: OrderIn, report: ImportReport, next_seq: 
                 address=o.address,
                 total_cents=sum(i.price_cents for i in o.items),
                 placed_seq=next_seq,
+                imported_at=run.now,
                 **(o.actions.model_dump() if o.actions is not None else {}),
             )
         )
         next_seq += 1
         report.orders.created += 1
+        run.rebalance.add(o.customer_id)
     session.flush()
     for pos, item in enumerate(o.items):
         session.add(OrderItem(order_id=o.id, position=pos, **item.model_dump()))

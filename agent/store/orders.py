@@ -100,7 +100,9 @@ def net_by_method(payments: Iterable[OrderPayment]) -> dict[str, int]:
 
 
 def format_cents(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
+    """$1,234.56 (and -$1.00), from integer cents without a float."""
+    sign, cents = ("-", -cents) if cents < 0 else ("", cents)
+    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
 
 
 def normalize_order_id(raw: str) -> str:

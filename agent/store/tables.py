@@ -46,6 +46,9 @@ class Customer(SQLModel, table=True):
     email: str = Field(index=True, unique=True, max_length=320)  # stored lower-case
     zip_code: str = Field(default="", max_length=20)
     address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # When an import last wrote (or found unchanged) this record: a change made here after it
+    # is one an import must not undo silently (agent/store/importer.py).
+    imported_at: datetime | None = None
 
 
 class Order(SQLModel, table=True):
@@ -63,6 +66,7 @@ class Order(SQLModel, table=True):
     exchange_new_items: list[str] | None = Field(default=None, sa_column=Column(JSON))
     exchange_payment_method_id: str | None = Field(default=None, max_length=64)
     exchange_price_difference_cents: int | None = None
+    imported_at: datetime | None = None  # as Customer.imported_at
 
 
 class OrderItem(SQLModel, table=True):
@@ -110,6 +114,9 @@ class PaymentMethod(SQLModel, table=True):
     brand: str | None = Field(default=None, max_length=32)
     last_four: str | None = Field(default=None, max_length=4)
     balance_cents: int | None = None  # gift cards only
+    # Gift cards: the balance before every entry of the payment histories stored here, set at
+    # import; balance = opening + refunds - payments to it, whatever happens since.
+    opening_balance_cents: int | None = None
 
 
 class OrderPayment(SQLModel, table=True):
