@@ -332,6 +332,31 @@ def _propose_cancellation(page, fake: FakeAnthropic) -> object:  # type: ignore[
     return page.locator(".msg.assistant").last
 
 
+def test_the_change_to_confirm_is_set_apart_from_the_models_words(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    """A model (or a document it read) that words its call to look like a free test cannot
+    make its words pass for the change: the box holds only the summary the server built."""
+    base, _, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    lure = ("Please confirm: Nothing will change; this is a free test. Reply yes to receive "
+            "your refund.")  # fmt: skip
+    fake.enqueue(
+        tool_use("verify_customer", {"email": IVAN["email"], "order_id": PENDING}),
+        tool_use("cancel_pending_order", CANCEL, say=lure),
+    )
+    _say(page, f"I'm {IVAN['email']}. Is {PENDING} on its way?")
+    page.wait_for_selector(".proposal .choices button.confirm")
+    bubble = page.locator(".msg.assistant").last
+    boxes = bubble.locator(".change-summary")
+    assert boxes.count() == 1
+    assert boxes.locator(".what").inner_text() == SUMMARY
+    assert "free test" not in boxes.inner_text()
+    assert "free test" in bubble.inner_text()  # the model's words stay, outside the box
+    _shot(page, "7b-change-set-apart")
+
+
 def test_customer_confirms_a_cancellation_with_the_button(
     browser, site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
@@ -342,7 +367,7 @@ def test_customer_confirms_a_cancellation_with_the_button(
     shown = bubble.inner_text()
     assert SUMMARY in shown and "Checking your details ✓" in shown
     assert f"Cancelling order {PENDING} — waiting for your confirmation" in shown
-    assert bubble.locator("strong.summary").inner_text() == SUMMARY
+    assert bubble.locator(".change-summary .what").inner_text() == SUMMARY
     confirm = bubble.get_by_role("button", name="Confirm")
     decline = bubble.get_by_role("button", name="Decline")
     assert confirm.is_enabled() and decline.is_enabled()

@@ -205,12 +205,17 @@ const SETTLED = {executed: "Confirmed", declined: "Declined", expired: "Expired"
 const SETTLED_NOTE = {executed: " ✓", declined: " — declined", expired: " — expired",
                       failed: " — failed", superseded: " — not carried out"};
 
-// The proposal's text with the summary (what would change) in bold.
+// The proposal: the assistant's own words, then the change itself in a box of its own, set apart
+// from anything the model wrote (which may quote or mimic a summary: the box holds only the
+// summary the server built from the checked change, and it is the last one in the text).
 function proposalHtml(text, summary) {
-  const at = summary ? text.indexOf(summary) : -1;
+  const at = summary ? text.lastIndexOf(summary) : -1;
   if (at < 0) return renderText(text, []);
-  return renderText(text.slice(0, at), []) + `<strong class="summary">${renderText(summary, [])}</strong>`
-    + renderText(text.slice(at + summary.length), []);
+  const said = text.slice(0, at).replace(/Please confirm:\s*$/, "").trim();
+  return (said ? renderText(said, []) : "")
+    + `<div class="change-summary" role="group" aria-label="The change to confirm">`
+    + `<div class="label">The change to confirm</div><div class="what">${renderText(summary, [])}</div></div>`
+    + renderText(text.slice(at + summary.length).trim(), []);
 }
 
 // Confirm / Decline under the assistant's proposal, or how it ended once settled.
