@@ -17,7 +17,7 @@ from agent.store.db import make_engine
 from agent.store.turns import SqlTurnStore
 from kb import KnowledgeBase
 from kb.embedder import set_threads
-from tools import default_registry
+from tools import ToolRegistry, default_registry
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,12 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase | None:
         return None
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runtime:
+    """The running product; `tools` replaces the shipped tools (a shop's own, or a test's)."""
     tracing.configure_from_env()  # traces only where OTEL_EXPORTER_OTLP_*ENDPOINT is set
     set_threads(settings.encoder_threads)  # a command that encodes batches may raise it
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
-    tools = default_registry()
+    tools = tools or default_registry()
     fallback = OfflineModel(tools)
     model: Model
     summarizer: Model | None = None

@@ -10,13 +10,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent.config import Settings
-from agent.store import actions
-from agent.store.actions import ActionRefused
 from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path
 from agent.store.tables import Customer, Order, OrderItem, OrderPayment, PaymentMethod
 from tests.conftest import RETAIL_SLICE
 from tools import default_registry
+from tools.order_rules import ActionRefused
 from tools.registry import Preview, ToolOutcome
 from tools.tool_context import ToolContext
 
@@ -34,8 +33,13 @@ def engine(any_db_url: str) -> Iterator[Engine]:
 
 
 def act(engine: Engine, action: str, customer: str, **arguments: Any) -> dict[str, Any]:
+    """The change's rule itself (the tool's function), in one transaction."""
+    change = default_registry().get(action)
+    assert change is not None
     with transaction(engine) as session:
-        return actions.ACTIONS[action](session, customer, **arguments)
+        ctx = ToolContext(session, Settings(), conversation_id="", customer_id=customer)
+        result: dict[str, Any] = change.fn(ctx, **arguments)
+        return result
 
 
 def refused(engine: Engine, action: str, customer: str, match: str, **arguments: Any) -> None:

@@ -302,15 +302,30 @@ def test_the_customer_panel_shows_the_customers_orders(
     expect(panel.locator(f'.panel-order[data-order="{pending}"] .pill')).to_have_text("pending")
     expect(panel.locator(".panel-conversation.this")).to_contain_text(f"#{ticket}")
 
-    # A change run from the desk shows under its order, with who ran it.
-    page.select_option("#change-tool", "cancel_pending_order")
-    page.fill("#change-args", f'{{"order_id": "{pending}", "reason": "no longer needed"}}')
+    # A change run from the desk, from pickers (the change form is built from each change's
+    # schema): the order, its items, the product's other options, the customer's methods.
+    page.select_option("#change-tool", "modify_pending_order_items")
+    expect(page.locator("#change-about")).to_contain_text("Swap items of a pending order")
+    page.select_option("#change-arg-order_id", pending)
+    page.locator('#change-inputs input[data-arg="item_ids"]').first.check()
+    new_option = page.locator("#change-new-0")
+    expect(new_option.locator('option[value="1793929609"]')).to_have_count(1)
+    new_option.select_option("1793929609")  # the high-back chair
+    page.select_option("#change-arg-payment_method_id", "paypal_6151711")
+    _shot(page, "22b-desk-change-form")
     page.click("#change-run")
-    expect(page.locator("#change-result")).to_contain_text("Executed: Cancel order")
+    expect(page.locator("#change-result")).to_contain_text("Executed: Change order")
     changed = panel.locator(f'.panel-order[data-order="{pending}"]')
-    expect(changed.locator(".pill").first).to_have_text("cancelled")
+    expect(changed.locator(".pill").first).to_have_text("pending (item modified)")
     expect(changed.locator(".panel-actions")).to_contain_text("executed")
     expect(changed.locator(".panel-actions")).to_contain_text("Anna Berg")
+    page.select_option("#change-tool", "cancel_pending_order")
+    expect(page.locator("#change-arg-reason option")).to_have_count(2)  # the schema's enum
+    page.select_option("#change-arg-order_id", "#W5183325")  # another pending order
+    page.click("#change-run")
+    expect(page.locator("#change-result")).to_contain_text("Executed: Cancel order")
+    cancelled = panel.locator('.panel-order[data-order="#W5183325"]')
+    expect(cancelled.locator(".pill").first).to_have_text("cancelled")
 
     # Assignment: to a colleague, and back to the queue.
     page.select_option("#assign", label="Bob Marsh")

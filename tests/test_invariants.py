@@ -71,7 +71,7 @@ TOOLS = (
     "return_delivered_order_items",
     "exchange_delivered_order_items",
 )
-# The transitions the policy allows an order (agent/store/actions.py), besides staying put.
+# The transitions the policy allows an order (tools/order_actions.py), besides staying put.
 ALLOWED = {
     ("pending", "cancelled"),
     ("pending", "pending (item modified)"),

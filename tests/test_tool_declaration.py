@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi.testclient import TestClient
+from pydantic import AfterValidator, Field
+from sqlmodel import Session
+
+from agent.api.app import create_app
 from agent.config import Settings
 from agent.engine.prompts import system_prompt
 from agent.models.base import ModelRequest
 from agent.models.offline import OfflineModel
+from agent.runtime import Runtime, build_runtime
+from agent.store.addresses import plain_line
+from agent.store.db import transaction
+from agent.store.importer import import_path
+from agent.store.keys import create_key
+from agent.store.orders import normalize_order_id
+from agent.store.scopes import KeyScope
+from agent.store.tables import Order
+from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory
+from tests.fake_anthropic import FakeAnthropic, text, tool_use
 from tools import TOOLS, Kind, ToolRegistry, describe, tool
 from tools.intent import Intent
+from tools.order_rules import ActionRefused
 from tools.tool_context import ToolContext
 
 
@@ -71,3 +87,76 @@ def test_the_shipped_tools_are_declared_with_labels_and_kinds() -> None:
     }
     guidance = ToolRegistry(TOOLS).guidance()
     assert guidance[-1].startswith("When the customer asks for a person")
+
+
+# A shop's own change, written as the seven are: the function is the rule, the declaration says
+# it changes the store and how its proposal reads. Nothing else is edited for it to reach the
+# prompt, the confirmation flow and the desk's change form.
+@tool(
+    label=lambda a: f"Gift-wrapping order {a.get('order_id', '')}",
+    kind=Kind.CHANGE,
+    summarize=lambda a, r: f"Gift-wrap order {r['order_id']} with the message “{a['note']}”.",
+)
+def gift_wrap_order(
+    ctx: ToolContext,
+    order_id: Annotated[str, Field(max_length=40)],
+    note: Annotated[str, Field(max_length=60), AfterValidator(plain_line)],
+) -> dict[str, Any]:
+    """Gift-wrap one of the verified customer's pending orders, with a short note."""
+    customer = ctx.require_customer()
+    order = ctx.session.get(Order, normalize_order_id(order_id))
+    if order is None or order.customer_id != customer:
+        raise ActionRefused(f"Order {normalize_order_id(order_id)} was not found.")
+    if order.status != "pending":
+        raise ActionRefused(f"Order {order.id} is '{order.status}'; only a pending one is wrapped.")
+    order.cancel_reason = f"wrap: {note}"[:32]  # (a test's stand-in for a column of its own)
+    ctx.session.add(order)
+    return {"order_id": order.id, "wrapped": True}
+
+
+def test_a_new_change_needs_only_its_declaration_and_one_line(
+    make_settings: SettingsFactory, fake: FakeAnthropic
+) -> None:
+    registry = ToolRegistry([*TOOLS, gift_wrap_order])  # the one line (tools.TOOLS)
+    runtime = build_runtime(make_settings(), tools=registry)
+    import_path(runtime.engine, RETAIL_SLICE)
+    with transaction(runtime.engine) as session:
+        admin = create_key(session=session, name="admin-test", scope=KeyScope.ADMIN)[1]
+        backend = create_key(session=session, name="backend-test", scope=KeyScope.BACKEND)[1]
+    # The prompt: the guidance about confirming names it.
+    (confirming,) = [
+        line for line in registry.guidance() if "only when the customer confirms" in line
+    ]
+    assert "gift_wrap_order" in confirming and "cancel_pending_order" in confirming
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        # The desk's change form: listed, with its schema (what the form is built from).
+        listed = client.get("/v1/changes", headers={"Authorization": f"Bearer {admin}"}).json()
+        (wrap,) = [c for c in listed if c["name"] == "gift_wrap_order"]
+        assert wrap["title"] == "Gift wrap order"
+        assert set(wrap["input_schema"]["properties"]) == {"order_id", "note"}
+        assert [c["name"] for c in listed][:7] == [t.name for t in TOOLS if t.kind == Kind.CHANGE]
+        # The confirmation flow: proposed with its summary, nothing changed until the yes.
+        auth = {"Authorization": f"Bearer {backend}"}
+        conversation = client.post("/v1/conversations", headers=auth,
+                                   json={"customer_email": IVAN["email"]}).json()["id"]  # fmt: skip
+        fake.enqueue(
+            tool_use("gift_wrap_order", {"order_id": "#W8770097", "note": "Happy birthday"})
+        )
+        turn = client.post(f"/v1/conversations/{conversation}/messages", headers=auth,
+                           json={"text": "gift-wrap #W8770097 please"}).json()  # fmt: skip
+        assert turn["pending_action"]["summary"] == (
+            "Gift-wrap order #W8770097 with the message “Happy birthday”.")  # fmt: skip
+        assert "gift_wrap_order" in fake.bodies[-1]["system"][0]["text"]
+        assert _wrapped(runtime) is None
+        fake.enqueue(text("Done: it will be gift-wrapped."))
+        client.post(
+            f"/v1/conversations/{conversation}/messages", headers=auth, json={"text": "yes"}
+        )
+        assert _wrapped(runtime) == "wrap: Happy birthday"
+
+
+def _wrapped(runtime: Runtime) -> str | None:
+    with Session(runtime.engine) as session:
+        order = session.get(Order, "#W8770097")
+        assert order is not None
+        return order.cancel_reason

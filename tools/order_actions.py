@@ -1,7 +1,10 @@
-"""Store-changing tools: the order actions of the store's policy (agent.store.actions), named
-and shaped as the τ²-bench retail domain's. Each is declared `kind=Kind.CHANGE`: a call the
-model makes is checked against every rule and held as a proposal until the customer confirms
-(agent.engine.consent); only then does it run, with every rule checked again."""
+"""Store-changing tools: the seven order changes of the store's policy, named and shaped as the
+τ²-bench retail domain's. Each is declared once, here: its function is the rule itself (the
+checks they share are in tools/order_rules.py), and `@tool(kind=Kind.CHANGE, summarize=...)`
+makes it a change. A call the model makes is checked against every rule and held as a proposal
+until the customer confirms (agent.engine.consent); only then does it run, every rule checked
+again. The prompt's guidance about confirming and the desk's change form are derived from the
+registry, so a new change is this declaration and one line in tools.TOOLS."""
 
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from agent.store import actions
-from agent.store.actions import ActionRefused
 from agent.store.addresses import ADDRESS_FIELDS, plain_line
+from agent.store.orders import format_cents, method_label
+from agent.store.tables import Customer, OrderItem, PaymentMethod, ProductVariant
+from tools import order_rules as rules
 from tools.intent import Intent
 from tools.registry import Kind, tool
-from tools.tool_context import ToolContext, ToolError
+from tools.tool_context import ToolContext
 
 # Every argument of a change is checked before anything is proposed: ids are ids, and text is
 # one plain line (no control or direction-changing characters: what the customer confirms,
@@ -23,41 +27,39 @@ from tools.tool_context import ToolContext, ToolError
 _ID = r"^[A-Za-z0-9_-]+$"
 OrderId = Annotated[
     str,
-    Field(description="The order number, e.g. #W2611340", max_length=40,
-          pattern=r"^\s*#?\s*[A-Za-z0-9]{1,32}\s*$"),
-]  # fmt: skip
+    Field(
+        description="The order number, e.g. #W2611340",
+        max_length=40,
+        pattern=r"^\s*#?\s*[A-Za-z0-9]{1,32}\s*$",
+    ),
+]
 ItemIds = Annotated[
     list[Annotated[str, Field(max_length=64, pattern=_ID)]],
-    Field(description="Item ids of the order's items (an item ordered twice may appear twice)",
-          min_length=1, max_length=50),
-]  # fmt: skip
+    Field(
+        description="Item ids of the order's items (an item ordered twice may appear twice)",
+        min_length=1,
+        max_length=50,
+    ),
+]
 NewItemIds = Annotated[
     list[Annotated[str, Field(max_length=64, pattern=_ID)]],
-    Field(description="For each item, in the same order, the item id of the new variant: the "
-          "same product with other options, available", min_length=1, max_length=50),
-]  # fmt: skip
+    Field(
+        description="For each item, in the same order, the item id of the new variant: the "
+        "same product with other options, available",
+        min_length=1,
+        max_length=50,
+    ),
+]
 PaymentMethodId = Annotated[
     str,
-    Field(description="One of the customer's payment method ids (see payment_methods)",
-          max_length=64, pattern=_ID),
-]  # fmt: skip
+    Field(
+        description="One of the customer's payment method ids (see payment_methods)",
+        max_length=64,
+        pattern=_ID,
+    ),
+]
 Line = Annotated[str, Field(max_length=200), AfterValidator(plain_line)]
 Zip = Annotated[str, Field(max_length=20), AfterValidator(plain_line)]
-
-CONFIRMING = (
-    "Order changes (cancel_pending_order, modify_pending_order_*, modify_user_address, "
-    "return_delivered_order_items, exchange_delivered_order_items) are carried out only when "
-    "the customer confirms: call the tool once you have every detail (all items to change, "
-    "the payment method, the reason); the customer is then shown the change to confirm and "
-    "you receive the outcome as the tool's result. One change at a time."
-)
-
-
-def _run(name: str, ctx: ToolContext, **arguments: Any) -> dict[str, Any]:
-    try:
-        return actions.ACTIONS[name](ctx.session, ctx.require_customer(), **arguments)
-    except ActionRefused as exc:
-        raise ToolError(str(exc)) from exc
 
 
 def _options(options: dict[str, Any]) -> str:
@@ -86,8 +88,14 @@ def _address(args: dict[str, Any]) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-_FIELD_NAMES = {"address1": "street", "address2": "second line", "city": "city",
-                "state": "state", "country": "country", "zip": "zip code"}  # fmt: skip
+_FIELD_NAMES = {
+    "address1": "street",
+    "address2": "second line",
+    "city": "city",
+    "state": "state",
+    "country": "country",
+    "zip": "zip code",
+}
 
 
 def _address_change(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -102,6 +110,23 @@ def _address_change(before: dict[str, Any], after: dict[str, Any]) -> str:
         if (before.get(k) or "") != (after.get(k) or "")
     ]
     return "Changes: " + "; ".join(changed) + "."
+
+
+def _changes(lines: list[OrderItem], variants: list[ProductVariant]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": line.name,
+            "from": dict(line.options),
+            "to": dict(variant.options),
+            "new_price": format_cents(variant.price_cents),
+        }
+        for line, variant in zip(lines, variants, strict=True)
+    ]
+
+
+def _signed(cents: int) -> str:
+    """+$12.00 the customer pays, -$12.00 refunded to them."""
+    return ("-" if cents < 0 else "+") + format_cents(abs(cents))
 
 
 # -- cancel ---------------------------------------------------------------------------------
@@ -124,21 +149,23 @@ def _plan_cancel(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
 
 def _summarize_cancel(args: dict[str, Any], result: dict[str, Any]) -> str:
     refunds = "; ".join(f"{r['amount']} back to your {r['to']}" for r in result["refunds"])
-    return (f"Cancel order {result['order_id']} (reason: {args['reason']})."
-            + (f" Refund: {refunds}." if refunds else ""))  # fmt: skip
+    return f"Cancel order {result['order_id']} (reason: {args['reason']})." + (
+        f" Refund: {refunds}." if refunds else ""
+    )
 
 
 def _render_cancel(data: Any) -> str:
     refunds = "; ".join(f"{r['amount']} to your {r['to']}" for r in data.get("refunds", []))
-    return (f"Done: order {data['order_id']} is cancelled."
-            + (f" Refund: {refunds} (a gift card at once, other methods in 5-7 business days)."
-               if refunds else ""))  # fmt: skip
+    return f"Done: order {data['order_id']} is cancelled." + (
+        f" Refund: {refunds} (a gift card at once, other methods in 5-7 business days)."
+        if refunds
+        else ""
+    )
 
 
 @tool(
     label=lambda a: f"Cancelling order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    guidance=CONFIRMING,
     plan=_plan_cancel,
     render=_render_cancel,
     summarize=_summarize_cancel,
@@ -154,7 +181,36 @@ def cancel_pending_order(
     """Cancel one of the verified customer's pending orders. Every payment is refunded to the
     method it came from (a gift card at once, others in 5-7 business days). Only for orders
     with status 'pending'."""
-    return _run("cancel_pending_order", ctx, order_id=order_id, reason=reason)
+    session, customer_id = ctx.session, ctx.require_customer()
+    order = rules.locked_order(session, customer_id, order_id)
+    rules.check_status(order, rules.PENDING)
+    if reason not in rules.CANCEL_REASONS:
+        raise rules.ActionRefused(
+            f"The reason must be {' or '.join(repr(r) for r in rules.CANCEL_REASONS)}."
+        )
+    refunds = []
+    # What each method paid net of earlier refunds (a changed payment method, a refunded
+    # price difference): refunding every payment entry would pay some of them back twice.
+    for method_id, cents in rules.net_paid(session, order.id).items():
+        if cents <= 0:
+            continue
+        method = session.get(PaymentMethod, method_id, with_for_update=True)
+        rules.record_entry(session, order, "refund", cents, method_id)
+        if method is not None:
+            rules.credit_gift_card(method, cents)
+            session.add(method)
+        session.flush()
+        refunds.append(
+            {
+                "amount": format_cents(cents),
+                "payment_method_id": method_id,
+                "to": method_label(method) if method else method_id,
+            }
+        )
+    order.status, order.cancel_reason = "cancelled", reason
+    session.add(order)
+    session.flush()
+    return rules.outcome(order, refunds=refunds)
 
 
 # -- pending order: address, items, payment --------------------------------------------------
@@ -181,8 +237,19 @@ def modify_pending_order_address(
 ) -> dict[str, Any]:
     """Change the shipping address of one of the verified customer's pending orders
     (status 'pending' or 'pending (item modified)'). address2 may be empty."""
-    return _run("modify_pending_order_address", ctx, order_id=order_id, address1=address1,
-                address2=address2, city=city, state=state, country=country, zip=zip)  # fmt: skip
+    session, customer_id = ctx.session, ctx.require_customer()
+    address = rules.valid_address(
+        address1=address1, address2=address2, city=city, state=state, country=country, zip=zip
+    )
+    order = rules.locked_order(session, customer_id, order_id)
+    rules.check_status(order, rules.PENDING, rules.ITEMS_MODIFIED)
+    previous = dict(order.address)
+    if rules.same_address(previous, address):
+        raise rules.ActionRefused(f"Order {order.id} already ships to that address.")
+    order.address = address
+    session.add(order)
+    session.flush()
+    return rules.outcome(order, shipping_address=order.address, previous_address=previous)
 
 
 @tool(
@@ -204,8 +271,39 @@ def modify_pending_order_items(
     """Swap items of a pending order (status 'pending') for other options of the same
     product. Possible once per order: collect every item to change first. The price
     difference is paid with, or refunded to, payment_method_id (a gift card must cover it)."""
-    return _run("modify_pending_order_items", ctx, order_id=order_id, item_ids=item_ids,
-                new_item_ids=new_item_ids, payment_method_id=payment_method_id)  # fmt: skip
+    session, customer_id = ctx.session, ctx.require_customer()
+    order = rules.locked_order(session, customer_id, order_id)
+    rules.check_status(
+        order, rules.PENDING
+    )  # once: afterwards the order is 'pending (item modified)'
+    lines, variants, method, difference = rules.swap(
+        session, customer_id, order, item_ids, new_item_ids, payment_method_id
+    )
+    if difference < 0:
+        rules.check_refundable(session, order, method, -difference)
+    rules.record_entry(
+        session, order, "payment" if difference > 0 else "refund", abs(difference), method.id
+    )
+    rules.credit_gift_card(method, -difference)
+    changes = _changes(lines, variants)
+    for line, variant in zip(lines, variants, strict=True):
+        line.item_id, line.price_cents, line.options = (
+            variant.item_id,
+            variant.price_cents,
+            dict(variant.options),
+        )
+        session.add(line)
+    order.total_cents += difference
+    order.status = rules.ITEMS_MODIFIED
+    session.add_all([order, method])
+    session.flush()
+    return rules.outcome(
+        order,
+        changes=changes,
+        price_difference=_signed(difference),
+        payment_method_id=method.id,
+        payment_method=method_label(method),
+    )
 
 
 @tool(
@@ -225,8 +323,38 @@ def modify_pending_order_payment(
 ) -> dict[str, Any]:
     """Pay a pending order with another of the customer's payment methods. Only for an
     order paid with a single payment; a gift card must cover the whole amount."""
-    return _run("modify_pending_order_payment", ctx, order_id=order_id,
-                payment_method_id=payment_method_id)  # fmt: skip
+    session, customer_id = ctx.session, ctx.require_customer()
+    order = rules.locked_order(session, customer_id, order_id)
+    rules.check_status(order, rules.PENDING, rules.ITEMS_MODIFIED)
+    holding = {m: cents for m, cents in rules.net_paid(session, order.id).items() if cents > 0}
+    if len(holding) != 1:
+        raise rules.ActionRefused(
+            f"Order {order.id} is paid with {len(holding)} payment methods; only "
+            "an order paid with one method can change it."
+        )
+    ((old_id, amount),) = holding.items()
+    if old_id == payment_method_id:
+        raise rules.ActionRefused("That is already the order's payment method.")
+    new = rules.locked_method(session, customer_id, payment_method_id)
+    rules.check_covers(new, amount)
+    rules.record_entry(session, order, "payment", amount, new.id)
+    session.flush()
+    rules.record_entry(session, order, "refund", amount, old_id)
+    rules.credit_gift_card(new, -amount)
+    previous = session.get(PaymentMethod, old_id, with_for_update=True)
+    if previous is not None:
+        rules.credit_gift_card(previous, amount)
+        session.add(previous)
+    session.add(new)
+    session.flush()
+    return rules.outcome(
+        order,
+        amount=format_cents(amount),
+        payment_method_id=new.id,
+        payment_method=method_label(new),
+        refunded_to=old_id,
+        refunded_to_method=method_label(previous) if previous else None,
+    )
 
 
 # -- the account's address -----------------------------------------------------------------
@@ -251,8 +379,25 @@ def modify_user_address(
     zip: Zip,
 ) -> dict[str, Any]:
     """Change the verified customer's default address. Orders already placed keep theirs."""
-    return _run("modify_user_address", ctx, address1=address1, address2=address2, city=city,
-                state=state, country=country, zip=zip)  # fmt: skip
+    session, customer_id = ctx.session, ctx.require_customer()
+    address = rules.valid_address(
+        address1=address1, address2=address2, city=city, state=state, country=country, zip=zip
+    )
+    customer = session.get(Customer, customer_id, with_for_update=True)
+    if customer is None:
+        raise rules.ActionRefused("The customer was not found.")
+    previous = dict(customer.address)
+    if rules.same_address(previous, address):
+        raise rules.ActionRefused("That is already the account's address.")
+    customer.address = address
+    customer.zip_code = address["zip"]  # what verification compares (never blank)
+    session.add(customer)
+    session.flush()
+    return {
+        "customer_id": customer.id,
+        "default_address": customer.address,
+        "previous_address": previous,
+    }
 
 
 # -- delivered order: return, exchange ------------------------------------------------------
@@ -280,8 +425,33 @@ def return_delivered_order_items(
 ) -> dict[str, Any]:
     """Request the return of items of a delivered order (status 'delivered'). The refund goes
     to the order's original payment method or to one of the customer's gift cards."""
-    return _run("return_delivered_order_items", ctx, order_id=order_id, item_ids=item_ids,
-                payment_method_id=payment_method_id)  # fmt: skip
+    session, customer_id = ctx.session, ctx.require_customer()
+    order = rules.locked_order(session, customer_id, order_id)
+    rules.check_status(order, "delivered")
+    lines = rules.chosen_lines(session, order, item_ids)
+    method = rules.locked_method(session, customer_id, payment_method_id)
+    original = {
+        p.payment_method_id
+        for p in rules.history(session, order.id)
+        if p.transaction_type == "payment"
+    }
+    if method.id not in original and method.source != "gift_card":
+        raise rules.ActionRefused(
+            "A refund goes to the order's original payment method or to "
+            "one of the customer's gift cards."
+        )
+    order.status = "return requested"
+    order.return_items, order.return_payment_method_id = sorted(item_ids), method.id
+    session.add(order)
+    session.flush()
+    return rules.outcome(
+        order,
+        return_items=order.return_items,
+        refund_to=method.id,
+        refund_method=method_label(method),
+        refund=format_cents(sum(li.price_cents for li in lines)),
+        items=[{"name": li.name, "options": dict(li.options)} for li in lines],
+    )
 
 
 @tool(
@@ -307,8 +477,26 @@ def exchange_delivered_order_items(
     """Exchange items of a delivered order (status 'delivered') for other options of the same
     product. Possible once per order: collect every item first. The price difference is paid
     with, or refunded to, payment_method_id (a gift card must cover it)."""
-    return _run("exchange_delivered_order_items", ctx, order_id=order_id, item_ids=item_ids,
-                new_item_ids=new_item_ids, payment_method_id=payment_method_id)  # fmt: skip
+    session, customer_id = ctx.session, ctx.require_customer()
+    order = rules.locked_order(session, customer_id, order_id)
+    rules.check_status(order, "delivered")  # once: afterwards the order is 'exchange requested'
+    lines, variants, method, difference = rules.swap(
+        session, customer_id, order, item_ids, new_item_ids, payment_method_id
+    )
+    changes = _changes(lines, variants)
+    order.status = "exchange requested"
+    order.exchange_items, order.exchange_new_items = sorted(item_ids), sorted(new_item_ids)
+    order.exchange_payment_method_id = method.id
+    order.exchange_price_difference_cents = difference
+    session.add(order)
+    session.flush()
+    return rules.outcome(
+        order,
+        changes=changes,
+        price_difference=_signed(difference),
+        payment_method_id=method.id,
+        payment_method=method_label(method),
+    )
 
 
 ORDER_ACTIONS = (

@@ -31,6 +31,15 @@ class Kind(StrEnum):
     CHANGE = "change"  # changes the customer's orders or account: needs their confirmation
 
 
+# The prompt's line about changes, for the registered ones.
+CONFIRMING = (
+    "Order changes ({names}) are carried out only when the customer confirms: call the tool "
+    "once you have every detail (all items to change, the payment method, the reason); the "
+    "customer is then shown the change to confirm and you receive the outcome as the tool's "
+    "result. One change at a time."
+)
+
+
 # How the offline model uses a tool: the calls it makes for a customer's message (given what
 # the tools declared before it already planned), and its words for a result.
 Plan = Callable[[Intent, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]
@@ -193,8 +202,21 @@ class ToolRegistry:
         return found.label(args or {}) if found else f"Using {name}"
 
     def guidance(self) -> list[str]:
-        """The system prompt's lines about the tools, in the registry's (fixed) order."""
-        return [t.guidance for t in self._tools.values() if t.guidance]
+        """The system prompt's lines about the tools, in the registry's (fixed) order: each
+        tool's own line, and where the first change appears, how every change is confirmed
+        (derived from the changes registered, so a new one needs no other edit)."""
+        lines: list[str] = []
+        changes = self.changes()
+        for t in self._tools.values():
+            if changes and t.name == changes[0]:
+                lines.append(CONFIRMING.format(names=", ".join(changes)))
+            if t.guidance:
+                lines.append(t.guidance)
+        return lines
+
+    def changes(self) -> list[str]:
+        """The store-changing tools, in the registry's order."""
+        return [t.name for t in self._tools.values() if t.kind == Kind.CHANGE]
 
     def plan(self, intent: Intent, available: set[str]) -> list[tuple[str, dict[str, Any]]]:
         """The offline model's tool calls for a message: each tool's planner, in the

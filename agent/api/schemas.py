@@ -112,6 +112,15 @@ class StaffActionOut(ActionOut):
     result: str | None = Field(default=None, description="The tool's result as the model saw it")
 
 
+class ChangeOut(BaseModel):
+    """A store-changing tool, as the desk's change form is built from it."""
+
+    name: str
+    title: str  # "Cancel pending order"
+    description: str  # the tool's manual (its docstring)
+    input_schema: dict[str, Any]  # JSON Schema of its arguments
+
+
 class StaffActionCreate(BaseModel):
     tool: str = Field(max_length=64, pattern=NO_NUL, description="One of the store-changing tools")
     arguments: dict[str, Any] = Field(default_factory=dict, description="The tool's input")

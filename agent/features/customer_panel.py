@@ -10,13 +10,14 @@ from sqlmodel import Session, col, func, select
 
 from agent.errors import NotFound
 from agent.store import proposals
-from agent.store.orders import list_orders
+from agent.store.orders import PaymentMethodView, format_cents, list_orders, payment_methods
 from agent.store.tables import (
     ActionStatus,
     Conversation,
     ConversationState,
     Customer,
     Message,
+    OrderItem,
     ProposedAction,
     Ticket,
     TicketStatus,
@@ -37,11 +38,22 @@ class PanelAction(BaseModel):
     decided_at: UtcTime | None
 
 
+class PanelItem(BaseModel):
+    """An order's line, as the desk's change form offers it."""
+
+    item_id: str
+    product_id: str
+    name: str
+    options: dict[str, Any]
+    price: str
+
+
 class PanelOrder(BaseModel):
     order_id: str
     status: str
     item_count: int
     total: str
+    items: list[PanelItem] = []
     actions: list[PanelAction] = []
 
 
@@ -70,6 +82,7 @@ class CustomerPanel(BaseModel):
     email: str
     zip_code: str
     address: dict[str, Any]
+    payment_methods: list[PaymentMethodView] = []
     orders: list[PanelOrder]
     account_actions: list[PanelAction] = []  # changes not tied to one order (the address)
     conversations: list[PanelConversation]
@@ -93,10 +106,21 @@ def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
         order_id = action.arguments.get("order_id")
         target = by_order.setdefault(str(order_id), []) if order_id else account
         target.append(_action(action))
+    listed = list_orders(session=session, customer_id=customer_id, limit=ORDERS_SHOWN)
+    lines: dict[str, list[PanelItem]] = {}
+    for line in session.exec(
+        select(OrderItem)
+        .where(col(OrderItem.order_id).in_([o.order_id for o in listed]))
+        .order_by(col(OrderItem.order_id), col(OrderItem.position))
+    ):
+        lines.setdefault(line.order_id, []).append(PanelItem(
+            item_id=line.item_id, product_id=line.product_id, name=line.name,
+            options=line.options, price=format_cents(line.price_cents)))  # fmt: skip
     orders = [
-        PanelOrder(**o.model_dump(), actions=by_order.get(o.order_id, []))
-        for o in list_orders(session=session, customer_id=customer_id, limit=ORDERS_SHOWN)
-    ]
+        PanelOrder(**o.model_dump(), items=lines.get(o.order_id, []),
+                   actions=by_order.get(o.order_id, []))
+        for o in listed
+    ]  # fmt: skip
     count = (
         select(func.count())
         .select_from(Message)
@@ -130,6 +154,7 @@ def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
         email=customer.email,
         zip_code=customer.zip_code,
         address=customer.address,
+        payment_methods=payment_methods(session=session, customer_id=customer_id),
         orders=orders,
         account_actions=account,
         conversations=conversations,

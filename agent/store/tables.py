@@ -58,7 +58,7 @@ class Order(SQLModel, table=True):
     address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     total_cents: int = 0
     placed_seq: int = Field(default=0, description="Import order; stands in for a placed date")
-    # What the order actions set (agent/store/actions.py), as the τ²-bench retail domain does.
+    # What the order actions set (tools/order_actions.py), as the τ²-bench retail domain does.
     cancel_reason: str | None = Field(default=None, max_length=32)
     return_items: list[str] | None = Field(default=None, sa_column=Column(JSON))
     return_payment_method_id: str | None = Field(default=None, max_length=64)

@@ -18,7 +18,7 @@ from agent.api.deps import (
 )
 from agent.api.errors import STAFF, responses
 from agent.api.routes.conversations import action_out
-from agent.api.schemas import StaffActionCreate, StaffActionOut
+from agent.api.schemas import ChangeOut, StaffActionCreate, StaffActionOut
 from agent.features.staff_actions import run_for_customer
 from agent.store import proposals
 from agent.store.tables import ActionStatus, ProposedAction
@@ -33,6 +33,20 @@ def _staff_out(action: ProposedAction) -> StaffActionOut:
         arguments=action.arguments,
         result=action.result,
     )
+
+
+@router.get("/v1/changes", response_model=list[ChangeOut], responses=responses(*STAFF))
+def list_changes(_: AdminDep, state: StateDep) -> list[ChangeOut]:
+    """The order changes staff can run for a customer (every store-changing tool, in the
+    registry's order), each with its JSON Schema: what the desk's change form is built from."""
+    tools = state.runtime.agent.tools
+    out = []
+    for name in tools.changes():
+        schema = tools.schemas()[tools.names().index(name)]
+        out.append(ChangeOut(name=name, title=name.replace("_", " ").capitalize(),
+                             description=schema["description"],
+                             input_schema=schema["input_schema"]))  # fmt: skip
+    return out
 
 
 @router.get("/v1/actions", response_model=list[StaffActionOut], responses=responses(*STAFF))

@@ -529,6 +529,9 @@ async function loadPanel() {
   }
   const c = await api("GET", "/v1/customers/" + encodeURIComponent(ticket.customer_id));
   if (!current || current.id !== ticket.id) return;
+  const first = !panelData || panelData.id !== c.id;
+  panelData = c;
+  if (first) drawChangeInputs();
   const a = c.address || {};
   const address = [a.address1, a.address2, [a.city, a.state, a.zip].filter(Boolean).join(" "), a.country]
     .filter(Boolean).map(escapeHtml).join("<br>");
@@ -563,19 +566,14 @@ async function loadPanel() {
 
 // -- order changes: what the assistant proposed (and how each ended), and what staff ran ----
 
-// Argument templates of the store-changing tools (the tools' own parameters).
-const CHANGE_TEMPLATES = {
-  cancel_pending_order: {order_id: "", reason: "no longer needed"},
-  modify_pending_order_address: {order_id: "", address1: "", address2: "", city: "", state: "", country: "", zip: ""},
-  modify_pending_order_items: {order_id: "", item_ids: [], new_item_ids: [], payment_method_id: ""},
-  modify_pending_order_payment: {order_id: "", payment_method_id: ""},
-  modify_user_address: {address1: "", address2: "", city: "", state: "", country: "", zip: ""},
-  return_delivered_order_items: {order_id: "", item_ids: [], payment_method_id: ""},
-  exchange_delivered_order_items: {order_id: "", item_ids: [], new_item_ids: [], payment_method_id: ""},
-};
-let shownChanges = null;  // the list as last drawn: redrawn only when it changes
+// The store-changing tools, as the server lists them (GET /v1/changes): the form is built from
+// each one's JSON Schema, with pickers fed by the customer panel (orders and their items,
+// payment methods) and the product's variants, so staff never type an id they cannot see.
+let changeKinds = [];
+let panelData = null;  // the customer panel last drawn
+const variantsOf = new Map();  // product id -> its variants (GET /v1/products/{id})
 
-function template(tool) { return JSON.stringify(CHANGE_TEMPLATES[tool] || {}, null, 2); }
+let shownChanges = null;  // the list as last drawn: redrawn only when it changes
 
 function changeStatus(status) { return status === "proposed" ? "waiting for the customer" : status; }
 
@@ -616,40 +614,136 @@ async function loadChanges() {
 }
 
 function resetChangeForm() {
-  const tool = $("change-tool");
   const result = $("change-result");
   result.textContent = ""; result.className = "";
-  $("change-args").value = template(tool.value);
   const verified = Boolean(current && current.customer_id);
   $("change-fields").disabled = !verified;
   $("change-for").textContent = verified
     ? `Run a change for ${current.customer ? current.customer.name : current.customer_id} (${current.customer_id}) now: the store's rules apply.`
     : "The customer is not verified: no order change can be run for them from here.";
   shownChanges = null;
+  panelData = null;
   $("change-list").innerHTML = "";
+  drawChangeInputs();
+  if (!changeKinds.length) loadChangeKinds().catch((error) => console.warn("changes", error));
 }
 
-$("change-tool").addEventListener("change", (e) => {
-  const args = $("change-args");
-  // Swap in the new tool's template unless arguments were typed for the old one.
-  const untouched = !args.value.trim() || Object.keys(CHANGE_TEMPLATES).some((t) => args.value === template(t));
-  if (untouched) args.value = template(e.target.value);
-});
+async function loadChangeKinds() {
+  changeKinds = await api("GET", "/v1/changes");
+  $("change-tool").innerHTML = changeKinds.map((c) =>
+    `<option value="${escapeHtml(c.name)}">${escapeHtml(c.title)}</option>`).join("");
+  drawChangeInputs();
+}
+
+function option(value, label, selected) {
+  return `<option value="${escapeHtml(value)}"${selected ? " selected" : ""}>${escapeHtml(label)}</option>`;
+}
+
+function options(o) { return Object.entries(o || {}).map(([k, v]) => `${k} ${v}`).join(", "); }
+
+function methodLabel(m) {
+  if (m.kind === "credit_card") return `${m.brand || "card"} ending in ${m.last_four}`;
+  if (m.kind === "gift_card") return `gift card (balance ${m.balance})`;
+  return m.kind === "paypal" ? "PayPal" : m.kind;
+}
+
+// What the form holds now, by argument name (kept across redraws).
+function changeValues() {
+  const values = {};
+  for (const el of $("change-inputs").querySelectorAll("[data-arg]")) {
+    const name = el.dataset.arg;
+    if (el.type === "checkbox") {
+      values[name] = values[name] || [];
+      if (el.checked) values[name].push(el.value);
+    } else if (el.dataset.each !== undefined) {
+      values[name] = values[name] || [];
+      values[name][Number(el.dataset.each)] = el.value;
+    } else {
+      values[name] = el.value;
+    }
+  }
+  return values;
+}
+
+// One field per argument of the chosen change, from its schema.
+function drawChangeInputs() {
+  const box = $("change-inputs");
+  const kind = changeKinds.find((c) => c.name === $("change-tool").value);
+  $("change-about").textContent = kind ? kind.description : "";
+  if (!kind) { box.innerHTML = ""; return; }
+  const kept = changeValues();
+  const props = kind.input_schema.properties || {};
+  const required = new Set(kind.input_schema.required || []);
+  const orders = (panelData && panelData.orders) || [];
+  const methods = (panelData && panelData.payment_methods) || [];
+  const order = orders.find((o) => o.order_id === kept.order_id) || orders[0];
+  const chosenItems = kept.item_ids || [];
+  const html = [];
+  for (const [name, schema] of Object.entries(props)) {
+    const id = "change-arg-" + name;
+    const label = name.replace(/_/g, " ") + (required.has(name) ? "" : " (optional)");
+    if (name === "order_id") {
+      html.push(`<label for="${id}">Order</label><select id="${id}" data-arg="order_id">${orders.map((o) =>
+        option(o.order_id, `${o.order_id} · ${o.status} · ${o.total}`, order && o.order_id === order.order_id)).join("")}</select>`);
+    } else if (name === "item_ids") {
+      const lines = order ? order.items : [];
+      html.push(`<fieldset class="bare picks"><legend>Items</legend>${lines.map((it, i) =>
+        `<label class="pick"><input type="checkbox" data-arg="item_ids" data-line="${i}" value="${escapeHtml(it.item_id)}"${chosenItems.includes(it.item_id) ? " checked" : ""}>
+          <span>${escapeHtml(it.name)} <span class="muted">(${escapeHtml(options(it.options))}) ${escapeHtml(it.price)} · ${escapeHtml(it.item_id)}</span></span></label>`).join("")
+        || '<p class="muted">No items.</p>'}</fieldset>`);
+    } else if (name === "new_item_ids") {
+      html.push(`<fieldset class="bare picks" id="change-new-items"><legend>New options, for each item chosen</legend>
+        <p class="muted">Choose the items first.</p></fieldset>`);
+    } else if (name === "payment_method_id") {
+      html.push(`<label for="${id}">Payment method</label><select id="${id}" data-arg="payment_method_id">${methods.map((m) =>
+        option(m.payment_method_id, `${methodLabel(m)} · ${m.payment_method_id}`, m.payment_method_id === kept.payment_method_id)).join("")}</select>`);
+    } else if (schema.enum) {
+      html.push(`<label for="${id}">${escapeHtml(label)}</label><select id="${id}" data-arg="${escapeHtml(name)}">${schema.enum.map((v) =>
+        option(v, v, v === kept[name])).join("")}</select>`);
+    } else {
+      const value = kept[name] !== undefined ? kept[name] : "";
+      const max = schema.maxLength ? ` maxlength="${Number(schema.maxLength)}"` : "";
+      html.push(`<label for="${id}">${escapeHtml(label)}</label><input id="${id}" data-arg="${escapeHtml(name)}"${max} value="${escapeHtml(value)}">`);
+    }
+  }
+  box.innerHTML = html.join("");
+  for (const el of box.querySelectorAll('[data-arg="order_id"], [data-arg="item_ids"]')) {
+    el.addEventListener("change", () => (el.dataset.arg === "order_id" ? drawChangeInputs() : drawNewItems()));
+  }
+  drawNewItems(kept.new_item_ids || []);
+}
+
+// For each item chosen, the other variants of its product (available ones first).
+async function drawNewItems(kept = null) {
+  const box = $("change-new-items");
+  if (!box) return;
+  const before = kept || changeValues().new_item_ids || [];
+  const order = ((panelData && panelData.orders) || []).find((o) => o.order_id === changeValues().order_id);
+  const checked = [...$("change-inputs").querySelectorAll('[data-arg="item_ids"]:checked')];
+  const lines = checked.map((el) => order.items[Number(el.dataset.line)]);
+  for (const line of lines) {
+    if (!variantsOf.has(line.product_id)) {
+      const product = await api("GET", "/v1/products/" + encodeURIComponent(line.product_id)).catch(() => null);
+      variantsOf.set(line.product_id, product ? product.variants : []);  // not in the catalog: none
+    }
+  }
+  if ($("change-new-items") !== box) return;  // redrawn meanwhile
+  box.innerHTML = '<legend>New options, for each item chosen</legend>' + (lines.map((line, i) => {
+    const variants = variantsOf.get(line.product_id).filter((v) => v.item_id !== line.item_id);
+    return `<label for="change-new-${i}">${escapeHtml(line.name)} (${escapeHtml(options(line.options))}) →</label>
+      <select id="change-new-${i}" data-arg="new_item_ids" data-each="${i}">${variants.map((v) =>
+        option(v.item_id, `${options(v.options)} · ${v.price}${v.available ? "" : " · not available"}`, v.item_id === before[i])).join("")}</select>`;
+  }).join("") || '<p class="muted">Choose the items first.</p>');
+}
+
+$("change-tool").addEventListener("change", () => drawChangeInputs());
 
 $("change-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const run = $("change-run");
   const result = $("change-result");
   if (run.disabled || !current || !current.customer_id) return;
-  let args;
-  try {
-    const text = $("change-args").value.trim();
-    args = text ? JSON.parse(text) : {};
-    if (typeof args !== "object" || args === null || Array.isArray(args)) throw new Error("expected an object");
-  } catch (error) {
-    result.className = "error"; result.textContent = "The arguments must be a JSON object: " + error.message;
-    return;
-  }
+  const args = changeValues();
   run.disabled = true;
   result.className = "muted"; result.textContent = "Running…";
   try {
@@ -667,6 +761,7 @@ $("change-form").addEventListener("submit", async (e) => {
     run.disabled = false;
   }
   await Promise.all([loadChanges(), loadPanel()]).catch(() => {});
+  drawChangeInputs();
 });
 
 if (token) { $("login").hidden = true; open(); }
