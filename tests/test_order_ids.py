@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.models.intent import Intent
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction
 from agent.store.importer import import_path
 from tests.conftest import SettingsFactory, customer_id
 from tests.fake_anthropic import FakeAnthropic, text, tool_uses
-from tools.intent import Intent
 from tools.tool_context import ToolContext
 
 ANN = "ann.lee@example.com"

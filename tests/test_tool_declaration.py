@@ -12,7 +12,9 @@ from agent.api.app import create_app
 from agent.config import Settings
 from agent.engine.prompts import system_prompt
 from agent.models.base import ModelRequest
+from agent.models.intent import Intent
 from agent.models.offline import OfflineModel
+from agent.models.offline_plans import PLANS, Offline
 from agent.runtime import Runtime, build_runtime
 from agent.store.addresses import plain_line
 from agent.store.db import transaction
@@ -24,7 +26,6 @@ from agent.store.tables import Order
 from tests.conftest import IVAN, RETAIL_SLICE, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
 from tools import TOOLS, Kind, ToolRegistry, describe, tool
-from tools.intent import Intent
 from tools.order_rules import ActionRefused
 from tools.tool_context import ToolContext
 
@@ -37,8 +38,6 @@ def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dic
     label=lambda args: f"Checking the weather in {args.get('city', '')}",
     kind=Kind.READ,
     guidance="For weather questions use weather.",
-    plan=_plan,
-    render=lambda data: f"It is {data['sky']} in {data['city']}.",
 )
 def weather(ctx: ToolContext, city: str) -> dict[str, Any]:
     """The weather in a city."""
@@ -52,7 +51,9 @@ def test_a_new_tool_needs_only_its_declaration() -> None:
     assert registry.label("weather", {"city": "Oslo"}) == "Checking the weather in Oslo"
     prompt = system_prompt(Settings(), None, guidance=registry.guidance())
     assert "- For weather questions use weather." in prompt
-    offline = OfflineModel(registry)
+    # The offline model's use of it sits beside that model, by the tool's name.
+    weather_offline = Offline(_plan, lambda data: f"It is {data['sky']} in {data['city']}.")
+    offline = OfflineModel(registry, {**PLANS, "weather": weather_offline})
     request = ModelRequest(
         system="", tools=registry.schemas(), max_tokens=100,
         messages=[{"role": "user", "content": [{"type": "text", "text": "weather please"}]}],

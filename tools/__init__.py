@@ -1,8 +1,11 @@
 """Tools the model may call, each declared in one place (see tools.registry.tool), and the
-registry that derives their schemas, labels and offline behaviour and runs them.
+registry that derives their schemas, labels, the prompt's lines about them and the desk's
+change form, and runs them.
 
 Adding a tool: write its function in a module here with `@tool(label=..., kind=...,
-guidance=..., plan=..., render=...)`, and list it in `TOOLS`. Nothing else changes.
+guidance=...)` (a change: `kind=Kind.CHANGE, summarize=...`), and list it in `TOOLS`. Nothing
+else changes. (For the offline model to plan it too, give it an entry in
+agent/models/offline_plans.py.)
 """
 
 from functools import cache
@@ -17,8 +20,8 @@ from tools.registry import Kind, Tool, ToolRegistry, tool
 from tools.verify import verify_customer
 
 # In this order: the request's tool list (a stable, cacheable prefix), the system prompt's
-# lines about them, and the order in which the offline model plans its calls (exclusive
-# tools first).
+# lines about them, the desk's list of changes, and the order in which the offline model
+# plans its calls (exclusive tools first).
 TOOLS: tuple[Tool, ...] = (
     verify_customer,
     order_status,

@@ -8,22 +8,8 @@ from pydantic import Field
 
 from agent.store.conversations import create_ticket, set_state
 from agent.store.tables import ConversationState
-from tools.intent import Intent
 from tools.registry import tool
 from tools.tool_context import ToolContext
-
-
-def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    if not intent.wants_human:
-        return []
-    return [{"reason": "Customer asked for a person", "summary": intent.text[:500]}]
-
-
-def _render(data: Any) -> str:
-    return (
-        f"I've passed this conversation to a human colleague (ticket #{data['ticket_id']}). "
-        "They'll reply here as soon as they can."
-    )
 
 
 @tool(
@@ -31,9 +17,6 @@ def _render(data: Any) -> str:
     guidance="When the customer asks for a person, when a request needs something your tools "
     "cannot do (or the store's policy does not allow), or when verification keeps failing, use "
     "escalate_to_human with a short reason and summary.",
-    plan=_plan,
-    render=_render,
-    exclusive=True,
 )
 def escalate_to_human(
     ctx: ToolContext,

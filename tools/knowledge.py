@@ -7,33 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from tools.intent import Intent
 from tools.registry import tool
 from tools.tool_context import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
-
-
-def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    product = intent.about_products and not intent.about_orders  # product_info's
-    wanted = intent.how_to or not intent.about_orders
-    return [{"query": intent.text[:500]}] if wanted and not product and not planned else []
-
-
-def _render(data: Any) -> str:
-    if not data.get("found"):
-        return (
-            "I couldn't find anything about that in our help centre. I can look up your "
-            "orders: send your order number (like #W1234567) and, if you're not verified yet, "
-            "the email address on your account. Say 'human' to talk to a person."
-        )
-    best = data["results"][0]
-    where = " > ".join(p for p in (best["title"], best.get("section")) if p)
-    text = best["text"].strip()
-    if len(text) > 700:
-        text = text[:700].rsplit(" ", 1)[0] + " …"
-    cite = f"[{best['source']}] {where}" + (f" ({best['url']})" if best.get("url") else "")
-    return f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
 
 
 @tool(
@@ -42,8 +19,6 @@ def _render(data: Any) -> str:
     "search_knowledge_base and answer only from the passages it returns. Cite each fact with "
     "its source number in brackets, like [1]. If nothing relevant is found, say you don't know "
     "and offer to connect the customer with a person; never invent policies or product facts.",
-    plan=_plan,
-    render=_render,
 )
 def search_knowledge_base(
     ctx: ToolContext,

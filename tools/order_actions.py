@@ -8,7 +8,6 @@ registry, so a new change is this declaration and one line in tools.TOOLS."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -17,7 +16,6 @@ from agent.store.addresses import ADDRESS_FIELDS, plain_line
 from agent.store.orders import format_cents, method_label
 from agent.store.tables import Customer, OrderItem, PaymentMethod, ProductVariant
 from tools import order_rules as rules
-from tools.intent import Intent
 from tools.registry import Kind, tool
 from tools.tool_context import ToolContext
 
@@ -62,18 +60,18 @@ Line = Annotated[str, Field(max_length=200), AfterValidator(plain_line)]
 Zip = Annotated[str, Field(max_length=20), AfterValidator(plain_line)]
 
 
-def _options(options: dict[str, Any]) -> str:
+def options_line(options: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in options.items())
 
 
-def _swaps(result: dict[str, Any]) -> str:
+def swaps(result: dict[str, Any]) -> str:
     return "; ".join(
-        f"{c['name']} ({_options(c['from'])}) for {_options(c['to'])} at {c['new_price']}"
+        f"{c['name']} ({options_line(c['from'])}) for {options_line(c['to'])} at {c['new_price']}"
         for c in result.get("changes", [])
     )
 
 
-def _difference(result: dict[str, Any]) -> str:
+def difference(result: dict[str, Any]) -> str:
     signed = result["price_difference"]
     amount, method = signed[1:], result["payment_method"]
     if amount == "$0.00":
@@ -83,7 +81,7 @@ def _difference(result: dict[str, Any]) -> str:
     return f"The difference of {amount} is refunded to your {method}."
 
 
-def _address(args: dict[str, Any]) -> str:
+def address_line(args: dict[str, Any]) -> str:
     parts = [args.get(k) for k in ("address1", "address2", "city", "state", "zip", "country")]
     return ", ".join(str(p) for p in parts if p)
 
@@ -131,21 +129,6 @@ def _signed(cents: int) -> str:
 
 # -- cancel ---------------------------------------------------------------------------------
 
-_REASONS = {
-    "ordered by mistake": re.compile(r"\b(by mistake|mistaken|accident|wrong order)", re.I),
-    "no longer needed": re.compile(r"\b(no longer need|don'?t need|do not need|not needed)", re.I),
-}
-_CANCEL_RE = re.compile(r"\bcancel", re.IGNORECASE)
-
-
-def _plan_cancel(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Offline: "cancel order #W… because I ordered it by mistake" (the order and the reason
-    both said)."""
-    if not _CANCEL_RE.search(intent.text) or len(intent.order_ids) != 1:
-        return []
-    reason = next((r for r, pattern in _REASONS.items() if pattern.search(intent.text)), None)
-    return [{"order_id": intent.order_ids[0], "reason": reason}] if reason else []
-
 
 def _summarize_cancel(args: dict[str, Any], result: dict[str, Any]) -> str:
     refunds = "; ".join(f"{r['amount']} back to your {r['to']}" for r in result["refunds"])
@@ -154,20 +137,9 @@ def _summarize_cancel(args: dict[str, Any], result: dict[str, Any]) -> str:
     )
 
 
-def _render_cancel(data: Any) -> str:
-    refunds = "; ".join(f"{r['amount']} to your {r['to']}" for r in data.get("refunds", []))
-    return f"Done: order {data['order_id']} is cancelled." + (
-        f" Refund: {refunds} (a gift card at once, other methods in 5-7 business days)."
-        if refunds
-        else ""
-    )
-
-
 @tool(
     label=lambda a: f"Cancelling order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    plan=_plan_cancel,
-    render=_render_cancel,
     summarize=_summarize_cancel,
 )
 def cancel_pending_order(
@@ -219,9 +191,8 @@ def cancel_pending_order(
 @tool(
     label=lambda a: f"Changing the address of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    render=lambda d: f"Done: order {d['order_id']} now ships to {_address(d['shipping_address'])}.",
     summarize=lambda a, r: (
-        f"Ship order {r['order_id']} to {_address(r['shipping_address'])}. "
+        f"Ship order {r['order_id']} to {address_line(r['shipping_address'])}. "
         + _address_change(r["previous_address"], r["shipping_address"])
     ),
 )
@@ -255,10 +226,9 @@ def modify_pending_order_address(
 @tool(
     label=lambda a: f"Changing items of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    render=lambda d: f"Done: order {d['order_id']} is updated ({_swaps(d)}). " + _difference(d),
     summarize=lambda a, r: (
-        f"Change order {r['order_id']}: {_swaps(r)}. "
-        f"{_difference(r)} This can be done only once for the order."
+        f"Change order {r['order_id']}: {swaps(r)}. "
+        f"{difference(r)} This can be done only once for the order."
     ),
 )
 def modify_pending_order_items(
@@ -309,9 +279,6 @@ def modify_pending_order_items(
 @tool(
     label=lambda a: f"Changing the payment of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    render=lambda d: (
-        f"Done: order {d['order_id']} is now paid with your {d['payment_method']} ({d['amount']})."
-    ),
     summarize=lambda a, r: (
         f"Pay order {r['order_id']} ({r['amount']}) with your "
         f"{r['payment_method']} instead; the {r['amount']} already paid goes back to your "
@@ -363,9 +330,8 @@ def modify_pending_order_payment(
 @tool(
     label="Changing your address",
     kind=Kind.CHANGE,
-    render=lambda d: f"Done: your default address is now {_address(d['default_address'])}.",
     summarize=lambda a, r: (
-        f"Make {_address(r['default_address'])} your account's default address (orders already "
+        f"Make {address_line(r['default_address'])} your account's default address (orders already "
         "placed keep theirs). " + _address_change(r["previous_address"], r["default_address"])
     ),
 )
@@ -403,20 +369,15 @@ def modify_user_address(
 # -- delivered order: return, exchange ------------------------------------------------------
 
 
-def _returned(result: dict[str, Any]) -> str:
-    return "; ".join(f"{i['name']} ({_options(i['options'])})" for i in result["items"])
+def returned(result: dict[str, Any]) -> str:
+    return "; ".join(f"{i['name']} ({options_line(i['options'])})" for i in result["items"])
 
 
 @tool(
     label=lambda a: f"Arranging a return for order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    render=lambda d: (
-        f"Done: the return for order {d['order_id']} is requested ({_returned(d)}). "
-        f"{d['refund']} will be refunded to your {d['refund_method']}; you'll get an email on how "
-        "to send the items back."
-    ),
     summarize=lambda a, r: (
-        f"Return from order {r['order_id']}: {_returned(r)}. Refund of "
+        f"Return from order {r['order_id']}: {returned(r)}. Refund of "
         f"{r['refund']} to your {r['refund_method']}."
     ),
 )
@@ -457,14 +418,9 @@ def return_delivered_order_items(
 @tool(
     label=lambda a: f"Arranging an exchange for order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    render=lambda d: (
-        f"Done: the exchange for order {d['order_id']} is requested ({_swaps(d)}). "
-        + _difference(d)
-        + " You'll get an email on how to send the items back."
-    ),
     summarize=lambda a, r: (
-        f"Exchange from order {r['order_id']}: {_swaps(r)}. "
-        f"{_difference(r)} This can be done only once for the order."
+        f"Exchange from order {r['order_id']}: {swaps(r)}. "
+        f"{difference(r)} This can be done only once for the order."
     ),
 )
 def exchange_delivered_order_items(

@@ -18,7 +18,6 @@ from typing import Any, get_type_hints, overload
 from pydantic import BaseModel, ValidationError, create_model
 
 from agent.observability.tracing import tool_call
-from tools.intent import Intent
 from tools.tool_context import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
@@ -40,10 +39,6 @@ CONFIRMING = (
 )
 
 
-# How the offline model uses a tool: the calls it makes for a customer's message (given what
-# the tools declared before it already planned), and its words for a result.
-Plan = Callable[[Intent, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]
-Render = Callable[[Any], str]
 Label = Callable[[dict[str, Any]], str]
 # What a store-changing call would do, in the customer's words: (its arguments, the result of
 # its dry run) -> "Cancel order #W2611340: $1,093.34 back to your Visa ending in 7711."
@@ -54,7 +49,8 @@ Summarize = Callable[[dict[str, Any], Any], str]
 class Tool:
     """One tool, declared in one place: its function (the schema comes from the signature),
     what the customer sees while it runs, its kind, the line of the system prompt that tells
-    the model when to use it, and how the offline model plans and words it."""
+    the model when to use it, and for a change, how its proposal reads. (How the offline model
+    plans and words it lives beside that model: agent/models/offline_plans.py.)"""
 
     name: str
     description: str
@@ -64,9 +60,6 @@ class Tool:
     label: Label
     kind: Kind = Kind.READ
     guidance: str | None = None  # a bullet of the system prompt's "How you work"
-    plan: Plan | None = None
-    render: Render | None = None
-    exclusive: bool = False  # offline: a planned call of this tool is the whole plan
     summarize: Summarize | None = None  # CHANGE tools: the proposal the customer confirms
 
     def schema(self) -> dict[str, Any]:
@@ -102,9 +95,6 @@ def tool(
     label: str | Label | None = None,
     kind: Kind = Kind.READ,
     guidance: str | None = None,
-    plan: Plan | None = None,
-    render: Render | None = None,
-    exclusive: bool = False,
     summarize: Summarize | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
@@ -116,12 +106,9 @@ def tool(
     label: str | Label | None = None,
     kind: Kind = Kind.READ,
     guidance: str | None = None,
-    plan: Plan | None = None,
-    render: Render | None = None,
-    exclusive: bool = False,
     summarize: Summarize | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Declare a tool: `@tool(label=..., kind=..., guidance=..., plan=..., render=...)` above
+    """Declare a tool: `@tool(label=..., kind=..., guidance=...)` above
     its function (or `tool(fn)` with the defaults). The name comes from the function and the
     model's manual from its docstring. A store-changing tool (`kind=Kind.CHANGE`) also says
     how its proposal reads (`summarize=`)."""
@@ -145,7 +132,7 @@ def tool(
             raise ValueError(f"tool {fn.__name__} changes the store: it needs summarize=")
         shown = _label(label, fn.__name__)
         return Tool(fn.__name__, description, fn, model, context_param, shown, kind, guidance,
-                    plan, render, exclusive, summarize)  # fmt: skip
+                    summarize)  # fmt: skip
 
     return declare(fn) if fn is not None else declare
 
@@ -217,21 +204,6 @@ class ToolRegistry:
     def changes(self) -> list[str]:
         """The store-changing tools, in the registry's order."""
         return [t.name for t in self._tools.values() if t.kind == Kind.CHANGE]
-
-    def plan(self, intent: Intent, available: set[str]) -> list[tuple[str, dict[str, Any]]]:
-        """The offline model's tool calls for a message: each tool's planner, in the
-        registry's order (exclusive tools first), sees what the ones before it planned; an
-        exclusive tool's calls are the whole plan."""
-        planned: list[tuple[str, dict[str, Any]]] = []
-        ordered = sorted(self._tools.values(), key=lambda t: not t.exclusive)
-        for t in ordered:
-            if t.plan is None or t.name not in available:
-                continue
-            calls = [(t.name, args) for args in t.plan(intent, planned)]
-            if calls and t.exclusive:
-                return calls
-            planned += calls
-        return planned
 
     def kind(self, name: str) -> Kind:
         found = self._tools.get(name)

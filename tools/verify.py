@@ -13,7 +13,6 @@ from agent.store.addresses import is_fact
 from agent.store.conversations import get_conversation
 from agent.store.orders import find_customer_by_email, order_owner
 from agent.store.tables import utcnow
-from tools.intent import Intent
 from tools.registry import tool
 from tools.tool_context import ToolContext, ToolError
 
@@ -50,23 +49,7 @@ def _refuse_held(ctx: ToolContext, target: str, held: identity_checks.Hold) -> N
     )
 
 
-def _plan(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    if not (intent.email and (intent.order_ids or intent.zip_code)):
-        return []
-    facts: dict[str, Any] = {"email": intent.email}
-    if intent.order_ids:
-        facts["order_id"] = intent.order_ids[0]
-    else:
-        facts["zip_code"] = intent.zip_code
-    return [facts]
-
-
-def _render(data: Any) -> str:
-    customer = data.get("customer") if isinstance(data, dict) else None
-    return f"Thanks, {customer['name']}: you're verified." if customer else ""
-
-
-@tool(label="Checking your details", plan=_plan, render=_render)
+@tool(label="Checking your details")
 def verify_customer(
     ctx: ToolContext,
     email: Annotated[str, Field(description="Email address on the account", max_length=320)],

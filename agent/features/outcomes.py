@@ -81,7 +81,7 @@ _TEXT_RULES: list[tuple[HandOffReason, re.Pattern[str]]] = [
 
 # The customer's own words asking for a person: "I'd like to talk to a human, please",
 # "agent please", "can I speak to someone?", "transfer me to a real person". Stricter than the
-# offline model's cue (tools/intent.py), which also fires on "someone stole my parcel".
+# offline model's cue (agent/models/intent.py), which also fires on "someone stole my parcel".
 _CUSTOMER_ASKS = re.compile(
     rf"\b(?:talk|speak|chat)\s+(?:to|with)\s+{_PERSON}"
     rf"|\b(?:want|need|like|get|prefer|request|give)\s+(?:me\s+)?{_PERSON}"

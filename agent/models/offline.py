@@ -12,7 +12,8 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from agent.models.base import ModelReply, ModelRequest, TextDelta
-from tools.intent import Intent
+from agent.models.intent import Intent
+from agent.models.offline_plans import PLANS, Offline
 from tools.registry import ToolRegistry
 
 OFFLINE_NOTICE = "Offline mode"  # how the offline model labels its answers
@@ -31,13 +32,30 @@ Block = dict[str, Any]
 
 
 class OfflineModel:
-    """Plans and words its tool calls as each tool declares (tools/, `plan=` and `render=`)."""
+    """Plans and words its tool calls by each tool's entry in `plans` (by name: see
+    agent/models/offline_plans.py), for the tools of the registry."""
 
     name = "offline"
     offline = True
 
-    def __init__(self, tools: ToolRegistry) -> None:
+    def __init__(self, tools: ToolRegistry, plans: dict[str, Offline] | None = None) -> None:
         self.tools = tools
+        self.plans = PLANS if plans is None else plans
+
+    def plan(self, intent: Intent, available: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The calls for a message: each available tool's planner, in the registry's order
+        (exclusive ones first), sees what the ones before it planned; an exclusive tool's
+        calls are the whole plan."""
+        planned: list[tuple[str, dict[str, Any]]] = []
+        known = [(n, self.plans[n]) for n in self.tools.names() if n in self.plans]
+        for name, offline in sorted(known, key=lambda item: not item[1].exclusive):
+            if offline.plan is None or name not in available:
+                continue
+            calls = [(name, args) for args in offline.plan(intent, planned)]
+            if calls and offline.exclusive:
+                return calls
+            planned += calls
+        return planned
 
     def respond(
         self, request: ModelRequest, *, stream: bool = False
@@ -51,13 +69,13 @@ class OfflineModel:
         lapsed = bool(text.strip() and results and results[-1].get("is_error"))
         if results and not lapsed:
             calls = request.messages[-2]["content"] if len(request.messages) > 1 else []
-            answer = answer_from_results(self.tools, calls, last)
+            answer = answer_from_results(self.plans, calls, last)
             reply = self._final(f"{HEADER}\n\n{answer}")
         else:
             available = {t["name"] for t in request.tools}
             photos = any(b.get("type") == "image" for b in last)
             intent = Intent.read(text)
-            plan = [] if photos and not intent.wants_human else self.tools.plan(intent, available)
+            plan = [] if photos and not intent.wants_human else self.plan(intent, available)
             if plan:
                 turn = len(request.messages)
                 blocks = [
@@ -93,7 +111,9 @@ def _no_usage() -> dict[str, int]:
     return {"input_tokens": 0, "output_tokens": 0}
 
 
-def answer_from_results(tools: ToolRegistry, calls: list[Block], results: list[Block]) -> str:
+def answer_from_results(
+    plans: dict[str, Offline], calls: list[Block], results: list[Block]
+) -> str:
     by_id = {b["id"]: b for b in calls if b.get("type") == "tool_use"}
     parts: list[str] = []
     for result in results:
@@ -105,8 +125,7 @@ def answer_from_results(tools: ToolRegistry, calls: list[Block], results: list[B
         if result.get("is_error"):
             parts.append(_explain_error(name, args, content))
             continue
-        declared = tools.get(name)
-        render = declared.render if declared else None
+        render = plans[name].render if name in plans else None
         data = _json_or_text(content)
         text = render(data) if render else f"{name}: {content[:500]}"
         if text:
