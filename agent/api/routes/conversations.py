@@ -63,6 +63,7 @@ from agent.errors import (
     NotFound,
     SupportbotError,
     TurnInProgress,
+    TurnLost,
 )
 from agent.features.attachments import Upload, decode_base64, image_blocks
 from agent.features.identity import verify_customer_token
@@ -404,9 +405,9 @@ async def _waiting_turn(
         while True:
             try:
                 return await run()
-            except TurnInProgress:
-                if time.monotonic() >= deadline:
-                    raise
+            except TurnInProgress as busy:
+                if isinstance(busy, TurnLost) or time.monotonic() >= deadline:
+                    raise  # a turn that lost its hold stored its message: not run again
                 await asyncio.sleep(TURN_POLL_SECONDS)
     except (SupportbotError, RequestValidationError):
         await admit.count_failure()
