@@ -389,7 +389,9 @@ async def post_message(
 
     A conversation runs one turn at a time: a message that arrives while the assistant is
     still answering an earlier one waits for it (up to `SUPPORTBOT_TURN_WAIT_SECONDS`), then is
-    refused with 409 `turn_in_progress` and `Retry-After`, and nothing of it is stored."""
+    refused with 409 `turn_in_progress`, and nothing of it is stored. Its `Retry-After` is the
+    seconds until that turn's hold lapses unless renewed: the conversation is free by then if
+    the server running it died; a live turn renews its hold, and may end sooner."""
     # Its access to the conversation is checked, and the message counted, in the transaction
     # that stores the message.
     admit = TurnAdmission(state, principal, conversation_id, x_conversation_token)
