@@ -8,7 +8,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.models.capabilities import FAMILIES, Effort, ThinkingDisplay, ThinkingMode, retirement
@@ -170,11 +170,26 @@ class Settings(BaseSettings):
         le=300,
         description="How long a message waits for the conversation's running turn (then 409)",
     )
-    turn_lease_seconds: float | None = Field(
+    # One turn per conversation at a time (agent/store/leases.py): a running turn holds its
+    # conversation with a short lease that its process renews while the turn runs.
+    turn_lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=3600,
+        description="How long a turn's hold on its conversation lasts unrenewed: the longest a "
+        "server that died mid-turn blocks the conversation (on the same host, not at all)",
+    )
+    turn_renew_seconds: float | None = Field(
         default=None,
         gt=0,
-        description="When a dead worker's turn stops blocking its conversation "
-        "(default: the longest model call with its retries, plus 15 s)",
+        description="How often each process renews its running turns' holds "
+        "(default: a third of the lease)",
+    )
+    turn_stall_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="A turn that makes no progress this long is no longer renewed (default: "
+        "600 s, or the longest model call with its retries plus 15 s when that is longer)",
     )
 
     # Knowledge base.
@@ -289,6 +304,25 @@ class Settings(BaseSettings):
     staff_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     event_poll_seconds: float = Field(default=1.0, ge=0.05, le=30)
     event_stream_seconds: float = Field(default=300.0, ge=0.1, le=3600)
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> Settings:
+        if self.turn_renew() > self.turn_lease_seconds / 2:
+            raise ValueError(
+                f"turn_renew_seconds ({self.turn_renew():g}) must be at most half of "
+                f"turn_lease_seconds ({self.turn_lease_seconds:g}): a hold must survive a "
+                "late renewal"
+            )
+        return self
+
+    def turn_renew(self) -> float:
+        """Seconds between renewals of a running turn's hold."""
+        return self.turn_renew_seconds or self.turn_lease_seconds / 3
+
+    def turn_stall(self) -> float:
+        """Seconds a turn may make no progress (no write) before its hold is let go."""
+        longest_call = self.request_timeout * (self.max_retries + 1) + 15
+        return self.turn_stall_seconds or max(600.0, longest_call)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -66,13 +66,19 @@ class RateLimited(SupportbotError):
 
 
 class TurnInProgress(SupportbotError):
-    """Another turn of this conversation is running (one turn per conversation at a time)."""
+    """Another turn of this conversation is running (one turn per conversation at a time).
+    `retry_after`: seconds until its hold lapses unless it is renewed (agent.store.leases)."""
 
     code = "turn_in_progress"
 
-    def __init__(self, message: str, retry_after: int = 2) -> None:
+    def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TurnLost(TurnInProgress):
+    """This turn's hold lapsed (it stalled, or its process could not renew it) and another
+    turn took the conversation over: this one stopped, its message stored."""
 
 
 class TooLarge(SupportbotError):

@@ -64,8 +64,9 @@ def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runt
         store=tracing.TracedTurnStore(
             SqlTurnStore(
                 engine,
-                lease_seconds=settings.turn_lease_seconds
-                or settings.request_timeout * (settings.max_retries + 1) + 15,
+                lease_seconds=settings.turn_lease_seconds,
+                renew_seconds=settings.turn_renew(),
+                stall_seconds=settings.turn_stall(),
             )
         ),
         settings=settings,

@@ -2,6 +2,7 @@
 after a fixed delay.
 
     python bench/load.py --workers 1,2 [--postgres] [--only mixed|overhead|throughput|steady]
+    python bench/load.py --instances 1,2 --postgres --only throughput   # separate servers
     python bench/load.py --workers 1,2 --only throughput --floor   # the reference server
     python bench/load.py --kinds [--kind-rounds 4]   # CPU per help-centre vs order turn
 
@@ -20,6 +21,11 @@ Scenarios, per worker count:
 - steady: the same 200 conversations with their starts spread over one model time and 10
   turns each, so that turns arrive steadily instead of in lockstep waves of 200.
 
+`--instances 1,2` runs that many `supportbot serve` processes side by side (each with
+`--workers`, all on one database: use `--postgres`; a Chroma server of their own when the
+scenario asks the help centre), as a load balancer would see them: conversation n goes to
+instance n mod N. Server CPU is summed over the instances.
+
 `--floor` serves bench/floor_app.py instead (HTTP in, one SDK call out, nothing stored): the
 most this benchmark can show on this machine.
 
@@ -32,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -52,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import percentile  # noqa: E402
+from tests.chroma_server import start_chroma  # noqa: E402
 from tests.postgres import PostgresServer, start_postgres  # noqa: E402
 
 SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
@@ -190,14 +199,19 @@ async def conversation(
         latencies.append(time.perf_counter() - start)
 
 
-async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[float]]:
-    """`scenario.conversations` conversations, at most `concurrency` at a time."""
-    connector = aiohttp.TCPConnector(limit=scenario.concurrency + 10)
-    async with aiohttp.ClientSession(
-        base, connector=connector, headers={"Authorization": f"Bearer {key}"},
-        timeout=aiohttp.ClientTimeout(total=120),
-    ) as client:  # fmt: skip
-        await conversation(client, 1, [])  # warm-up: the first request loads everything
+async def drive(bases: list[str], key: str, scenario: Scenario) -> tuple[float, list[float]]:
+    """`scenario.conversations` conversations, at most `concurrency` at a time; conversation
+    n on server n mod len(bases)."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for base in bases:
+            connector = aiohttp.TCPConnector(limit=scenario.concurrency + 10)
+            clients.append(await stack.enter_async_context(aiohttp.ClientSession(
+                base, connector=connector, headers={"Authorization": f"Bearer {key}"},
+                timeout=aiohttp.ClientTimeout(total=120),
+            )))  # fmt: skip
+        for client in clients:
+            await conversation(client, 1, [])  # warm-up: the first request loads everything
         latencies: list[float] = []
         slots = asyncio.Semaphore(scenario.concurrency)
 
@@ -205,7 +219,8 @@ async def drive(base: str, key: str, scenario: Scenario) -> tuple[float, list[fl
             if scenario.stagger:
                 await asyncio.sleep(number * scenario.model_ms / 1000 / scenario.concurrency)
             async with slots:
-                await conversation(client, scenario.turns, latencies, scenario.help_share)
+                await conversation(clients[number % len(clients)], scenario.turns, latencies,
+                                   scenario.help_share)  # fmt: skip
 
         start = time.perf_counter()
         await asyncio.gather(
@@ -233,10 +248,11 @@ def run(
     profile: Path | None = None,
     server_env: dict[str, str] | None = None,
     floor: bool = False,
+    instances: int = 1,
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
-    fake_port, port = free_port(), free_port()
+    fake_port, ports = free_port(), [free_port() for _ in range(instances)]
     fake = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port", str(fake_port),
          "--delay-ms", str(scenario.model_ms), *(["--tool"] if scenario.tool else [])],
@@ -253,10 +269,14 @@ def run(
         "SUPPORTBOT_LOG_LEVEL": "ERROR",
     }
     env |= server_env or {}
+    chroma = None
+    if instances > 1 and scenario.help_share and not floor:  # one knowledge base for all
+        chroma = start_chroma()
+        env["SUPPORTBOT_CHROMA_URL"] = chroma.url
     if floor:  # bench/floor_app.py: the reference server, no key needed
         key = "none"
         command = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
-                   str(port), "--workers", str(workers), "--log-level", "error",
+                   "{port}", "--workers", str(workers), "--log-level", "error",
                    "--no-access-log"]  # fmt: skip
     else:
         cli(env, "orders", "import", str(SLICE))
@@ -264,38 +284,54 @@ def run(
             cli(env, "ingest", str(DOCS))
         key = cli(env, "keys", "create", "--scope", "backend", "--name", "bench")
         key = key.strip().splitlines()[-1]
-        command = [str(bin_dir / "supportbot"), "serve", "--port", str(port),
+        command = [str(bin_dir / "supportbot"), "serve", "--port", "{port}",
                    "--workers", str(workers)]  # fmt: skip
     if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
-        out = profile / f"{workers}-{scenario.name.split()[0]}.txt"
+        stacks = profile / f"{workers}-{scenario.name.split()[0]}-{{port}}.txt"
         command = [str(bin_dir / "py-spy"), "record", "--subprocesses", "--format", "raw",
-                   "--rate", "500", "--gil", "--nonblocking", "-o", str(out), "--",
+                   "--rate", "500", "--gil", "--nonblocking", "-o", str(stacks), "--",
                    *command]  # fmt: skip
-    log = folder / "server.log"
-    server = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb")
-    )
-    base = f"http://127.0.0.1:{port}"
+    logs = [folder / f"server-{n}.log" for n in range(instances)]
+    # Instances are separate hosts in all but name: each has its own data directory (an
+    # embedded Chroma, the web-chat key file), and they share the database (and the Chroma
+    # server, when there is one).
+    own = [{"SUPPORTBOT_DATA_DIR": str(folder / f"instance-{n}")} if instances > 1 else {}
+           for n in range(instances)]  # fmt: skip
+    servers = [
+        subprocess.Popen([part.format(port=port) for part in command], env=env | mine,
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+        for port, log, mine in zip(ports, logs, own, strict=True)
+    ]  # fmt: skip
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         wait_for(f"http://127.0.0.1:{fake_port}/", fake)
-        if floor:
-            wait_for(f"{base}/healthz", server, log)
-        else:  # ready: the encoder and indexes are loaded (not counted against the turns)
-            wait_for_ready(f"{base}/readyz", server, log)
-        before = cpu_seconds(server.pid), cpu_seconds(fake.pid), sum(os.times()[:2])
+        for server, base, log in zip(servers, bases, logs, strict=True):
+            if floor:
+                wait_for(f"{base}/healthz", server, log)
+            else:  # ready: the encoder and indexes are loaded (not counted against the turns)
+                wait_for_ready(f"{base}/readyz", server, log)
+
+        def server_cpu_now() -> float:
+            return sum(cpu_seconds(server.pid) for server in servers)
+
+        before = server_cpu_now(), cpu_seconds(fake.pid), sum(os.times()[:2])
         machine_before = machine_busy()
         try:
-            wall, latencies = uvloop.run(drive(base, key, scenario))
+            wall, latencies = uvloop.run(drive(bases, key, scenario))
         except Exception:
-            print(log.read_text()[-3000:], file=sys.stderr)
+            for log in logs:
+                print(log.read_text()[-3000:], file=sys.stderr)
             raise
-        peak_rss = peak_rss_mib(server.pid)
-        server_cpu = cpu_seconds(server.pid) - before[0]
+        peak_rss = max(peak_rss_mib(server.pid) for server in servers)
+        server_cpu = server_cpu_now() - before[0]
         generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
         machine = [after - b for after, b in zip(machine_busy(), machine_before, strict=True)]
     finally:
-        stop(server, children_first=profile is not None)
+        for server in servers:
+            stop(server, children_first=profile is not None)
         stop(fake)
+        if chroma is not None:
+            chroma.stop()
         shutil.rmtree(folder, ignore_errors=True)
     model = scenario.model_seconds_per_turn
     turns = len(latencies)
@@ -338,6 +374,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--instances", default="1",
+                        help="separate `supportbot serve` processes, e.g. 1,2 (each with "
+                        "--workers); use --postgres with more than one")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--model-ms", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
@@ -409,10 +448,16 @@ def main() -> None:
     if args.only:
         scenarios = [s for s in scenarios if s.name.startswith(args.only)]
     postgres = start_postgres() if args.postgres else None
-    print("| workers | scenario | turns | " + " | ".join(COLUMNS.values()) + " |")
+    counts = [int(n) for n in args.instances.split(",")]
+    if max(counts) > 1 and postgres is None:
+        parser.error("several instances share one database: add --postgres")
+    servers = "instances × workers" if counts != [1] else "workers"
+    print(f"| {servers} | scenario | turns | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (3 + len(COLUMNS)) + "|")
     try:
-        for workers in (int(w) for w in args.workers.split(",")):
+        for instances, workers in itertools.product(
+            counts, (int(w) for w in args.workers.split(","))
+        ):
             for scenario in scenarios:
                 runs = []
                 for attempt in range(args.repeat):
@@ -421,9 +466,8 @@ def main() -> None:
                         name = f"load_{workers}_{scenario.concurrency}_{attempt}_{time.time_ns()}"
                         url = create_database(postgres, name)
                     server_env = dict(item.split("=", 1) for item in args.server_env)
-                    runs.append(
-                        run(workers, scenario, url, args.profile, server_env, floor=args.floor)
-                    )
+                    runs.append(run(workers, scenario, url, args.profile, server_env,
+                                    floor=args.floor, instances=instances))  # fmt: skip
                 r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
                 name = scenario.name
                 if args.repeat > 1:
@@ -434,7 +478,8 @@ def main() -> None:
                              f" peak RSS MiB {peaks})")  # fmt: skip
                 if args.floor:
                     name = f"floor app: {name}"
-                cells = [str(workers), name, f"{r['turns']:.0f}"]
+                shape = f"{instances} × {workers}" if counts != [1] else str(workers)
+                cells = [shape, name, f"{r['turns']:.0f}"]
                 for column in COLUMNS:
                     value = r[column]
                     percent = column in ("share_of_ideal", "machine_busy")

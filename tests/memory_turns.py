@@ -4,12 +4,13 @@ dictionaries."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.engine.history import UNREADABLE, to_api_messages
+from agent.engine.history import UNREADABLE, interrupted_reply, to_api_messages
 from agent.engine.port import (
     Admission,
     Decision,
@@ -21,7 +22,7 @@ from agent.engine.port import (
     Settled,
     TurnStart,
 )
-from agent.errors import ActionDecided, ConversationClosed, NotFound, TurnInProgress
+from agent.errors import ActionDecided, ConversationClosed, NotFound, TurnInProgress, TurnLost
 from agent.store.tables import ActionStatus, ConversationState, Customer, Message
 
 
@@ -81,7 +82,7 @@ class MemoryTurnStore:
 
     def _renew(self, conversation: StoredConversation, lease: str) -> None:
         if conversation.lease is None or conversation.lease[0] != lease:
-            raise TurnInProgress("This turn lost its turn to another one and stopped.")
+            raise TurnLost("This turn lost its turn to another one and stopped.", retry_after=1)
         conversation.lease = (lease, time.time() + self.lease_seconds)
 
     def open_turn(
@@ -107,8 +108,12 @@ class MemoryTurnStore:
         if conversation.state != ConversationState.HUMAN:
             held = conversation.lease
             if held is not None and held[0] != lease and held[1] > time.time():
-                raise TurnInProgress("The assistant is still answering an earlier message.")
+                left = max(1, math.ceil(held[1] - time.time()))
+                raise TurnInProgress("The assistant is still answering an earlier message.", left)
             conversation.lease = (lease, time.time() + self.lease_seconds)
+            last = conversation.messages[-1] if conversation.messages else None
+            if held is not None and held[0] != lease and last is not None and last.role == "user":
+                self._append(conversation, interrupted_reply())  # its turn left it unanswered
         settled = None
         if conversation.pending is not None:
             (action, held_results), conversation.pending = conversation.pending, None
@@ -201,4 +206,4 @@ class MemoryTurnStore:
     def release(self, conversation_id: str, *, lease: str) -> None:
         conversation = self._get(conversation_id)
         if conversation.lease is not None and conversation.lease[0] == lease:
-            conversation.lease = None
+            conversation.lease = (lease, 0.0)  # lapsed: the next turn knows it went unanswered

@@ -15,7 +15,8 @@ from agent.engine.events import (
     ToolStarted,
     TurnFinished,
 )
-from agent.engine.history import to_api_messages, validate
+from agent.engine.history import INTERRUPTED_REPLY, to_api_messages, validate
+from agent.engine.port import Decision
 from agent.errors import InvalidInput
 from agent.models.base import ProgressDelta
 from agent.runtime import Runtime, build_runtime
@@ -304,9 +305,11 @@ def test_interrupted_turn_leaves_valid_history_and_keeps_the_message(
     result = runtime.agent.ask(conversation, "Also, hello?")
     messages = fake.bodies[-1]["messages"]
     validate(messages)
-    texts = [b.get("text") for b in messages[-1]["content"] if b["type"] == "text"]
-    assert texts == ["Also, hello?"] and messages[-1]["content"][0]["type"] == "tool_result"
-    assert messages[0]["content"][0]["text"] == "What did I order?"
+    # The unanswered message keeps its tool round and is acknowledged; the new one stands alone.
+    shapes = [[b.get("text") or b["type"] for b in m["content"] if "thinking" not in b["type"]]
+              for m in messages]  # fmt: skip
+    assert shapes == [["What did I order?"], ["tool_use"], ["tool_result"], [INTERRUPTED_REPLY],
+                      ["Also, hello?"]]  # fmt: skip
     assert result.outcome == Outcome.ANSWERED
 
 
@@ -347,3 +350,20 @@ def test_tool_loop_on_each_database(
     stored = _stored(runtime, conversation)
     assert len(stored) == 6
     assert stored[2]["content"][0]["type"] == "tool_result"
+
+
+def test_a_client_that_leaves_as_a_decision_is_settled_frees_the_conversation(
+    runtime: Runtime, fake: FakeAnthropic
+) -> None:
+    conversation = _verified_conversation(runtime, IVAN)
+    fake.enqueue(tool_use("cancel_pending_order", {"order_id": "#W8770097",
+                                                   "reason": "ordered by mistake"}))  # fmt: skip
+    proposed = runtime.agent.ask(conversation, "Cancel #W8770097, I ordered it by mistake")
+    assert proposed.pending_action is not None
+    decision = Decision(proposed.pending_action.id, True, "customer")
+    turn = runtime.agent.run_decision(conversation, decision, stream=True)
+    assert isinstance(next(turn), ToolFinished)  # the change ran...
+    turn.close()  # ...and the client left before the model was asked to tell the customer
+    fake.enqueue(text("Your order #W8770097 is cancelled."))
+    runtime.agent.ask(conversation, "Did it work?")  # not held by the turn that was left
+    assert _said(fake.bodies[-1]["messages"][-2]) == [{"type": "text", "text": INTERRUPTED_REPLY}]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +14,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from agent.engine.history import to_api_messages
+from agent.engine.history import INTERRUPTED_REPLY, to_api_messages
 from agent.errors import TurnInProgress
 from agent.store.conversations import create_conversation, load_messages
 from agent.store.db import make_engine, transaction
@@ -27,15 +24,9 @@ from agent.store.tables import KeyScope, Message, TurnLease
 from agent.store.turns import SqlTurnStore, new_lease
 from tests.conftest import RETAIL_SLICE, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use
+from tests.live_server import serve_env, serve_process
 
-ROOT = Path(__file__).resolve().parents[1]
 CUSTOMER = "ivan_santos_6635"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answer(body: dict[str, Any]) -> Reply:
@@ -57,39 +48,18 @@ def server(any_db_url: str, tmp_path: Path, fake: FakeAnthropic) -> Iterator[tup
     with transaction(engine) as session:
         key = create_key(session=session, name="svc", scope=KeyScope.BACKEND)[1]
     engine.dispose()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
-    env |= {
-        "SUPPORTBOT_DATABASE_URL": any_db_url,
-        "SUPPORTBOT_DATA_DIR": str(tmp_path / "data"),
-        "ANTHROPIC_BASE_URL": fake.url,
-        "ANTHROPIC_API_KEY": "sk-ant-test",
-        "SUPPORTBOT_RATE_LIMIT_PER_KEY": "100000",
-        "SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION": "100000",
-        "SUPPORTBOT_TURN_WAIT_SECONDS": "120",
-        "SUPPORTBOT_LOG_LEVEL": "ERROR",
-    }
-    command = [shutil.which("supportbot") or str(Path(sys.executable).parent / "supportbot"),
-               "serve", "--port", str(port), "--workers", "2"]  # fmt: skip
-    log = tmp_path / "server.log"
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=log.open("wb"))  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    try:
-        yield base, key, any_db_url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    env = serve_env(
+        SUPPORTBOT_DATABASE_URL=any_db_url,
+        SUPPORTBOT_DATA_DIR=str(tmp_path / "data"),
+        ANTHROPIC_BASE_URL=fake.url,
+        ANTHROPIC_API_KEY="sk-ant-test",
+        SUPPORTBOT_RATE_LIMIT_PER_KEY="100000",
+        SUPPORTBOT_RATE_LIMIT_PER_CONVERSATION="100000",
+        SUPPORTBOT_TURN_WAIT_SECONDS="120",
+        SUPPORTBOT_LOG_LEVEL="ERROR",
+    )
+    with serve_process(env, tmp_path, workers=2) as served:
+        yield served.url, key, any_db_url
 
 
 @pytest.mark.slow
@@ -150,6 +120,7 @@ def test_a_running_turn_holds_the_conversation(
         assert len(load_messages(session=session, conversation_id=conversation)) == 1
     store.release(conversation, lease=first)
     store.open_turn(conversation, hello, lease=second)  # free again
+    store.release(conversation, lease=second)
 
 
 def test_a_dead_workers_turn_does_not_block_the_conversation(
@@ -166,7 +137,9 @@ def test_a_dead_workers_turn_does_not_block_the_conversation(
     with transaction(engine) as session:
         session.add(TurnLease(conversation_id=conversation, owner=f"{host}:{dead.pid}:x",
                               expires_at=time.time() + 600))  # fmt: skip
-    SqlTurnStore(engine).open_turn(conversation, hello, lease=new_lease())
+    taken, store = new_lease(), SqlTurnStore(engine)
+    store.open_turn(conversation, hello, lease=taken)
+    store.release(conversation, lease=taken)
     # A worker elsewhere (another replica) that stopped renewing: its lease runs out.
     store = SqlTurnStore(engine, lease_seconds=0.2)
     with transaction(engine) as session:
@@ -177,7 +150,8 @@ def test_a_dead_workers_turn_does_not_block_the_conversation(
     with pytest.raises(TurnInProgress):
         store.open_turn(conversation, hello, lease=new_lease())
     time.sleep(0.3)
-    store.open_turn(conversation, hello, lease=new_lease())
+    store.open_turn(conversation, hello, lease=taken)
+    store.release(conversation, lease=taken)
 
 
 def test_a_turn_that_fails_frees_its_conversation(
@@ -192,11 +166,12 @@ def test_a_turn_that_fails_frees_its_conversation(
     turn = runtime.agent.run_turn(conversation, "hi", stream=True)
     next(turn)  # the turn is running (it holds the conversation)...
     turn.close()  # ...and its client leaves
-    with transaction(runtime.engine) as session:
-        assert session.get(TurnLease, conversation) is None
     fake.reset()
     fake.enqueue(text("Hello again."))
     assert runtime.agent.ask(conversation, "still there?").reply == "Hello again."
+    # The message the closed turn left unanswered is acknowledged, not merged into the next.
+    sent = [[b.get("text") for b in m["content"]] for m in fake.requests[-1].body["messages"]]
+    assert sent == [["hi"], [INTERRUPTED_REPLY], ["still there?"]]
 
 
 def test_the_api_waits_for_the_running_turn_then_answers_409(
@@ -218,7 +193,8 @@ def test_the_api_waits_for_the_running_turn_then_answers_409(
     with TestClient(create_app(runtime.settings, runtime)) as client:
         busy = client.post(f"/v1/conversations/{conversation}/messages",
                            json={"text": "second"}, headers=auth)  # fmt: skip
-        assert busy.status_code == 409 and busy.headers["retry-after"] == "2"
+        assert busy.status_code == 409  # until its hold would lapse, were it not renewed:
+        assert 1 <= int(busy.headers["retry-after"]) <= runtime.settings.turn_lease_seconds
         assert busy.json()["error"]["code"] == "turn_in_progress"
         runtime.agent.store.release(conversation, lease=held)
         fake.enqueue(text("Here you go."))

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from agent.config import Settings
-from agent.engine.events import Outcome
+from agent.engine.events import Outcome, ToolFinished
+from agent.engine.history import INTERRUPTED_REPLY
 from agent.engine.loop import Agent
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
@@ -115,3 +116,26 @@ def test_hand_off_at_the_tool_round_cap(store: MemoryTurnStore, fake: FakeAnthro
     assert result.outcome == Outcome.ITERATION_CAP and stored.state == ConversationState.HUMAN
     assert f"ticket #{stored.tickets[0]['id']}" in result.reply
     assert stored.messages[-1].content[0]["text"] == result.reply and stored.lease is None
+
+
+def test_a_message_whose_turn_ended_without_an_answer_is_acknowledged(
+    store: MemoryTurnStore, fake: FakeAnthropic
+) -> None:
+    agent = _agent(store, fake)
+    conversation = store.add_conversation("c1", ANN.id)
+    fake.enqueue(tool_use("lookup", {"order_id": "#W1"}))
+    turn = agent.run_turn(conversation, "Where is #W1?")
+    for event in turn:
+        if isinstance(event, ToolFinished):
+            break
+    turn.close()  # its client left (or its server died) before the model answered
+    fake.enqueue(text("#W1 was delivered. How can I help?"))
+    assert agent.ask(conversation, "hello?").reply == "#W1 was delivered. How can I help?"
+    sent = fake.bodies[-1]["messages"]
+    assert [(m["role"], [b.get("text") or b["type"] for b in m["content"]]) for m in sent] == [
+        ("user", ["Where is #W1?"]),
+        ("assistant", ["tool_use"]),
+        ("user", ["tool_result"]),
+        ("assistant", [INTERRUPTED_REPLY]),
+        ("user", ["hello?"]),
+    ]

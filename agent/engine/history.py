@@ -13,12 +13,29 @@ ApiMessage = dict[str, Any]
 # it) and goes to the model as a note instead.
 UNREADABLE = "supportbot_unreadable"
 UNREADABLE_NOTE = "[The customer sent a photo here that could not be processed.]"
+# The assistant's words after a customer message whose turn ended without an answer (its
+# server died, it failed, or its client left mid-answer), stored by the next turn before the
+# customer's new message: the customer sees that the message was not answered, the model
+# reads in its own words that it owes the answer, and the history alternates without merging
+# the two messages (or carrying the dead turn's tool round into the new one).
+INTERRUPTED_REPLY = (
+    "I'm sorry, I was interrupted before I could answer this. I'll answer it with your next "
+    "message."
+)
+INTERRUPTED = "interrupted"  # its stop_reason: not the model's, ours
+
+
+def interrupted_reply() -> Message:
+    """The acknowledgement of a message its turn left unanswered (see INTERRUPTED_REPLY)."""
+    return Message(role="assistant", content=[{"type": "text", "text": INTERRUPTED_REPLY}],
+                   stop_reason=INTERRUPTED)  # fmt: skip
 
 
 def to_api_messages(rows: Sequence[Message]) -> list[ApiMessage]:
-    """Stored rows as request messages. Consecutive rows of one role are merged: customer
-    messages after a turn that crashed before the model answered, messages queued while a
-    human had the conversation, or several staff replies in a row."""
+    """Stored rows as request messages. Consecutive rows of one role are merged: messages
+    queued while a human had the conversation, or several staff replies in a row. (A turn
+    that ended without its answer is acknowledged before the next customer message goes in:
+    see INTERRUPTED_REPLY.)"""
     messages: list[ApiMessage] = []
     for row in rows:
         content = readable(row.content) if row.role == "user" else row.content

@@ -227,28 +227,32 @@ class Agent:
         begun = self.store.open_turn(
             conversation_id, content, lease=lease, admit=admit, settle=settle, decision=decision
         )
-        if begun.settled is not None:
-            pending, settled = begun.settled
-            yield ToolFinished(pending.tool_use_id, pending.tool, settled.is_error, settled.content)
-        if begun.state == ConversationState.HUMAN:
-            yield TurnFinished(
-                TurnResult(
-                    conversation_id,
-                    "",
-                    Outcome.QUEUED_FOR_HUMAN,
-                    False,
-                    "",
-                    message_id=begun.message_id,
-                    state=ConversationState.HUMAN,
-                    settled=begun.settled,
-                )
-            )
-            return
+        human = begun.state == ConversationState.HUMAN  # no turn runs, and no lease is held
         turn = _Turn(self, conversation_id, stream, lease, begun, getattr(admit, "client", None))
         try:
+            if begun.settled is not None:
+                pending, settled = begun.settled
+                yield ToolFinished(pending.tool_use_id, pending.tool, settled.is_error,
+                                   settled.content)  # fmt: skip
+            if human:
+                yield TurnFinished(
+                    TurnResult(
+                        conversation_id,
+                        "",
+                        Outcome.QUEUED_FOR_HUMAN,
+                        False,
+                        "",
+                        message_id=begun.message_id,
+                        state=ConversationState.HUMAN,
+                        settled=begun.settled,
+                    )
+                )
+                return
             yield from turn.run()
         finally:
-            if not turn.recorded:  # an error, or a client that left: free the conversation
+            # An error, or a client that left (even before the turn ran): the conversation is
+            # free, and the next turn knows this one's message went unanswered.
+            if not (human or turn.recorded):
                 self.store.release(conversation_id, lease=lease)
 
     def _tool_context(self, conversation_id: str) -> Callable[[Any, str | None], ToolContext]:

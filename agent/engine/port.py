@@ -174,7 +174,12 @@ class TurnStore(Protocol):
         A pending action is settled first, with `settle`: its tool result (with the held
         results of its round) opens the stored user message, before `content`. With a
         `decision` the turn answers that action: NotFound when the conversation has no such
-        action, ActionDecided when it was settled already, and `content` may be empty."""
+        action, ActionDecided when it was settled already, and `content` may be empty.
+
+        When the turn before ended without its answer (its process died, or it was
+        released) and left the customer's message or its tool round as the last word, the
+        assistant's acknowledgement (agent.engine.history.interrupted_reply) is stored before
+        `content`: the history alternates, and nothing is merged into the unanswered message."""
         ...
 
     def record_round(
@@ -214,5 +219,6 @@ class TurnStore(Protocol):
         ...
 
     def release(self, conversation_id: str, *, lease: str) -> None:
-        """End the turn without an answer (an error, a client that left); idempotent."""
+        """End the turn without an answer (an error, a client that left): the conversation is
+        free, and the next turn acknowledges the message this one leaves; idempotent."""
         ...

@@ -183,8 +183,10 @@ class Message(SQLModel, table=True):
 
 class TurnLease(SQLModel, table=True):
     """The turn a conversation is running, if any: one turn per conversation at a time, across
-    workers and replicas. A lease left by a dead worker expires (`expires_at`, seconds since
-    the epoch) or, on the same host, is taken over as soon as its process is gone."""
+    workers and instances (agent/store/leases.py). Renewed while its turn runs; a lease left
+    by a dead process lapses (`expires_at`, seconds since the epoch) or, on the same host, is
+    taken over as soon as its process is gone. A turn that ended without its answer leaves
+    its row with `expires_at` 0 (the answer deletes it)."""
 
     __tablename__ = "turn_lease"
     conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)

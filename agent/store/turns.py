@@ -1,23 +1,27 @@
 """The SQL implementation of the turn's storage port (agent.engine.port): one transaction a
 method, and the lease that lets one turn per conversation run at a time.
 
-The lease is a row per conversation (`turn_lease`), read and written only while the
+The lease (agent.store.leases) is a row per conversation (`turn_lease`), taken only while the
 conversation row is locked (FOR UPDATE on PostgreSQL; SQLite's single writer), so two workers
-or replicas never both hold it. It is renewed by every write of the turn and released with its
-answer; a lease whose turn died expires after `lease_seconds`, or at once when its holder was a
-process on this host that no longer exists.
+or replicas never both hold it. It is short, renewed by every write of the turn and by the
+process's heartbeat while the turn runs, and released with its answer; a lease whose process
+died lapses within `lease_seconds`, or at once when that process was on this host.
+
+A turn that takes over the lease of a turn that ended without its answer (it died, failed, or
+its client left) first stores the assistant's acknowledgement of the message left unanswered
+(agent.engine.history.interrupted_reply), so the new message is not merged into it.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, select
 from sqlmodel import Session
 
-from agent.engine.history import UNREADABLE, to_api_messages
+from agent.engine.history import UNREADABLE, interrupted_reply, to_api_messages
 from agent.engine.port import (
     Admission,
     Decision,
@@ -28,10 +32,9 @@ from agent.engine.port import (
     Settle,
     Settled,
     TurnStart,
-    lease_holder_gone,
     new_lease,
 )
-from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound, TurnInProgress
+from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound
 from agent.store import desk_events, proposals
 from agent.store.conversations import (
     append_messages,
@@ -42,6 +45,7 @@ from agent.store.conversations import (
 )
 from agent.store.db import transaction
 from agent.store.desk_events import DeskEventKind
+from agent.store.leases import Leases, LeaseTiming
 from agent.store.tables import (
     ActionStatus,
     Conversation,
@@ -49,67 +53,45 @@ from agent.store.tables import (
     Customer,
     Message,
     ProposedAction,
-    TurnLease,
     utcnow,
 )
 
 __all__ = ["SqlTurnStore", "new_lease"]
-_leases = TurnLease.__table__  # type: ignore[attr-defined]
-_READ = select(_leases.c.owner, _leases.c.expires_at).where(
-    _leases.c.conversation_id == bindparam("cid")
-)
-_TAKE = insert(_leases)
-_MOVE = (
-    update(_leases)
-    .where(_leases.c.conversation_id == bindparam("cid"))
-    .values(owner=bindparam("new_owner"), expires_at=bindparam("until"))
-)
-_RENEW = (
-    update(_leases)
-    .where(_leases.c.conversation_id == bindparam("cid"), _leases.c.owner == bindparam("me"))
-    .values(expires_at=bindparam("until"))
-)
-_DROP = delete(_leases).where(
-    _leases.c.conversation_id == bindparam("cid"), _leases.c.owner == bindparam("me")
+log = logging.getLogger(__name__)
+_messages = Message.__table__  # type: ignore[attr-defined]
+_LAST_ROLE = (
+    select(_messages.c.role)
+    .where(_messages.c.conversation_id == bindparam("cid"))
+    .order_by(_messages.c.sequence.desc())
+    .limit(1)
 )
 
 
 class SqlTurnStore:
-    def __init__(self, engine: Engine, *, lease_seconds: float = 195.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_seconds: float = 15.0,
+        renew_seconds: float | None = None,
+        stall_seconds: float = 600.0,
+    ) -> None:
         self.engine = engine
         self.lease_seconds = lease_seconds
+        self.leases = Leases(engine, LeaseTiming(lease_seconds, renew_seconds or lease_seconds / 3,
+                                                 stall_seconds))  # fmt: skip
 
     # -- the lease -----------------------------------------------------------------------
     def _take(self, session: Session, conversation_id: str, lease: str) -> None:
-        connection = session.connection()
-        now = time.time()
-        held = connection.execute(_READ, {"cid": conversation_id}).first()
-        until = now + self.lease_seconds
-        if held is None:
-            connection.execute(_TAKE, {"conversation_id": conversation_id, "owner": lease,
-                                       "expires_at": until})  # fmt: skip
-            return
-        owner, expires_at = held
-        if owner != lease and expires_at > now and not lease_holder_gone(owner):
-            raise TurnInProgress(
-                "The assistant is still answering an earlier message in this conversation; "
-                "send this one when it has finished.",
-                retry_after=2,
-            )
-        connection.execute(_MOVE, {"cid": conversation_id, "new_owner": lease, "until": until})
+        if self.leases.take(session, conversation_id, lease):
+            _acknowledge_unanswered(session, conversation_id)
 
     def _renew(self, session: Session, conversation_id: str, lease: str) -> None:
-        result = session.connection().execute(
-            _RENEW, {"cid": conversation_id, "me": lease, "until": time.time() + self.lease_seconds}
-        )
-        if result.rowcount != 1:  # another turn took over (this one stalled past its lease)
-            raise TurnInProgress("This turn lost its turn to another one and stopped.")
+        self.leases.renew(session, conversation_id, lease)
 
     def _release_held(self, session: Session, conversation_id: str, lease: str) -> None:
         """Release the lease this turn still holds (the last write of a turn)."""
-        result = session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
-        if result.rowcount != 1:
-            raise TurnInProgress("This turn lost its turn to another one and stopped.")
+        self.leases.release_held(session, conversation_id, lease)
 
     # -- the port ---------------------------------------------------------------------------
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
@@ -277,7 +259,18 @@ class SqlTurnStore:
 
     def release(self, conversation_id: str, *, lease: str) -> None:
         with transaction(self.engine) as session:
-            session.connection().execute(_DROP, {"cid": conversation_id, "me": lease})
+            self.leases.abandon(session, conversation_id, lease)
+
+
+def _acknowledge_unanswered(session: Session, conversation_id: str) -> None:
+    """The turn before this one ended without its answer: if the customer's message (or its
+    tool round) is still the last word, the assistant says it was interrupted before the new
+    message goes in (the roles alternate, and nothing is merged into the unanswered message)."""
+    if session.connection().execute(_LAST_ROLE, {"cid": conversation_id}).scalar() == "user":
+        log.warning("conversation %s: the previous turn ended without its answer; "
+                    "acknowledging the message it left", conversation_id)  # fmt: skip
+        append_messages(session=session, conversation_id=conversation_id,
+                        messages=[interrupted_reply()])  # fmt: skip
 
 
 def pending_view(action: ProposedAction) -> PendingAction:

@@ -64,6 +64,7 @@ from agent.errors import (
     NotFound,
     SupportbotError,
     TurnInProgress,
+    TurnLost,
 )
 from agent.features.attachments import Upload, decode_base64, image_blocks
 from agent.features.identity import verify_customer_token
@@ -393,7 +394,9 @@ async def post_message(
 
     A conversation runs one turn at a time: a message that arrives while the assistant is
     still answering an earlier one waits for it (up to `SUPPORTBOT_TURN_WAIT_SECONDS`), then is
-    refused with 409 `turn_in_progress` and `Retry-After`, and nothing of it is stored."""
+    refused with 409 `turn_in_progress`, and nothing of it is stored. Its `Retry-After` is the
+    seconds until that turn's hold lapses unless renewed: the conversation is free by then if
+    the server running it died; a live turn renews its hold, and may end sooner."""
     # Its access to the conversation is checked, and the message counted, in the transaction
     # that stores the message.
     customer_voice(principal)  # staff and admin keys do not speak as the customer
@@ -410,9 +413,9 @@ async def _waiting_turn(
         while True:
             try:
                 return await run()
-            except TurnInProgress:
-                if time.monotonic() >= deadline:
-                    raise
+            except TurnInProgress as busy:
+                if isinstance(busy, TurnLost) or time.monotonic() >= deadline:
+                    raise  # a turn that lost its hold stored its message: not run again
                 await asyncio.sleep(TURN_POLL_SECONDS)
     except (SupportbotError, RequestValidationError):
         await admit.count_failure()
