@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         le=300,
         description="How long a message waits for the conversation's running turn (then 409)",
     )
-    # One turn per conversation at a time (agent/store/leases.py): a running turn holds its
+    # One turn per conversation at a time (agent/adapters/leases.py): a running turn holds its
     # conversation with a short lease that its process renews while the turn runs.
     turn_lease_seconds: float = Field(
         default=15.0,

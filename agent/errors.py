@@ -67,7 +67,7 @@ class RateLimited(SupportbotError):
 
 class TurnInProgress(SupportbotError):
     """Another turn of this conversation is running (one turn per conversation at a time).
-    `retry_after`: seconds until its hold lapses unless it is renewed (agent.store.leases)."""
+    `retry_after`: seconds until its hold lapses unless it is renewed (agent.adapters.leases)."""
 
     code = "turn_in_progress"
 

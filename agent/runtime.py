@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from agent.adapters.sql_turns import SqlTurnStore
 from agent.config import Settings, warn_if_deprecated
 from agent.engine.loop import Agent
 from agent.models.base import Model
@@ -14,7 +15,6 @@ from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
 from agent.observability import tracing, turns
 from agent.store.db import make_engine
-from agent.store.turns import SqlTurnStore
 from kb import KnowledgeBase
 from kb.embedder import set_threads
 from tools import ToolRegistry, default_registry

@@ -1,6 +1,7 @@
 """An in-memory implementation of the turn's storage port (agent.engine.port), for tests of
-turn logic that need no database: the same contract as agent.store.turns.SqlTurnStore, kept in
-dictionaries."""
+turn logic that need no database: the same contract as agent.adapters.sql_turns.SqlTurnStore
+(tests/test_turn_store_contract.py runs the same suite against both), kept in dictionaries.
+It finds facts and records; every decision comes from the engine's Opening."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.engine.history import UNREADABLE, interrupted_reply, to_api_messages
+from agent.config import Settings
+from agent.domain import ActionStatus, ConversationState
+from agent.engine.consent import TurnOpening
+from agent.engine.history import UNREADABLE, to_api_messages
 from agent.engine.port import (
     Admission,
+    CustomerFacts,
     Decision,
+    Found,
+    NamedAction,
+    NewMessage,
+    Opening,
     PendingAction,
     Recorded,
     RoundRecord,
     RunTools,
-    Settle,
-    Settled,
     TurnStart,
 )
-from agent.errors import ActionDecided, ConversationClosed, NotFound, TurnInProgress, TurnLost
-from agent.store.tables import ActionStatus, ConversationState, Customer, Message
+from agent.errors import NotFound, TurnInProgress, TurnLost
 
 
 class _NoSavepoint:
@@ -42,10 +48,26 @@ class NoSession:
 
 
 @dataclass
+class Kept:
+    """A recorded message, numbered as it was stored."""
+
+    id: int
+    message: NewMessage
+
+    @property
+    def role(self) -> str:
+        return self.message.role
+
+    @property
+    def content(self) -> list[dict[str, Any]]:
+        return self.message.content
+
+
+@dataclass
 class StoredConversation:
     customer_id: str | None = None
     state: ConversationState = ConversationState.BOT
-    messages: list[Message] = field(default_factory=list)
+    messages: list[Kept] = field(default_factory=list)
     cut: int = 0
     summary: str | None = None
     lease: tuple[str, float] | None = None
@@ -56,7 +78,9 @@ class StoredConversation:
 
 
 class MemoryTurnStore:
-    def __init__(self, customers: dict[str, Customer] | None = None, lease_seconds: float = 60):
+    def __init__(
+        self, customers: dict[str, CustomerFacts] | None = None, lease_seconds: float = 60
+    ) -> None:
         self.conversations: dict[str, StoredConversation] = {}
         self.customers = customers or {}
         self.lease_seconds = lease_seconds
@@ -74,11 +98,12 @@ class MemoryTurnStore:
             raise NotFound(f"Conversation {conversation_id} not found")
         return self.conversations[conversation_id]
 
-    def _append(self, conversation: StoredConversation, *messages: Message) -> None:
+    def _append(self, conversation: StoredConversation, *messages: NewMessage) -> int:
+        """Store `messages`; the id of the last."""
         for message in messages:
             self._ids += 1
-            message.id, message.sequence = self._ids, len(conversation.messages) + 1
-            conversation.messages.append(message)
+            conversation.messages.append(Kept(self._ids, message))
+        return self._ids
 
     def _renew(self, conversation: StoredConversation, lease: str) -> None:
         if conversation.lease is None or conversation.lease[0] != lease:
@@ -91,20 +116,20 @@ class MemoryTurnStore:
         content: list[dict[str, Any]],
         *,
         lease: str,
+        opening: Opening,
         admit: Admission | None = None,
-        settle: Settle | None = None,
-        decision: Decision | None = None,
     ) -> TurnStart:
         conversation = self._get(conversation_id)
         if admit is not None:
             admit(None)
-        if conversation.state == ConversationState.CLOSED:
-            raise ConversationClosed(f"Conversation {conversation_id} is closed")
-        if decision is not None:
-            if decision.action_id not in conversation.actions:
-                raise NotFound(f"Action {decision.action_id} not found")
-            if conversation.pending is None or conversation.pending[0].id != decision.action_id:
-                raise ActionDecided("settled already", decision.action_id)
+        pending_id = conversation.pending[0].id if conversation.pending else None
+        named = None
+        if opening.decision is not None and opening.decision.action_id in conversation.actions:
+            action_id = opening.decision.action_id
+            named = NamedAction(action_id, conversation_id, conversation.actions[action_id])
+        found = Found(conversation_id, conversation.state, conversation.customer_id, pending_id,
+                      named)  # fmt: skip
+        opening.check(found)
         if conversation.state != ConversationState.HUMAN:
             held = conversation.lease
             if held is not None and held[0] != lease and held[1] > time.time():
@@ -113,15 +138,11 @@ class MemoryTurnStore:
             conversation.lease = (lease, time.time() + self.lease_seconds)
             last = conversation.messages[-1] if conversation.messages else None
             if held is not None and held[0] != lease and last is not None and last.role == "user":
-                self._append(conversation, interrupted_reply())  # its turn left it unanswered
+                self._append(conversation, opening.acknowledgement())  # left unanswered
         settled = None
         if conversation.pending is not None:
             (action, held_results), conversation.pending = conversation.pending, None
-            outcome = (
-                settle(NoSession(), action)
-                if settle is not None and conversation.state != ConversationState.HUMAN
-                else Settled(ActionStatus.SUPERSEDED, "Not carried out.", True)
-            )
+            outcome = opening.settle(NoSession(), found, action)
             conversation.actions[action.id] = outcome.status
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
                                      "content": outcome.content}  # fmt: skip
@@ -129,10 +150,8 @@ class MemoryTurnStore:
                 block["is_error"] = True
             content = [*held_results, block, *content]
             settled = (action, outcome)
-        message = Message(role="user", content=content)
-        self._append(conversation, message)
-        assert message.id is not None
-        start = TurnStart(message_id=message.id, state=conversation.state, settled=settled)
+        message_id = self._append(conversation, NewMessage(role="user", content=content))
+        start = TurnStart(message_id=message_id, state=conversation.state, settled=settled)
         if conversation.state != ConversationState.HUMAN:
             start.messages = to_api_messages(conversation.messages)
             start.customer = self.customers.get(conversation.customer_id or "")
@@ -140,7 +159,7 @@ class MemoryTurnStore:
         return start
 
     def record_round(
-        self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
+        self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
         conversation = self._get(conversation_id)
         self._renew(conversation, lease)
@@ -148,9 +167,9 @@ class MemoryTurnStore:
         conversation.customer_id = done.customer_id
         customer = self.customers.get(done.customer_id or "")
         if done.proposal is None:
-            self._append(conversation, assistant, Message(role="user", content=done.results))
+            self._append(conversation, assistant, NewMessage(role="user", content=done.results))
             return RoundRecord(done.results, customer)
-        self._append(conversation, assistant)
+        assistant_id = self._append(conversation, assistant)
         proposal, self._ids = done.proposal, self._ids + 1
         pending = PendingAction(f"act_{self._ids}", proposal.tool, proposal.arguments,
                                 proposal.summary, proposal.tool_use_id,
@@ -158,22 +177,21 @@ class MemoryTurnStore:
         conversation.pending = (pending, done.results)
         conversation.actions[pending.id] = ActionStatus.PROPOSED
         conversation.lease = None
-        return RoundRecord(done.results, customer, pending=pending, message_id=assistant.id)
+        return RoundRecord(done.results, customer, pending=pending, message_id=assistant_id)
 
-    def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
+    def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
         conversation = self._get(conversation_id)
         self._renew(conversation, lease)
-        self._append(conversation, message)
+        message_id = self._append(conversation, message)
         conversation.lease = None
-        assert message.id is not None
-        return Recorded(message.id, conversation.state)
+        return Recorded(message_id, conversation.state)
 
     def record_hand_off(
         self,
         conversation_id: str,
         *,
         lease: str,
-        message: Callable[[int], Message],
+        message: Callable[[int], NewMessage],
         reason: str,
         summary: str,
     ) -> Recorded:
@@ -182,11 +200,9 @@ class MemoryTurnStore:
         ticket = len(conversation.tickets) + 1
         conversation.tickets.append({"id": ticket, "reason": reason, "summary": summary})
         conversation.state = ConversationState.HUMAN
-        stored = message(ticket)
-        self._append(conversation, stored)
+        message_id = self._append(conversation, message(ticket))
         conversation.lease = None
-        assert stored.id is not None
-        return Recorded(stored.id, conversation.state, ticket_id=ticket)
+        return Recorded(message_id, conversation.state, ticket_id=ticket)
 
     def move_cut(self, conversation_id: str, *, lease: str, cut: int, summary: str | None) -> None:
         conversation = self._get(conversation_id)
@@ -200,10 +216,22 @@ class MemoryTurnStore:
         self._renew(conversation, lease)
         for row in conversation.messages:
             if row.role == "user" and (message_ids is None or row.id in message_ids):
-                row.content = [{**b, UNREADABLE: True} if b.get("type") == "image" else b
-                               for b in row.content]  # fmt: skip
+                row.message.content = [{**b, UNREADABLE: True} if b.get("type") == "image" else b
+                                       for b in row.content]  # fmt: skip
 
     def release(self, conversation_id: str, *, lease: str) -> None:
         conversation = self._get(conversation_id)
         if conversation.lease is not None and conversation.lease[0] == lease:
             conversation.lease = (lease, 0.0)  # lapsed: the next turn knows it went unanswered
+
+
+def opening(text: str = "", decision: Decision | None = None) -> TurnOpening:
+    """The engine's decisions for a turn opened straight on a store (a test of the store
+    itself): the shipped tools, run on the given session."""
+    from tools import default_registry
+    from tools.tool_context import ToolContext
+
+    def context(session: Any, customer_id: str) -> ToolContext:
+        return ToolContext(session, Settings(), conversation_id="", customer_id=customer_id)
+
+    return TurnOpening(default_registry(), context, text=text, decision=decision)

@@ -38,7 +38,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.config import Settings
 from agent.engine import consent
-from agent.engine.port import Decision, PendingAction
+from agent.engine.port import Decision, Found, PendingAction
 from agent.features.staff_actions import run_for_customer
 from agent.store import proposals
 from agent.store.db import make_engine, transaction
@@ -48,6 +48,7 @@ from agent.store.orders import normalize_order_id
 from agent.store.tables import (
     ActionStatus,
     Conversation,
+    ConversationState,
     Customer,
     Order,
     OrderItem,
@@ -368,14 +369,15 @@ class Store(RuleBasedStateMachine):
         now = utcnow() + (timedelta(hours=1) if answer == "expire" else timedelta())
         decision = Decision(proposed.id, answer == "confirm", "customer") \
             if answer in ("confirm", "decline") else None  # fmt: skip
-        settle = consent.settler(tools, self._context, text=answer, decision=decision,
-                                 now=lambda: now)  # fmt: skip
+        opening = consent.TurnOpening(tools, self._context, text=answer, decision=decision,
+                                      now=lambda: now)  # fmt: skip
         with transaction(engine) as session:
             action = proposals.get_action(session=session, action_id=proposed.id, lock=True)
             assert action is not None
             pending = PendingAction(action.id, action.tool, dict(action.arguments), action.summary,
                                     "toolu_x", customer, proposals.aware(action.expires_at))  # fmt: skip
-            outcome = settle(session, pending)
+            found = Found(conversation, ConversationState.BOT, customer, action.id)
+            outcome = opening.settle(session, found, pending)
             proposals.settle(session=session, conversation=session.get(Conversation, conversation),
                              action=action, status=outcome.status, result=outcome.content,
                              decided_by=outcome.decided_by)  # fmt: skip

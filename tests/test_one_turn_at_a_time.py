@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from agent.adapters.sql_turns import SqlTurnStore, new_lease
 from agent.engine.history import INTERRUPTED_REPLY, to_api_messages
 from agent.errors import TurnInProgress
 from agent.store.conversations import create_conversation, load_messages
@@ -21,10 +22,10 @@ from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path
 from agent.store.keys import create_key
 from agent.store.tables import KeyScope, Message, TurnLease
-from agent.store.turns import SqlTurnStore, new_lease
 from tests.conftest import RETAIL_SLICE, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use
 from tests.live_server import serve_env, serve_process
+from tests.memory_turns import opening
 
 CUSTOMER = "ivan_santos_6635"
 
@@ -113,13 +114,13 @@ def test_a_running_turn_holds_the_conversation(
     store = SqlTurnStore(engine, lease_seconds=60)
     first, second = new_lease(), new_lease()
     hello = [{"type": "text", "text": "hello"}]
-    store.open_turn(conversation, hello, lease=first)
+    store.open_turn(conversation, hello, lease=first, opening=opening())
     with pytest.raises(TurnInProgress, match="still answering"):
-        store.open_turn(conversation, hello, lease=second)
+        store.open_turn(conversation, hello, lease=second, opening=opening())
     with transaction(engine) as session:  # the refused message was not stored
         assert len(load_messages(session=session, conversation_id=conversation)) == 1
     store.release(conversation, lease=first)
-    store.open_turn(conversation, hello, lease=second)  # free again
+    store.open_turn(conversation, hello, lease=second, opening=opening())  # free again
     store.release(conversation, lease=second)
 
 
@@ -138,7 +139,7 @@ def test_a_dead_workers_turn_does_not_block_the_conversation(
         session.add(TurnLease(conversation_id=conversation, owner=f"{host}:{dead.pid}:x",
                               expires_at=time.time() + 600))  # fmt: skip
     taken, store = new_lease(), SqlTurnStore(engine)
-    store.open_turn(conversation, hello, lease=taken)
+    store.open_turn(conversation, hello, lease=taken, opening=opening())
     store.release(conversation, lease=taken)
     # A worker elsewhere (another replica) that stopped renewing: its lease runs out.
     store = SqlTurnStore(engine, lease_seconds=0.2)
@@ -148,9 +149,9 @@ def test_a_dead_workers_turn_does_not_block_the_conversation(
         lease.owner, lease.expires_at = "other-host:1:y", time.time() + 0.2
         session.add(lease)
     with pytest.raises(TurnInProgress):
-        store.open_turn(conversation, hello, lease=new_lease())
+        store.open_turn(conversation, hello, lease=new_lease(), opening=opening())
     time.sleep(0.3)
-    store.open_turn(conversation, hello, lease=taken)
+    store.open_turn(conversation, hello, lease=taken, opening=opening())
     store.release(conversation, lease=taken)
 
 
@@ -188,7 +189,9 @@ def test_the_api_waits_for_the_running_turn_then_answers_409(
         key = create_key(session=session, name="svc", scope=KeyScope.BACKEND)[1]
     conversation = runtime.agent.start_conversation(customer_id=CUSTOMER)
     held = new_lease()
-    runtime.agent.store.open_turn(conversation, [{"type": "text", "text": "first"}], lease=held)
+    runtime.agent.store.open_turn(
+        conversation, [{"type": "text", "text": "first"}], lease=held, opening=opening()
+    )
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(create_app(runtime.settings, runtime)) as client:
         busy = client.post(f"/v1/conversations/{conversation}/messages",

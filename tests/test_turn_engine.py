@@ -11,18 +11,19 @@ from typing import Any
 import pytest
 
 from agent.config import Settings
+from agent.domain import ConversationState
 from agent.engine.events import Outcome, ToolFinished
 from agent.engine.history import INTERRUPTED_REPLY
 from agent.engine.loop import Agent
+from agent.engine.port import CustomerFacts
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
-from agent.store.tables import ConversationState, Customer
 from tests.fake_anthropic import FakeAnthropic, error, system_text, text, tool_use
 from tests.memory_turns import MemoryTurnStore
 from tools import ToolRegistry, tool
 from tools.tool_context import ToolContext, ToolError
 
-ANN = Customer(id="ann", first_name="Ann", last_name="Lee", email="ann@example.com")
+ANN = CustomerFacts(id="ann", first_name="Ann", last_name="Lee", email="ann@example.com")
 
 
 def lookup(ctx: ToolContext, order_id: str) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def test_outage_falls_back_to_the_offline_model(
     fake.enqueue(error(529, "overloaded"))
     result = agent.ask(conversation, "Hello?")
     assert result.degraded and result.model == "offline"
-    assert store.conversations[conversation].messages[-1].degraded
+    assert store.conversations[conversation].messages[-1].message.degraded
 
 
 def test_hand_off_at_the_tool_round_cap(store: MemoryTurnStore, fake: FakeAnthropic) -> None:

@@ -1,4 +1,4 @@
-"""The turn lease and its heartbeat (agent/store/leases.py): a running turn keeps its
+"""The turn lease and its heartbeat (agent/adapters/leases.py): a running turn keeps its
 conversation however long it runs, a turn whose process died on another host lets it go
 within the lease, a 409 says honestly how long the hold lasts, and the heartbeat costs one
 statement per beat however many turns are in flight."""
@@ -17,14 +17,15 @@ from pydantic import ValidationError
 from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 
+from agent.adapters.sql_turns import SqlTurnStore, new_lease
 from agent.config import Settings
 from agent.engine.history import INTERRUPTED_REPLY, validate
-from agent.engine.port import Round
+from agent.engine.port import NewMessage, Round
 from agent.errors import TurnInProgress
 from agent.store.conversations import create_conversation
 from agent.store.db import make_engine, transaction
-from agent.store.tables import Message, TurnLease
-from agent.store.turns import SqlTurnStore, new_lease
+from agent.store.tables import TurnLease
+from tests.memory_turns import opening
 
 HELLO = [{"type": "text", "text": "hello"}]
 
@@ -44,7 +45,9 @@ def _open_until_free(store: SqlTurnStore, conversation: str, text: str) -> Any:
     for _ in range(20):
         lease = new_lease()
         try:
-            begun = store.open_turn(conversation, [{"type": "text", "text": text}], lease=lease)
+            begun = store.open_turn(
+                conversation, [{"type": "text", "text": text}], lease=lease, opening=opening()
+            )
         except TurnInProgress as busy:
             time.sleep(busy.retry_after)
             continue
@@ -58,10 +61,10 @@ def test_a_running_turn_keeps_its_hold_longer_than_the_lease(any_db_url: str) ->
     store = SqlTurnStore(engine, lease_seconds=2, renew_seconds=0.4)
     conversation = _conversation(engine)
     running = new_lease()
-    store.open_turn(conversation, HELLO, lease=running)
+    store.open_turn(conversation, HELLO, lease=running, opening=opening())
     time.sleep(4)  # twice the lease, no write: a long model call
     with pytest.raises(TurnInProgress) as busy:
-        store.open_turn(conversation, HELLO, lease=new_lease())
+        store.open_turn(conversation, HELLO, lease=new_lease(), opening=opening())
     assert 1 <= busy.value.retry_after <= 2  # the most it can still take, were its owner gone
     store.release(conversation, lease=running)
     assert store.leases.heartbeat.held() == []
@@ -74,7 +77,7 @@ def test_retry_after_is_how_long_the_hold_lasts_unrenewed(any_db_url: str) -> No
         session.add(TurnLease(conversation_id=conversation, owner="other-host:1:x",
                               expires_at=time.time() + 7.5))  # fmt: skip
     with pytest.raises(TurnInProgress) as busy:
-        SqlTurnStore(engine).open_turn(conversation, HELLO, lease=new_lease())
+        SqlTurnStore(engine).open_turn(conversation, HELLO, lease=new_lease(), opening=opening())
     assert busy.value.retry_after in (7, 8)
 
 
@@ -86,11 +89,16 @@ def _turn_on_another_host(url: str, conversation: str, ready: Any) -> None:
     agent.engine.port._HOST = "other-host"
     store = SqlTurnStore(make_engine(url), lease_seconds=2, renew_seconds=0.4)
     lease = agent.engine.port.new_lease()
-    store.open_turn(conversation, [{"type": "text", "text": "where are my orders?"}], lease=lease)
+    store.open_turn(
+        conversation,
+        [{"type": "text", "text": "where are my orders?"}],
+        lease=lease,
+        opening=opening(),
+    )
     call = {"type": "tool_use", "id": "toolu_1", "name": "list_orders", "input": {}}
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "[]"}
     store.record_round(conversation, lease=lease, run_tools=lambda *_: Round([result], None),
-                       assistant=Message(role="assistant", content=[call]))  # fmt: skip
+                       assistant=NewMessage(role="assistant", content=[call]))  # fmt: skip
     ready.set()
     time.sleep(600)
 
@@ -108,17 +116,17 @@ def test_a_turn_killed_on_another_host_lets_its_conversation_go(any_db_url: str)
         assert ready.wait(120), "the other host's turn did not start"
         time.sleep(4)  # alive, it keeps the conversation past its 2 s lease
         with pytest.raises(TurnInProgress):
-            store.open_turn(conversation, HELLO, lease=new_lease())
+            store.open_turn(conversation, HELLO, lease=new_lease(), opening=opening())
         assert other.pid is not None
         os.kill(other.pid, signal.SIGKILL)
         other.join(30)
         with pytest.raises(TurnInProgress) as busy:  # a dead process elsewhere: time tells
-            store.open_turn(conversation, HELLO, lease=new_lease())
+            store.open_turn(conversation, HELLO, lease=new_lease(), opening=opening())
         assert 1 <= busy.value.retry_after <= 2
         time.sleep(busy.value.retry_after)
         taking_over = new_lease()
         begun = store.open_turn(conversation, [{"type": "text", "text": "hello?"}],
-                                lease=taking_over)  # fmt: skip
+                                lease=taking_over, opening=opening())  # fmt: skip
         store.release(conversation, lease=taking_over)
     finally:
         other.kill()
@@ -137,7 +145,9 @@ def test_a_turn_that_makes_no_progress_is_let_go(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     store = SqlTurnStore(engine, lease_seconds=1, renew_seconds=0.2, stall_seconds=1.5)
     conversation = _conversation(engine)
-    store.open_turn(conversation, HELLO, lease=new_lease())  # and hangs, never writing again
+    store.open_turn(
+        conversation, HELLO, lease=new_lease(), opening=opening()
+    )  # and hangs, never writing again
     begun = _open_until_free(store, conversation, "anyone there?")
     assert begun.messages is not None and begun.messages[-1]["content"][0]["text"] == (
         "anyone there?"
@@ -149,7 +159,7 @@ def test_the_heartbeat_renews_every_running_turn_in_one_statement(tmp_path: Any)
     store = SqlTurnStore(engine, lease_seconds=3, renew_seconds=0.3)
     leases = [(_conversation(engine), new_lease()) for _ in range(10)]
     for conversation, lease in leases:
-        store.open_turn(conversation, HELLO, lease=lease)
+        store.open_turn(conversation, HELLO, lease=lease, opening=opening())
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -185,7 +195,9 @@ def test_a_hold_renewed_while_it_is_taken_over_stays_with_its_turn(postgres_serv
 
         event.listen(engine, "before_cursor_execute", heartbeat_lands)
         with pytest.raises(TurnInProgress):
-            SqlTurnStore(engine).open_turn(conversation, HELLO, lease=new_lease())
+            SqlTurnStore(engine).open_turn(
+                conversation, HELLO, lease=new_lease(), opening=opening()
+            )
         with transaction(engine) as session:
             held = session.get(TurnLease, conversation)
             assert held is not None and held.owner == "other-host:1:x"

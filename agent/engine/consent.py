@@ -16,8 +16,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agent.engine.port import Decision, PendingAction, Settled
-from agent.store.tables import ActionStatus, utcnow
+from agent.domain import ActionStatus, ConversationState, utcnow
+from agent.engine.history import interrupted_reply
+from agent.engine.port import Decision, Found, NewMessage, PendingAction, Settled
+from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound
 from tools.registry import ToolRegistry
 from tools.tool_context import ToolContext
 
@@ -30,6 +32,11 @@ EXPIRED = (
     "The customer did not confirm this change in time, so it was not carried out. Nothing was "
     "changed; propose it again if they still want it."
 )
+WENT_TO_STAFF = (
+    "Not carried out: the conversation went to a member of staff before the customer "
+    "confirmed. Nothing was changed."
+)
+CUSTOMER_CHANGED = "Not carried out: the customer changed. Nothing was changed."
 NOT_CONFIRMED = (
     "Not carried out: the customer replied without confirming (their message follows). "
     "Nothing was changed; propose the change again once it is what they want."
@@ -68,30 +75,63 @@ def confirmation_prompt(summary: str) -> str:
     return f"Please confirm: {summary}\n\nReply “yes” to go ahead, or tell me what to change."
 
 
-def settler(
-    tools: ToolRegistry,
-    context: Callable[[Any, str], ToolContext],
-    *,
-    text: str = "",
-    decision: Decision | None = None,
-    speaker: str = "customer",
-    now: Callable[[], datetime] = utcnow,
-) -> Callable[[Any, PendingAction], Settled]:
-    """How this turn settles a pending action: by the explicit `decision`, or else by the
-    message `text` that `speaker` posted (the audit trail names them, never anyone else).
-    `context(session, customer_id)` is what the tool runs with."""
-    by = decision.decided_by if decision is not None else speaker
+class TurnOpening:
+    """Everything a turn decides as it opens (agent.engine.port.Opening), for the store to
+    record: whether it may open, how the pending action ends (by the explicit `decision`, or
+    else by the message `text` that `speaker` posted: the audit trail names them, never anyone
+    else), and the words for a message an earlier turn left unanswered. `context(session,
+    customer_id)` is what a confirmed change runs with."""
 
-    def settle(session: Any, pending: PendingAction) -> Settled:
-        if pending.expires_at <= now():
-            return Settled(ActionStatus.EXPIRED, EXPIRED, True, by)
-        confirmed = decision.confirm if decision is not None else is_unambiguous_yes(text)
+    def __init__(
+        self,
+        tools: ToolRegistry,
+        context: Callable[[Any, str], ToolContext],
+        *,
+        text: str = "",
+        decision: Decision | None = None,
+        speaker: str = "customer",
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.tools, self.context, self.text, self.now = tools, context, text, now
+        self._decision = decision
+        self.by = decision.decided_by if decision is not None else speaker
+
+    @property
+    def decision(self) -> Decision | None:
+        return self._decision
+
+    def check(self, found: Found) -> None:
+        if found.state == ConversationState.CLOSED:
+            raise ConversationClosed(f"Conversation {found.conversation_id} is closed")
+        if self._decision is None:
+            return
+        named = found.named
+        if named is None or named.conversation_id != found.conversation_id:
+            raise NotFound(f"Action {self._decision.action_id} not found")
+        if found.pending_action_id != named.id:
+            raise ActionDecided(
+                f"Action {named.id} was settled already ({named.status.value}).", named.id
+            )
+        if found.state == ConversationState.HUMAN:
+            raise Conflict("A member of our team has this conversation now; tell them instead.")
+
+    def settle(self, session: Any, found: Found, pending: PendingAction) -> Settled:
+        if found.customer_id != pending.customer_id:  # cannot happen: identity never changes
+            return Settled(ActionStatus.SUPERSEDED, CUSTOMER_CHANGED, True, self.by)
+        if found.state == ConversationState.HUMAN:
+            return Settled(ActionStatus.SUPERSEDED, WENT_TO_STAFF, True, self.by)
+        if pending.expires_at <= self.now():
+            return Settled(ActionStatus.EXPIRED, EXPIRED, True, self.by)
+        decision = self._decision
+        confirmed = decision.confirm if decision is not None else is_unambiguous_yes(self.text)
         if not confirmed:
             if decision is not None:
-                return Settled(ActionStatus.DECLINED, DECLINED, True, by)
-            return Settled(ActionStatus.SUPERSEDED, NOT_CONFIRMED, True, by)
-        ran = tools.run(pending.tool, pending.arguments, context(session, pending.customer_id))
+                return Settled(ActionStatus.DECLINED, DECLINED, True, self.by)
+            return Settled(ActionStatus.SUPERSEDED, NOT_CONFIRMED, True, self.by)
+        ran = self.tools.run(pending.tool, pending.arguments,
+                             self.context(session, pending.customer_id))  # fmt: skip
         status = ActionStatus.FAILED if ran.is_error else ActionStatus.EXECUTED
-        return Settled(status, ran.content, ran.is_error, by)
+        return Settled(status, ran.content, ran.is_error, self.by)
 
-    return settle
+    def acknowledgement(self) -> NewMessage:
+        return interrupted_reply()

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from agent.domain import ConversationState
 from agent.engine.port import PendingAction, Settled
 from agent.models.base import ProgressDelta, TextDelta, Working
-from agent.store.tables import ConversationState
 from tools.tool_context import Citation
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from agent.engine.port import NewMessage
 from agent.errors import HistoryCorrupted
-from agent.store.tables import Message
 
 ApiMessage = dict[str, Any]
 # Our mark on a stored photo the model could not process: it stays in the database (staff see
@@ -25,13 +25,23 @@ INTERRUPTED_REPLY = (
 INTERRUPTED = "interrupted"  # its stop_reason: not the model's, ours
 
 
-def interrupted_reply() -> Message:
+def interrupted_reply() -> NewMessage:
     """The acknowledgement of a message its turn left unanswered (see INTERRUPTED_REPLY)."""
-    return Message(role="assistant", content=[{"type": "text", "text": INTERRUPTED_REPLY}],
-                   stop_reason=INTERRUPTED)  # fmt: skip
+    return NewMessage(role="assistant", content=[{"type": "text", "text": INTERRUPTED_REPLY}],
+                      stop_reason=INTERRUPTED)  # fmt: skip
 
 
-def to_api_messages(rows: Sequence[Message]) -> list[ApiMessage]:
+class Stored(Protocol):
+    """A recorded message, as any store keeps it."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> list[dict[str, Any]]: ...
+
+
+def to_api_messages(rows: Sequence[Stored]) -> list[ApiMessage]:
     """Stored rows as request messages. Consecutive rows of one role are merged: messages
     queued while a human had the conversation, or several staff replies in a row. (A turn
     that ended without its answer is acknowledged before the next customer message goes in:

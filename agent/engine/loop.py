@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from agent.config import Settings
+from agent.domain import ConversationState, utcnow
 from agent.engine import consent
 from agent.engine.budget import TokenCounter, fit_to_budget, truncate_tool_result
 from agent.engine.drive import Steps, TurnWatch, drive, drive_async
@@ -33,7 +34,9 @@ from agent.engine.events import (
 from agent.engine.history import UNREADABLE, readable, validate
 from agent.engine.port import (
     Admission,
+    CustomerFacts,
     Decision,
+    NewMessage,
     PendingAction,
     Proposal,
     Round,
@@ -54,7 +57,6 @@ from agent.models.base import (
     ModelUnavailable,
 )
 from agent.models.thinking import THINKING_TYPES
-from agent.store.tables import ConversationState, Customer, Message, utcnow
 from kb import KnowledgeBase
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import Citation, ToolContext, waits_for_verification
@@ -222,10 +224,10 @@ class Agent:
         content = [*(images or []), *([{"type": "text", "text": text}] if text else [])]
         lease = new_lease()
         speaker = getattr(admit, "speaker", None) or "customer"
-        settle = consent.settler(self.tools, self._tool_context(conversation_id), text=text,
-                                 decision=decision, speaker=speaker)  # fmt: skip
+        opening = consent.TurnOpening(self.tools, self._tool_context(conversation_id), text=text,
+                                      decision=decision, speaker=speaker)  # fmt: skip
         begun = self.store.open_turn(
-            conversation_id, content, lease=lease, admit=admit, settle=settle, decision=decision
+            conversation_id, content, lease=lease, opening=opening, admit=admit
         )
         human = begun.state == ConversationState.HUMAN  # no turn runs, and no lease is held
         turn = _Turn(self, conversation_id, stream, lease, begun, getattr(admit, "client", None))
@@ -305,7 +307,7 @@ class _Turn:
         self.citations: list[Citation] = []
         # The stored history, read once per turn and extended as this turn stores messages.
         self.messages: list[dict[str, Any]] | None = begun.messages
-        self.customer: Customer | None = begun.customer
+        self.customer: CustomerFacts | None = begun.customer
         self.cut = begun.cut
         self.summary: str | None = begun.summary
         self.pending_usage: dict[str, int] = {}  # calls (summaries) not yet stored with a message
@@ -667,9 +669,9 @@ class _Turn:
         content: list[dict[str, Any]],
         reply: ModelReply,
         citations: list[dict[str, Any]] | None = None,
-    ) -> Message:
+    ) -> NewMessage:
         """A model reply as a message to store, with the usage it has not yet recorded."""
-        return Message(
+        return NewMessage(
             role=role,
             content=content,
             stop_reason=reply.stop_reason,

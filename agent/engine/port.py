@@ -1,10 +1,15 @@
 """What a turn records, as one small port: each method is one transaction of the store.
 
-The turn (agent.engine.loop) decides; it never opens a transaction itself. The SQL
-implementation lives with the store (agent.store.turns); tests of turn logic may use an
-in-memory one (tests/memory_turns.py). Every method but `open_turn` is called while the turn
-holds its conversation's lease (one turn per conversation at a time) and renews it; a turn
-whose lease another turn took over gets TurnInProgress and stops.
+The turn (agent.engine.loop) decides; it never opens a transaction itself. The port speaks
+the engine's own plain types (below), never the store's rows: the SQL implementation
+(agent/adapters/sql_turns.py) converts them, and imports the engine, never the other way
+round; tests of turn logic may use an in-memory one (tests/memory_turns.py). Every decision
+of a turn, the customer-facing words included, is made by the engine (agent.engine.consent's
+TurnOpening, the turn in agent.engine.loop): a store finds facts and records.
+
+Every method but `open_turn` is called while the turn holds its conversation's lease (one turn
+per conversation at a time) and renews it; a turn whose lease another turn took over gets
+TurnInProgress and stops.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from agent.store.tables import ActionStatus, Conversation, ConversationState, Customer, Message
+from agent.domain import ActionStatus, ConversationState
 
 ApiMessage = dict[str, Any]
 _HOST = socket.gethostname()
@@ -32,7 +37,31 @@ class Admission(Protocol):
     per client), and who is speaking as `speaker` ("customer", "backend:<key name>"): who
     settled a proposal with a reply that confirms it."""
 
-    def __call__(self, session: Any) -> Conversation: ...
+    def __call__(self, session: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """The verified customer, as the prompt names them."""
+
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+
+
+@dataclass
+class NewMessage:
+    """A Messages-API message to record, with what the turn knows of it."""
+
+    role: str  # "user" | "assistant"
+    content: list[dict[str, Any]]
+    stop_reason: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    degraded: bool = False
+    author: str | None = None  # "staff:<name>" for a person's reply
+    citations: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,51 @@ class Decision:
 Settle = Callable[[Any, PendingAction], Settled]
 
 
+@dataclass(frozen=True)
+class NamedAction:
+    """The proposed action a decision names, as the store found it."""
+
+    id: str
+    conversation_id: str | None
+    status: ActionStatus
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the store found when it locked the conversation to open a turn: facts only."""
+
+    conversation_id: str
+    state: ConversationState
+    customer_id: str | None
+    pending_action_id: str | None
+    named: NamedAction | None = None  # the action the turn's decision names, if it exists
+
+
+class Opening(Protocol):
+    """What a turn decides as it opens (agent.engine.consent.TurnOpening), called by the store
+    inside the opening transaction: whether the turn may open at all, how the conversation's
+    pending action ends, and the words that acknowledge a message an earlier turn left
+    unanswered."""
+
+    @property
+    def decision(self) -> Decision | None:
+        """The explicit answer this turn brings, if any (the store looks its action up)."""
+        ...
+
+    def check(self, found: Found) -> None:
+        """Raise to refuse the turn (closed, no such action, settled already, a person has
+        it); before anything is taken or stored."""
+        ...
+
+    def settle(self, session: Any, found: Found, pending: PendingAction) -> Settled:
+        """How the pending action ends now (run in the store's transaction)."""
+        ...
+
+    def acknowledgement(self) -> NewMessage:
+        """The assistant's words for a customer message its turn left unanswered."""
+        ...
+
+
 @dataclass
 class TurnStart:
     """What a turn starts from."""
@@ -94,7 +168,7 @@ class TurnStart:
     state: ConversationState
     # None when a human has the conversation: no turn runs (and no lease is held).
     messages: list[ApiMessage] | None = None
-    customer: Customer | None = None
+    customer: CustomerFacts | None = None
     cut: int = 0  # where the model request starts (index into `messages`)
     summary: str | None = None
     # The proposal this turn's opening settled (confirmed, declined, lapsed), if any.
@@ -119,7 +193,7 @@ RunTools = Callable[[Any, str | None], Round]
 @dataclass
 class RoundRecord:
     results: list[dict[str, Any]]
-    customer: Customer | None  # the verified customer after the round
+    customer: CustomerFacts | None  # the verified customer after the round
     pending: PendingAction | None = None  # stored: the turn ends, waiting for the customer
     message_id: int | None = None  # the assistant's tool_use message
 
@@ -164,33 +238,32 @@ class TurnStore(Protocol):
         content: list[dict[str, Any]],
         *,
         lease: str,
+        opening: Opening,
         admit: Admission | None = None,
-        settle: Settle | None = None,
-        decision: Decision | None = None,
     ) -> TurnStart:
-        """Lock the conversation, admit the caller, take the turn's lease (TurnInProgress
-        while another turn holds it), store the customer's message and load the history.
+        """Lock the conversation, admit the caller, let `opening.check` refuse the turn (on
+        the Found facts: with `opening.decision`, the action it names), take the turn's lease
+        (TurnInProgress while another turn holds it), store the customer's message and load
+        the history. With a decision, `content` may be empty.
 
-        A pending action is settled first, with `settle`: its tool result (with the held
-        results of its round) opens the stored user message, before `content`. With a
-        `decision` the turn answers that action: NotFound when the conversation has no such
-        action, ActionDecided when it was settled already, and `content` may be empty.
+        A pending action is settled first, by `opening.settle`: its tool result (with the
+        held results of its round) opens the stored user message, before `content`.
 
         When the turn before ended without its answer (its process died, or it was
-        released) and left the customer's message or its tool round as the last word, the
-        assistant's acknowledgement (agent.engine.history.interrupted_reply) is stored before
-        `content`: the history alternates, and nothing is merged into the unanswered message."""
+        released) and left the customer's message or its tool round as the last word,
+        `opening.acknowledgement()` is stored before `content`: the history alternates, and
+        nothing is merged into the unanswered message."""
         ...
 
     def record_round(
-        self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
+        self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
         """Run a round's tools and store the tool_use message with its results, together. A
         round that proposes an action stores the tool_use message and the proposal (holding
         the other results), and releases the lease: the turn waits for the customer."""
         ...
 
-    def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
+    def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
         """Store the turn's answer and release the lease."""
         ...
 
@@ -199,7 +272,7 @@ class TurnStore(Protocol):
         conversation_id: str,
         *,
         lease: str,
-        message: Callable[[int], Message],
+        message: Callable[[int], NewMessage],
         reason: str,
         summary: str,
     ) -> Recorded:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from agent.config import Settings
-from agent.store.tables import Customer
+from agent.engine.port import CustomerFacts
 
 
 def system_prompt(
     settings: Settings,
-    customer: Customer | None,
+    customer: CustomerFacts | None,
     summary: str | None = None,
     guidance: list[str] | None = None,
 ) -> str:

@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from pydantic import AfterValidator
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+# The states and the clock are ground-level words (agent/domain.py), named here too for the
+# modules that speak in rows.
+from agent.domain import (  # noqa: F401
+    ActionStatus,
+    ConversationState,
+    TicketStatus,
+    UtcTime,
+    aware,
+    utcnow,
+)
 from agent.store.scopes import KeyScope
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime) -> datetime:
-    """A stored time as UTC (SQLite hands back naive datetimes)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-# A time in a response model: always sent with its zone ("...Z"), whichever database it came
-# from, so an API consumer never has to guess.
-UtcTime = Annotated[datetime, AfterValidator(aware)]
-
-
-class ConversationState(StrEnum):
-    BOT = "bot"
-    HUMAN = "human"
-    CLOSED = "closed"
-
-
-class TicketStatus(StrEnum):
-    OPEN = "open"
-    CLAIMED = "claimed"
-    RESOLVED = "resolved"
 
 
 class Customer(SQLModel, table=True):
@@ -183,7 +165,7 @@ class Message(SQLModel, table=True):
 
 class TurnLease(SQLModel, table=True):
     """The turn a conversation is running, if any: one turn per conversation at a time, across
-    workers and instances (agent/store/leases.py). Renewed while its turn runs; a lease left
+    workers and instances (agent/adapters/leases.py). Renewed while its turn runs; a lease left
     by a dead process lapses (`expires_at`, seconds since the epoch) or, on the same host, is
     taken over as soon as its process is gone. A turn that ended without its answer leaves
     its row with `expires_at` 0 (the answer deletes it)."""
@@ -192,15 +174,6 @@ class TurnLease(SQLModel, table=True):
     conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)
     owner: str = Field(max_length=200)  # "host:pid:uuid" of the turn holding it
     expires_at: float
-
-
-class ActionStatus(StrEnum):
-    PROPOSED = "proposed"  # waiting for the customer's confirmation
-    EXECUTED = "executed"  # confirmed and carried out
-    FAILED = "failed"  # confirmed, but a rule refused it when it ran: nothing changed
-    DECLINED = "declined"  # the customer said no
-    EXPIRED = "expired"  # not confirmed in time
-    SUPERSEDED = "superseded"  # the customer wrote something else instead of confirming
 
 
 class ProposedAction(SQLModel, table=True):

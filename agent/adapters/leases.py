@@ -17,7 +17,7 @@ conversation too.
 
 A turn that ends without its answer (an error, a client that left) marks its lease lapsed
 instead of deleting it, as a dead turn leaves it: the turn that takes it over knows the message
-before its own went unanswered (agent.store.turns acknowledges it).
+before its own went unanswered (agent.adapters.sql_turns acknowledges it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The SQL implementation of the turn's storage port (agent.engine.port): one transaction a
 method, and the lease that lets one turn per conversation run at a time.
 
-The lease (agent.store.leases) is a row per conversation (`turn_lease`), taken only while the
+The lease (agent.adapters.leases) is a row per conversation (`turn_lease`), taken only while the
 conversation row is locked (FOR UPDATE on PostgreSQL; SQLite's single writer), so two workers
 or replicas never both hold it. It is short, renewed by every write of the turn and by the
 process's heartbeat while the turn runs, and released with its answer; a lease whose process
@@ -16,25 +16,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 from sqlmodel import Session
 
-from agent.engine.history import UNREADABLE, interrupted_reply, to_api_messages
+from agent.adapters.leases import Leases, LeaseTiming
+from agent.engine.history import UNREADABLE, to_api_messages
 from agent.engine.port import (
     Admission,
-    Decision,
+    CustomerFacts,
+    Found,
+    NamedAction,
+    NewMessage,
+    Opening,
     PendingAction,
     Recorded,
     RoundRecord,
     RunTools,
-    Settle,
     Settled,
     TurnStart,
     new_lease,
 )
-from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound
 from agent.store import desk_events, proposals
 from agent.store.conversations import (
     append_messages,
@@ -45,9 +49,7 @@ from agent.store.conversations import (
 )
 from agent.store.db import transaction
 from agent.store.desk_events import DeskEventKind
-from agent.store.leases import Leases, LeaseTiming
 from agent.store.tables import (
-    ActionStatus,
     Conversation,
     ConversationState,
     Customer,
@@ -82,10 +84,6 @@ class SqlTurnStore:
                                                  stall_seconds))  # fmt: skip
 
     # -- the lease -----------------------------------------------------------------------
-    def _take(self, session: Session, conversation_id: str, lease: str) -> None:
-        if self.leases.take(session, conversation_id, lease):
-            _acknowledge_unanswered(session, conversation_id)
-
     def _renew(self, session: Session, conversation_id: str, lease: str) -> None:
         self.leases.renew(session, conversation_id, lease)
 
@@ -104,26 +102,25 @@ class SqlTurnStore:
         content: list[dict[str, Any]],
         *,
         lease: str,
+        opening: Opening,
         admit: Admission | None = None,
-        settle: Settle | None = None,
-        decision: Decision | None = None,
     ) -> TurnStart:
         with transaction(self.engine) as session:
-            conversation = (
+            conversation: Conversation = (
                 admit(session)
                 if admit is not None
                 else lock_conversation(session=session, conversation_id=conversation_id)
             )
-            if conversation.state == ConversationState.CLOSED:
-                raise ConversationClosed(f"Conversation {conversation_id} is closed")
+            found = _found(session, conversation, opening)
+            opening.check(found)
             state = conversation.state
-            if decision is not None:
-                _check_decision(session, conversation, decision)
-            if state != ConversationState.HUMAN:
-                self._take(session, conversation_id, lease)
+            if state != ConversationState.HUMAN and self.leases.take(
+                session, conversation_id, lease
+            ):
+                _acknowledge_unanswered(session, conversation_id, opening)
             settled = None
             if conversation.pending_action_id is not None:
-                settled, results = _settle(session, conversation, settle, decision)
+                settled, results = _settle(session, conversation, found, opening)
                 content = [*results, *content]
             (message,) = append_messages(
                 session=session,
@@ -146,32 +143,31 @@ class SqlTurnStore:
                 start.messages = to_api_messages(
                     load_messages(session=session, conversation_id=conversation_id)
                 )
-                if conversation.customer_id:
-                    start.customer = session.get(Customer, conversation.customer_id)
+                start.customer = _customer(session, conversation.customer_id)
                 start.cut, start.summary = conversation.context_cut, conversation.summary
             return start
 
     def record_round(
-        self, conversation_id: str, *, lease: str, assistant: Message, run_tools: RunTools
+        self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             self._renew(session, conversation_id, lease)
             done = run_tools(session, conversation.customer_id)
-            customer = session.get(Customer, done.customer_id) if done.customer_id else None
+            customer = _customer(session, done.customer_id)
             proposal = done.proposal
             if proposal is None:
                 append_messages(  # the tool_use message and its results land together
                     session=session,
                     conversation_id=conversation_id,
-                    messages=[assistant, Message(role="user", content=done.results)],
+                    messages=[_row(assistant), Message(role="user", content=done.results)],
                 )
                 return RoundRecord(results=done.results, customer=customer)
             # The turn waits for the customer: the tool_use message now, its results when
             # the action is settled (see open_turn).
             assert done.customer_id is not None, "only a verified customer's action is proposed"
             (stored,) = append_messages(
-                session=session, conversation_id=conversation_id, messages=[assistant]
+                session=session, conversation_id=conversation_id, messages=[_row(assistant)]
             )
             action = proposals.propose(
                 session=session,
@@ -192,14 +188,16 @@ class SqlTurnStore:
                 message_id=stored.id,
             )
 
-    def record_answer(self, conversation_id: str, *, lease: str, message: Message) -> Recorded:
+    def record_answer(
+        self, conversation_id: str, *, lease: str, message: NewMessage
+    ) -> Recorded:
         with transaction(self.engine) as session:
             # Held in a variable: the session keeps only weak references to clean objects,
             # and a dropped one would be read again.
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             self._release_held(session, conversation_id, lease)
             (stored,) = append_messages(
-                session=session, conversation_id=conversation_id, messages=[message]
+                session=session, conversation_id=conversation_id, messages=[_row(message)]
             )
             assert stored.id is not None
             return Recorded(message_id=stored.id, state=conversation.state)
@@ -209,7 +207,7 @@ class SqlTurnStore:
         conversation_id: str,
         *,
         lease: str,
-        message: Callable[[int], Message],
+        message: Callable[[int], NewMessage],
         reason: str,
         summary: str,
     ) -> Recorded:
@@ -229,7 +227,9 @@ class SqlTurnStore:
             session.flush()
             assert ticket.id is not None
             (stored,) = append_messages(
-                session=session, conversation_id=conversation_id, messages=[message(ticket.id)]
+                session=session,
+                conversation_id=conversation_id,
+                messages=[_row(message(ticket.id))],
             )
             assert stored.id is not None
             return Recorded(
@@ -262,15 +262,36 @@ class SqlTurnStore:
             self.leases.abandon(session, conversation_id, lease)
 
 
-def _acknowledge_unanswered(session: Session, conversation_id: str) -> None:
+def _row(message: NewMessage) -> Message:
+    return Message(**asdict(message))
+
+
+def _customer(session: Session, customer_id: str | None) -> CustomerFacts | None:
+    row = session.get(Customer, customer_id) if customer_id else None
+    if row is None:
+        return None
+    return CustomerFacts(row.id, row.first_name, row.last_name, row.email)
+
+
+def _found(session: Session, conversation: Conversation, opening: Opening) -> Found:
+    named = None
+    if opening.decision is not None:
+        action = proposals.get_action(session=session, action_id=opening.decision.action_id)
+        if action is not None:
+            named = NamedAction(action.id, action.conversation_id, action.status)
+    return Found(conversation.id, conversation.state, conversation.customer_id,
+                 conversation.pending_action_id, named)  # fmt: skip
+
+
+def _acknowledge_unanswered(session: Session, conversation_id: str, opening: Opening) -> None:
     """The turn before this one ended without its answer: if the customer's message (or its
-    tool round) is still the last word, the assistant says it was interrupted before the new
-    message goes in (the roles alternate, and nothing is merged into the unanswered message)."""
+    tool round) is still the last word, the engine's acknowledgement goes in before the new
+    message (the roles alternate, and nothing is merged into the unanswered message)."""
     if session.connection().execute(_LAST_ROLE, {"cid": conversation_id}).scalar() == "user":
         log.warning("conversation %s: the previous turn ended without its answer; "
                     "acknowledging the message it left", conversation_id)  # fmt: skip
         append_messages(session=session, conversation_id=conversation_id,
-                        messages=[interrupted_reply()])  # fmt: skip
+                        messages=[_row(opening.acknowledgement())])  # fmt: skip
 
 
 def pending_view(action: ProposedAction) -> PendingAction:
@@ -286,49 +307,23 @@ def pending_view(action: ProposedAction) -> PendingAction:
     )
 
 
-def _check_decision(session: Session, conversation: Conversation, decision: Decision) -> None:
-    """The decided action must be this conversation's, and still pending."""
-    action = proposals.get_action(session=session, action_id=decision.action_id)
-    if action is None or action.conversation_id != conversation.id:
-        raise NotFound(f"Action {decision.action_id} not found")
-    if conversation.pending_action_id != action.id:
-        raise ActionDecided(
-            f"Action {action.id} was settled already ({action.status.value}).", action.id
-        )
-    if conversation.state == ConversationState.HUMAN:
-        raise Conflict("A member of our team has this conversation now; tell them instead.")
-
-
 def _settle(
-    session: Session,
-    conversation: Conversation,
-    settle: Settle | None,
-    decision: Decision | None,
+    session: Session, conversation: Conversation, found: Found, opening: Opening
 ) -> tuple[tuple[PendingAction, Settled], list[dict[str, Any]]]:
-    """Settle the conversation's pending action: (how it ended, the tool results that open the
-    next user message: the rest of its round's, then its own)."""
+    """Settle the conversation's pending action as the engine decides: (how it ended, the
+    tool results that open the next user message: the rest of its round's, then its own)."""
     action = proposals.get_action(session=session, action_id=conversation.pending_action_id or "",
                                   lock=True)  # fmt: skip
     assert action is not None and action.tool_use_id is not None
     pending = pending_view(action)
-    if conversation.customer_id != action.customer_id:  # cannot happen: identity never changes
-        outcome = Settled(ActionStatus.SUPERSEDED, "Not carried out: the customer changed.", True)
-    elif settle is None or conversation.state == ConversationState.HUMAN:
-        outcome = Settled(
-            ActionStatus.SUPERSEDED,
-            "Not carried out: the conversation went to a member of staff before the customer "
-            "confirmed. Nothing was changed.",
-            True,
-        )
-    else:
-        outcome = settle(session, pending)
+    outcome = opening.settle(session, found, pending)
     proposals.settle(
         session=session,
         conversation=conversation,
         action=action,
         status=outcome.status,
         result=outcome.content,
-        decided_by=decision.decided_by if decision is not None else outcome.decided_by,
+        decided_by=outcome.decided_by,
     )
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
                              "content": outcome.content}  # fmt: skip
