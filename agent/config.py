@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agent.models.capabilities import FAMILIES, Effort, ThinkingDisplay, ThinkingMode, retirement
+from agent.capabilities import FAMILIES, Effort, ThinkingDisplay, ThinkingMode, retirement
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ModelPrice(BaseModel):
         return self.cache_write_1h if self.cache_write_1h is not None else 2 * self.input
 
 
-# List prices of the model families we know (agent/models/capabilities.py); set
+# List prices of the model families we know (agent/capabilities.py); set
 # SUPPORTBOT_PRICING to your contract's prices. Keys are family ids: a dated or provider id
 # (claude-sonnet-4-5-20250929, anthropic.claude-sonnet-5-5) is priced by its family.
 DEFAULT_PRICING = {

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from agent import tracing
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.config import Settings, warn_if_deprecated
 from agent.engine.loop import Agent
 from agent.models.base import Model
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
-from agent.observability import tracing, turns
+from agent.observability import turns
+from agent.observability.traced_store import TracedTurnStore
 from agent.store.db import make_engine
 from kb import KnowledgeBase
 from kb.embedder import set_threads
@@ -61,7 +63,7 @@ def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runt
         log.info("No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL: running on the offline model")
         model = fallback
     agent = Agent(
-        store=tracing.TracedTurnStore(
+        store=TracedTurnStore(
             SqlTurnStore(
                 engine,
                 lease_seconds=settings.turn_lease_seconds,

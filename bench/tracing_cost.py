@@ -39,11 +39,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from sqlmodel import Session
 
+from agent import tracing
 from agent.config import Settings
 from agent.engine.events import Outcome, ToolCall, ToolFinished, TurnFinished, TurnResult
 from agent.engine.loop import Agent
 from agent.models.base import ModelCall, ModelReply, ModelRequest
-from agent.observability import tracing, turns
+from agent.observability import turns
+from agent.observability.traced_store import TracedTurnStore
 from agent.runtime import build_runtime
 from agent.store.importer import import_path
 from agent.store.orders import find_customer_by_email
@@ -71,7 +73,7 @@ class Discard(SpanExporter):
 def arm(agent: Agent, name: str, settings: Settings, store: Any, traced: Any) -> None:
     """Wire `agent` as the arm `name` runs."""
     agent.watch = None if name == "bare" else turns.watcher(settings)
-    agent.store = store if name == "bare" else tracing.TracedTurnStore(store)
+    agent.store = store if name == "bare" else TracedTurnStore(store)
     tracing.use(traced if name == "traced" else None)
 
 
@@ -129,7 +131,7 @@ def main() -> None:
         assert customer is not None
         customer_id = customer.id
     agent = runtime.agent
-    store = agent.store.inner if isinstance(agent.store, tracing.TracedTurnStore) else agent.store
+    store = agent.store.inner if isinstance(agent.store, TracedTurnStore) else agent.store
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Discard()))
 

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from agent.api.app import create_app
+from agent.capabilities import family_name, provider_model_id
 from agent.cli import app
 from agent.config import DEFAULT_PRICING, Settings
 from agent.features.usage import cost, price_for, report
-from agent.models.capabilities import family_name, provider_model_id
 from agent.models.claude import ClaudeModel
 from agent.runtime import Runtime, build_runtime
 from agent.store.importer import import_path

@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from agent import tracing
 from agent.api.app import create_app
-from agent.observability import tracing
 from agent.runtime import Runtime, build_runtime
 from agent.store.db import transaction
 from agent.store.importer import import_path

@@ -17,7 +17,7 @@ from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from agent.observability.tracing import tool_call
+from agent.tracing import tool_call
 from tools.tool_context import ToolContext, ToolError
 
 log = logging.getLogger(__name__)

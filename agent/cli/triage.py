@@ -127,8 +127,8 @@ def _run_claude(
 
 
 def _print_cost(settings: Settings, model: str, report: RunReport) -> None:
+    from agent.capabilities import family_name
     from agent.features.usage import cost
-    from agent.models.capabilities import family_name
 
     price = settings.pricing.get(family_name(model)) or settings.pricing.get(model)
     if price is None:

@@ -24,9 +24,9 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.capabilities import effort_param, structured_outputs, thinking_param
 from agent.config import Settings
 from agent.errors import ImportFailed
-from agent.models.capabilities import effort_param, structured_outputs, thinking_param
 from kb import Hit, KnowledgeBase
 
 Category = Literal[

@@ -10,9 +10,9 @@ from pydantic import BaseModel, computed_field
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from agent.capabilities import family_name
 from agent.config import ModelPrice
 from agent.errors import InvalidInput
-from agent.models.capabilities import family_name
 from agent.store.tables import Message
 
 KINDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")

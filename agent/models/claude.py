@@ -10,9 +10,10 @@ from typing import Any
 
 import anthropic
 
+from agent import capabilities
 from agent.config import Settings
 from agent.errors import SupportbotError
-from agent.models import capabilities, thinking
+from agent.models import thinking
 from agent.models.base import (
     ContextTooLong,
     ImageRejected,
@@ -134,7 +135,7 @@ class ClaudeModel:
 
     def _shape_for(self, auxiliary: bool) -> dict[str, Any]:
         """Thinking and effort as far as the model's family allows
-        (agent/models/capabilities.py): side requests get the least thinking, at low effort.
+        (agent/capabilities.py): side requests get the least thinking, at low effort.
         No forced tool choice, sampling parameters or prefill are ever sent."""
         shape: dict[str, Any] = {}
         mode = "between_tools" if auxiliary else self.settings.thinking

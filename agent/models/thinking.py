@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agent.models.capabilities import FAMILIES, family_name
+from agent.capabilities import FAMILIES, family_name
 
 BINDING = "supportbot_binding"  # our annotation on a stored thinking block; never sent
 THINKING_TYPES = ("thinking", "redacted_thinking")

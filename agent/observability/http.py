@@ -13,7 +13,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent.observability import logs, metrics, tracing
+from agent import tracing
+from agent.observability import logs, metrics
 
 HEADER = "x-request-id"
 VALID_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")

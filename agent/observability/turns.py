@@ -16,9 +16,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from agent import tracing
 from agent.engine.events import Degraded, Event, Outcome, ToolFinished, TurnFinished, TurnResult
 from agent.models.base import ModelCall, ModelReply
-from agent.observability import logs, metrics, tracing
+from agent.observability import logs, metrics
 
 if TYPE_CHECKING:
     from agent.config import Settings

@@ -12,6 +12,9 @@ Names and attributes follow the OpenTelemetry GenAI semantic conventions (the ag
 `gen_ai.provider.name`, which replaced `gen_ai.system`), kept here as strings: the installed
 `opentelemetry-semantic-conventions` lists them only as moved to the GenAI conventions' own
 repository.
+
+Ground level: tools, models and the engine open spans here, and it imports none of them. (The
+store's spans wrap the turn-store port: agent/observability/traced_store.py.)
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
-
-    from agent.engine.port import TurnStore
 
 log = logging.getLogger(__name__)
 
@@ -157,51 +158,3 @@ def tool_call(name: str, *, dry_run: bool = False) -> Iterator[Callable[[bool], 
                 span.set_status(Status(StatusCode.ERROR, "the tool returned an error"))
 
         yield done
-
-
-class TracedTurnStore:
-    """The turn's storage port (agent.engine.port.TurnStore) with a span around each of its
-    writes: `store open_turn`, `store record_round` (the round's tools run inside it, in its
-    transaction), `store record_answer`, ... Without a tracer each call goes straight through."""
-
-    def __init__(self, inner: TurnStore) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def _traced(self, operation: str, *args: Any, **kwargs: Any) -> Any:
-        method = getattr(self.inner, operation)
-        current = _tracer
-        if current is None:
-            return method(*args, **kwargs)
-        with current.start_as_current_span(
-            f"store {operation}",
-            kind=SpanKind.INTERNAL,
-            attributes={"supportbot.store.operation": operation},
-        ):
-            return method(*args, **kwargs)
-
-    def start_conversation(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("start_conversation", *args, **kwargs)
-
-    def open_turn(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("open_turn", *args, **kwargs)
-
-    def record_round(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("record_round", *args, **kwargs)
-
-    def record_answer(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("record_answer", *args, **kwargs)
-
-    def record_hand_off(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("record_hand_off", *args, **kwargs)
-
-    def move_cut(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("move_cut", *args, **kwargs)
-
-    def set_aside_images(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("set_aside_images", *args, **kwargs)
-
-    def release(self, *args: Any, **kwargs: Any) -> Any:
-        return self._traced("release", *args, **kwargs)
