@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
@@ -262,8 +262,12 @@ class SqlTurnStore:
             self.leases.abandon(session, conversation_id, lease)
 
 
+_FIELDS = tuple(f.name for f in fields(NewMessage))
+
+
 def _row(message: NewMessage) -> Message:
-    return Message(**asdict(message))
+    """The row of a message to record (a shallow copy: its content is not copied again)."""
+    return Message(**{name: getattr(message, name) for name in _FIELDS})
 
 
 def _customer(session: Session, customer_id: str | None) -> CustomerFacts | None:
