@@ -68,7 +68,9 @@ def main() -> None:
                 conversation = agent.start_conversation(customer_id=customer)
             proposed = agent.ask(conversation, f"please change the address {i}")
             assert proposed.pending_action is not None, proposed.reply
-            done = agent.decide(conversation, Decision(proposed.pending_action.id, True, "bench"))
+            done = agent.turn(
+                conversation, Decision(proposed.pending_action.id, True, "bench")
+            ).result()
             assert done.settled is not None and done.settled[1].status == "executed"
 
     def two_tool_turns(n: int) -> None:

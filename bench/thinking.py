@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.config import Settings
 from agent.engine.events import TurnFinished
+from agent.engine.loop import Said
 from agent.features.usage import cost, price_for
 from agent.runtime import build_runtime
 from agent.store.importer import import_path
@@ -77,7 +78,7 @@ def run_turns(settings: Settings) -> list[dict[str, float]]:
         start = time.perf_counter()
         first = None
         result = None
-        for event in runtime.agent.run_turn(conversation, question, stream=True):
+        for event in runtime.agent.turn(conversation, Said(question), stream=True).events():
             if first is None:
                 first = time.perf_counter() - start
             if isinstance(event, TurnFinished):

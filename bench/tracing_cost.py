@@ -33,6 +33,8 @@ from typing import Any
 
 import anyio
 
+from agent.engine.loop import Said
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -147,7 +149,7 @@ def main() -> None:
         for i in range(n):
             if i % 4 == 0:
                 conversation = agent.start_conversation(customer_id=customer_id)
-            result = await agent.ask_async(conversation, f"my orders? {i}")
+            result = await agent.turn(conversation, Said(f"my orders? {i}")).result_async()
             assert result.tool_calls, result
 
     async def block(name: str, n: int) -> float:

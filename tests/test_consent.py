@@ -381,8 +381,9 @@ def test_only_the_customer_or_their_backend_speaks_for_the_customer(
     with transaction(api.runtime.engine) as session:
         staff.create_account(session=session, username="anna", display_name="Anna Berg",
                              password="correct horse battery")  # fmt: skip
-    anna = api.client.post("/v1/staff/sessions", json={"username": "anna",
-                                                       "password": "correct horse battery"})
+    anna = api.client.post(
+        "/v1/staff/sessions", json={"username": "anna", "password": "correct horse battery"}
+    )
     as_anna = {"Authorization": f"Bearer {anna.json()['token']}"}
     conversation = api.start("backend", customer_email=IVAN["email"])
     pending = _propose(api, fake, conversation)["pending_action"]

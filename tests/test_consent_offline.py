@@ -59,7 +59,7 @@ def test_offline_reads_another_message_as_not_confirmed(offline_runtime: Runtime
 
     pending = agent.ask(conversation, f"cancel {PENDING}, I no longer need it").pending_action
     assert pending is not None
-    declined = agent.decide(conversation, Decision(pending.id, False, "customer"))
+    declined = agent.turn(conversation, Decision(pending.id, False, "customer")).result()
     assert "haven't changed anything" in declined.reply and _status(offline_runtime) == "pending"
 
 

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from agent.api.app import create_app
 from agent.engine.events import Outcome, TurnFinished
+from agent.engine.loop import Said
 from agent.features.usage import report
 from agent.models.base import ProgressDelta, Working
 from agent.models.thinking import BINDING
@@ -278,7 +279,7 @@ def test_streaming_shows_work_but_never_private_reasoning(
             tool_use("order_status", {"order_id": ORDER}, say="Let me pull up that order."),
             text("Delivered."),
         )
-        return list(runtime.agent.run_turn(_verified(runtime), "Where?", stream=True))
+        return list(runtime.agent.turn(_verified(runtime), Said("Where?"), stream=True).events())
 
     def notes(events: list[Any]) -> str:
         return "".join(e.text for e in events if isinstance(e, ProgressDelta))

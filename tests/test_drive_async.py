@@ -22,6 +22,7 @@ from agent.engine.events import (
     TurnFinished,
 )
 from agent.engine.history import to_api_messages, validate
+from agent.engine.loop import Said
 from agent.models.base import ProgressDelta, Working
 from agent.runtime import Runtime, build_runtime
 from agent.store.conversations import load_messages
@@ -68,7 +69,9 @@ def test_tool_loop_answers_and_stores_a_valid_history(
     conversation = runtime.agent.start_conversation()
     result = _run(
         runtime,
-        lambda: runtime.agent.ask_async(conversation, f"Where is {order}? I'm {IVAN['email']}"),
+        lambda: runtime.agent.turn(
+            conversation, Said(f"Where is {order}? I'm {IVAN['email']}")
+        ).result_async(),
     )
     assert result.reply == f"Your order {order} has been delivered."
     assert [c.name for c in result.tool_calls] == ["verify_customer", "order_status"]
@@ -86,7 +89,7 @@ def test_streamed_turn_passes_events_on_in_order(runtime: Runtime, fake: FakeAnt
     conversation = _verified(runtime)
 
     async def collect() -> list[Event]:
-        turn = runtime.agent.run_turn_async(conversation, "status?", stream=True)
+        turn = runtime.agent.turn(conversation, Said("status?"), stream=True).events_async()
         return [event async for event in turn]
 
     events = _run(runtime, collect)
@@ -109,10 +112,14 @@ def test_overload_answers_offline_and_prompt_too_long_compacts(
 
     async def turns() -> list[Any]:
         results = [
-            await runtime.agent.ask_async(conversation, f"question {i} " + "words " * 50)
+            await runtime.agent.turn(
+                conversation, Said(f"question {i} " + "words " * 50)
+            ).result_async()
             for i in range(4)
         ]
-        events = runtime.agent.run_turn_async(conversation, f"Where is {IVAN['orders'][0]}?")
+        events = runtime.agent.turn(
+            conversation, Said(f"Where is {IVAN['orders'][0]}?")
+        ).events_async()
         return [*results, [event async for event in events]]
 
     with caplog.at_level(logging.WARNING):
@@ -134,7 +141,7 @@ def test_a_consumer_that_leaves_closes_the_turn_and_the_history_stays_valid(
     conversation = _verified(runtime)
 
     async def leave_after_the_tool() -> None:
-        turn = runtime.agent.run_turn_async(conversation, "my orders?", stream=True)
+        turn = runtime.agent.turn(conversation, Said("my orders?"), stream=True).events_async()
         async with aclosing(turn):
             async for event in turn:
                 if isinstance(event, ToolFinished):

@@ -16,6 +16,7 @@ from agent.engine.events import (
     TurnFinished,
 )
 from agent.engine.history import INTERRUPTED_REPLY, to_api_messages, validate
+from agent.engine.loop import Said
 from agent.engine.port import Decision
 from agent.errors import InvalidInput
 from agent.models.base import ProgressDelta
@@ -236,7 +237,9 @@ def test_overload_after_retries_answers_offline_and_degraded(
     fake.enqueue(*[error(529, "Overloaded", retry_after=0.01) for _ in range(3)])
     conversation = _verified_conversation(runtime, IVAN)
     with caplog.at_level(logging.WARNING):
-        events = list(runtime.agent.run_turn(conversation, f"Where is my order {order}?"))
+        events = list(
+            runtime.agent.turn(conversation, Said(f"Where is my order {order}?")).events()
+        )
 
     result = events[-1].result
     assert len(fake.requests) == 3  # one try + max_retries=2
@@ -254,7 +257,7 @@ def test_streaming_yields_text_deltas_in_order(runtime: Runtime, fake: FakeAnthr
     answer = f"Order {order} is still pending; it has not shipped yet."
     fake.enqueue(tool_use("order_status", {"order_id": order}, say="Let me look."), text(answer))
     conversation = _verified_conversation(runtime, IVAN)
-    events = list(runtime.agent.run_turn(conversation, "Where's my order?", stream=True))
+    events = list(runtime.agent.turn(conversation, Said("Where's my order?"), stream=True).events())
 
     kinds = [type(e).__name__ for e in events]
     assert kinds.index("ToolStarted") < kinds.index("ToolFinished") < kinds.index("TurnFinished")
@@ -295,7 +298,7 @@ def test_interrupted_turn_leaves_valid_history_and_keeps_the_message(
 ) -> None:
     fake.enqueue(tool_use("list_orders", {}))
     conversation = _verified_conversation(runtime, IVAN)
-    turn = runtime.agent.run_turn(conversation, "What did I order?")
+    turn = runtime.agent.turn(conversation, Said("What did I order?")).events()
     for event in turn:
         if isinstance(event, ToolFinished):
             break
@@ -325,7 +328,7 @@ def test_empty_and_oversized_messages_are_rejected_clearly(
 
 def test_turn_finished_is_the_last_event(runtime: Runtime, fake: FakeAnthropic) -> None:
     fake.enqueue(text("hi"))
-    events = list(runtime.agent.run_turn(_verified_conversation(runtime, IVAN), "hello"))
+    events = list(runtime.agent.turn(_verified_conversation(runtime, IVAN), Said("hello")).events())
     assert isinstance(events[-1], TurnFinished) and events[-1].result.usage["input_tokens"] > 0
 
 
@@ -361,7 +364,7 @@ def test_a_client_that_leaves_as_a_decision_is_settled_frees_the_conversation(
     proposed = runtime.agent.ask(conversation, "Cancel #W8770097, I ordered it by mistake")
     assert proposed.pending_action is not None
     decision = Decision(proposed.pending_action.id, True, "customer")
-    turn = runtime.agent.run_decision(conversation, decision, stream=True)
+    turn = runtime.agent.turn(conversation, decision, stream=True).events()
     assert isinstance(next(turn), ToolFinished)  # the change ran...
     turn.close()  # ...and the client left before the model was asked to tell the customer
     fake.enqueue(text("Your order #W8770097 is cancelled."))

@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from agent.adapters.sql_turns import SqlTurnStore, new_lease
 from agent.engine.history import INTERRUPTED_REPLY, to_api_messages
+from agent.engine.loop import Said
 from agent.errors import TurnInProgress
 from agent.store.conversations import create_conversation, load_messages
 from agent.store.db import make_engine, transaction
@@ -164,7 +165,7 @@ def test_a_turn_that_fails_frees_its_conversation(
     import_path(runtime.engine, RETAIL_SLICE)
     conversation = runtime.agent.start_conversation(customer_id=CUSTOMER)
     fake.enqueue(tool_use("list_orders", {"limit": 1}), text("ok"))
-    turn = runtime.agent.run_turn(conversation, "hi", stream=True)
+    turn = runtime.agent.turn(conversation, Said("hi"), stream=True).events()
     next(turn)  # the turn is running (it holds the conversation)...
     turn.close()  # ...and its client leaves
     fake.reset()

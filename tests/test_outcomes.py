@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from agent.engine.loop import Said
 from agent.features.closing import end_conversation
 from agent.features.outcomes import (
     ConversationOutcome,
@@ -258,7 +259,9 @@ def test_the_customer_ending_it_confirms_the_resolution(shop: Runtime, fake: Fak
 def test_ending_it_before_any_answer_is_abandoning_it(shop: Runtime, fake: FakeAnthropic) -> None:
     cid = shop.agent.start_conversation()
     fake.enqueue(text("You can return items within 30 days.", delay=0.2))
-    turn = shop.agent.run_turn(cid, "How long do I have to return something?", stream=True)
+    turn = shop.agent.turn(
+        cid, Said("How long do I have to return something?"), stream=True
+    ).events()
     next(turn)  # the customer leaves mid-answer: their message is kept, no answer is stored
     turn.close()
     assert _outcome(shop, cid).outcome == Outcome.ONGOING

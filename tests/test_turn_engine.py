@@ -14,7 +14,7 @@ from agent.config import Settings
 from agent.domain import ConversationState
 from agent.engine.events import Outcome, ToolFinished
 from agent.engine.history import INTERRUPTED_REPLY
-from agent.engine.loop import Agent
+from agent.engine.loop import Agent, Said
 from agent.engine.port import CustomerFacts
 from agent.models.claude import ClaudeModel
 from agent.models.offline import OfflineModel
@@ -125,7 +125,7 @@ def test_a_message_whose_turn_ended_without_an_answer_is_acknowledged(
     agent = _agent(store, fake)
     conversation = store.add_conversation("c1", ANN.id)
     fake.enqueue(tool_use("lookup", {"order_id": "#W1"}))
-    turn = agent.run_turn(conversation, "Where is #W1?")
+    turn = agent.turn(conversation, Said("Where is #W1?")).events()
     for event in turn:
         if isinstance(event, ToolFinished):
             break

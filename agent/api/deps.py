@@ -343,7 +343,7 @@ def customer_voice(principal: Principal) -> str:
 @dataclass(frozen=True)
 class TurnAdmission:
     """Admits an authenticated caller's message in the turn's first transaction (see
-    Agent.run_turn's `admit`): its access to the conversation (404 otherwise, as if it did not
+    Agent.turn's `admit`): its access to the conversation (404 otherwise, as if it did not
     exist) is checked before the row is locked, and the rate limits are counted where the
     message is stored."""
 

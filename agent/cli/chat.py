@@ -95,6 +95,7 @@ def _pending_json(pending: PendingAction | None) -> dict[str, str] | None:
 
 def chat(customer: CustomerOpt = None) -> None:
     """Chat in the terminal. Reads lines from stdin when it is not a terminal."""
+    from agent.engine.loop import Said
     from agent.engine.port import Decision
     from agent.errors import SupportbotError
 
@@ -117,12 +118,12 @@ def chat(customer: CustomerOpt = None) -> None:
         if not line.strip():
             continue
         try:
-            pending = _turn(runtime.agent.run_turn(conversation, line, stream=True))
+            pending = _turn(runtime.agent.turn(conversation, Said(line), stream=True).events())
             while pending is not None:  # a proposed change: the customer answers y/N
                 answer = _read(f"Confirm: {pending.summary} [y/N] ", interactive)
                 confirm = answer is not None and answer.strip().lower() in ("y", "yes")
                 decision = Decision(pending.id, confirm, "customer")
-                pending = _turn(runtime.agent.run_decision(conversation, decision, stream=True))
+                pending = _turn(runtime.agent.turn(conversation, decision, stream=True).events())
         except SupportbotError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
 

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import aclosing
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -83,6 +83,43 @@ SummaryStep = Generator[Event | ModelCall, ModelReply | None, tuple[str, dict[st
 Admit = Admission  # the name callers used before the port
 
 
+@dataclass(frozen=True)
+class Said:
+    """What a customer's message says: its text and its photos (image content blocks)."""
+
+    text: str = ""
+    images: list[dict[str, Any]] | None = None
+
+
+class Turn:
+    """A turn's steps, to be driven by the caller's choice of driver (agent.engine.drive)."""
+
+    def __init__(self, steps: Steps, stream: bool, watch: TurnWatch | None) -> None:
+        self.steps, self.stream, self.watch = steps, stream, watch
+
+    def events(self) -> Generator[Event, None, None]:
+        """Driven on this thread: model calls block it."""
+        return drive(self.steps, self.watch)
+
+    def events_async(self) -> AsyncGenerator[Event, None]:
+        """Driven on the running event loop."""
+        return drive_async(self.steps, streaming=self.stream, watch=self.watch)
+
+    def result(self) -> TurnResult:
+        for event in self.events():
+            if isinstance(event, TurnFinished):
+                return event.result
+        raise AssertionError("the turn ended without TurnFinished")  # pragma: no cover
+
+    async def result_async(self) -> TurnResult:
+        events = self.events_async()
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, TurnFinished):
+                    return event.result
+        raise AssertionError("the turn ended without TurnFinished")  # pragma: no cover
+
+
 class Agent:
     def __init__(
         self,
@@ -114,6 +151,30 @@ class Agent:
     def start_conversation(self, *, customer_id: str | None = None, channel: str = "api") -> str:
         return self.store.start_conversation(customer_id=customer_id, channel=channel)
 
+    def turn(
+        self,
+        conversation_id: str,
+        said: Said | Decision,
+        *,
+        stream: bool = False,
+        admit: Admit | None = None,
+    ) -> Turn:
+        """The one way into a turn: the customer's message (`Said`: text and photos, image
+        content blocks as agent.features.attachments makes them) or their answer to a
+        proposed change (`Decision`). It gives the turn's steps; the caller chooses the driver
+        (`Turn.events()` blocks the calling thread on model calls, `Turn.events_async()`
+        awaits them on the running event loop, with the database and tool work between them
+        in worker threads). Nothing runs until the caller drives it.
+
+        `admit` runs first in the transaction that stores the customer's message and returns
+        the conversation, locked (the API checks the caller and counts the request against
+        its rate limits there); if it raises, nothing is stored."""
+        if isinstance(said, Decision):
+            steps = self._steps(conversation_id, "", stream, None, admit, said)
+        else:
+            steps = self._steps(conversation_id, said.text, stream, said.images, admit)
+        return Turn(steps, stream, self._watch(conversation_id))
+
     def ask(
         self,
         conversation_id: str,
@@ -121,91 +182,8 @@ class Agent:
         images: list[dict[str, Any]] | None = None,
         admit: Admit | None = None,
     ) -> TurnResult:
-        """Run one turn to completion and return its result."""
-        for event in self.run_turn(conversation_id, text, images=images, admit=admit):
-            if isinstance(event, TurnFinished):
-                return event.result
-        raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
-
-    async def ask_async(
-        self,
-        conversation_id: str,
-        text: str,
-        images: list[dict[str, Any]] | None = None,
-        admit: Admit | None = None,
-    ) -> TurnResult:
-        """As `ask`, on the running event loop (see agent.engine.drive)."""
-        turn = self.run_turn_async(conversation_id, text, images=images, admit=admit)
-        async with aclosing(turn):
-            async for event in turn:
-                if isinstance(event, TurnFinished):
-                    return event.result
-        raise AssertionError("run_turn ended without TurnFinished")  # pragma: no cover
-
-    def decide(
-        self, conversation_id: str, decision: Decision, admit: Admit | None = None
-    ) -> TurnResult:
-        """Answer a proposed action (confirm or decline) and run the turn that follows: the
-        model receives the outcome as the tool's result and tells the customer."""
-        for event in self.run_decision(conversation_id, decision, admit=admit):
-            if isinstance(event, TurnFinished):
-                return event.result
-        raise AssertionError("run_decision ended without TurnFinished")  # pragma: no cover
-
-    def run_decision(
-        self,
-        conversation_id: str,
-        decision: Decision,
-        *,
-        stream: bool = False,
-        admit: Admit | None = None,
-    ) -> Generator[Event, None, None]:
-        steps = self._steps(conversation_id, "", stream, None, admit, decision)
-        return drive(steps, self._watch(conversation_id))
-
-    def run_decision_async(
-        self,
-        conversation_id: str,
-        decision: Decision,
-        *,
-        stream: bool = False,
-        admit: Admit | None = None,
-    ) -> AsyncGenerator[Event, None]:
-        steps = self._steps(conversation_id, "", stream, None, admit, decision)
-        return drive_async(steps, streaming=stream, watch=self._watch(conversation_id))
-
-    def run_turn(
-        self,
-        conversation_id: str,
-        text: str,
-        *,
-        stream: bool = False,
-        images: list[dict[str, Any]] | None = None,
-        admit: Admit | None = None,
-    ) -> Generator[Event, None, None]:
-        """One customer turn; `images` are image content blocks (see agent.features.attachments).
-
-        `admit` runs first in the transaction that stores the customer's message and returns
-        the conversation, locked (the API checks the caller and counts the request against
-        its rate limits there); if it raises, nothing is stored.
-        Model calls block the calling thread; `run_turn_async` makes them on the event loop.
-        """
-        steps = self._steps(conversation_id, text, stream, images, admit)
-        return drive(steps, self._watch(conversation_id))
-
-    def run_turn_async(
-        self,
-        conversation_id: str,
-        text: str,
-        *,
-        stream: bool = False,
-        images: list[dict[str, Any]] | None = None,
-        admit: Admit | None = None,
-    ) -> AsyncGenerator[Event, None]:
-        """As `run_turn`, with model calls awaited on the running event loop and the database
-        and tool work between them in worker threads."""
-        steps = self._steps(conversation_id, text, stream, images, admit)
-        return drive_async(steps, streaming=stream, watch=self._watch(conversation_id))
+        """One message's turn run to completion, blocking (the terminal, scripts, tests)."""
+        return self.turn(conversation_id, Said(text, images), admit=admit).result()
 
     def _watch(self, conversation_id: str) -> TurnWatch | None:
         return self.watch(conversation_id) if self.watch is not None else None

@@ -56,6 +56,7 @@ from agent.engine.events import (
     TurnFinished,
     TurnResult,
 )
+from agent.engine.loop import Said
 from agent.engine.port import Decision, PendingAction
 from agent.errors import (
     ActionDecided,
@@ -481,13 +482,13 @@ async def _decision(
     async def run() -> Any:
         try:
             if wants_stream:
-                turn = agent.run_decision_async(conversation_id, decision, stream=True,
-                                                admit=admit)  # fmt: skip
+                turn = agent.turn(conversation_id, decision, stream=True,
+                                  admit=admit).events_async()  # fmt: skip
                 first = await anext(turn, None)
                 if first is None:
                     raise NotFound("the turn produced no events")
                 return EventSourceResponse(_events(first, turn), ping=15)
-            turn = agent.run_decision_async(conversation_id, decision, admit=admit)
+            turn = agent.turn(conversation_id, decision, admit=admit).events_async()
             async with aclosing(turn):
                 async for event in turn:
                     if isinstance(event, TurnFinished):
@@ -547,12 +548,15 @@ async def _turn(request: Request, state: AppState, admit: TurnAdmission, stream:
     if wants_stream:
         # Validation errors and rate limits surface as a plain 4xx before any event is sent.
         text = agent.check_text(text, allow_empty=bool(images))
-        turn = agent.run_turn_async(conversation_id, text, stream=True, images=images, admit=admit)
+        turn = agent.turn(conversation_id, Said(text, images), stream=True,
+                          admit=admit).events_async()  # fmt: skip
         first = await anext(turn, None)
         if first is None:
             raise NotFound("the turn produced no events")
         return EventSourceResponse(_events(first, turn), ping=15)
-    return _turn_out(await agent.ask_async(conversation_id, text, images, admit))
+    return _turn_out(
+        await agent.turn(conversation_id, Said(text, images), admit=admit).result_async()
+    )
 
 
 async def _events(first: Event, turn: AsyncGenerator[Event, None]) -> AsyncIterator[dict[str, str]]:
