@@ -17,8 +17,8 @@ from agent.api.deps import (
     StateDep,
 )
 from agent.api.errors import STAFF, responses
-from agent.api.routes.conversations import action_out
 from agent.api.schemas import ChangeOut, StaffActionCreate, StaffActionOut
+from agent.api.turn_views import action_out
 from agent.features.staff_actions import run_for_customer
 from agent.store import proposals
 from agent.store.tables import ActionStatus, ProposedAction

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from agent.api.deps import (
     ActionId,
@@ -33,31 +30,22 @@ from agent.api.deps import (
     customer_voice,
 )
 from agent.api.errors import AUTHENTICATED, responses
+from agent.api.message_body import MESSAGE_BODY, read_message
 from agent.api.routes.conversation_events import notices
 from agent.api.schemas import (
-    NOT_EMPTY,
-    NOT_EMPTY_RULE,
     ActionOut,
     ConversationCreate,
     ConversationOut,
     CustomerOut,
-    MessageCreate,
-    PendingActionOut,
     SettledActionOut,
     TranscriptOut,
     TurnOut,
 )
-from agent.engine.events import (
-    ActionProposed,
-    Degraded,
-    Event,
-    ToolFinished,
-    ToolStarted,
-    TurnFinished,
-    TurnResult,
-)
+from agent.api.sse import STREAMED, events, replay
+from agent.api.turn_views import action_out, action_view, turn_out
+from agent.engine.events import TurnFinished
 from agent.engine.loop import Said
-from agent.engine.port import Decision, PendingAction
+from agent.engine.port import Decision
 from agent.errors import (
     ActionDecided,
     Forbidden,
@@ -67,23 +55,17 @@ from agent.errors import (
     TurnInProgress,
     TurnLost,
 )
-from agent.features.attachments import Upload, decode_base64, image_blocks
 from agent.features.identity import verify_customer_token
-from agent.features.transcript import ActionView, CitationView, ToolCallView, build_transcript
+from agent.features.transcript import build_transcript
 from agent.features.usage import totals
-from agent.models.base import ProgressDelta, TextDelta, Working
 from agent.store import desk_events, proposals
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.keys import hash_secret
 from agent.store.orders import find_customer_by_email
-from agent.store.tables import Conversation, Customer, KeyScope, ProposedAction
-from tools import describe
-from tools.tool_context import waits_for_verification
+from agent.store.tables import Conversation, Customer, KeyScope
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
-
-DEGRADED_NOTICE = "The AI assistant is unavailable right now; answering in offline mode."
 
 
 def _customer(session: Session, customer_id: str | None) -> CustomerOut | None:
@@ -176,197 +158,6 @@ def read_actions(conversation: ConversationDep, session: SessionDep) -> list[Act
         action_out(a)
         for a in proposals.list_actions(session=session, conversation_id=conversation.id)
     ]
-
-
-def action_view(action: ProposedAction) -> ActionView:
-    return ActionView(
-        id=action.id,
-        tool=action.tool,
-        summary=action.summary,
-        status=proposals.current_status(action),
-        expires_at=action.expires_at,
-    )
-
-
-def action_out(action: ProposedAction) -> ActionOut:
-    return ActionOut(
-        id=action.id,
-        tool=action.tool,
-        summary=action.summary,
-        status=proposals.current_status(action),
-        conversation_id=action.conversation_id,
-        created_at=action.created_at,
-        expires_at=action.expires_at,
-        decided_at=action.decided_at,
-        proposed_by=action.proposed_by,
-        decided_by=action.decided_by,
-    )
-
-
-def _pending_out(pending: PendingAction | None) -> PendingActionOut | None:
-    if pending is None:
-        return None
-    return PendingActionOut(
-        id=pending.id, tool=pending.tool, summary=pending.summary, expires_at=pending.expires_at
-    )
-
-
-def _turn_out(result: TurnResult) -> TurnOut:
-    return TurnOut(
-        conversation_id=result.conversation_id,
-        message_id=result.message_id,
-        reply=result.reply,
-        outcome=result.outcome.value,
-        degraded=result.degraded,
-        model=result.model,
-        tool_calls=[
-            ToolCallView(
-                name=c.name,
-                label=describe(c.name, c.input),
-                is_error=c.is_error,
-                needs_verification=c.needs_verification,
-            )
-            for c in result.tool_calls
-        ],
-        citations=[
-            CitationView(number=c.number, title=c.title, section=c.section, url=c.url, page=c.page)
-            for c in result.citations
-        ],
-        usage=result.usage,
-        state=result.state,
-        pending_action=_pending_out(result.pending_action),
-        action=_settled_out(result),
-    )
-
-
-def _settled_out(result: TurnResult) -> SettledActionOut | None:
-    if result.settled is None:
-        return None
-    pending, settled = result.settled
-    return SettledActionOut(
-        id=pending.id, tool=pending.tool, summary=pending.summary, status=settled.status
-    )
-
-
-def _sse(event: Event) -> dict[str, str]:
-    data: dict[str, Any]
-    if isinstance(event, TextDelta):
-        name, data = "text", {"delta": event.text}
-    elif isinstance(event, Working):
-        name, data = "working", {}
-    elif isinstance(event, ProgressDelta):
-        name, data = "progress", {"delta": event.text}
-    elif isinstance(event, ToolStarted):
-        name, data = (
-            "tool_start",
-            {"id": event.id, "name": event.name, "label": describe(event.name, event.input)},
-        )
-    elif isinstance(event, ToolFinished):
-        # A tool that refused because the customer is not verified yet (ToolContext.
-        # require_customer) did its job: the chat shows it as a step, not a failure.
-        waits = event.is_error and waits_for_verification(event.content)
-        name = "tool_finish"
-        data = {"id": event.id, "name": event.name, "is_error": event.is_error,
-                "needs_verification": waits}  # fmt: skip
-    elif isinstance(event, ActionProposed):
-        pending = _pending_out(event.action)
-        assert pending is not None
-        name, data = "pending_action", pending.model_dump(mode="json")
-    elif isinstance(event, Degraded):
-        name, data = "degraded", {"message": DEGRADED_NOTICE}
-    else:
-        assert isinstance(event, TurnFinished)
-        result = event.result
-        name = "final"
-        data = _turn_out(result).model_dump(mode="json")
-    return {"event": name, "data": json.dumps(data, ensure_ascii=False)}
-
-
-async def _read_message(request: Request, state: StateDep) -> tuple[str, list[dict[str, Any]]]:
-    """(text, image blocks) from a JSON body or a multipart form (`text`, `images` files)."""
-    uploads: list[Upload] = []
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=state.settings.max_images + 1)
-        text = str(form.get("text") or "")
-        for item in form.getlist("images"):
-            if isinstance(item, StarletteUpload):
-                uploads.append(
-                    Upload(item.filename or "image", item.content_type, await item.read())
-                )
-    else:
-        try:
-            body = MessageCreate.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-            ) from exc
-        text = body.text
-        uploads = [Upload(i.name, i.media_type, decode_base64(i.name, i.data)) for i in body.images]
-    # Decoding the photos is CPU work: off the event loop.
-    return text, await anyio.to_thread.run_sync(image_blocks, uploads, state.settings)
-
-
-def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its `$defs` written in place (a `#/$defs/...` reference
-    means nothing inside the OpenAPI document)."""
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return walk(defs[ref.removeprefix("#/$defs/")])
-            return {key: walk(value) for key, value in node.items()}
-        return [walk(item) for item in node] if isinstance(node, list) else node
-
-    return walk(schema)  # type: ignore[no-any-return]
-
-
-MESSAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _inlined(MessageCreate.model_json_schema())},
-            "multipart/form-data": {"schema": {
-                "type": "object",
-                "description": NOT_EMPTY_RULE,
-                "properties": {
-                    "text": {"type": "string", "description": "The customer's message"},
-                    "images": {"type": "array", "description": "Photos, e.g. of damage",
-                               "items": {"type": "string", "format": "binary"}},
-                },
-                "anyOf": NOT_EMPTY,
-            }},
-        },
-    }
-}  # fmt: skip
-
-# A turn answers JSON, or server-sent events when asked to stream. The event stream's schema
-# describes one event (OpenAPI 3.1 has no `itemSchema`); its data is JSON.
-SSE_EVENTS = ["text", "working", "progress", "tool_start", "tool_finish", "degraded",
-              "pending_action", "error", "final"]  # fmt: skip
-STREAMED: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The turn's result as JSON; with `Accept: text/event-stream` or "
-        "`?stream=true`, server-sent events: `text` {delta}, `working` {}, `progress` {delta}, "
-        "`tool_start` {id, name, label}, `tool_finish` {id, name, is_error, needs_verification}, "
-        "`degraded` "
-        "{message}, `pending_action` {id, tool, summary, expires_at}, `error` {code, message}, "
-        "then `final` (the result, as the JSON reply)",
-        "content": {
-            "text/event-stream": {
-                "schema": {
-                    "type": "object",
-                    "required": ["event", "data"],
-                    "properties": {
-                        "event": {"type": "string", "enum": SSE_EVENTS},
-                        "data": {"type": "string", "contentMediaType": "application/json"},
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 TURN_POLL_SECONDS = 0.1  # how often a waiting message checks whether the turn before it ended
@@ -487,19 +278,19 @@ async def _decision(
                 first = await anext(turn, None)
                 if first is None:
                     raise NotFound("the turn produced no events")
-                return EventSourceResponse(_events(first, turn), ping=15)
+                return EventSourceResponse(events(first, turn), ping=15)
             turn = agent.turn(conversation_id, decision, admit=admit).events_async()
             async with aclosing(turn):
                 async for event in turn:
                     if isinstance(event, TurnFinished):
-                        return _turn_out(event.result)
+                        return turn_out(event.result)
             raise NotFound("the turn produced no events")  # pragma: no cover
         except ActionDecided as settled:
             out = await anyio.to_thread.run_sync(
                 _settled_before, state, conversation_id, settled.action_id
             )
             if wants_stream:
-                return EventSourceResponse(_replay(out), ping=15)
+                return EventSourceResponse(replay(out), ping=15)
             return out
 
     return await _waiting_turn(state, admit, run)
@@ -536,14 +327,10 @@ def _settled_before(state: AppState, conversation_id: str, action_id: str) -> Tu
         )
 
 
-async def _replay(out: TurnOut) -> AsyncIterator[dict[str, str]]:
-    yield {"event": "final", "data": json.dumps(out.model_dump(mode="json"), ensure_ascii=False)}
-
-
 async def _turn(request: Request, state: AppState, admit: TurnAdmission, stream: bool) -> Any:
     agent = state.runtime.agent
     conversation_id = admit.conversation_id
-    text, images = await _read_message(request, state)
+    text, images = await read_message(request, state)
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
     if wants_stream:
         # Validation errors and rate limits surface as a plain 4xx before any event is sent.
@@ -553,20 +340,7 @@ async def _turn(request: Request, state: AppState, admit: TurnAdmission, stream:
         first = await anext(turn, None)
         if first is None:
             raise NotFound("the turn produced no events")
-        return EventSourceResponse(_events(first, turn), ping=15)
-    return _turn_out(
+        return EventSourceResponse(events(first, turn), ping=15)
+    return turn_out(
         await agent.turn(conversation_id, Said(text, images), admit=admit).result_async()
     )
-
-
-async def _events(first: Event, turn: AsyncGenerator[Event, None]) -> AsyncIterator[dict[str, str]]:
-    """The turn's events as server-sent events. When the client goes away the turn is closed:
-    whatever it had not yet stored is not stored, and the history it leaves is valid (the
-    customer's message is kept)."""
-    async with aclosing(turn):
-        yield _sse(first)
-        try:
-            async for event in turn:
-                yield _sse(event)
-        except SupportbotError as exc:
-            yield {"event": "error", "data": json.dumps({"code": exc.code, "message": str(exc)})}
