@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,34 @@ async def drive(bases: list[str], key: str, scenario: Scenario) -> tuple[float, 
         return time.perf_counter() - start, latencies
 
 
+class LockWaits:
+    """Samples, every 10 ms while the load runs, how many of the database's PostgreSQL
+    backends wait on a lock (a row lock: another transaction holds a row this one writes):
+    contention between turns, workers and instances shows here first."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.samples: list[int] = []
+        self._done = threading.Event()
+        self._connection = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")  # fmt: skip
+        while not self._done.wait(0.01):
+            row = self._connection.execute(query).fetchone()
+            self.samples.append(int(row[0]) if row else 0)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        self._connection.close()
+        return statistics.fmean(self.samples) if self.samples else float("nan")
+
+
 def stop(process: subprocess.Popen[bytes], *, children_first: bool = False) -> None:
     if children_first:  # py-spy writes its profile once the process it runs has ended
         for child in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split():
@@ -316,12 +345,15 @@ def run(
 
         before = server_cpu_now(), cpu_seconds(fake.pid), sum(os.times()[:2])
         machine_before = machine_busy()
+        locks = LockWaits(database_url) if database_url else None
         try:
             wall, latencies = uvloop.run(drive(bases, key, scenario))
         except Exception:
             for log in logs:
                 print(log.read_text()[-3000:], file=sys.stderr)
             raise
+        finally:
+            waiting = locks.stop() if locks is not None else float("nan")
         peak_rss = max(peak_rss_mib(server.pid) for server in servers)
         server_cpu = server_cpu_now() - before[0]
         generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
@@ -350,6 +382,7 @@ def run(
         "cores_busy": machine[0] / wall,
         "machine_busy": machine[0] / machine[1],
         "peak_rss_mib": peak_rss,
+        "lock_waits": waiting,
     }
 
 
@@ -366,6 +399,7 @@ COLUMNS = {
     "cores_busy": "cores busy (whole machine)",
     "machine_busy": "machine CPU busy",
     "peak_rss_mib": "peak RSS MiB per worker",
+    "lock_waits": "PostgreSQL backends waiting on a lock (mean)",
 }
 
 
@@ -483,7 +517,11 @@ def main() -> None:
                 for column in COLUMNS:
                     value = r[column]
                     percent = column in ("share_of_ideal", "machine_busy")
-                    cells.append(f"{value:.0%}" if percent else f"{value:.1f}")
+                    if value != value:  # NaN: not measured (SQLite has no lock waits to see)
+                        cells.append("–")
+                    else:
+                        cells.append(f"{value:.0%}" if percent else f"{value:.2f}" if column
+                                     == "lock_waits" else f"{value:.1f}")  # fmt: skip
                 print("| " + " | ".join(cells) + " |", flush=True)
     finally:
         if postgres is not None:
