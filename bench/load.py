@@ -185,14 +185,21 @@ async def conversation(
     latencies: list[float],
     help_share: float = 0.0,
     unique: bool = False,
+    key: str | None = None,
 ) -> None:
-    async with client.post("/v1/conversations", json={"customer_email": EMAIL}) as created:
+    """A conversation of `turns` turns (with `key`, or the client's own)."""
+    auth = {"Authorization": f"Bearer {key}"} if key else None
+    async with client.post(
+        "/v1/conversations", json={"customer_email": EMAIL}, headers=auth
+    ) as created:
         created.raise_for_status()
         cid = (await created.json())["id"]
     for _ in range(turns):
         start = time.perf_counter()
         async with client.post(
-            f"/v1/conversations/{cid}/messages", json={"text": message(help_share, unique)}
+            f"/v1/conversations/{cid}/messages",
+            json={"text": message(help_share, unique)},
+            headers=auth,
         ) as response:
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
@@ -200,9 +207,11 @@ async def conversation(
         latencies.append(time.perf_counter() - start)
 
 
-async def drive(bases: list[str], key: str, scenario: Scenario) -> tuple[float, list[float]]:
+async def drive(
+    bases: list[str], key: str, scenario: Scenario, keys: list[str] | None = None
+) -> tuple[float, list[float]]:
     """`scenario.conversations` conversations, at most `concurrency` at a time; conversation
-    n on server n mod len(bases)."""
+    n on server n mod len(bases), with key n mod len(keys) when there are `keys`."""
     async with contextlib.AsyncExitStack() as stack:
         clients = []
         for base in bases:
@@ -221,7 +230,8 @@ async def drive(bases: list[str], key: str, scenario: Scenario) -> tuple[float, 
                 await asyncio.sleep(number * scenario.model_ms / 1000 / scenario.concurrency)
             async with slots:
                 await conversation(clients[number % len(clients)], scenario.turns, latencies,
-                                   scenario.help_share)  # fmt: skip
+                                   scenario.help_share,
+                                   key=keys[number % len(keys)] if keys else None)  # fmt: skip
 
         start = time.perf_counter()
         await asyncio.gather(
@@ -258,6 +268,23 @@ class LockWaits:
         return statistics.fmean(self.samples) if self.samples else float("nan")
 
 
+def spread_keys(database_url: str, count: int) -> list[str]:
+    """`count` backend keys (none when 1: the one the CLI made serves every conversation),
+    so that conversations do not all count against one key's rate-limit row."""
+    if count <= 1:
+        return []
+    from agent.store.db import make_engine, transaction
+    from agent.store.keys import create_key
+    from agent.store.tables import KeyScope
+
+    engine = make_engine(database_url)
+    with transaction(engine) as session:
+        made = [create_key(session=session, name=f"bench-{n}", scope=KeyScope.BACKEND)[1]
+                for n in range(count)]  # fmt: skip
+    engine.dispose()
+    return made
+
+
 def stop(process: subprocess.Popen[bytes], *, children_first: bool = False) -> None:
     if children_first:  # py-spy writes its profile once the process it runs has ended
         for child in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split():
@@ -278,6 +305,7 @@ def run(
     server_env: dict[str, str] | None = None,
     floor: bool = False,
     instances: int = 1,
+    keys: int = 1,
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
@@ -302,6 +330,7 @@ def run(
     if instances > 1 and scenario.help_share and not floor:  # one knowledge base for all
         chroma = start_chroma()
         env["SUPPORTBOT_CHROMA_URL"] = chroma.url
+    more_keys: list[str] = []
     if floor:  # bench/floor_app.py: the reference server, no key needed
         key = "none"
         command = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
@@ -313,6 +342,7 @@ def run(
             cli(env, "ingest", str(DOCS))
         key = cli(env, "keys", "create", "--scope", "backend", "--name", "bench")
         key = key.strip().splitlines()[-1]
+        more_keys = spread_keys(database_url or f"sqlite:///{folder / 'supportbot.db'}", keys)
         command = [str(bin_dir / "supportbot"), "serve", "--port", "{port}",
                    "--workers", str(workers)]  # fmt: skip
     if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
@@ -347,7 +377,7 @@ def run(
         machine_before = machine_busy()
         locks = LockWaits(database_url) if database_url else None
         try:
-            wall, latencies = uvloop.run(drive(bases, key, scenario))
+            wall, latencies = uvloop.run(drive(bases, key, scenario, more_keys))
         except Exception:
             for log in logs:
                 print(log.read_text()[-3000:], file=sys.stderr)
@@ -408,6 +438,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--keys", type=int, default=1,
+                        help="backend keys the conversations are spread over (each key's "
+                        "requests are counted on one rate-limit row)")  # fmt: skip
     parser.add_argument("--instances", default="1",
                         help="separate `supportbot serve` processes, e.g. 1,2 (each with "
                         "--workers); use --postgres with more than one")  # fmt: skip
@@ -501,7 +534,8 @@ def main() -> None:
                         url = create_database(postgres, name)
                     server_env = dict(item.split("=", 1) for item in args.server_env)
                     runs.append(run(workers, scenario, url, args.profile, server_env,
-                                    floor=args.floor, instances=instances))  # fmt: skip
+                                    floor=args.floor, instances=instances,
+                                    keys=args.keys))  # fmt: skip
                 r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
                 name = scenario.name
                 if args.repeat > 1:
