@@ -140,6 +140,14 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
+def server_base_env() -> dict[str, str]:
+    """The servers' environment: no operator settings, and this checkout's code first on the
+    path (a worktree's benchmark measures the worktree, whatever the virtualenv points at)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -314,7 +322,7 @@ def run(
         [sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port", str(fake_port),
          "--delay-ms", str(scenario.model_ms), *(["--tool"] if scenario.tool else [])],
     )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env = server_base_env()
     if database_url:
         env["SUPPORTBOT_DATABASE_URL"] = database_url
     env |= {
@@ -569,7 +577,7 @@ def kinds(rounds: int, server_env: dict[str, str], block: int = 15) -> None:
     fake_port, port = free_port(), free_port()
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port",
                              str(fake_port), "--delay-ms", "0", "--tool"])  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env = server_base_env()
     env |= {"SUPPORTBOT_DATA_DIR": str(folder), "ANTHROPIC_API_KEY": "sk-ant-bench",
             "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
             "SUPPORTBOT_RATE_LIMIT_PER_KEY": "1000000",
