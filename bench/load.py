@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,14 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
+def server_base_env() -> dict[str, str]:
+    """The servers' environment: no operator settings, and this checkout's code first on the
+    path (a worktree's benchmark measures the worktree, whatever the virtualenv points at)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,14 +193,21 @@ async def conversation(
     latencies: list[float],
     help_share: float = 0.0,
     unique: bool = False,
+    key: str | None = None,
 ) -> None:
-    async with client.post("/v1/conversations", json={"customer_email": EMAIL}) as created:
+    """A conversation of `turns` turns (with `key`, or the client's own)."""
+    auth = {"Authorization": f"Bearer {key}"} if key else None
+    async with client.post(
+        "/v1/conversations", json={"customer_email": EMAIL}, headers=auth
+    ) as created:
         created.raise_for_status()
         cid = (await created.json())["id"]
     for _ in range(turns):
         start = time.perf_counter()
         async with client.post(
-            f"/v1/conversations/{cid}/messages", json={"text": message(help_share, unique)}
+            f"/v1/conversations/{cid}/messages",
+            json={"text": message(help_share, unique)},
+            headers=auth,
         ) as response:
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
@@ -199,9 +215,11 @@ async def conversation(
         latencies.append(time.perf_counter() - start)
 
 
-async def drive(bases: list[str], key: str, scenario: Scenario) -> tuple[float, list[float]]:
+async def drive(
+    bases: list[str], key: str, scenario: Scenario, keys: list[str] | None = None
+) -> tuple[float, list[float]]:
     """`scenario.conversations` conversations, at most `concurrency` at a time; conversation
-    n on server n mod len(bases)."""
+    n on server n mod len(bases), with key n mod len(keys) when there are `keys`."""
     async with contextlib.AsyncExitStack() as stack:
         clients = []
         for base in bases:
@@ -220,13 +238,59 @@ async def drive(bases: list[str], key: str, scenario: Scenario) -> tuple[float, 
                 await asyncio.sleep(number * scenario.model_ms / 1000 / scenario.concurrency)
             async with slots:
                 await conversation(clients[number % len(clients)], scenario.turns, latencies,
-                                   scenario.help_share)  # fmt: skip
+                                   scenario.help_share,
+                                   key=keys[number % len(keys)] if keys else None)  # fmt: skip
 
         start = time.perf_counter()
         await asyncio.gather(
             *(one(n) for n in range(scenario.conversations or scenario.concurrency))
         )
         return time.perf_counter() - start, latencies
+
+
+class LockWaits:
+    """Samples, every 10 ms while the load runs, how many of the database's PostgreSQL
+    backends wait on a lock (a row lock: another transaction holds a row this one writes):
+    contention between turns, workers and instances shows here first."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.samples: list[int] = []
+        self._done = threading.Event()
+        self._connection = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")  # fmt: skip
+        while not self._done.wait(0.01):
+            row = self._connection.execute(query).fetchone()
+            self.samples.append(int(row[0]) if row else 0)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        self._connection.close()
+        return statistics.fmean(self.samples) if self.samples else float("nan")
+
+
+def spread_keys(database_url: str, count: int) -> list[str]:
+    """`count` backend keys (none when 1: the one the CLI made serves every conversation),
+    so that conversations do not all count against one key's rate-limit row."""
+    if count <= 1:
+        return []
+    from agent.store.db import make_engine, transaction
+    from agent.store.keys import create_key
+    from agent.store.tables import KeyScope
+
+    engine = make_engine(database_url)
+    with transaction(engine) as session:
+        made = [create_key(session=session, name=f"bench-{n}", scope=KeyScope.BACKEND)[1]
+                for n in range(count)]  # fmt: skip
+    engine.dispose()
+    return made
 
 
 def stop(process: subprocess.Popen[bytes], *, children_first: bool = False) -> None:
@@ -249,6 +313,7 @@ def run(
     server_env: dict[str, str] | None = None,
     floor: bool = False,
     instances: int = 1,
+    keys: int = 1,
 ) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
@@ -257,7 +322,7 @@ def run(
         [sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port", str(fake_port),
          "--delay-ms", str(scenario.model_ms), *(["--tool"] if scenario.tool else [])],
     )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env = server_base_env()
     if database_url:
         env["SUPPORTBOT_DATABASE_URL"] = database_url
     env |= {
@@ -273,6 +338,7 @@ def run(
     if instances > 1 and scenario.help_share and not floor:  # one knowledge base for all
         chroma = start_chroma()
         env["SUPPORTBOT_CHROMA_URL"] = chroma.url
+    more_keys: list[str] = []
     if floor:  # bench/floor_app.py: the reference server, no key needed
         key = "none"
         command = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
@@ -284,6 +350,7 @@ def run(
             cli(env, "ingest", str(DOCS))
         key = cli(env, "keys", "create", "--scope", "backend", "--name", "bench")
         key = key.strip().splitlines()[-1]
+        more_keys = spread_keys(database_url or f"sqlite:///{folder / 'supportbot.db'}", keys)
         command = [str(bin_dir / "supportbot"), "serve", "--port", "{port}",
                    "--workers", str(workers)]  # fmt: skip
     if profile is not None:  # py-spy samples the server (and its workers) into collapsed stacks
@@ -316,12 +383,15 @@ def run(
 
         before = server_cpu_now(), cpu_seconds(fake.pid), sum(os.times()[:2])
         machine_before = machine_busy()
+        locks = LockWaits(database_url) if database_url else None
         try:
-            wall, latencies = uvloop.run(drive(bases, key, scenario))
+            wall, latencies = uvloop.run(drive(bases, key, scenario, more_keys))
         except Exception:
             for log in logs:
                 print(log.read_text()[-3000:], file=sys.stderr)
             raise
+        finally:
+            waiting = locks.stop() if locks is not None else float("nan")
         peak_rss = max(peak_rss_mib(server.pid) for server in servers)
         server_cpu = server_cpu_now() - before[0]
         generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
@@ -350,6 +420,7 @@ def run(
         "cores_busy": machine[0] / wall,
         "machine_busy": machine[0] / machine[1],
         "peak_rss_mib": peak_rss,
+        "lock_waits": waiting,
     }
 
 
@@ -366,6 +437,7 @@ COLUMNS = {
     "cores_busy": "cores busy (whole machine)",
     "machine_busy": "machine CPU busy",
     "peak_rss_mib": "peak RSS MiB per worker",
+    "lock_waits": "PostgreSQL backends waiting on a lock (mean)",
 }
 
 
@@ -374,6 +446,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--keys", type=int, default=1,
+                        help="backend keys the conversations are spread over (each key's "
+                        "requests are counted on one rate-limit row)")  # fmt: skip
     parser.add_argument("--instances", default="1",
                         help="separate `supportbot serve` processes, e.g. 1,2 (each with "
                         "--workers); use --postgres with more than one")  # fmt: skip
@@ -467,7 +542,8 @@ def main() -> None:
                         url = create_database(postgres, name)
                     server_env = dict(item.split("=", 1) for item in args.server_env)
                     runs.append(run(workers, scenario, url, args.profile, server_env,
-                                    floor=args.floor, instances=instances))  # fmt: skip
+                                    floor=args.floor, instances=instances,
+                                    keys=args.keys))  # fmt: skip
                 r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
                 name = scenario.name
                 if args.repeat > 1:
@@ -483,7 +559,11 @@ def main() -> None:
                 for column in COLUMNS:
                     value = r[column]
                     percent = column in ("share_of_ideal", "machine_busy")
-                    cells.append(f"{value:.0%}" if percent else f"{value:.1f}")
+                    if value != value:  # NaN: not measured (SQLite has no lock waits to see)
+                        cells.append("–")
+                    else:
+                        cells.append(f"{value:.0%}" if percent else f"{value:.2f}" if column
+                                     == "lock_waits" else f"{value:.1f}")  # fmt: skip
                 print("| " + " | ".join(cells) + " |", flush=True)
     finally:
         if postgres is not None:
@@ -497,7 +577,7 @@ def kinds(rounds: int, server_env: dict[str, str], block: int = 15) -> None:
     fake_port, port = free_port(), free_port()
     fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port",
                              str(fake_port), "--delay-ms", "0", "--tool"])  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
+    env = server_base_env()
     env |= {"SUPPORTBOT_DATA_DIR": str(folder), "ANTHROPIC_API_KEY": "sk-ant-bench",
             "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
             "SUPPORTBOT_RATE_LIMIT_PER_KEY": "1000000",
