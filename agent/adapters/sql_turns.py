@@ -188,9 +188,7 @@ class SqlTurnStore:
                 message_id=stored.id,
             )
 
-    def record_answer(
-        self, conversation_id: str, *, lease: str, message: NewMessage
-    ) -> Recorded:
+    def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
         with transaction(self.engine) as session:
             # Held in a variable: the session keeps only weak references to clean objects,
             # and a dropped one would be read again.

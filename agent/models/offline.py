@@ -111,9 +111,7 @@ def _no_usage() -> dict[str, int]:
     return {"input_tokens": 0, "output_tokens": 0}
 
 
-def answer_from_results(
-    plans: dict[str, Offline], calls: list[Block], results: list[Block]
-) -> str:
+def answer_from_results(plans: dict[str, Offline], calls: list[Block], results: list[Block]) -> str:
     by_id = {b["id"]: b for b in calls if b.get("type") == "tool_use"}
     parts: list[str] = []
     for result in results:
