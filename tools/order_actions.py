@@ -71,7 +71,7 @@ def swaps(result: dict[str, Any]) -> str:
     )
 
 
-def difference(result: dict[str, Any]) -> str:
+def difference_line(result: dict[str, Any]) -> str:
     signed = result["price_difference"]
     amount, method = signed[1:], result["payment_method"]
     if amount == "$0.00":
@@ -228,7 +228,7 @@ def modify_pending_order_address(
     kind=Kind.CHANGE,
     summarize=lambda a, r: (
         f"Change order {r['order_id']}: {swaps(r)}. "
-        f"{difference(r)} This can be done only once for the order."
+        f"{difference_line(r)} This can be done only once for the order."
     ),
 )
 def modify_pending_order_items(
@@ -243,9 +243,8 @@ def modify_pending_order_items(
     difference is paid with, or refunded to, payment_method_id (a gift card must cover it)."""
     session, customer_id = ctx.session, ctx.require_customer()
     order = rules.locked_order(session, customer_id, order_id)
-    rules.check_status(
-        order, rules.PENDING
-    )  # once: afterwards the order is 'pending (item modified)'
+    # Once per order: afterwards it is 'pending (item modified)'.
+    rules.check_status(order, rules.PENDING)
     lines, variants, method, difference = rules.swap(
         session, customer_id, order, item_ids, new_item_ids, payment_method_id
     )
@@ -420,7 +419,7 @@ def return_delivered_order_items(
     kind=Kind.CHANGE,
     summarize=lambda a, r: (
         f"Exchange from order {r['order_id']}: {swaps(r)}. "
-        f"{difference(r)} This can be done only once for the order."
+        f"{difference_line(r)} This can be done only once for the order."
     ),
 )
 def exchange_delivered_order_items(

@@ -232,7 +232,10 @@ def _render_modify_pending_order_address(d: Any) -> str:
 
 
 def _render_modify_pending_order_items(d: Any) -> str:
-    return f"Done: order {d['order_id']} is updated ({changes.swaps(d)}). " + changes.difference(d)
+    return (
+        f"Done: order {d['order_id']} is updated ({changes.swaps(d)}). "
+        + changes.difference_line(d)
+    )
 
 
 def _render_modify_pending_order_payment(d: Any) -> str:
@@ -256,7 +259,7 @@ def _render_return_delivered_order_items(d: Any) -> str:
 def _render_exchange_delivered_order_items(d: Any) -> str:
     return (
         f"Done: the exchange for order {d['order_id']} is requested ({changes.swaps(d)}). "
-        + changes.difference(d)
+        + changes.difference_line(d)
         + " You'll get an email on how to send the items back."
     )
 
