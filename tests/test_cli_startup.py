@@ -69,3 +69,23 @@ def test_help_and_groups_import_nothing_heavy(tmp_path: Path, args: list[str]) -
     assert result["code"] in (0, 2, None), done.stderr
     assert "Usage" in done.stdout
     assert result["loaded"] == []
+
+
+def test_serve_on_a_taken_port_says_so_and_exits_1(tmp_path: Path) -> None:
+    """It printed the URL, then uvicorn's bind error, then died (exit 3 here, SIGSEGV on some
+    machines). Now one line says the port is taken, before anything starts."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "SUPPORTBOT_DATA_DIR": str(tmp_path / "data")}
+        env = {k: v for k, v in env.items() if not k.startswith("ANTHROPIC_")}
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "supportbot"), "serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "supportbot on http://" not in done.stdout  # no URL that will not answer

@@ -31,6 +31,7 @@ def serve(
     except SupportbotError as exc:
         raise fail(str(exc)) from exc
     warn_if_deprecated(settings)
+    _check_port(host, port)
     console.print(f"supportbot on http://{host}:{port}  (API docs: /docs, staff: /staff)")
     uvicorn.run(
         "agent.api.main:app",
@@ -43,6 +44,29 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say plainly, before anything starts, that the address cannot be listened on (taken,
+    or not this machine's), and exit 1; uvicorn would print the URL first and then fail."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise fail(f"cannot listen on {host}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise fail(f"port {port} on {host} is already in use (another supportbot or "
+                           "another program is listening there); stop it, or choose another "
+                           "port with --port") from exc  # fmt: skip
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 @keys_app.command("create")
