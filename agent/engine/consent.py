@@ -93,21 +93,17 @@ class TurnOpening:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.tools, self.context, self.text, self.now = tools, context, text, now
-        self._decision = decision
+        self.decision = decision  # the explicit answer this turn brings, if any
         self.by = decision.decided_by if decision is not None else speaker
-
-    @property
-    def decision(self) -> Decision | None:
-        return self._decision
 
     def check(self, found: Found) -> None:
         if found.state == ConversationState.CLOSED:
             raise ConversationClosed(f"Conversation {found.conversation_id} is closed")
-        if self._decision is None:
+        if self.decision is None:
             return
         named = found.named
         if named is None or named.conversation_id != found.conversation_id:
-            raise NotFound(f"Action {self._decision.action_id} not found")
+            raise NotFound(f"Action {self.decision.action_id} not found")
         if found.pending_action_id != named.id:
             raise ActionDecided(
                 f"Action {named.id} was settled already ({named.status.value}).", named.id
@@ -122,7 +118,7 @@ class TurnOpening:
             return Settled(ActionStatus.SUPERSEDED, WENT_TO_STAFF, True, self.by)
         if pending.expires_at <= self.now():
             return Settled(ActionStatus.EXPIRED, EXPIRED, True, self.by)
-        decision = self._decision
+        decision = self.decision
         confirmed = decision.confirm if decision is not None else is_unambiguous_yes(self.text)
         if not confirmed:
             if decision is not None:

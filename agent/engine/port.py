@@ -110,11 +110,6 @@ class Decision:
     decided_by: str  # "customer", "backend:<key name>", "operator", ...
 
 
-# Settles the conversation's pending action inside the transaction that opens the turn:
-# (session, the action) -> how it ended. The store records it and sends the result back.
-Settle = Callable[[Any, PendingAction], Settled]
-
-
 @dataclass(frozen=True)
 class NamedAction:
     """The proposed action a decision names, as the store found it."""

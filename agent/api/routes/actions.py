@@ -40,13 +40,13 @@ def list_changes(_: AdminDep, state: StateDep) -> list[ChangeOut]:
     """The order changes staff can run for a customer (every store-changing tool, in the
     registry's order), each with its JSON Schema: what the desk's change form is built from."""
     tools = state.runtime.agent.tools
-    out = []
-    for name in tools.changes():
-        schema = tools.schemas()[tools.names().index(name)]
-        out.append(ChangeOut(name=name, title=name.replace("_", " ").capitalize(),
-                             description=schema["description"],
-                             input_schema=schema["input_schema"]))  # fmt: skip
-    return out
+    changes = [tools.get(name) for name in tools.changes()]
+    return [
+        ChangeOut(name=t.name, title=t.name.replace("_", " ").capitalize(),
+                  description=t.description, input_schema=t.schema()["input_schema"])
+        for t in changes
+        if t is not None
+    ]  # fmt: skip
 
 
 @router.get("/v1/actions", response_model=list[StaffActionOut], responses=responses(*STAFF))
