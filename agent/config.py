@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("data")
+    # The shop's own order system (README, "Connecting the shop's order system"): a connector
+    # file, or one τ²-retail MCP server (its Streamable HTTP URL, or the command that starts it
+    # over stdio). Neither: the built-in store.
+    connector_file: Path | None = None
+    tau2_server: str | None = None
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in data_dir"
     )

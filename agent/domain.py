@@ -43,3 +43,6 @@ class ActionStatus(StrEnum):
     DECLINED = "declined"  # the customer said no
     EXPIRED = "expired"  # not confirmed in time
     SUPERSEDED = "superseded"  # the customer wrote something else instead of confirming
+    # Confirmed and sent to the shop's order system, which never answered: it may or may not
+    # have happened. Never retried; a ticket asks staff to find out.
+    UNKNOWN = "unknown"

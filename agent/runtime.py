@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from agent import tracing
+from agent.adapters.connectors import RemoteOrders
+from agent.adapters.order_systems import OrderSystems, order_system
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.config import Settings, warn_if_deprecated
 from agent.engine.loop import Agent
@@ -20,6 +23,7 @@ from agent.store.db import make_engine
 from kb import KnowledgeBase
 from kb.embedder import set_threads
 from tools import ToolRegistry, default_registry
+from tools.order_system import OrderSystem
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,17 @@ class Runtime:
     settings: Settings
     engine: Engine
     agent: Agent
+    systems: OrderSystems = field(default_factory=OrderSystems)
+
+    @property
+    def connector(self) -> RemoteOrders | None:
+        """The connector to the shop's own order system; None on the built-in store."""
+        return self.systems.remote
+
+    def orders(self, session: Any) -> OrderSystem:
+        """The shop's order system, for work on `session` (the built-in store's tables, or the
+        connector to the shop's own system)."""
+        return self.systems(session)
 
     @property
     def offline(self) -> bool:
@@ -50,6 +65,7 @@ def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runt
     tracing.configure_from_env()  # traces only where OTEL_EXPORTER_OTLP_*ENDPOINT is set
     set_threads(settings.encoder_threads)  # a command that encodes batches may raise it
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
+    systems = order_system(settings)
     tools = tools or default_registry()
     fallback = OfflineModel(tools)
     model: Model
@@ -78,8 +94,9 @@ def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runt
         kb=open_knowledge_base(settings),
         summarizer=summarizer,
         watch=turns.watcher(settings),
+        orders=systems,
     )
-    return Runtime(settings=settings, engine=engine, agent=agent)
+    return Runtime(settings=settings, engine=engine, agent=agent, systems=systems)
 
 
 def needs_warm_up(runtime: Runtime) -> bool:

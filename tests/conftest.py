@@ -19,6 +19,7 @@ from agent.store.importer import import_path
 from kb import KnowledgeBase
 from tests.fake_anthropic import FakeAnthropic
 from tests.postgres import PostgresServer, start_postgres
+from tests.shop_server import serve  # noqa: F401  (a fixture: the example shop system as a process)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RETAIL_SLICE = FIXTURES / "retail_slice.json"

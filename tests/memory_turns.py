@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.adapters.builtin_orders import BuiltinOrders
 from agent.config import Settings
 from agent.domain import ActionStatus, ConversationState
 from agent.engine.consent import TurnOpening
@@ -232,6 +233,12 @@ def opening(text: str = "", decision: Decision | None = None) -> TurnOpening:
     from tools.tool_context import ToolContext
 
     def context(session: Any, customer_id: str) -> ToolContext:
-        return ToolContext(session, Settings(), conversation_id="", customer_id=customer_id)
+        return ToolContext(
+            session,
+            Settings(),
+            conversation_id="",
+            customer_id=customer_id,
+            orders=BuiltinOrders(session),
+        )
 
     return TurnOpening(default_registry(), context, text=text, decision=decision)

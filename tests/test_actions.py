@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from agent.adapters.builtin_orders import BuiltinOrders
 from agent.config import Settings
 from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path
@@ -37,7 +38,13 @@ def act(engine: Engine, action: str, customer: str, **arguments: Any) -> dict[st
     change = default_registry().get(action)
     assert change is not None
     with transaction(engine) as session:
-        ctx = ToolContext(session, Settings(), conversation_id="", customer_id=customer)
+        ctx = ToolContext(
+            session,
+            Settings(),
+            conversation_id="",
+            customer_id=customer,
+            orders=BuiltinOrders(session),
+        )
         result: dict[str, Any] = change.fn(ctx, **arguments)
         return result
 
@@ -278,7 +285,7 @@ def test_preview_checks_every_rule_and_writes_nothing(engine: Engine) -> None:
     before = _snapshot(engine)
     with transaction(engine) as session:
         ctx = ToolContext(session=session, settings=Settings(), conversation_id="",
-                          customer_id=ANYA)  # fmt: skip
+                          customer_id=ANYA, orders=BuiltinOrders(session))  # fmt: skip
         out = default_registry().preview("cancel_pending_order", {"order_id": "#W6436609",
                                          "reason": "no longer needed"}, ctx)  # fmt: skip
         assert isinstance(out, Preview) and '"status":"cancelled"' in out.content

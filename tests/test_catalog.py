@@ -19,7 +19,7 @@ def _call(runtime: Runtime, **args: object) -> tuple[bool, dict | str]:
     conversation = runtime.agent.start_conversation()  # anonymous: catalog data is public
     with transaction(runtime.engine) as session:
         assert session.get(Conversation, conversation) is not None
-        ctx = ToolContext(session, runtime.settings, conversation, None)
+        ctx = ToolContext(session, runtime.settings, conversation, None, runtime.orders(session))
         outcome = runtime.agent.tools.run("product_info", args, ctx)
     return outcome.is_error, outcome.content if outcome.is_error else json.loads(outcome.content)
 

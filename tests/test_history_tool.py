@@ -16,7 +16,9 @@ def _history(runtime: Runtime, conversation: str) -> tuple[bool, str]:
     with transaction(runtime.engine) as session:
         row = session.get(Conversation, conversation)
         assert row is not None
-        ctx = ToolContext(session, runtime.settings, conversation, row.customer_id)
+        ctx = ToolContext(
+            session, runtime.settings, conversation, row.customer_id, runtime.orders(session)
+        )
         outcome = runtime.agent.tools.run("customer_history", {}, ctx)
     return outcome.is_error, outcome.content
 

@@ -35,6 +35,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
+from agent.adapters.builtin_orders import BuiltinOrders
 from agent.cli import app
 from agent.config import Settings
 from agent.engine import consent
@@ -333,7 +334,8 @@ class Store(RuleBasedStateMachine):
 
     def _context(self, session: Any, customer: str) -> ToolContext:
         return ToolContext(session=session, settings=self.world.settings,
-                           conversation_id=self._conversation(customer), customer_id=customer)  # fmt: skip
+                           conversation_id=self._conversation(customer), customer_id=customer,
+                           orders=BuiltinOrders(session))  # fmt: skip
 
     @rule(data=st.data(), tool=st.sampled_from(TOOLS),
           answer=st.sampled_from(["confirm", "yes", "confirm", "decline", "expire", "something else"]))  # fmt: skip

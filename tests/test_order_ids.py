@@ -91,7 +91,9 @@ def test_order_status_finds_a_csv_order_however_it_is_written(
     shop = _shop(make_settings, tmp_path)
     ann = customer_id(shop, ANN)
     with transaction(shop.engine) as session:
-        ctx = ToolContext(session, shop.settings, shop.agent.start_conversation(), ann)
+        ctx = ToolContext(
+            session, shop.settings, shop.agent.start_conversation(), ann, shop.orders(session)
+        )
         for written in ("X1001", "#x1001", " # X1001 "):
             outcome = shop.agent.tools.run("order_status", {"order_id": written}, ctx)
             assert not outcome.is_error and json.loads(outcome.content)["order_id"] == "#X1001"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agent.adapters.builtin_orders import BuiltinOrders
 from agent.config import Settings
 from agent.domain import ConversationState
 from agent.engine.events import Outcome, ToolFinished
@@ -56,6 +57,7 @@ def _agent(store: MemoryTurnStore, fake: FakeAnthropic, **overrides: Any) -> Age
         fallback=OfflineModel(tools),
         tools=tools,
         store=store,
+        orders=BuiltinOrders,
     )
 
 

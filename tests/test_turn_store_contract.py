@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from agent.adapters.builtin_orders import BuiltinOrders
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.config import Settings
 from agent.domain import ActionStatus, ConversationState, utcnow
@@ -93,7 +94,13 @@ def _sql(url: str) -> Subject:
 
 
 def _context(session: Any, customer_id: str) -> ToolContext:
-    return ToolContext(session, Settings(), conversation_id="", customer_id=customer_id)
+    return ToolContext(
+        session,
+        Settings(),
+        conversation_id="",
+        customer_id=customer_id,
+        orders=BuiltinOrders(session),
+    )
 
 
 def _opening(text: str = "", decision: Decision | None = None, **kw: Any) -> consent.TurnOpening:

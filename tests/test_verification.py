@@ -20,6 +20,7 @@ def _call(runtime: Runtime, conversation: str, name: str, **args: object) -> Too
         assert row is not None
         # As if the customer had typed these facts in the conversation.
         ctx = ToolContext(session, runtime.settings, conversation, row.customer_id,
+                          runtime.orders(session),
                           customer_said=lambda: json.dumps(args))  # fmt: skip
         return runtime.agent.tools.run(name, args, ctx)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agent.store.catalog import describe_product, match_products
+from tools.order_system import ProductRecord
 from tools.registry import tool
 from tools.tool_context import ToolContext
 
@@ -37,19 +38,28 @@ def product_info(
     variants. Partial names, plurals and typos are understood; when several products fit
     equally, `candidates` lists them: ask the customer which one they mean. Public data: no
     verification needed."""
-    match = match_products(session=ctx.session, query=query, options=options)
-    result: dict[str, Any] = {
-        "products": [
-            describe_product(
-                session=ctx.session,
-                product=p,
-                query=query,
-                options=options,
-                available_only=available_only,
-            ).model_dump()
-            for p in match.products[:3]
-        ]
-    }
+    records: dict[str, ProductRecord | None] = {}
+
+    def read(product_id: str) -> ProductRecord | None:
+        if product_id not in records:
+            records[product_id] = ctx.orders.product(product_id)
+        return records[product_id]
+
+    def variants_of(ids: list[str]) -> dict[str, list[Any]]:
+        return {pid: list(record.variants) for pid in ids if (record := read(pid)) is not None}
+
+    match = match_products(names=ctx.orders.products(), variants_of=variants_of, query=query,
+                           options=options)  # fmt: skip
+    described = []
+    for product in match.products[:3]:
+        record = read(product.id)
+        if record is None:
+            continue
+        described.append(
+            describe_product(product=product, variants=record.variants, query=query,
+                             options=options, available_only=available_only).model_dump()
+        )  # fmt: skip
+    result: dict[str, Any] = {"products": described}
     if match.ask:
         result["candidates"] = [p.name for p in match.ask]
         result["note"] = "Several products fit: ask the customer which one they mean."

@@ -4,7 +4,12 @@ checks they share are in tools/order_rules.py), and `@tool(kind=Kind.CHANGE, sum
 makes it a change. A call the model makes is checked against every rule and held as a proposal
 until the customer confirms (agent.engine.consent); only then does it run, every rule checked
 again. The prompt's guidance about confirming and the desk's change form are derived from the
-registry, so a new change is this declaration and one line in tools.TOOLS."""
+registry, so a new change is this declaration and one line in tools.TOOLS.
+
+Each reads through the order system (ctx.orders) and checks every rule above it; only then,
+and only when the customer has confirmed (not in the dry run of a proposal), does it ask the
+system to carry the change out (`rules.carry_out`), and compares the answer with what the
+customer confirmed (`rules.check_answer`)."""
 
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from agent.store.addresses import ADDRESS_FIELDS, plain_line
-from agent.store.orders import format_cents, method_label
-from agent.store.tables import Customer, OrderItem, PaymentMethod, ProductVariant
+from agent.store.orders import format_cents
 from tools import order_rules as rules
+from tools import order_system
 from tools.registry import Kind, tool
 from tools.tool_context import ToolContext
 
@@ -110,7 +115,9 @@ def _address_change(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "Changes: " + "; ".join(changed) + "."
 
 
-def _changes(lines: list[OrderItem], variants: list[ProductVariant]) -> list[dict[str, Any]]:
+def _changes(
+    lines: list[order_system.Line], variants: list[order_system.Variant]
+) -> list[dict[str, Any]]:
     return [
         {
             "name": line.name,
@@ -153,36 +160,30 @@ def cancel_pending_order(
     """Cancel one of the verified customer's pending orders. Every payment is refunded to the
     method it came from (a gift card at once, others in 5-7 business days). Only for orders
     with status 'pending'."""
-    session, customer_id = ctx.session, ctx.require_customer()
-    order = rules.locked_order(session, customer_id, order_id)
+    order = rules.own_order(ctx, order_id)
     rules.check_status(order, rules.PENDING)
     if reason not in rules.CANCEL_REASONS:
         raise rules.ActionRefused(
             f"The reason must be {' or '.join(repr(r) for r in rules.CANCEL_REASONS)}."
         )
-    refunds = []
+    customer = rules.own_customer(ctx)
     # What each method paid net of earlier refunds (a changed payment method, a refunded
     # price difference): refunding every payment entry would pay some of them back twice.
-    for method_id, cents in rules.net_paid(session, order.id).items():
+    refunds = []
+    for method_id, cents in order.net_paid().items():
         if cents <= 0:
             continue
-        method = session.get(PaymentMethod, method_id, with_for_update=True)
-        rules.record_entry(session, order, "refund", cents, method_id)
-        if method is not None:
-            rules.credit_gift_card(method, cents)
-            session.add(method)
-        session.flush()
+        method = customer.method(method_id)
         refunds.append(
             {
                 "amount": format_cents(cents),
                 "payment_method_id": method_id,
-                "to": method_label(method) if method else method_id,
+                "to": method.label() if method else method_id,
             }
         )
-    order.status, order.cancel_reason = "cancelled", reason
-    session.add(order)
-    session.flush()
-    return rules.outcome(order, refunds=refunds)
+    done = rules.carry_out(ctx, "cancel_pending_order", {"order_id": order.id, "reason": reason})
+    rules.check_answer(ctx, done, order, status="cancelled", net={})
+    return rules.outcome(order, "cancelled", refunds=refunds)
 
 
 # -- pending order: address, items, payment --------------------------------------------------
@@ -208,19 +209,18 @@ def modify_pending_order_address(
 ) -> dict[str, Any]:
     """Change the shipping address of one of the verified customer's pending orders
     (status 'pending' or 'pending (item modified)'). address2 may be empty."""
-    session, customer_id = ctx.session, ctx.require_customer()
     address = rules.valid_address(
         address1=address1, address2=address2, city=city, state=state, country=country, zip=zip
     )
-    order = rules.locked_order(session, customer_id, order_id)
+    order = rules.own_order(ctx, order_id)
     rules.check_status(order, rules.PENDING, rules.ITEMS_MODIFIED)
     previous = dict(order.address)
     if rules.same_address(previous, address):
         raise rules.ActionRefused(f"Order {order.id} already ships to that address.")
-    order.address = address
-    session.add(order)
-    session.flush()
-    return rules.outcome(order, shipping_address=order.address, previous_address=previous)
+    done = rules.carry_out(ctx, "modify_pending_order_address", {"order_id": order.id, **address})
+    rules.check_answer(ctx, done, order, status=order.status, address=address)
+    return rules.outcome(order, order.status, shipping_address=address,
+                         previous_address=previous)  # fmt: skip
 
 
 @tool(
@@ -241,37 +241,32 @@ def modify_pending_order_items(
     """Swap items of a pending order (status 'pending') for other options of the same
     product. Possible once per order: collect every item to change first. The price
     difference is paid with, or refunded to, payment_method_id (a gift card must cover it)."""
-    session, customer_id = ctx.session, ctx.require_customer()
-    order = rules.locked_order(session, customer_id, order_id)
+    order = rules.own_order(ctx, order_id)
     # Once per order: afterwards it is 'pending (item modified)'.
     rules.check_status(order, rules.PENDING)
+    customer = rules.own_customer(ctx)
     lines, variants, method, difference = rules.swap(
-        session, customer_id, order, item_ids, new_item_ids, payment_method_id
+        ctx, customer, order, item_ids, new_item_ids, payment_method_id
     )
     if difference < 0:
-        rules.check_refundable(session, order, method, -difference)
-    rules.record_entry(
-        session, order, "payment" if difference > 0 else "refund", abs(difference), method.id
-    )
-    rules.credit_gift_card(method, -difference)
-    changes = _changes(lines, variants)
-    for line, variant in zip(lines, variants, strict=True):
-        line.item_id, line.price_cents, line.options = (
-            variant.item_id,
-            variant.price_cents,
-            dict(variant.options),
-        )
-        session.add(line)
-    order.total_cents += difference
-    order.status = rules.ITEMS_MODIFIED
-    session.add_all([order, method])
-    session.flush()
+        rules.check_refundable(order, method, -difference)
+    net = order.net_paid()
+    net[method.id] = net.get(method.id, 0) + difference
+    items = [li.item_id for li in order.items]
+    for old, new in zip(item_ids, new_item_ids, strict=True):
+        items[items.index(old)] = new
+    done = rules.carry_out(ctx, "modify_pending_order_items", {
+        "order_id": order.id, "item_ids": item_ids, "new_item_ids": new_item_ids,
+        "payment_method_id": method.id,
+    })  # fmt: skip
+    rules.check_answer(ctx, done, order, status=rules.ITEMS_MODIFIED, net=net, items=items)
     return rules.outcome(
         order,
-        changes=changes,
+        rules.ITEMS_MODIFIED,
+        changes=_changes(lines, variants),
         price_difference=_signed(difference),
         payment_method_id=method.id,
-        payment_method=method_label(method),
+        payment_method=method.label(),
     )
 
 
@@ -289,10 +284,9 @@ def modify_pending_order_payment(
 ) -> dict[str, Any]:
     """Pay a pending order with another of the customer's payment methods. Only for an
     order paid with a single payment; a gift card must cover the whole amount."""
-    session, customer_id = ctx.session, ctx.require_customer()
-    order = rules.locked_order(session, customer_id, order_id)
+    order = rules.own_order(ctx, order_id)
     rules.check_status(order, rules.PENDING, rules.ITEMS_MODIFIED)
-    holding = {m: cents for m, cents in rules.net_paid(session, order.id).items() if cents > 0}
+    holding = {m: cents for m, cents in order.net_paid().items() if cents > 0}
     if len(holding) != 1:
         raise rules.ActionRefused(
             f"Order {order.id} is paid with {len(holding)} payment methods; only "
@@ -301,25 +295,21 @@ def modify_pending_order_payment(
     ((old_id, amount),) = holding.items()
     if old_id == payment_method_id:
         raise rules.ActionRefused("That is already the order's payment method.")
-    new = rules.locked_method(session, customer_id, payment_method_id)
+    customer = rules.own_customer(ctx)
+    new = rules.own_method(customer, payment_method_id)
     rules.check_covers(new, amount)
-    rules.record_entry(session, order, "payment", amount, new.id)
-    session.flush()
-    rules.record_entry(session, order, "refund", amount, old_id)
-    rules.credit_gift_card(new, -amount)
-    previous = session.get(PaymentMethod, old_id, with_for_update=True)
-    if previous is not None:
-        rules.credit_gift_card(previous, amount)
-        session.add(previous)
-    session.add(new)
-    session.flush()
+    previous = customer.method(old_id)
+    done = rules.carry_out(ctx, "modify_pending_order_payment",
+                           {"order_id": order.id, "payment_method_id": new.id})  # fmt: skip
+    rules.check_answer(ctx, done, order, status=order.status, net={new.id: amount})
     return rules.outcome(
         order,
+        order.status,
         amount=format_cents(amount),
         payment_method_id=new.id,
-        payment_method=method_label(new),
+        payment_method=new.label(),
         refunded_to=old_id,
-        refunded_to_method=method_label(previous) if previous else None,
+        refunded_to_method=previous.label() if previous else None,
     )
 
 
@@ -344,25 +334,17 @@ def modify_user_address(
     zip: Zip,
 ) -> dict[str, Any]:
     """Change the verified customer's default address. Orders already placed keep theirs."""
-    session, customer_id = ctx.session, ctx.require_customer()
     address = rules.valid_address(
         address1=address1, address2=address2, city=city, state=state, country=country, zip=zip
     )
-    customer = session.get(Customer, customer_id, with_for_update=True)
-    if customer is None:
-        raise rules.ActionRefused("The customer was not found.")
+    customer = rules.own_customer(ctx)
     previous = dict(customer.address)
     if rules.same_address(previous, address):
         raise rules.ActionRefused("That is already the account's address.")
-    customer.address = address
-    customer.zip_code = address["zip"]  # what verification compares (never blank)
-    session.add(customer)
-    session.flush()
-    return {
-        "customer_id": customer.id,
-        "default_address": customer.address,
-        "previous_address": previous,
-    }
+    # The customer's id comes from the verified identity, never from the model.
+    done = rules.carry_out(ctx, "modify_user_address", {"user_id": customer.id, **address})
+    rules.check_answer(ctx, done, address=address)
+    return {"customer_id": customer.id, "default_address": address, "previous_address": previous}
 
 
 # -- delivered order: return, exchange ------------------------------------------------------
@@ -385,30 +367,27 @@ def return_delivered_order_items(
 ) -> dict[str, Any]:
     """Request the return of items of a delivered order (status 'delivered'). The refund goes
     to the order's original payment method or to one of the customer's gift cards."""
-    session, customer_id = ctx.session, ctx.require_customer()
-    order = rules.locked_order(session, customer_id, order_id)
+    order = rules.own_order(ctx, order_id)
     rules.check_status(order, "delivered")
-    lines = rules.chosen_lines(session, order, item_ids)
-    method = rules.locked_method(session, customer_id, payment_method_id)
-    original = {
-        p.payment_method_id
-        for p in rules.history(session, order.id)
-        if p.transaction_type == "payment"
-    }
+    lines = rules.chosen_lines(order, item_ids)
+    customer = rules.own_customer(ctx)
+    method = rules.own_method(customer, payment_method_id)
+    original = {p.method_id for p in order.payments if p.kind == "payment"}
     if method.id not in original and method.source != "gift_card":
         raise rules.ActionRefused(
             "A refund goes to the order's original payment method or to "
             "one of the customer's gift cards."
         )
-    order.status = "return requested"
-    order.return_items, order.return_payment_method_id = sorted(item_ids), method.id
-    session.add(order)
-    session.flush()
+    done = rules.carry_out(ctx, "return_delivered_order_items", {
+        "order_id": order.id, "item_ids": item_ids, "payment_method_id": method.id,
+    })  # fmt: skip
+    rules.check_answer(ctx, done, order, status="return requested")
     return rules.outcome(
         order,
-        return_items=order.return_items,
+        "return requested",
+        return_items=sorted(item_ids),
         refund_to=method.id,
-        refund_method=method_label(method),
+        refund_method=method.label(),
         refund=format_cents(sum(li.price_cents for li in lines)),
         items=[{"name": li.name, "options": dict(li.options)} for li in lines],
     )
@@ -432,25 +411,24 @@ def exchange_delivered_order_items(
     """Exchange items of a delivered order (status 'delivered') for other options of the same
     product. Possible once per order: collect every item first. The price difference is paid
     with, or refunded to, payment_method_id (a gift card must cover it)."""
-    session, customer_id = ctx.session, ctx.require_customer()
-    order = rules.locked_order(session, customer_id, order_id)
+    order = rules.own_order(ctx, order_id)
     rules.check_status(order, "delivered")  # once: afterwards the order is 'exchange requested'
+    customer = rules.own_customer(ctx)
     lines, variants, method, difference = rules.swap(
-        session, customer_id, order, item_ids, new_item_ids, payment_method_id
+        ctx, customer, order, item_ids, new_item_ids, payment_method_id
     )
-    changes = _changes(lines, variants)
-    order.status = "exchange requested"
-    order.exchange_items, order.exchange_new_items = sorted(item_ids), sorted(new_item_ids)
-    order.exchange_payment_method_id = method.id
-    order.exchange_price_difference_cents = difference
-    session.add(order)
-    session.flush()
+    done = rules.carry_out(ctx, "exchange_delivered_order_items", {
+        "order_id": order.id, "item_ids": item_ids, "new_item_ids": new_item_ids,
+        "payment_method_id": method.id,
+    })  # fmt: skip
+    rules.check_answer(ctx, done, order, status="exchange requested")
     return rules.outcome(
         order,
-        changes=changes,
+        "exchange requested",
+        changes=_changes(lines, variants),
         price_difference=_signed(difference),
         payment_method_id=method.id,
-        payment_method=method_label(method),
+        payment_method=method.label(),
     )
 
 

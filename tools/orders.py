@@ -7,16 +7,77 @@ from typing import Annotated
 from pydantic import Field
 
 from agent.store.orders import (
+    OrderItemView,
     OrderSummary,
     OrderView,
     PaymentMethodView,
-    get_order,
+    PaymentView,
+    ShipmentView,
+    format_cents,
     normalize_order_id,
 )
-from agent.store.orders import list_orders as list_customer_orders
-from agent.store.orders import payment_methods as customer_payment_methods
+from tools.order_system import CustomerRecord, Method, OrderRecord
 from tools.registry import tool
 from tools.tool_context import ToolContext, ToolError
+
+
+def order_view(order: OrderRecord) -> OrderView:
+    """What a customer may see of one of their orders."""
+    return OrderView(
+        order_id=order.id,
+        status=order.status,
+        items=[
+            OrderItemView(
+                name=i.name, item_id=i.item_id, price=format_cents(i.price_cents), options=i.options
+            )
+            for i in order.items
+        ],
+        shipments=[
+            ShipmentView(tracking_ids=f.tracking_ids, item_ids=f.item_ids)
+            for f in order.fulfillments
+        ],
+        shipping_address=order.address,
+        total=format_cents(order.total),
+        payments=[
+            PaymentView(
+                transaction_type=p.kind, amount=format_cents(p.cents), payment_method_id=p.method_id
+            )
+            for p in order.payments
+        ],
+    )
+
+
+def summary_of(order: OrderRecord) -> OrderSummary:
+    return OrderSummary(order_id=order.id, status=order.status, item_count=len(order.items),
+                        total=format_cents(order.total))  # fmt: skip
+
+
+def method_view(method: Method) -> PaymentMethodView:
+    """Never more than a card's brand and last four digits; a gift card's balance."""
+    return PaymentMethodView(
+        payment_method_id=method.id,
+        kind=method.source,
+        brand=method.brand,
+        last_four=method.last_four,
+        balance=format_cents(method.balance_cents) if method.balance_cents is not None else None,
+    )
+
+
+def verified_customer(ctx: ToolContext) -> CustomerRecord:
+    """The conversation's verified customer, as the order system has them now."""
+    customer_id = ctx.require_customer()
+    customer = ctx.orders.customer(customer_id)
+    if customer is None or customer.id != customer_id:
+        raise ToolError("The customer's account was not found in the order system.")
+    return customer
+
+
+def own_order(ctx: ToolContext, order_id: str) -> OrderRecord | None:
+    """One of the verified customer's orders; None for another's (the owner is read from the
+    order system's own answer) or for one that does not exist."""
+    customer_id = ctx.require_customer()
+    order = ctx.orders.order(normalize_order_id(order_id))
+    return order if order is not None and order.customer_id == customer_id else None
 
 
 @tool(
@@ -30,12 +91,11 @@ def order_status(
 ) -> OrderView:
     """Look up one of the verified customer's orders: status, items with prices, shipment
     tracking numbers and the shipping address. Only works after the customer is verified."""
-    customer_id = ctx.require_customer()
-    order = get_order(session=ctx.session, order_id=order_id, customer_id=customer_id)
+    order = own_order(ctx, order_id)
     if order is None:
         # Same answer whether the order does not exist or belongs to someone else.
         raise ToolError(f"Order {normalize_order_id(order_id)} was not found for this customer.")
-    return order
+    return order_view(order)
 
 
 @tool(label="Looking up your recent orders")
@@ -45,8 +105,9 @@ def list_orders(
 ) -> list[OrderSummary]:
     """List the verified customer's most recent orders with their status and total.
     Use it when the customer does not know their order number."""
-    customer_id = ctx.require_customer()
-    return list_customer_orders(session=ctx.session, customer_id=customer_id, limit=limit)
+    customer = verified_customer(ctx)
+    orders = ctx.orders.orders_of(customer, limit)
+    return [summary_of(o) for o in orders if o.customer_id == customer.id]
 
 
 @tool(
@@ -59,4 +120,4 @@ def payment_methods(ctx: ToolContext) -> list[PaymentMethodView]:
     """The verified customer's payment methods: credit cards (brand and last four digits),
     PayPal, and gift cards with their balance. Needed to say where a refund goes or which
     method could pay a price difference."""
-    return customer_payment_methods(session=ctx.session, customer_id=ctx.require_customer())
+    return [method_view(m) for m in verified_customer(ctx).methods]

@@ -18,6 +18,7 @@ from typing import Any, get_type_hints, overload
 from pydantic import BaseModel, ValidationError, create_model
 
 from agent.tracing import tool_call
+from tools.order_system import OutcomeUnknown
 from tools.tool_context import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class Tool:
 class ToolOutcome:
     content: str
     is_error: bool
+    # A change sent to the order system that did not answer: whether it happened is unknown.
+    unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,8 @@ class ToolRegistry:
         kwargs = dict(args)
         if found.context_param:
             kwargs[found.context_param] = ctx
+        if found.kind == Kind.CHANGE:
+            ctx.dry_run = not keep  # a proposal is checked; only a confirmed change is sent
         savepoint = ctx.session.begin_nested()
         try:
             result = found.fn(**kwargs)
@@ -271,7 +276,10 @@ class ToolRegistry:
                 savepoint.commit()
             else:
                 _undo(ctx, savepoint)
-            return ToolOutcome(str(exc), True), arguments
+            detail = getattr(exc, "detail", None)
+            if detail:
+                log.warning("tool %s: %s (%s)", name, type(exc).__name__, detail)
+            return ToolOutcome(str(exc), True, isinstance(exc, OutcomeUnknown)), arguments
         except Exception:
             _undo(ctx, savepoint)
             log.exception("tool %s failed", name)

@@ -13,6 +13,7 @@ from agent.config import Settings
 
 if TYPE_CHECKING:
     from kb import Hit, KnowledgeBase
+    from tools.order_system import OrderSystem
 
 
 def _plain(text: str) -> str:
@@ -49,12 +50,21 @@ class ToolContext:
     settings: Settings
     conversation_id: str
     customer_id: str | None  # the verified customer bound to this conversation, if any
+    # The shop's order system (tools/order_system.py): the built-in store on this session, or
+    # a connector to the shop's own.
+    orders: OrderSystem
     kb: KnowledgeBase | None = None
     citations: list[Citation] = field(default_factory=list)  # numbered sources of this turn
     client: str | None = None  # the caller's address, when a channel knows it
     # What the customer typed in this conversation (their messages' text, never tool results,
     # documents or the model's words), read only when a tool needs it.
     customer_said: Callable[[], str] = lambda: ""
+    # A change being checked for a proposal: every rule runs, nothing is carried out.
+    dry_run: bool = False
+    # What the order system answered to changes carried out in this call, and where it
+    # differed from what the customer confirmed (kept with the action; staff see both).
+    receipts: list[str] = field(default_factory=list)
+    discrepancies: list[str] = field(default_factory=list)
 
     def typed_by_customer(self, *facts: str) -> bool:
         """Whether every fact appears in what the customer typed here (case, spaces and a

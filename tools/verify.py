@@ -11,8 +11,9 @@ from pydantic import Field
 from agent.store import identity_checks
 from agent.store.addresses import is_fact
 from agent.store.conversations import get_conversation
-from agent.store.orders import find_customer_by_email, order_owner
+from agent.store.orders import normalize_order_id, remember_customer
 from agent.store.tables import utcnow
+from tools.order_system import CustomerRecord
 from tools.registry import tool
 from tools.tool_context import ToolContext, ToolError
 
@@ -49,6 +50,23 @@ def _refuse_held(ctx: ToolContext, target: str, held: identity_checks.Hold) -> N
     )
 
 
+def _customer_by_email(ctx: ToolContext, email: str) -> CustomerRecord | None:
+    """The account with this email, as the order system has it (a blank email names nobody;
+    the system's answer must carry the email asked for)."""
+    if not is_fact(email):
+        return None
+    customer_id = ctx.orders.customer_by_email(email.strip().lower())
+    customer = ctx.orders.customer(customer_id) if customer_id else None
+    if customer is None or customer.email.strip().lower() != email.strip().lower():
+        return None
+    return customer
+
+
+def _owner(ctx: ToolContext, order_id: str) -> str | None:
+    order = ctx.orders.order(normalize_order_id(order_id))
+    return order.customer_id if order is not None else None
+
+
 @tool(label="Checking your details")
 def verify_customer(
     ctx: ToolContext,
@@ -65,14 +83,13 @@ def verify_customer(
     conversation = get_conversation(session=ctx.session, conversation_id=ctx.conversation_id)
     if not is_fact(email) or not (is_fact(order_id) or is_fact(zip_code)):
         raise ToolError("Verification needs the email plus an order number or the zip code.")
-    customer = find_customer_by_email(session=ctx.session, email=email)
-    # A blank fact, given or on file, never matches: a customer whose zip code were blank
-    # could otherwise be claimed with a space.
+    customer = _customer_by_email(ctx, email)
+    # Compared here with what the order system answers, whatever it is: a blank fact, given
+    # or on file, never matches (a customer whose zip code were blank could otherwise be
+    # claimed with a space), and an order matches only if the system names this customer as
+    # its owner.
     matches = customer is not None and (
-        (
-            is_fact(order_id)
-            and order_owner(session=ctx.session, order_id=order_id or "") == customer.id
-        )
+        (is_fact(order_id) and _owner(ctx, order_id or "") == customer.id)
         or (is_fact(zip_code) and is_fact(customer.zip_code)
             and (zip_code or "").strip() == customer.zip_code.strip())
     )  # fmt: skip
@@ -114,6 +131,9 @@ def verify_customer(
         raise ToolError(
             f"Those details do not match our records. {left} attempt(s) left in this conversation."
         )
+    remember_customer(session=ctx.session, customer_id=customer.id,
+                      first_name=customer.first_name, last_name=customer.last_name,
+                      email=customer.email, address=customer.address)  # fmt: skip
     conversation.customer_id = customer.id
     ctx.session.add(conversation)
     ctx.session.flush()

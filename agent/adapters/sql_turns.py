@@ -309,6 +309,18 @@ def pending_view(action: ProposedAction) -> PendingAction:
     )
 
 
+def _for_staff(action: ProposedAction, outcome: Settled) -> str:
+    """What staff need to check an order change in the shop's system."""
+    lines = [f"Action {action.id}: {action.tool} {action.arguments}",
+             f"The customer confirmed: {action.summary}",
+             f"Outcome: {outcome.status.value}. {outcome.content}"]  # fmt: skip
+    if outcome.discrepancy:
+        lines.append(f"Differs from what was confirmed: {outcome.discrepancy}")
+    if outcome.receipt:
+        lines.append(f"The order system answered: {outcome.receipt[:1500]}")
+    return "\n".join(lines)
+
+
 def _settle(
     session: Session, conversation: Conversation, found: Found, opening: Opening
 ) -> tuple[tuple[PendingAction, Settled], list[dict[str, Any]]]:
@@ -326,7 +338,13 @@ def _settle(
         status=outcome.status,
         result=outcome.content,
         decided_by=outcome.decided_by,
+        system_reply=outcome.receipt,
+        discrepancy=outcome.discrepancy,
     )
+    if outcome.for_staff:
+        create_ticket(session=session, conversation_id=conversation.id,
+                      customer_id=action.customer_id, reason=outcome.for_staff,
+                      summary=_for_staff(action, outcome))  # fmt: skip
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
                              "content": outcome.content}  # fmt: skip
     if outcome.is_error:

@@ -27,6 +27,7 @@ from agent.store.db import transaction
 from agent.store.keys import find_key, hash_secret
 from agent.store.staff import STAFF_TOKEN_PREFIX, find_session
 from agent.store.tables import Conversation, KeyScope
+from tools.order_system import OrderSystem
 
 # Bounds of path and query parameters: a value outside them is a 422 before any route runs.
 # Integer ids fit their INTEGER column (32 bits on PostgreSQL; SQLite refuses more than 64), and
@@ -65,6 +66,15 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_orders(state: StateDep, session: SessionDep) -> OrderSystem:
+    """The shop's order system for this request (the built-in store on its session, or the
+    connector to the shop's own)."""
+    return state.runtime.orders(session)
+
+
+OrdersDep = Annotated[OrderSystem, Depends(get_orders)]
 
 
 @dataclass(frozen=True)

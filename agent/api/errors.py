@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent import errors
 from agent.api.schemas import ErrorOut
 from agent.observability.logs import REQUEST_ID
+from tools.tool_context import ToolError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ DESCRIPTIONS = {
     403: "This key's scope may not do this",
     404: "Not found, or not yours",
     409: "Conflicts with the current state (a claimed or resolved ticket, a conversation a "
-    "person has, a turn in progress: then with Retry-After)",
+    "person has, a turn in progress, the shop's order system unreachable: then with "
+    "Retry-After)",
     413: "The request body, or a photo, is too large",
     415: "A photo that is not a JPEG, PNG, WebP or GIF image",
     422: "Invalid request: each invalid field is in `details`",
@@ -92,6 +94,14 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, errors.Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
         return error_response(status, exc.code, str(exc), headers=headers)
+
+    @app.exception_handler(ToolError)
+    async def order_system(_: Request, exc: ToolError) -> JSONResponse:
+        """The shop's order system could not answer (tools/order_system.py): the request
+        changed nothing; retry shortly. Never a 5xx: our side is fine."""
+        log.warning("request failed on the order system: %s", getattr(exc, "detail", exc))
+        return error_response(409, "order_system_unavailable", str(exc).split(". Tell")[0] + ".",
+                              headers={"Retry-After": "5"})  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -110,6 +110,15 @@ class StaffActionOut(ActionOut):
     customer_id: str
     arguments: dict[str, Any]
     result: str | None = Field(default=None, description="The tool's result as the model saw it")
+    system_reply: str | None = Field(
+        default=None,
+        description="What the shop's order system answered when it carried the change out "
+        "(its refund or return id, the record as it became)",
+    )
+    discrepancy: str | None = Field(
+        default=None,
+        description="Where the order system's answer differed from what was confirmed",
+    )
 
 
 class ChangeOut(BaseModel):

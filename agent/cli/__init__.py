@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import chat, db, kb, orders, report, serve, staff, triage, usage
+from agent.cli import chat, connectors, db, kb, orders, report, serve, staff, triage, usage
 
 app = typer.Typer(help="supportbot: a customer-support agent on Claude.", no_args_is_help=True)
 app.command()(chat.ask)
@@ -19,5 +19,6 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(staff.app, name="staff")
 app.add_typer(db.app, name="db")
+app.add_typer(connectors.app, name="connectors")
 
 __all__ = ["app"]

@@ -124,10 +124,15 @@ class TurnOpening:
             if decision is not None:
                 return Settled(ActionStatus.DECLINED, DECLINED, True, self.by)
             return Settled(ActionStatus.SUPERSEDED, NOT_CONFIRMED, True, self.by)
-        ran = self.tools.run(pending.tool, pending.arguments,
-                             self.context(session, pending.customer_id))  # fmt: skip
-        status = ActionStatus.FAILED if ran.is_error else ActionStatus.EXECUTED
-        return Settled(status, ran.content, ran.is_error, self.by)
+        ctx = self.context(session, pending.customer_id)
+        ran = self.tools.run(pending.tool, pending.arguments, ctx)
+        if ran.unknown:  # sent, never answered: staff find out what happened
+            status = ActionStatus.UNKNOWN
+        else:
+            status = ActionStatus.FAILED if ran.is_error else ActionStatus.EXECUTED
+        return Settled(status, ran.content, ran.is_error, self.by,
+                       receipt="\n".join(ctx.receipts) or None,
+                       discrepancy="; ".join(ctx.discrepancies) or None)  # fmt: skip
 
     def acknowledgement(self) -> NewMessage:
         return interrupted_reply()

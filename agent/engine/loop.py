@@ -58,6 +58,7 @@ from agent.models.base import (
 )
 from agent.models.thinking import THINKING_TYPES
 from kb import KnowledgeBase
+from tools.order_system import OrderSystem
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import Citation, ToolContext, waits_for_verification
 
@@ -132,6 +133,7 @@ class Agent:
         store: TurnStore,
         summarizer: Model | None = None,
         watch: Callable[[str], TurnWatch] | None = None,
+        orders: Callable[[Any], OrderSystem],
     ) -> None:
         # Everything a turn records goes through this port (agent.engine.port); the turn
         # never opens a transaction itself.
@@ -141,6 +143,9 @@ class Agent:
         self.fallback = fallback
         self.tools = tools
         self.kb = kb
+        # The shop's order system for a session (tools/order_system.py): what tools read and
+        # change orders through.
+        self.orders = orders
         self.summarizer = summarizer or model  # context summaries (may be a cheaper model)
         self.guidance = tools.guidance()  # the system prompt's lines about the tools
         exact = getattr(model, "count_tokens", None) if settings.count_tokens_api else None
@@ -242,6 +247,7 @@ class Agent:
                 settings=self.settings,
                 conversation_id=conversation_id,
                 customer_id=customer_id,
+                orders=self.orders(session),
                 kb=self.kb,
             )
 
@@ -512,6 +518,7 @@ class _Turn:
                 settings=self.settings,
                 conversation_id=self.conversation_id,
                 customer_id=customer_id,
+                orders=self.agent.orders(session),
                 kb=self.agent.kb,
                 citations=self.citations,
                 client=self.client,

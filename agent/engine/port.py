@@ -99,6 +99,22 @@ class Settled:
     # Who settled it, as the audit trail shows it: "customer" (their own reply, button or
     # token), "backend:<key name>" (the shop's backend acting for them), "staff:<name>" …
     decided_by: str = "customer"
+    # What the order system answered when it carried the change out (its refund or return id,
+    # the record as it is now), and where that differs from what the customer confirmed.
+    receipt: str | None = None
+    discrepancy: str | None = None
+
+    @property
+    def for_staff(self) -> str | None:
+        """Why staff must look at this action (a ticket): an outcome nobody knows, or an order
+        system that did something other than what the customer confirmed."""
+        if self.status == ActionStatus.UNKNOWN:
+            return "An order change was sent to the order system, which never confirmed it"
+        if self.discrepancy:
+            return (
+                f"The order system did something other than what was confirmed: {self.discrepancy}"
+            )
+        return None
 
 
 @dataclass(frozen=True)

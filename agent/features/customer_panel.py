@@ -3,6 +3,7 @@ orders with the changes made to them, and their earlier conversations and ticket
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,20 +11,23 @@ from sqlmodel import Session, col, func, select
 
 from agent.errors import NotFound
 from agent.store import proposals
-from agent.store.orders import PaymentMethodView, format_cents, list_orders, payment_methods
+from agent.store.orders import PaymentMethodView, format_cents
 from agent.store.tables import (
     ActionStatus,
     Conversation,
     ConversationState,
     Customer,
     Message,
-    OrderItem,
     ProposedAction,
     Ticket,
     TicketStatus,
     UtcTime,
 )
+from tools.order_system import OrderRecord, OrderSystem
+from tools.orders import method_view, summary_of
+from tools.tool_context import ToolError
 
+log = logging.getLogger(__name__)
 ORDERS_SHOWN, CONVERSATIONS_SHOWN = 20, 20
 
 
@@ -36,6 +40,8 @@ class PanelAction(BaseModel):
     decided_by: str | None
     created_at: UtcTime
     decided_at: UtcTime | None
+    system_reply: str | None = None  # what the shop's order system answered
+    discrepancy: str | None = None  # where that differed from what was confirmed
 
 
 class PanelItem(BaseModel):
@@ -86,6 +92,9 @@ class CustomerPanel(BaseModel):
     orders: list[PanelOrder]
     account_actions: list[PanelAction] = []  # changes not tied to one order (the address)
     conversations: list[PanelConversation]
+    order_system: str = "built-in"
+    # Why orders and payment methods are missing: the order system could not be read now.
+    orders_error: str | None = None
 
 
 def _action(action: ProposedAction) -> PanelAction:
@@ -94,31 +103,40 @@ def _action(action: ProposedAction) -> PanelAction:
     )
 
 
-def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
+def customer_panel(session: Session, customer_id: str, orders: OrderSystem) -> CustomerPanel:
     """The panel for a verified customer (the desk only asks for the customer the
-    conversation verified, or the ticket was opened for)."""
+    conversation verified, or the ticket was opened for). Orders and payment methods come
+    from the order system; when it cannot be read, the rest still shows, saying so."""
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"Customer {customer_id} not found")
+    listed: list[OrderRecord] = []
+    methods: list[PaymentMethodView] = []
+    failed: str | None = None
+    try:
+        record = orders.customer(customer_id)
+        if record is not None and record.id == customer_id:
+            methods = [method_view(m) for m in record.methods]
+            listed = [o for o in orders.orders_of(record, ORDERS_SHOWN)
+                      if o.customer_id == customer_id]  # fmt: skip
+    except ToolError as exc:
+        log.warning("customer panel of %s: order system %s: %s", customer_id, orders.name,
+                    getattr(exc, "detail", exc))  # fmt: skip
+        failed = str(exc)
     by_order: dict[str, list[PanelAction]] = {}
     account: list[PanelAction] = []
     for action in proposals.list_actions(session=session, customer_id=customer_id, limit=200):
         order_id = action.arguments.get("order_id")
         target = by_order.setdefault(str(order_id), []) if order_id else account
         target.append(_action(action))
-    listed = list_orders(session=session, customer_id=customer_id, limit=ORDERS_SHOWN)
-    lines: dict[str, list[PanelItem]] = {}
-    for line in session.exec(
-        select(OrderItem)
-        .where(col(OrderItem.order_id).in_([o.order_id for o in listed]))
-        .order_by(col(OrderItem.order_id), col(OrderItem.position))
-    ):
-        lines.setdefault(line.order_id, []).append(PanelItem(
-            item_id=line.item_id, product_id=line.product_id, name=line.name,
-            options=line.options, price=format_cents(line.price_cents)))  # fmt: skip
-    orders = [
-        PanelOrder(**o.model_dump(), items=lines.get(o.order_id, []),
-                   actions=by_order.get(o.order_id, []))
+    panel_orders = [
+        PanelOrder(
+            **summary_of(o).model_dump(),
+            items=[PanelItem(item_id=li.item_id, product_id=li.product_id, name=li.name,
+                             options=li.options, price=format_cents(li.price_cents))
+                   for li in o.items],
+            actions=by_order.get(o.id, []),
+        )
         for o in listed
     ]  # fmt: skip
     count = (
@@ -154,8 +172,10 @@ def customer_panel(session: Session, customer_id: str) -> CustomerPanel:
         email=customer.email,
         zip_code=customer.zip_code,
         address=customer.address,
-        payment_methods=payment_methods(session=session, customer_id=customer_id),
-        orders=orders,
+        payment_methods=methods,
+        orders=panel_orders,
         account_actions=account,
         conversations=conversations,
+        order_system=orders.name,
+        orders_error=failed,
     )

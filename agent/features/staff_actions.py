@@ -5,16 +5,20 @@ who ran them beside the customer's own confirmed actions."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from agent.adapters.builtin_orders import BuiltinOrders
 from agent.config import Settings
 from agent.errors import InvalidInput, NotFound
 from agent.store import proposals
 from agent.store.db import transaction
 from agent.store.tables import ActionStatus, Conversation, Customer, ProposedAction, utcnow
-from tools.registry import Kind, Preview, ToolRegistry
+from tools.order_system import OrderSystem
+from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import ToolContext
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ def run_for_customer(
     arguments: dict[str, Any],
     staff: str,
     conversation_id: str | None = None,
+    orders: Callable[[Session], OrderSystem] = BuiltinOrders,
 ) -> ProposedAction:
     """Run a store-changing tool for `customer_id` now, in one transaction, and record it.
     A rule that refuses it changes nothing and is recorded as failed, with the reason."""
@@ -44,9 +49,11 @@ def run_for_customer(
             if conversation is None or conversation.customer_id != customer_id:
                 raise NotFound(f"Conversation {conversation_id} of this customer not found")
         ctx = ToolContext(session=session, settings=settings, customer_id=customer_id,
-                          conversation_id=conversation_id or "")  # fmt: skip
+                          conversation_id=conversation_id or "",
+                          orders=orders(session))  # fmt: skip
         done = tools.preview(tool, arguments, ctx, apply=True)
         executed = isinstance(done, Preview)
+        unknown = isinstance(done, ToolOutcome) and done.unknown
         now = utcnow()
         action = ProposedAction(
             id=proposals.new_action_id(),
@@ -55,13 +62,19 @@ def run_for_customer(
             tool=tool,
             arguments=done.arguments if isinstance(done, Preview) else arguments,
             summary=done.summary if isinstance(done, Preview) else f"{tool} (refused)",
-            status=ActionStatus.EXECUTED if executed else ActionStatus.FAILED,
+            status=ActionStatus.EXECUTED
+            if executed
+            else ActionStatus.UNKNOWN
+            if unknown
+            else ActionStatus.FAILED,
             proposed_by=f"staff:{staff}",
             decided_by=f"staff:{staff}",
             result=done.content,
             created_at=now,
             expires_at=now,
             decided_at=now,
+            system_reply="\n".join(ctx.receipts)[:20_000] or None,
+            discrepancy="; ".join(ctx.discrepancies)[:2000] or None,
         )
         session.add(action)
         session.flush()

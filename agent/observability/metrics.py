@@ -26,11 +26,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from agent.adapters.connectors.remote import RemoteOrders
 from agent.store.tables import Ticket, TicketStatus
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,43 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def scrape_registry(engine: Engine) -> CollectorRegistry:
-    """The registry GET /metrics renders: the recorded metrics and the open tickets."""
+class OrderSystemCalls(Collector):
+    """The connector to the shop's own order system, read when scraped (this process's):
+    `supportbot_order_system_calls{system,operation,outcome}` (ok, error, unreachable,
+    no_answer, server_error, too_large, breaker_open), their total seconds per operation, and
+    `supportbot_order_system_up{system,state}` (1 while the breaker is closed)."""
+
+    def __init__(self, connector: RemoteOrders) -> None:
+        self.connector = connector
+
+    def collect(self) -> list[Metric]:
+        name, stats = self.connector.name, self.connector.stats
+        calls = CounterMetricFamily(f"{PREFIX}_order_system_calls",
+                                    "Calls to the shop's order system, by operation and outcome",
+                                    labels=["system", "operation", "outcome"])  # fmt: skip
+        for (operation, outcome), count in sorted(stats.calls.items()):
+            calls.add_metric([name, operation, outcome], count)
+        seconds = CounterMetricFamily(f"{PREFIX}_order_system_call_seconds",
+                                      "Time spent in calls to the shop's order system",
+                                      labels=["system", "operation"])  # fmt: skip
+        for operation, total in sorted(stats.seconds.items()):
+            seconds.add_metric([name, operation], total)
+        state = self.connector.breaker.state
+        up = GaugeMetricFamily(f"{PREFIX}_order_system_up",
+                               "1 while the order system answers (its breaker is closed)",
+                               labels=["system", "state"])  # fmt: skip
+        up.add_metric([name, state], 1 if state == "closed" else 0)
+        return [calls, seconds, up]
+
+
+def scrape_registry(engine: Engine, connector: RemoteOrders | None = None) -> CollectorRegistry:
+    """The registry GET /metrics renders: the recorded metrics, the open tickets and the
+    order-system connector's calls."""
     registry = CollectorRegistry()
     registry.register(_Recorded())
     registry.register(OpenTickets(engine))
+    if connector is not None:
+        registry.register(OrderSystemCalls(connector))
     return registry
 
 

@@ -1,18 +1,19 @@
-"""The product catalog: public data, no customer needed."""
+"""The product catalog: public data, no customer needed. Reads nothing itself: the names and
+variants come from the order system (tools/catalog.py)."""
 
 from __future__ import annotations
 
 import functools
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
 
 from agent.store.orders import format_cents
-from agent.store.tables import Product, ProductVariant
+from agent.store.tables import Product
 
 
 class VariantView(BaseModel):
@@ -223,17 +224,35 @@ def _query_stems(tokens: list[str], index: _Index) -> dict[str, set[int]]:
     return stems
 
 
+class Optioned(Protocol):
+    """A variant as the catalog reads it (a row here, or a record of the shop's system)."""
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    @property
+    def available(self) -> bool: ...
+    @property
+    def price_cents(self) -> int: ...
+
+
+# Product ids -> the variants of each (read only for products that fit a question equally).
+VariantsOf = Callable[[list[str]], dict[str, list[Optioned]]]
+
+
 def match_products(
-    *, session: Session, query: str, options: dict[str, str] | None = None
+    *,
+    names: dict[str, str],
+    variants_of: VariantsOf,
+    query: str,
+    options: dict[str, str] | None = None,
 ) -> ProductMatch:
-    """The products `query` (a name, an id, or the customer's question) is about; `options`
-    (e.g. {"color": "white"}) help choose between products that fit its words equally."""
-    rows = tuple(
-        (str(pid), str(name))
-        for pid, name in session.exec(
-            select(Product.id, Product.name).order_by(col(Product.name), col(Product.id))
-        ).all()
-    )
+    """The products `query` (a name, an id, or the customer's question) is about, of the
+    catalog's `names` (name -> product id); `options` (e.g. {"color": "white"}) help choose
+    between products that fit its words equally."""
+    rows = tuple(sorted(((str(pid), str(name)) for name, pid in names.items()),
+                        key=lambda r: (r[1], r[0])))  # fmt: skip
     by_id = dict(rows)
 
     def load(ids: list[str]) -> list[Product]:
@@ -274,7 +293,7 @@ def match_products(
     for group in groups.values():
         if any(c.full for c in group):  # "kettle": a product called just "Kettle"
             group = [c for c in group if c.full]
-        settled = _by_options(session, [c.name.product_id for c in group], query, options)
+        settled = _by_options(variants_of, [c.name.product_id for c in group], query, options)
         if len(settled) == 1:
             chosen += settled
         elif not ask:
@@ -283,7 +302,7 @@ def match_products(
 
 
 def _by_options(
-    session: Session, product_ids: list[str], query: str, options: dict[str, str] | None
+    variants_of: VariantsOf, product_ids: list[str], query: str, options: dict[str, str] | None
 ) -> list[str]:
     """Of products that fit the customer's words equally, those whose options the question
     names most ("in white": only the Electric Kettle comes in white); all of them when it
@@ -292,12 +311,9 @@ def _by_options(
         return product_ids
     words = _words(" ".join([query, *(options or {}).values()]))
     values: dict[str, set[str]] = {pid: set() for pid in product_ids}
-    for pid, has in session.exec(
-        select(ProductVariant.product_id, ProductVariant.options).where(
-            col(ProductVariant.product_id).in_(product_ids)
-        )
-    ).all():
-        values[pid] |= {str(value) for value in has.values()}
+    for pid, variants in variants_of(product_ids).items():
+        for variant in variants:
+            values[pid] |= {str(value) for value in variant.options.values()}
     named = {pid: sum(_words(value) <= words for value in vals) for pid, vals in values.items()}
     best = max(named.values())
     return [pid for pid in product_ids if named[pid] == best]
@@ -305,20 +321,13 @@ def _by_options(
 
 def describe_product(
     *,
-    session: Session,
     product: Product,
+    variants: Sequence[Optioned],
     query: str = "",
     options: dict[str, str] | None = None,
     available_only: bool = False,
     limit: int = 20,
 ) -> ProductView:
-    variants = list(
-        session.exec(
-            select(ProductVariant)
-            .where(ProductVariant.product_id == product.id)
-            .order_by(col(ProductVariant.item_id))
-        ).all()
-    )
     values: dict[str, set[str]] = {}
     for v in variants:
         for key, value in v.options.items():

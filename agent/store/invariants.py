@@ -95,7 +95,9 @@ def _orders(session: Session) -> list[Violation]:
         history = payments.get(order.id)
         if not history:
             continue  # imported without a payment history (CSV): nothing to add up
-        net = net_by_method(history)
+        net = net_by_method(
+            (p.transaction_type, p.amount_cents, p.payment_method_id) for p in history
+        )
         for method, cents in net.items():
             if cents < 0:
                 found.append(

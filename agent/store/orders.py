@@ -79,23 +79,28 @@ class OrderSummary(BaseModel):
     total: str
 
 
-def method_label(method: PaymentMethod) -> str:
+def method_label(
+    source: str,
+    brand: str | None = None,
+    last_four: str | None = None,
+    balance_cents: int | None = None,
+) -> str:
     """A payment method as the customer knows it: "Visa ending in 7711", "PayPal", "gift card
     (balance $40.00)"."""
-    if method.source == "credit_card":
-        return f"{(method.brand or 'card').title()} ending in {method.last_four}"
-    if method.source == "gift_card":
-        return f"gift card (balance {format_cents(method.balance_cents or 0)})"
-    return "PayPal" if method.source == "paypal" else method.source.replace("_", " ")
+    if source == "credit_card":
+        return f"{(brand or 'card').title()} ending in {last_four}"
+    if source == "gift_card":
+        return f"gift card (balance {format_cents(balance_cents or 0)})"
+    return "PayPal" if source == "paypal" else source.replace("_", " ")
 
 
-def net_by_method(payments: Iterable[OrderPayment]) -> dict[str, int]:
+def net_by_method(entries: Iterable[tuple[str, int, str]]) -> dict[str, int]:
     """What each payment method paid for an order, net of the refunds it got back (cents), in
-    the order the methods first appear in its history."""
+    the order the methods first appear in its history: from (payment | refund, cents, method
+    id) entries."""
     net: dict[str, int] = {}
-    for p in payments:
-        sign = 1 if p.transaction_type == "payment" else -1
-        net[p.payment_method_id] = net.get(p.payment_method_id, 0) + sign * p.amount_cents
+    for kind, cents, method_id in entries:
+        net[method_id] = net.get(method_id, 0) + (cents if kind == "payment" else -cents)
     return net
 
 
@@ -196,3 +201,47 @@ def order_owner(*, session: Session, order_id: str) -> str | None:
     """Owner of an order, for identity verification only; never shown to a caller."""
     order = session.get(Order, normalize_order_id(order_id))
     return order.customer_id if order else None
+
+
+def remember_customer(
+    *,
+    session: Session,
+    customer_id: str,
+    first_name: str,
+    last_name: str,
+    email: str,
+    address: dict[str, Any],
+) -> Customer:
+    """The local record of a customer verified through the shop's own order system: what
+    conversations, tickets and actions refer to. Written only when it is new or differs (for
+    the built-in store it is the customer's own row, already as the system has it)."""
+    email, zip_code = email.strip().lower(), str(address.get("zip") or "")
+    row = session.get(Customer, customer_id)
+    stale = session.exec(
+        select(Customer).where(Customer.email == email, Customer.id != customer_id)
+    ).first()
+    if stale is not None:  # the system moved this email to another account since
+        stale.email = f"moved+{stale.id}@invalid"
+        session.add(stale)
+        session.flush()
+    if row is None:
+        row = Customer(id=customer_id, first_name=first_name, last_name=last_name, email=email,
+                       zip_code=zip_code, address=dict(address))  # fmt: skip
+    elif (row.first_name, row.last_name, row.email, row.zip_code) == (
+        first_name,
+        last_name,
+        email,
+        zip_code,
+    ):
+        return row
+    else:
+        row.first_name, row.last_name, row.email, row.zip_code = (
+            first_name,
+            last_name,
+            email,
+            zip_code,
+        )
+        row.address = dict(address)
+    session.add(row)
+    session.flush()
+    return row

@@ -62,8 +62,12 @@ def settle(
     status: ActionStatus,
     result: str,
     decided_by: str,
+    system_reply: str | None = None,
+    discrepancy: str | None = None,
 ) -> None:
     action.status, action.result = status, result
+    action.system_reply = system_reply[:20_000] if system_reply else None
+    action.discrepancy = discrepancy[:2000] if discrepancy else None
     action.decided_by, action.decided_at = decided_by, utcnow()
     session.add(action)
     if conversation is not None and conversation.pending_action_id == action.id:

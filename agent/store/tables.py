@@ -197,6 +197,10 @@ class ProposedAction(SQLModel, table=True):
     proposed_by: str = Field(default="assistant", max_length=120)  # or "staff:<name>"
     decided_by: str | None = Field(default=None, max_length=120)  # customer, backend:<key>, ...
     result: str | None = Field(default=None, max_length=20_000)  # the tool's result, as sent
+    # What the order system answered when it carried the change out, and where that differed
+    # from what the customer confirmed (agent/engine/port.py's Settled).
+    system_reply: str | None = Field(default=None, max_length=20_000)
+    discrepancy: str | None = Field(default=None, max_length=2000)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime = Field(default_factory=utcnow)
     decided_at: datetime | None = None

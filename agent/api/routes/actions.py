@@ -32,6 +32,8 @@ def _staff_out(action: ProposedAction) -> StaffActionOut:
         customer_id=action.customer_id,
         arguments=action.arguments,
         result=action.result,
+        system_reply=action.system_reply,
+        discrepancy=action.discrepancy,
     )
 
 
@@ -83,6 +85,7 @@ async def run_action(
             arguments=body.arguments,
             staff=principal.staff,
             conversation_id=body.conversation_id,
+            orders=state.runtime.orders,
         )
     )
     return _staff_out(action)

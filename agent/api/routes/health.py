@@ -35,6 +35,11 @@ def _checks(state: StateDep) -> dict[str, Any]:
         checks["knowledge_base"] = {"ok": kb is not None, "chunks": kb.store.count() if kb else 0}
     except Exception as exc:
         checks["knowledge_base"] = {"ok": False, "error": type(exc).__name__}
+    connector = state.runtime.connector
+    if connector is not None:
+        # Ready whatever its state: the agent tells customers it cannot reach the order
+        # system and offers a person. This says what the breaker sees, for the operator.
+        checks["order_system"] = {"ok": True, **connector.health()}
     model = state.runtime.agent.model
     life = {} if model.offline else model_lifecycle(model.name)
     checks["model"] = {

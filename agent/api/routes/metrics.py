@@ -31,6 +31,6 @@ async def read_metrics(
         principal = await anyio.to_thread.run_sync(get_principal, request, state, authorization)
         if principal.scope != KeyScope.ADMIN:
             raise Forbidden(f"This needs an admin key; this key is {principal.scope.value}.")
-    registry = metrics.scrape_registry(state.runtime.engine)
+    registry = metrics.scrape_registry(state.runtime.engine, state.runtime.connector)
     body, content_type = await anyio.to_thread.run_sync(metrics.render, registry)
     return Response(content=body, media_type=content_type)

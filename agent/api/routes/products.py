@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from agent.api.deps import AdminDep, SessionDep
+from agent.api.deps import AdminDep, OrdersDep
 from agent.api.errors import STAFF, responses
 from agent.api.schemas import NO_NUL
 from agent.errors import NotFound
@@ -20,10 +20,11 @@ ProductId = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 @router.get("/v1/products/{product_id}", response_model=ProductView,
             responses=responses(*STAFF, 404))  # fmt: skip
-def get_product(product_id: ProductId, _: AdminDep, session: SessionDep) -> ProductView:
+def get_product(product_id: ProductId, _: AdminDep, orders: OrdersDep) -> ProductView:
     """A product with every variant (item id, options, availability, price) and the values
     each option takes."""
-    product = session.get(Product, product_id)
-    if product is None:
+    record = orders.product(product_id)
+    if record is None:
         raise NotFound(f"Product {product_id} not found")
-    return describe_product(session=session, product=product, limit=500)
+    product = Product(id=record.id, name=record.name)
+    return describe_product(product=product, variants=record.variants, limit=500)

@@ -14,6 +14,7 @@ from agent.api.deps import (
     AdminDep,
     AuthorizationHeader,
     CustomerId,
+    OrdersDep,
     SessionDep,
     StateDep,
     bearer_secret,
@@ -137,7 +138,10 @@ def delete_saved_reply(reply_id: ReplyId, _: AdminDep, state: StateDep) -> Respo
 @router.get(
     "/v1/customers/{customer_id}", response_model=CustomerPanel, responses=responses(*STAFF, 404)
 )
-def get_customer(customer_id: CustomerId, _: AdminDep, session: SessionDep) -> CustomerPanel:
+def get_customer(
+    customer_id: CustomerId, _: AdminDep, session: SessionDep, orders: OrdersDep
+) -> CustomerPanel:
     """The customer panel: identity on file, recent orders with every change proposed or run
-    on each, and earlier conversations with their tickets."""
-    return customer_panel(session, customer_id)
+    on each (from the order system; `orders_error` says when it cannot be read now), and
+    earlier conversations with their tickets."""
+    return customer_panel(session, customer_id, orders)

@@ -1,0 +1,1 @@
+"""Examples that run beside supportbot (not part of the installed package)."""
