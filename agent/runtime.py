@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from agent import tracing
 from agent.adapters.connectors import RemoteOrders
+from agent.adapters.connectors.extra_tools import extra_tools
 from agent.adapters.order_systems import OrderSystems, order_system
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.config import Settings, warn_if_deprecated
@@ -67,6 +68,11 @@ def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runt
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
     systems = order_system(settings)
     tools = tools or default_registry()
+    if systems.remote is not None and systems.remote.spec.extra_tools:
+        # The shop server's own tools the connector file offers the model (connected now, to
+        # read their schemas; a server down at start offers none, logged).
+        ours = [t for t in (tools.get(n) for n in tools.names()) if t is not None]
+        tools = ToolRegistry([*ours, *extra_tools(systems.remote, set(tools.names()))])
     fallback = OfflineModel(tools)
     model: Model
     summarizer: Model | None = None

@@ -341,3 +341,38 @@ def test_a_connector_file_with_a_secret_missing_or_a_hole_is_refused(tmp_path: P
                                     "operations": {}}))  # fmt: skip
     with pytest.raises(ConnectorError, match="operations not mapped: customer_by_email"):
         load(path)
+
+
+def test_extra_tools_of_the_server_are_offered_and_a_change_among_them_waits_for_yes(
+    tmp_path: Path, open_shop: Callable[[Path], Shop], fake: FakeAnthropic
+) -> None:
+    db = tmp_path / "shop.json"
+    shutil.copy(SEED, db)
+    extras = [
+        {"tool": "calculate"},
+        {"tool": "request_callback", "customer_arguments": ["user_id"]},
+    ]
+    shop = open_shop(_connector(tmp_path, _stdio(db), extra_tools=extras))
+    conversation = shop.start()
+    callback = {"phone": "+1 555 0100", "user_id": "james_li_5688"}  # the model names another
+    fake.enqueue(tool_use("calculate", {"expression": "(12.5 + 3) * 2"}),
+                 tool_use("request_callback", callback), text("First I need to verify you."))  # fmt: skip
+    shop.say(conversation, "What is (12.5 + 3) * 2? And call me back.")
+    schemas = {t["name"]: t for t in fake.bodies[-1]["tools"]}
+    assert "user_id" not in schemas["request_callback"]["input_schema"]["properties"]
+    calculated, refused = _results(fake)[-2:]
+    assert calculated["content"] == '"31.0"' and not calculated.get("is_error")
+    assert refused.get("is_error") and "not verified" in refused["content"]
+
+    fake.enqueue(tool_use("verify_customer", VERIFY), tool_use("request_callback", callback))
+    turn = shop.say(conversation, f"I'm {IVAN['email']}, zip {IVAN['zip']}. Call +1 555 0100.")
+    assert turn["outcome"] == "awaiting_confirmation"  # not read-only on the server: a change
+    assert "request_callback" in turn["pending_action"]["summary"]
+    assert "callback_requests" not in shop.record("users", "ivan_santos_6635")
+    fake.enqueue(text("Done: we'll call you back."))
+    shop.confirm(conversation, turn["pending_action"]["id"])
+    # The customer's own id, whatever the model said.
+    assert shop.record("users", "ivan_santos_6635")["callback_requests"] == [
+        {"phone": "+1 555 0100"}
+    ]
+    assert "callback_requests" not in shop.record("users", "james_li_5688")

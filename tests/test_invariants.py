@@ -436,7 +436,7 @@ def test_the_invariants_hold_over_random_sequences_of_changes(
     EXERCISED.clear()
     run_state_machine_as_test(
         Store,
-        settings=settings(max_examples=40, stateful_step_count=15, derandomize=True,
+        settings=settings(max_examples=60, stateful_step_count=15, derandomize=True,
                           deadline=None, suppress_health_check=list(HealthCheck)),
     )  # fmt: skip
     engine.dispose()

@@ -40,6 +40,7 @@ READS = {
     "get_order_details",
     "get_product_details",
     "list_all_product_types",
+    "calculate",  # beyond τ²'s thirteen, for supportbot's extra_tools
 }
 CHANGES = {
     "cancel_pending_order",
@@ -49,6 +50,7 @@ CHANGES = {
     "modify_user_address",
     "return_delivered_order_items",
     "exchange_delivered_order_items",
+    "request_callback",  # beyond τ²'s thirteen
 }
 PROCESSED_ORDER = "#W2611340"  # status 'processed' in db.json
 

@@ -87,6 +87,8 @@ def build_server(store: Store, faults: Faults | None = None) -> MCPServer:
         text = to_text(faults.shape(tool, result))
         return CallToolResult(content=[TextContent(type="text", text=text)])
 
+    _beyond_tau2(server, answer)
+
     @server.tool(annotations=READ)
     async def find_user_id_by_email(
         email: Annotated[
@@ -261,6 +263,27 @@ def build_server(store: Store, faults: Faults | None = None) -> MCPServer:
         )
 
     return server
+
+
+def _beyond_tau2(server: MCPServer, answer: Any) -> None:
+    """Two tools τ²'s thirteen do not have, as a shop's server would offer besides: what
+    supportbot's `extra_tools` may hand the model (one read, one change)."""
+
+    @server.tool(annotations=READ)
+    async def calculate(
+        expression: Annotated[str, Field(description="Arithmetic, such as '(12.5 + 3) * 2'.")],
+    ) -> CallToolResult:
+        """Calculate an arithmetic expression (numbers, + - * / and parentheses), rounded to
+        two decimals."""
+        return await answer("calculate", expression=expression)  # type: ignore[no-any-return]
+
+    @server.tool(annotations=CHANGE_IDEMPOTENT)
+    async def request_callback(
+        user_id: UserId,
+        phone: Annotated[str, Field(description="The phone number to call back.")],
+    ) -> CallToolResult:
+        """Ask the shop's team to call the user back at a phone number. Answers the user."""
+        return await answer("request_callback", user_id=user_id, phone=phone)  # type: ignore[no-any-return]
 
 
 def run_stdio(server: MCPServer) -> None:

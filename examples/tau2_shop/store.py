@@ -399,6 +399,33 @@ _WRITES: dict[str, Callable[..., Record]] = {
 assert tuple(_READS) == READ_TOOLS and tuple(_WRITES) == WRITE_TOOLS
 
 
+# --- beyond τ²'s thirteen: what a shop's server offers besides (supportbot's `extra_tools`) ----
+
+
+def calculate(db: Record, expression: str) -> str:
+    """τ²'s calculator: + - * / and parentheses on numbers, rounded to 2 decimals."""
+    if not expression or any(c not in "0123456789+-*/(). " for c in expression):
+        raise ToolFailure("Invalid characters in expression")
+    try:
+        value = eval(compile(expression, "<calc>", "eval"), {"__builtins__": {}}, {})  # noqa: S307
+    except Exception as exc:
+        raise ToolFailure(f"Invalid expression: {exc}") from None
+    return str(round(float(value), 2))
+
+
+def request_callback(db: Record, user_id: str, phone: str) -> Record:
+    """Not in τ²: ask the shop's team to call the user back at `phone`."""
+    user = _user(db, user_id)
+    if not phone.strip() or len(phone) > 30:
+        raise ToolFailure("Invalid phone number")
+    user.setdefault("callback_requests", []).append({"phone": phone.strip()})
+    return user
+
+
+EXTRA_READS: dict[str, Callable[..., Any]] = {"calculate": calculate}
+EXTRA_WRITES: dict[str, Callable[..., Record]] = {"request_callback": request_callback}
+
+
 # --- the file ------------------------------------------------------------------------------------
 
 
@@ -424,8 +451,10 @@ class Store:
         """Run one tool by its τ² name. Raises `ToolFailure` for a refusal."""
         if tool in _READS:
             return _READS[tool](self._snapshot(), **arguments)
-        if tool in _WRITES:
-            change = _WRITES[tool]
+        if tool in EXTRA_READS:
+            return EXTRA_READS[tool](self._snapshot(), **arguments)
+        if tool in _WRITES or tool in EXTRA_WRITES:
+            change = _WRITES.get(tool) or EXTRA_WRITES[tool]
             return self._change(lambda db: change(db, **arguments))
         raise KeyError(f"unknown tool {tool!r}")
 

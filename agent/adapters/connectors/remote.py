@@ -199,7 +199,7 @@ class RemoteOrders:
             if attempt:
                 self._sleep(self.spec.retry_backoff * 2 ** (attempt - 1))
             try:
-                answer = self._send(name, operation, values)
+                answer = self.send(name, operation, values)
             except (NotSent, NoAnswer) as exc:
                 detail = str(exc)
                 continue
@@ -222,7 +222,7 @@ class RemoteOrders:
         answer: OutcomeUnknown."""
         operation = self.spec.operations[name]
         try:
-            answer = self._send(name, operation, arguments)
+            answer = self.send(name, operation, arguments)
         except NotSent as exc:
             raise Unreachable(f"{name}: {exc}") from exc
         except (NoAnswer, TooLarge) as exc:
@@ -244,7 +244,7 @@ class RemoteOrders:
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send(self, name: str, operation: Operation, values: dict[str, Any]) -> Answer:
+    def send(self, name: str, operation: Operation, values: dict[str, Any]) -> Answer:
         if not self.breaker.allow():
             self.stats.record(name, "breaker_open", 0.0)
             raise NotSent("the breaker is open after repeated failures")
