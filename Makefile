@@ -29,17 +29,17 @@ chat: install
 	$(BIN)/supportbot chat
 
 test: install
-	$(BIN)/ruff check agent tools kb ingest tests bench
+	$(BIN)/ruff check agent tools kb ingest examples tests bench
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check agent tools kb ingest tests bench
-	$(BIN)/ruff format --check agent tools kb ingest tests bench
-	$(BIN)/mypy agent tools kb ingest
+	$(BIN)/ruff check agent tools kb ingest examples tests bench
+	$(BIN)/ruff format --check agent tools kb ingest examples tests bench
+	$(BIN)/mypy agent tools kb ingest examples
 
 format: install
-	$(BIN)/ruff format agent tools kb ingest tests bench
-	$(BIN)/ruff check --fix agent tools kb ingest tests bench
+	$(BIN)/ruff format agent tools kb ingest examples tests bench
+	$(BIN)/ruff check --fix agent tools kb ingest examples tests bench
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -20,16 +20,21 @@ if TYPE_CHECKING:
 
 
 def _customer_id(runtime: Runtime, email: str | None) -> str | None:
+    from agent.errors import InvalidInput
+    from agent.features.customers import vouched_customer
     from agent.store.db import transaction
-    from agent.store.orders import find_customer_by_email
+    from tools.tool_context import ToolError
 
     if email is None:
         return None
-    with transaction(runtime.engine) as session:
-        customer = find_customer_by_email(session=session, email=email)
-    if customer is None:
-        raise fail(f"No customer with email {email}. Import orders first: supportbot orders import")
-    return customer.id
+    try:
+        with transaction(runtime.engine) as session:
+            return vouched_customer(session, runtime.orders(session), email)
+    except InvalidInput:
+        hint = "" if runtime.connector else " Import orders first: supportbot orders import"
+        raise fail(f"No customer with email {email}.{hint}") from None
+    except ToolError as exc:
+        raise fail(str(exc).split(". Tell")[0] + ".") from None
 
 
 CustomerOpt = Annotated[

@@ -407,7 +407,7 @@ def calculate(db: Record, expression: str) -> str:
     if not expression or any(c not in "0123456789+-*/(). " for c in expression):
         raise ToolFailure("Invalid characters in expression")
     try:
-        value = eval(compile(expression, "<calc>", "eval"), {"__builtins__": {}}, {})  # noqa: S307
+        value = eval(compile(expression, "<calc>", "eval"), {"__builtins__": {}}, {})
     except Exception as exc:
         raise ToolFailure(f"Invalid expression: {exc}") from None
     return str(round(float(value), 2))

@@ -55,6 +55,7 @@ from agent.errors import (
     TurnInProgress,
     TurnLost,
 )
+from agent.features.customers import vouched_customer
 from agent.features.identity import verify_customer_token
 from agent.features.transcript import build_transcript
 from agent.features.usage import totals
@@ -62,9 +63,7 @@ from agent.store import desk_events, proposals
 from agent.store.conversations import create_conversation as store_create_conversation
 from agent.store.conversations import load_messages
 from agent.store.keys import hash_secret
-from agent.store.orders import remember_customer
 from agent.store.tables import Conversation, Customer, KeyScope
-from tools.order_system import OrderSystem
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -72,23 +71,6 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 def _customer(session: Session, customer_id: str | None) -> CustomerOut | None:
     customer = session.get(Customer, customer_id) if customer_id else None
     return CustomerOut(name=f"{customer.first_name} {customer.last_name}") if customer else None
-
-
-def _resolve_customer(session: Session, orders: OrderSystem, subject: str) -> str:
-    """The customer a backend or a signed token vouches for (their id or email), as the order
-    system has them; remembered here, as a verification would."""
-    customer = orders.customer(subject) if "@" not in subject else None
-    if customer is None:
-        found = orders.customer_by_email(subject.strip().lower()) if "@" in subject else None
-        customer = orders.customer(found) if found else None
-    if customer is None or (
-        customer.id != subject and customer.email.lower() != subject.strip().lower()
-    ):
-        raise InvalidInput(f"No customer matches {subject!r}.")
-    remember_customer(session=session, customer_id=customer.id, first_name=customer.first_name,
-                      last_name=customer.last_name, email=customer.email,
-                      address=customer.address)  # fmt: skip
-    return customer.id
 
 
 @router.post("", status_code=201, response_model=ConversationOut,
@@ -103,7 +85,7 @@ def create_conversation(
         subject = _subject(body, principal, state)
         token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
         customer_id = (
-            _resolve_customer(session, state.runtime.orders(session), subject) if subject else None
+            vouched_customer(session, state.runtime.orders(session), subject) if subject else None
         )
         conversation = store_create_conversation(
             session=session, customer_id=customer_id, channel=principal.scope.value

@@ -554,7 +554,8 @@ async function loadPanel() {
       <div class="muted">${escapeHtml(c.id)} · zip ${escapeHtml(c.zip_code)}</div>
       ${address ? `<div class="muted">${address}</div>` : ""}
     </div>
-    <h3>Orders</h3>
+    <h3>Orders${c.order_system && c.order_system !== "built-in" ? ` <span class="muted">(${escapeHtml(c.order_system)})</span>` : ""}</h3>
+    ${c.orders_error ? `<div class="error">${escapeHtml(c.orders_error)}</div>` : ""}
     <ul id="panel-orders" class="panel-list">${orders || '<li class="muted">No orders on file.</li>'}</ul>
     ${c.account_actions.length ? `<h3>Account changes</h3>${actionsHtml(c.account_actions)}` : ""}
     <h3>Conversations</h3>
@@ -575,7 +576,10 @@ const variantsOf = new Map();  // product id -> its variants (GET /v1/products/{
 
 let shownChanges = null;  // the list as last drawn: redrawn only when it changes
 
-function changeStatus(status) { return status === "proposed" ? "waiting for the customer" : status; }
+function changeStatus(status) {
+  if (status === "proposed") return "waiting for the customer";
+  return status === "unknown" ? "outcome unknown: check the shop's system" : status;
+}
 
 function changeHtml(a) {
   const status = changeStatus(a.status);
@@ -587,10 +591,12 @@ function changeHtml(a) {
     if (a.decided_by) who += ` · decided by ${escapeHtml(person(a.decided_by))} · ${when(a.decided_at)}`;
     else if (a.status === "proposed") who += ` · expires ${when(a.expires_at)}`;
   }
-  const reason = a.status === "failed" && a.result ? `<div class="error">${escapeHtml(a.result)}</div>` : "";
-  const details = escapeHtml(`${a.tool} ${JSON.stringify(a.arguments, null, 2)}` + (a.result ? `\n\nResult: ${a.result}` : ""));
+  const reason = (a.status === "failed" || a.status === "unknown") && a.result ? `<div class="error">${escapeHtml(a.result)}</div>` : "";
+  const differs = a.discrepancy ? `<div class="error">The shop's system did something else: ${escapeHtml(a.discrepancy)}</div>` : "";
+  const details = escapeHtml(`${a.tool} ${JSON.stringify(a.arguments, null, 2)}` + (a.result ? `\n\nResult: ${a.result}` : "")
+    + (a.system_reply ? `\n\nThe shop's system answered: ${a.system_reply}` : ""));
   return `<div><span class="pill ${escapeHtml(a.status)}">${escapeHtml(status)}</span> ${escapeHtml(a.summary)}</div>
-    <div class="muted">${who}</div>${reason}
+    <div class="muted">${who}</div>${reason}${differs}
     <details><summary>Details</summary><pre>${details}</pre></details>`;
 }
 
@@ -752,6 +758,9 @@ $("change-form").addEventListener("submit", async (e) => {
     });
     if (action.status === "executed") {
       result.className = "ok"; result.textContent = "Executed: " + action.summary;
+    } else if (action.status === "unknown") {
+      result.className = "error";
+      result.textContent = "Sent, but the shop's system never confirmed it: check there before trying again.";
     } else {
       result.className = "error"; result.textContent = "Failed: " + (action.result || action.summary);
     }

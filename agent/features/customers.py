@@ -1,0 +1,31 @@
+"""A customer someone vouches for (the shop's backend, a signed token, the terminal's
+operator): found in the order system, by id or email, and remembered here as a verification
+would remember them."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from agent.errors import InvalidInput
+from agent.store.orders import remember_customer
+from tools.order_system import OrderSystem
+
+
+def vouched_customer(session: Session, orders: OrderSystem, subject: str) -> str:
+    """The id of the customer `subject` (an id or an email) names; InvalidInput when none does.
+    The order system's own errors (unreachable, a bad answer) pass through."""
+    wanted = subject.strip()
+    by_email = "@" in wanted
+    if by_email:
+        found = orders.customer_by_email(wanted.lower())
+        customer = orders.customer(found) if found else None
+    else:
+        customer = orders.customer(wanted)
+    if customer is None or (
+        customer.email.strip().lower() != wanted.lower() if by_email else customer.id != wanted
+    ):
+        raise InvalidInput(f"No customer matches {subject!r}.")
+    remember_customer(session=session, customer_id=customer.id, first_name=customer.first_name,
+                      last_name=customer.last_name, email=customer.email,
+                      address=customer.address)  # fmt: skip
+    return customer.id
