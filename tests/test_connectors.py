@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,15 +212,24 @@ def test_a_slow_system_is_unreachable_and_nothing_fails(
     assert 'operation="order",outcome="no_answer",system="mcp:test-shop"} 2.0' in metrics
 
 
+@pytest.mark.parametrize("fault", ["crash", "slow", "rest-crash"])
 def test_a_change_the_system_never_confirms_is_unknown_and_goes_to_staff(
-    tmp_path: Path, open_shop: Callable[[Path], Shop], fake: FakeAnthropic
+    tmp_path: Path,
+    open_shop: Callable[[Path], Shop],
+    serve: Callable[..., Served],
+    fake: FakeAnthropic,
+    fault: str,
 ) -> None:
     db = tmp_path / "shop.json"
     shutil.copy(SEED, db)
-    # The server carries the cancellation out, then dies before it answers.
-    shop = open_shop(
-        _connector(tmp_path, _stdio(db, {"TAU2_SHOP_CRASH_ON": "cancel_pending_order"}))
-    )
+    # The server carries the cancellation out, then dies before it answers; or answers too late.
+    crash = {"TAU2_SHOP_CRASH_ON": "cancel_pending_order"}
+    slow = {"TAU2_SHOP_DELAY_SECONDS": "2", "TAU2_SHOP_DELAY_TOOLS": "cancel_pending_order"}
+    if fault == "rest-crash":
+        shop = open_shop(_connector(tmp_path, _rest(serve("rest", db, env=crash))))
+    else:
+        env = crash if fault == "crash" else slow
+        shop = open_shop(_connector(tmp_path, _stdio(db, env), call_timeout=0.5))
     conversation = shop.start()
     fake.enqueue(tool_use("verify_customer", VERIFY), tool_use("cancel_pending_order", CANCEL))
     turn = shop.say(conversation, f"I'm {IVAN['email']}, zip {IVAN['zip']}. Cancel {PENDING}.")
@@ -233,10 +243,38 @@ def test_a_change_the_system_never_confirms_is_unknown_and_goes_to_staff(
     tickets = shop.client.get("/v1/tickets", headers=shop.auth("admin")).json()
     (ticket,) = [t for t in tickets if t["conversation_id"] == conversation]
     assert "never confirmed" in ticket["reason"]
-    # It did happen, once: nothing retried it (a second cancel would be refused by the shop).
+    # Nothing retried it. A crash came after the change: it happened, once. A slow call may or
+    # may not finish once abandoned (the stdio server is stopped with its session): at most once.
+    if fault == "slow":
+        time.sleep(2.5)
     order = shop.record("orders", PENDING)
-    assert order["status"] == "cancelled"
-    assert sum(p["transaction_type"] == "refund" for p in order["payment_history"]) == 1
+    refunds = sum(p["transaction_type"] == "refund" for p in order["payment_history"])
+    if fault == "slow":
+        assert (order["status"], refunds) in (("pending", 0), ("cancelled", 1))
+    else:
+        assert (order["status"], refunds) == ("cancelled", 1)
+
+
+def test_a_system_that_does_something_else_is_executed_and_flagged_for_staff(
+    tmp_path: Path, open_shop: Callable[[Path], Shop], fake: FakeAnthropic
+) -> None:
+    db = tmp_path / "shop.json"
+    shutil.copy(SEED, db)
+    # A wrong mapping: "cancel" reads the order, so the system answers it still pending.
+    wrong = {"cancel_pending_order": {"tool": "get_order_details",
+                                      "arguments": {"order_id": "{order_id}"}}}  # fmt: skip
+    shop = open_shop(_connector(tmp_path, _stdio(db), operations=wrong))
+    conversation = shop.start()
+    fake.enqueue(tool_use("verify_customer", VERIFY), tool_use("cancel_pending_order", CANCEL))
+    turn = shop.say(conversation, f"I'm {IVAN['email']}, zip {IVAN['zip']}. Cancel {PENDING}.")
+    fake.enqueue(text("Done."))
+    shop.confirm(conversation, turn["pending_action"]["id"])
+    (action,) = shop.client.get("/v1/actions", headers=shop.auth("admin")).json()
+    assert action["status"] == "executed"  # the system answered without an error
+    assert "status 'pending', expected 'cancelled'" in action["discrepancy"]
+    assert "payments net paypal_6151711 $544.29, expected nothing" in action["discrepancy"]
+    tickets = shop.client.get("/v1/tickets", headers=shop.auth("admin")).json()
+    assert any("something other than what was confirmed" in t["reason"] for t in tickets)
 
 
 @pytest.mark.parametrize(
