@@ -129,6 +129,15 @@ def _changes(
     ]
 
 
+def moved(method: order_system.Method, cents: int) -> str:
+    """A method as the customer knows it, with what the change does to a gift card's balance
+    ("gift card (balance $17.00, then $170.23)"): said at once, never left to be guessed."""
+    if method.source != "gift_card" or not cents:
+        return method.label()
+    before = method.balance_cents or 0
+    return f"gift card (balance {format_cents(before)}, then {format_cents(before + cents)})"
+
+
 def _signed(cents: int) -> str:
     """+$12.00 the customer pays, -$12.00 refunded to them."""
     return ("-" if cents < 0 else "+") + format_cents(abs(cents))
@@ -178,7 +187,7 @@ def cancel_pending_order(
             {
                 "amount": format_cents(cents),
                 "payment_method_id": method_id,
-                "to": method.label() if method else method_id,
+                "to": moved(method, cents) if method else method_id,
             }
         )
     done = rules.carry_out(ctx, "cancel_pending_order", {"order_id": order.id, "reason": reason})
@@ -266,7 +275,7 @@ def modify_pending_order_items(
         changes=_changes(lines, variants),
         price_difference=_signed(difference),
         payment_method_id=method.id,
-        payment_method=method.label(),
+        payment_method=moved(method, -difference),
     )
 
 
@@ -307,9 +316,9 @@ def modify_pending_order_payment(
         order.status,
         amount=format_cents(amount),
         payment_method_id=new.id,
-        payment_method=new.label(),
+        payment_method=moved(new, -amount),
         refunded_to=old_id,
-        refunded_to_method=previous.label() if previous else None,
+        refunded_to_method=moved(previous, amount) if previous else None,
     )
 
 

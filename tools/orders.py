@@ -28,7 +28,11 @@ def order_view(order: OrderRecord) -> OrderView:
         status=order.status,
         items=[
             OrderItemView(
-                name=i.name, item_id=i.item_id, price=format_cents(i.price_cents), options=i.options
+                name=i.name,
+                item_id=i.item_id,
+                price=format_cents(i.price_cents),
+                options=i.options,
+                product_id=i.product_id,
             )
             for i in order.items
         ],

@@ -8,12 +8,15 @@ key is configured and as the fallback when Claude stays unavailable.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from agent.models.base import ModelReply, ModelRequest, TextDelta
 from agent.models.intent import Intent
+from agent.models.offline_dialogue import Dialogue
 from agent.models.offline_plans import PLANS, Offline
+from agent.models.offline_tasks import PERSON, Calls, Reply, next_step
 from tools.registry import ToolRegistry
 
 OFFLINE_NOTICE = "Offline mode"  # how the offline model labels its answers
@@ -60,39 +63,67 @@ class OfflineModel:
     def respond(
         self, request: ModelRequest, *, stream: bool = False
     ) -> Iterator[TextDelta | ModelReply]:
+        reply = self._reply(request)
+        if stream and reply.stop_reason == "end_turn":
+            yield TextDelta(reply.text())
+        yield reply
+
+    def _reply(self, request: ModelRequest) -> ModelReply:
         last = request.messages[-1]["content"]
         text = " ".join(b.get("text", "") for b in last if b.get("type") == "text")
         results = [b for b in last if b.get("type") == "tool_result"]
+        changes = set(self.tools.changes())
+        dialogue = Dialogue.read(request.messages, request.system, changes)
+        available = {t["name"] for t in request.tools}
+        calls = request.messages[-2]["content"] if len(request.messages) > 1 else []
         # Results with the customer's own words after them: a proposed change they answered
         # in words. "yes" ran it (report it); anything else left it (read their message).
         # (The proposal's own result comes last, after the rest of its round.)
         lapsed = bool(text.strip() and results and results[-1].get("is_error"))
         if results and not lapsed:
-            calls = request.messages[-2]["content"] if len(request.messages) > 1 else []
-            answer = answer_from_results(self.plans, calls, last)
-            reply = self._final(f"{HEADER}\n\n{answer}")
-        else:
-            available = {t["name"] for t in request.tools}
-            photos = any(b.get("type") == "image" for b in last)
-            intent = Intent.read(text)
-            plan = [] if photos and not intent.wants_human else self.plan(intent, available)
-            if plan:
-                turn = len(request.messages)
-                blocks = [
-                    {
-                        "type": "tool_use",
-                        "id": f"toolu_offline_{turn:04d}_{i}",
-                        "name": n,
-                        "input": a,
-                    }
-                    for i, (n, a) in enumerate(plan)
+            # A change settled or a person called: what came back is the answer.
+            settled = any(c.get("name") in changes | {"escalate_to_human"}
+                          for c in _calls_of(calls, results))  # fmt: skip
+            step = None if settled else next_step(dialogue, available, fresh=False)
+            if isinstance(step, Calls):
+                return self._calls(request, step.calls)
+            if isinstance(step, Reply):
+                verified = [
+                    r
+                    for c, r in dialogue.turn_results(request.messages)
+                    if c["name"] == "verify_customer" and not r.get("is_error")
                 ]
-                reply = ModelReply(blocks, "tool_use", self.name, _no_usage())
-            else:
-                reply = self._final(f"{HEADER}\n\n{NO_IMAGES if photos else HELP}")
-        if stream and reply.stop_reason == "end_turn":
-            yield TextDelta(reply.text())
-        yield reply
+                said = answer_from_results(self.plans, calls, verified) if verified else ""
+                return self._final(f"{HEADER}\n\n" + "\n\n".join(filter(None, [said, step.text])))
+            return self._final(f"{HEADER}\n\n{answer_from_results(self.plans, calls, last)}")
+        photos = any(b.get("type") == "image" for b in last)
+        intent = Intent.read(text)
+        if photos and not intent.wants_human:
+            return self._final(f"{HEADER}\n\n{NO_IMAGES}")
+        step = None if intent.wants_human else next_step(dialogue, available)
+        if isinstance(step, Calls):
+            return self._calls(request, step.calls)
+        if isinstance(step, Reply):
+            return self._final(f"{HEADER}\n\n{step.text}")
+        chat = small_talk(text)
+        if chat is not None and not (intent.email or intent.order_ids):
+            return self._final(f"{HEADER}\n\n{chat}")
+        plan = self.plan(intent, available)
+        if [n for n, _ in plan] == ["verify_customer"] and len(dialogue.said) > 1:
+            # Verified now: answer what they asked before they had to verify.
+            earlier = Intent.read(" ".join(s.text for s in dialogue.said[:-1]))
+            plan += [c for c in self.plan(earlier, available) if c[0] != "verify_customer"]
+        if plan:
+            return self._calls(request, plan)
+        return self._final(f"{HEADER}\n\n{HELP}")
+
+    def _calls(self, request: ModelRequest, plan: list[tuple[str, dict[str, Any]]]) -> ModelReply:
+        turn = len(request.messages)
+        blocks = [
+            {"type": "tool_use", "id": f"toolu_offline_{turn:04d}_{i}", "name": n, "input": a}
+            for i, (n, a) in enumerate(plan)
+        ]
+        return ModelReply(blocks, "tool_use", self.name, _no_usage())
 
     async def respond_async(
         self, request: ModelRequest, *, stream: bool = False
@@ -105,6 +136,32 @@ class OfflineModel:
 
     def _final(self, text: str) -> ModelReply:
         return ModelReply([{"type": "text", "text": text}], "end_turn", self.name, _no_usage())
+
+
+_THANKS = re.compile(r"^\s*(thanks?( you)?( so much| very much)?|thx|ty|cheers|great|perfect|"
+                     r"awesome|cool)[\s!.,]*(that'?s all|bye)?[\s!.]*$", re.I)  # fmt: skip
+_YES = re.compile(r"^\s*(yes|yeah|yep|ok|okay|sure|alright|fine)\b[\s!.]*$", re.I)
+_NO = re.compile(r"^\s*(no|nope|nah|never ?mind|no,? (thanks|thank you|keep it|leave it)|"
+                 r"keep it|forget it)[\s!.,]*(keep it|leave it|thanks)?[\s!.]*$", re.I)  # fmt: skip
+_HELLO = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b[\s!.,]*$", re.I)
+
+
+def small_talk(text: str) -> str | None:
+    """A short reply to a message that asks for nothing (with nothing pending)."""
+    if _THANKS.search(text):
+        return "You're welcome! Is there anything else I can help with?"
+    if _NO.search(text):
+        return "All right, I'll leave everything as it is. Anything else I can help with?"
+    if _YES.search(text):
+        return "There's nothing waiting for a yes right now. What would you like to do? " + HELP
+    if _HELLO.search(text):
+        return f"Hello! {HELP}"
+    return None
+
+
+def _calls_of(calls: list[Block], results: list[Block]) -> list[Block]:
+    by_id = {b["id"]: b for b in calls if b.get("type") == "tool_use"}
+    return [by_id[r["tool_use_id"]] for r in results if r.get("tool_use_id") in by_id]
 
 
 def _no_usage() -> dict[str, int]:
@@ -158,4 +215,4 @@ def _explain_error(name: str, args: dict[str, Any], message: str) -> str:
         )
     if name == "verify_customer":
         return f"I couldn't verify your identity. {message}"
-    return f"Sorry, I couldn't complete that: {message}"
+    return f"Sorry, I couldn't complete that: {message} {PERSON}"

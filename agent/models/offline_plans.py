@@ -68,10 +68,14 @@ def _render_order(data: Any) -> str:
             else f"- {item['name']} {item['price']}"
         )
     tracking = [t for s in data.get("shipments", []) for t in s.get("tracking_ids", [])]
-    if tracking:
+    if data["status"] == "cancelled":
+        lines.append("It was cancelled, so nothing will ship.")
+    elif tracking:
         lines.append(f"Tracking number(s): {', '.join(tracking)}.")
-    else:
+    elif data["status"].startswith(("pending", "processed")):
         lines.append("It has not shipped yet, so there is no tracking number.")
+    else:
+        lines.append("There is no tracking number on file for it.")
     address = data.get("shipping_address") or {}
     if address:
         where = ", ".join(
@@ -158,7 +162,8 @@ def _render_product(data: Any) -> str:
 
 def _plan_search(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     product = intent.about_products and not intent.about_orders  # product_info's
-    wanted = intent.how_to or not intent.about_orders
+    words = re.findall(r"[^\W\d_]{2,}", intent.text)
+    wanted = (intent.how_to or not intent.about_orders) and len(words) >= 2
     return [{"query": intent.text[:500]}] if wanted and not product and not planned else []
 
 

@@ -16,6 +16,7 @@ class OrderItemView(BaseModel):
     item_id: str
     price: str
     options: dict[str, Any]
+    product_id: str = ""  # the catalog's product (its other options: product_info)
 
 
 class ShipmentView(BaseModel):
