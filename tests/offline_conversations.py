@@ -68,6 +68,9 @@ class Ran:
         for words in expect.get("reply", []):
             if words.lower() not in last.lower():
                 found.append(f"the last reply lacks {words!r}")
+        for words in expect.get("not", []):
+            if words.lower() in last.lower():
+                found.append(f"the last reply says {words!r}")
         return found
 
 

@@ -130,7 +130,8 @@ def test_another_customers_order_is_not_found_over_http(api: Api, fake: FakeAnth
     turn = api.client.post(f"/v1/conversations/{conversation['id']}/messages",
                            json={"text": f"show {YARA['orders'][0]}"}, headers=api.auth("backend")).json()  # fmt: skip
     assert turn["tool_calls"] == [{"name": "order_status", "label": f"Looking up order {YARA['orders'][0]}",
-                                   "is_error": True, "needs_verification": False}]  # fmt: skip
+                                   "is_error": True, "needs_verification": False,
+                                   "waits": False}]  # fmt: skip
     assert "10126" not in json.dumps(fake.bodies[1])
 
 

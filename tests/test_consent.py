@@ -23,6 +23,7 @@ from agent.store.tables import Order, PaymentMethod, ProposedAction
 from tests.conftest import ALL_THINKING_MODES, IVAN, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use, tool_uses
 from tests.test_api import Api, _events, _runtime
+from tools import describe
 
 thinking_mode = ALL_THINKING_MODES
 PENDING, DELIVERED = "#W8770097", "#W6893533"  # Ivan's, paid $544.29 with paypal_6151711
@@ -292,6 +293,24 @@ def test_one_change_at_a_time_and_the_rest_of_the_round_waits_with_it(
     assert "one change at a time" in results[1]["content"] and results[1]["is_error"]
     assert '"status":"cancelled"' in results[2]["content"]
     assert _order(api, "#W5183325").status == "pending"
+
+
+def test_the_turn_that_proposes_lists_the_proposed_call(api: Api, fake: FakeAnthropic) -> None:
+    """The proposed change is one of the turn's calls (it was left out: `tool_calls` did not
+    have it), in the order the model made them, with its input."""
+    conversation = api.start("backend", customer_email=IVAN["email"])
+    other = {"order_id": "#W5183325", "reason": "no longer needed"}
+    fake.enqueue(tool_uses(("order_status", {"order_id": PENDING}),
+                           ("cancel_pending_order", CANCEL), ("cancel_pending_order", other)))  # fmt: skip
+    turn = _say(api, conversation, "cancel both pending orders")
+    assert turn["pending_action"]["tool"] == "cancel_pending_order"
+    # The look-up, the proposed change (not an error), the second change (refused: one at a
+    # time).
+    assert [(c["name"], c["label"], c["is_error"], c["waits"]) for c in turn["tool_calls"]] == [
+        ("order_status", describe("order_status", {"order_id": PENDING}), False, False),
+        ("cancel_pending_order", describe("cancel_pending_order", CANCEL), False, False),
+        ("cancel_pending_order", describe("cancel_pending_order", other), True, False),
+    ]
 
 
 def test_the_flow_streams_as_server_sent_events(api: Api, fake: FakeAnthropic) -> None:

@@ -3,6 +3,7 @@ for clear requests, and the terminal chat asks the customer y/N."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,12 @@ def test_offline_verifies_proposes_and_after_a_yes_reports_the_cancellation(
     conversation = agent.start_conversation()
     proposed = agent.ask(conversation, f"I'm {IVAN['email']}. Please cancel order {PENDING} "
                                        "because I ordered it by mistake.")  # fmt: skip
-    assert [c.name for c in proposed.tool_calls] == ["verify_customer"]
+    # Verified, the order read, the change proposed (held: it runs once the customer says yes).
+    assert [c.name for c in proposed.tool_calls] == [
+        "verify_customer",
+        "order_status",
+        "cancel_pending_order",
+    ]
     assert proposed.outcome == Outcome.AWAITING_CONFIRMATION
     assert proposed.pending_action is not None
     assert proposed.reply.startswith(f"Please confirm: Cancel order {PENDING} (reason: ordered "
@@ -83,8 +89,16 @@ def test_the_terminal_chat_asks_y_or_n(cli_env: Path, answer: str, status: str) 
     lines = f"cancel order {PENDING} please, I ordered it by mistake\n{answer}\n"
     result = runner.invoke(app, ["chat", "--customer", IVAN["email"]], input=lines)
     assert result.exit_code == 0, result.output
-    assert f"Proposed: Cancel order {PENDING}" in result.output
+    # Read from a pipe too, the change is shown as its prompt, with the answer read after it
+    # (as a terminal echoes it), and only there.
+    summary = (f"Cancel order {PENDING} (reason: ordered by mistake). Refund: $544.29 back to "
+               "your PayPal.")  # fmt: skip
+    assert f"\nConfirm: {summary} [y/N] {answer}\n" in result.output
+    assert result.output.count(summary) == 1
     assert ("Done: order" in result.output) is (answer == "y")
+    # How it ended, on a line of its own (it ran on: "…business days).(change executed)").
+    ended = "executed" if answer == "y" else "declined"
+    assert re.search(rf"[.!?]\n\(change {ended}\)\n", result.output), result.output
     from agent.config import Settings
 
     runtime = build_runtime(Settings(data_dir=cli_env))

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from agent.api.app import create_app
 from tests.conftest import IVAN, YARA, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, Reply, text, tool_use
-from tests.test_api import Api, _runtime
+from tests.test_api import Api, _events, _runtime
 
 WRONG_ZIPS = [f"{n:05d}" for n in range(10_000, 10_030)]
 
@@ -120,6 +120,54 @@ def test_backoff_pauses_checks_after_two_failures(
         assert "paused for" in paused["reply"] and "seconds" in paused["reply"]
 
 
+def test_a_paused_check_waits_and_is_not_a_failure(
+    make_settings: SettingsFactory, fake: FakeAnthropic
+) -> None:
+    """verify_customer called while the account's checks are paused (issue 24): the web chat
+    showed "Checking your details — failed", and the model's words were the only guide. The
+    refusal is marked as a wait everywhere, and still tells the model what to do."""
+    runtime, keys = _runtime(make_settings, verify_backoff_seconds=60)
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        api = Api(client, runtime, keys)
+        _, headers, cid = _widget(api)
+        for zip_code in WRONG_ZIPS[:2]:
+            fake.enqueue(tool_use("verify_customer", {"email": IVAN["email"], "zip_code": zip_code}),
+                         text("Those details don't match our records."))  # fmt: skip
+            failed = _say(client, headers, cid, f"I'm {IVAN['email']}, zip {zip_code}")
+        # Wrong details are a failure, and stay one.
+        assert failed["tool_calls"] == [{"name": "verify_customer", "label": "Checking your details",
+                                         "is_error": True, "needs_verification": False,
+                                         "waits": False}]  # fmt: skip
+
+        _, headers, cid = _widget(api)  # a fresh conversation: the account is paused
+        fake.enqueue(tool_use("verify_customer", {"email": IVAN["email"], "zip_code": IVAN["zip"]}),
+                     text("Please wait a minute, then send your details again."))  # fmt: skip
+        with client.stream("POST", f"/v1/conversations/{cid}/messages?stream=true",
+                           json={"text": f"I'm {IVAN['email']}, zip {IVAN['zip']}"},
+                           headers=headers) as response:  # fmt: skip
+            assert response.status_code == 200
+            events = _events(response)
+        waiting = {"name": "verify_customer", "label": "Checking your details", "is_error": True,
+                   "needs_verification": False, "waits": True}  # fmt: skip
+        finished = next(data for name, data in events if name == "tool_finish")
+        assert {k: finished[k] for k in ("is_error", "needs_verification", "waits")} == {
+            "is_error": True, "needs_verification": False, "waits": True}  # fmt: skip
+        final = events[-1][1]
+        assert events[-1][0] == "final" and final["tool_calls"] == [waiting]
+        # The model is told what happened and what to do.
+        (result,) = fake.bodies[-1]["messages"][-1]["content"]
+        assert result["is_error"] and result["content"].startswith(
+            "Identity checks are paused for "
+        )
+        assert "do not say they are wrong" in result["content"]
+        assert "Ask the customer to double-check their details and send them again in" in \
+            result["content"]  # fmt: skip
+        # The transcript (the desk's and the chat's after a reload) says the same.
+        transcript = client.get(f"/v1/conversations/{cid}", headers=headers).json()
+        assert [c for m in transcript["messages"] for c in m["tool_calls"]] == [waiting]
+        assert transcript["customer"] is None  # nothing was checked
+
+
 def test_identity_facts_must_come_from_what_the_customer_typed(
     api: Api, fake: FakeAnthropic
 ) -> None:
@@ -134,7 +182,8 @@ def test_identity_facts_must_come_from_what_the_customer_typed(
     )
     reply = _say(client, headers, cid, "what does the onboarding note say? then verify me")
     assert reply["tool_calls"][1] == {"name": "verify_customer", "label": "Checking your details",
-                                      "is_error": True, "needs_verification": False}  # fmt: skip
+                                      "is_error": True, "needs_verification": False,
+                                      "waits": False}  # fmt: skip
     refusal = fake.bodies[-1]["messages"][-1]["content"][0]["content"]
     assert "facts the customer typed" in refusal
     assert client.get(f"/v1/conversations/{cid}", headers=headers).json()["customer"] is None

@@ -29,9 +29,22 @@ class ToolError(Exception):
 NOT_VERIFIED = "The customer is not verified yet."
 
 
+# How verify_customer refuses while earlier failed checks pause identity checks for a few
+# seconds (a back-off, tools/verify.py): the facts were not compared; the customer waits and
+# sends them again. Not a failure either.
+CHECKS_PAUSED = "Identity checks are paused"
+
+
 def waits_for_verification(result: str) -> bool:
     """Whether a tool's error result is the refusal of an unverified customer."""
     return result.startswith(NOT_VERIFIED)
+
+
+def waits(result: str) -> bool:
+    """Whether a tool's error result is a wait rather than a failure: the refusal of an
+    unverified customer, or of an identity check while checks are paused. Every channel shows
+    such a call as waiting on the customer, not as failed."""
+    return result.startswith((NOT_VERIFIED, CHECKS_PAUSED))
 
 
 @dataclass(frozen=True)

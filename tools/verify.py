@@ -15,7 +15,7 @@ from agent.store.orders import normalize_order_id, remember_customer
 from agent.store.tables import utcnow
 from tools.order_system import CustomerRecord
 from tools.registry import tool
-from tools.tool_context import ToolContext, ToolError
+from tools.tool_context import CHECKS_PAUSED, ToolContext, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,12 @@ def _refuse_held(ctx: ToolContext, target: str, held: identity_checks.Hold) -> N
             "again in this conversation; offer to hand it to a human agent, who can help."
         )
     wait = max(1, int((held.until - utcnow()).total_seconds() + 0.999))
+    # A wait, not a failure (tools.tool_context.waits): the channels show it as one.
     raise ToolError(
-        f"Too many failed attempts just now: identity checks are paused for {wait} seconds. "
-        "Ask the customer to double-check their details and try again after that."
+        f"{CHECKS_PAUSED} for {wait} seconds after too many failed attempts just now; these "
+        "details were not checked, so do not say they are wrong. Ask the customer to "
+        f"double-check their details and send them again in {wait} seconds; do not call "
+        "verify_customer before then."
     )
 
 

@@ -21,7 +21,7 @@ from agent.engine.events import (
 from agent.errors import SupportbotError
 from agent.models.base import ProgressDelta, TextDelta, Working
 from tools import describe
-from tools.tool_context import waits_for_verification
+from tools.tool_context import waits, waits_for_verification
 
 DEGRADED_NOTICE = "The AI assistant is unavailable right now; answering in offline mode."
 
@@ -41,11 +41,13 @@ def sse(event: Event) -> dict[str, str]:
         )
     elif isinstance(event, ToolFinished):
         # A tool that refused because the customer is not verified yet (ToolContext.
-        # require_customer) did its job: the chat shows it as a step, not a failure.
-        waits = event.is_error and waits_for_verification(event.content)
+        # require_customer), or while identity checks are paused, did its job: the chat
+        # shows it as a step, not a failure (`waits` covers both).
+        error, content = event.is_error, event.content
         name = "tool_finish"
-        data = {"id": event.id, "name": event.name, "is_error": event.is_error,
-                "needs_verification": waits}  # fmt: skip
+        data = {"id": event.id, "name": event.name, "is_error": error,
+                "needs_verification": error and waits_for_verification(content),
+                "waits": error and waits(content)}  # fmt: skip
     elif isinstance(event, ActionProposed):
         pending = pending_out(event.action)
         assert pending is not None
@@ -70,7 +72,8 @@ STREAMED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The turn's result as JSON; with `Accept: text/event-stream` or "
         "`?stream=true`, server-sent events: `text` {delta}, `working` {}, `progress` {delta}, "
-        "`tool_start` {id, name, label}, `tool_finish` {id, name, is_error, needs_verification}, "
+        "`tool_start` {id, name, label}, `tool_finish` {id, name, is_error, needs_verification, "
+        "waits}, "
         "`degraded` "
         "{message}, `pending_action` {id, tool, summary, expires_at}, `error` {code, message}, "
         "then `final` (the result, as the JSON reply)",

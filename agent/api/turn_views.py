@@ -64,6 +64,7 @@ def turn_out(result: TurnResult) -> TurnOut:
                 label=describe(c.name, c.input),
                 is_error=c.is_error,
                 needs_verification=c.needs_verification,
+                waits=c.waits,
             )
             for c in result.tool_calls
         ],

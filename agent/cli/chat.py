@@ -134,11 +134,20 @@ def chat(customer: CustomerOpt = None) -> None:
 
 
 def _read(prompt: str, interactive: bool) -> str | None:
+    """The customer's answer to `prompt`; None at the end of input. Read from a pipe, the
+    prompt is shown too, and the answer after it, so that the transcript reads as on a
+    terminal (which echoes what is typed)."""
+    styled = f"[bold yellow]{escape(prompt)}[/bold yellow]"
     try:
-        return console.input(f"[bold yellow]{escape(prompt)}[/bold yellow]") if interactive \
-            else input()  # fmt: skip
+        if interactive:
+            return console.input(styled)
+        console.print(styled, end="", soft_wrap=True)
+        answer: str | None = input()
     except EOFError:
-        return None
+        answer = None
+    if not interactive:
+        console.print(escape(answer or ""), soft_wrap=True)
+    return answer
 
 
 def _turn(events: Iterator[Event]) -> PendingAction | None:
@@ -146,45 +155,72 @@ def _turn(events: Iterator[Event]) -> PendingAction | None:
     from agent.engine.events import ActionProposed
 
     pending = None
+    screen = _Screen()
     for event in events:
-        _print_event(event)
+        screen.show(event)
         if isinstance(event, ActionProposed):
             pending = event.action
     return pending
 
 
-def _print_event(event: Event) -> None:
-    from agent.engine.events import (
-        ActionProposed,
-        Degraded,
-        ToolFinished,
-        ToolStarted,
-        TurnFinished,
-    )
-    from agent.models.base import ProgressDelta, TextDelta
+class _Screen:
+    """Prints a turn's events. Streamed text may stop mid-line: whatever comes next starts on
+    a line of its own."""
 
-    if isinstance(event, TextDelta):
-        console.print(escape(event.text), end="", soft_wrap=True)
-    elif isinstance(event, ProgressDelta):
-        console.print(f"[dim italic]{escape(event.text)}[/dim italic]", end="", soft_wrap=True)
-    elif isinstance(event, ToolStarted):
-        console.print(f"[dim]→ {event.name}({escape(json.dumps(event.input))})[/dim]")
-    elif isinstance(event, ToolFinished):
-        mark = "[red]✗[/red]" if event.is_error else "[green]✓[/green]"
-        console.print(f"[dim]{mark} {event.name}[/dim]")
-    elif isinstance(event, Degraded):
-        err.print(
-            f"[yellow]Claude unavailable ({escape(event.reason)}); offline model[/yellow]",
-            soft_wrap=True,
+    def __init__(self) -> None:
+        self.mid_line = False
+
+    def stream(self, markup: str, text: str) -> None:
+        console.print(markup, end="", soft_wrap=True)
+        if text:
+            self.mid_line = not text.endswith("\n")
+
+    def end_line(self) -> None:
+        if self.mid_line:
+            console.print()
+            self.mid_line = False
+
+    def line(self, markup: str) -> None:
+        self.end_line()
+        console.print(markup)
+
+    def show(self, event: Event) -> None:
+        from agent.engine.events import (
+            ActionProposed,
+            Degraded,
+            ToolFinished,
+            ToolStarted,
+            TurnFinished,
         )
-    elif isinstance(event, ActionProposed):
-        console.print(f"[bold]Proposed:[/bold] {escape(event.action.summary)}")
-    elif isinstance(event, TurnFinished):
-        if event.result.settled is not None:
-            status = event.result.settled[1].status.value
-            console.print(f"[dim](change {escape(status)})[/dim]")
-        if not event.result.reply:
-            console.print(
-                "[dim](a human agent has this conversation; your message is queued)[/dim]"
+        from agent.models.base import ProgressDelta, TextDelta
+        from tools.tool_context import waits
+
+        if isinstance(event, TextDelta):
+            self.stream(escape(event.text), event.text)
+        elif isinstance(event, ProgressDelta):
+            self.stream(f"[dim italic]{escape(event.text)}[/dim italic]", event.text)
+        elif isinstance(event, ToolStarted):
+            self.line(f"[dim]→ {event.name}({escape(json.dumps(event.input))})[/dim]")
+        elif isinstance(event, ToolFinished):
+            if event.is_error and waits(event.content):  # not verified yet, or checks paused
+                self.line(f"[dim][yellow]…[/yellow] {event.name} (waiting)[/dim]")
+            else:
+                mark = "[red]✗[/red]" if event.is_error else "[green]✓[/green]"
+                self.line(f"[dim]{mark} {event.name}[/dim]")
+        elif isinstance(event, Degraded):
+            self.end_line()  # the notice goes to stderr; stdout's line ends first
+            err.print(
+                f"[yellow]Claude unavailable ({escape(event.reason)}); offline model[/yellow]",
+                soft_wrap=True,
             )
-        console.print()
+        elif isinstance(event, ActionProposed):
+            pass  # its summary is shown once, as the `Confirm: … [y/N]` prompt (chat)
+        elif isinstance(event, TurnFinished):
+            if event.result.settled is not None:
+                status = event.result.settled[1].status.value
+                self.line(f"[dim](change {escape(status)})[/dim]")
+            if not event.result.reply:
+                self.line(
+                    "[dim](a human agent has this conversation; your message is queued)[/dim]"
+                )
+            self.end_line()

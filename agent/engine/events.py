@@ -54,6 +54,9 @@ class ToolCall:
     input: dict[str, Any]
     is_error: bool
     needs_verification: bool = False  # refused only because the customer is not verified yet
+    # Refused as a wait, not a failure (tools.tool_context.waits): not verified yet, or
+    # identity checks paused for a few seconds. Channels show it as waiting.
+    waits: bool = False
 
 
 @dataclass

@@ -60,7 +60,7 @@ from agent.models.thinking import THINKING_TYPES
 from kb import KnowledgeBase
 from tools.order_system import OrderSystem
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
-from tools.tool_context import Citation, ToolContext, waits_for_verification
+from tools.tool_context import Citation, ToolContext, waits, waits_for_verification
 
 log = logging.getLogger(__name__)
 
@@ -538,6 +538,9 @@ class _Turn:
                 if isinstance(outcome, Preview):  # held: its result comes with the answer
                     proposal = Proposal(name, outcome.arguments, outcome.summary, use["id"],
                                         expires_at)  # fmt: skip
+                    # A call of this turn all the same (proposed, not failed); the turn that
+                    # settles it lists it again with its outcome.
+                    self.calls.append(ToolCall(name, use.get("input") or {}, False))
                     continue
                 block: dict[str, Any] = {
                     "type": "tool_result",
@@ -550,8 +553,10 @@ class _Turn:
                     block["is_error"] = True
                 results.append(block)
                 finished.append(ToolFinished(use["id"], name, outcome.is_error, outcome.content))
-                waits = outcome.is_error and waits_for_verification(outcome.content)
-                self.calls.append(ToolCall(name, use.get("input") or {}, outcome.is_error, waits))
+                error, content = outcome.is_error, outcome.content
+                self.calls.append(ToolCall(name, use.get("input") or {}, error,
+                                           error and waits_for_verification(content),
+                                           error and waits(content)))  # fmt: skip
             return Round(results, ctx.customer_id, proposal)
 
         record = self.store.record_round(

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from agent.engine.consent import confirmation_prompt
 from agent.store.tables import ActionStatus, Message, UtcTime
 from tools import describe
-from tools.tool_context import waits_for_verification
+from tools.tool_context import waits, waits_for_verification
 
 
 class ToolCallView(BaseModel):
@@ -18,6 +18,9 @@ class ToolCallView(BaseModel):
     label: str
     is_error: bool = False
     needs_verification: bool = False  # refused only because the customer is not verified yet
+    # Refused as a wait, not a failure: not verified yet, or identity checks paused for a few
+    # seconds (tools.tool_context.waits). Show it as waiting on the customer.
+    waits: bool = False
 
 
 class CitationView(BaseModel):
@@ -81,9 +84,9 @@ def build_transcript(
                 if block.get("type") == "tool_result" and block.get("tool_use_id") in pending:
                     call = pending[block["tool_use_id"]]
                     call.is_error = bool(block.get("is_error"))
-                    call.needs_verification = call.is_error and waits_for_verification(
-                        _result_text(block.get("content"))
-                    )
+                    content = _result_text(block.get("content"))
+                    call.needs_verification = call.is_error and waits_for_verification(content)
+                    call.waits = call.is_error and waits(content)
             text = _text(row.content)
             images = [
                 ImageView(

@@ -18,6 +18,7 @@ from agent.models.offline_dialogue import Dialogue
 from agent.models.offline_plans import PLANS, Offline
 from agent.models.offline_tasks import PERSON, Calls, Reply, next_step
 from tools.registry import ToolRegistry
+from tools.tool_context import CHECKS_PAUSED
 
 OFFLINE_NOTICE = "Offline mode"  # how the offline model labels its answers
 
@@ -214,5 +215,30 @@ def _explain_error(name: str, args: dict[str, Any], message: str) -> str:
             "email address on your account plus the order number or your zip code."
         )
     if name == "verify_customer":
-        return f"I couldn't verify your identity. {message}"
+        return _verification_words(message)
     return f"Sorry, I couldn't complete that: {message} {PERSON}"
+
+
+def _verification_words(message: str) -> str:
+    """What the customer is told when a verification did not go through: the tool's message
+    is written for the model (what to do next), not for them."""
+    if message.startswith(CHECKS_PAUSED):
+        wait = re.search(r"paused for (\d+) seconds", message)
+        seconds = f"another {wait.group(1)} seconds" if wait else "a little while"
+        return (
+            f"To keep your account safe, I can't check your details for {seconds}, after the "
+            "earlier attempts that didn't match. Please double-check your email address and your "
+            "order number or zip code, then send them again."
+        )
+    if "locked" in message or "no more are allowed" in message:
+        return (
+            "To keep your account safe, I can't check your details again in this conversation. "
+            "Say 'human' and a colleague will help you."
+        )
+    if "typed in this conversation" in message:
+        return ("Please type the email address on your account and your order number or zip "
+                "code yourself, and I'll check them.")  # fmt: skip
+    if "already verified" in message:
+        return ("This conversation is already verified for one customer. For another account, "
+                "please start a new conversation.")  # fmt: skip
+    return f"I couldn't verify your identity. {message}"
