@@ -128,6 +128,46 @@ def test_the_chat_sends_nothing_while_it_is_answering(browser, site, fake: FakeA
     page.close()
 
 
+def test_a_message_over_the_limit_stays_in_the_box_with_the_error(
+    browser, site, fake: FakeAnthropic
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 24: a message over SUPPORTBOT_MAX_MESSAGE_CHARS (4,000) is neither sent nor
+    cleared: the box keeps it and says why, until it fits. Should the server refuse a message
+    all the same, the text comes back to the box."""
+    base, _, _ = site
+    page = browser.new_page()
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    page.goto(base)
+    long = "My kettle leaks. " + "x" * 4_490  # 4,507 characters
+    _say(page, long)
+    error = page.wait_for_selector("#composer-error", state="visible")
+    assert error.inner_text() == (
+        "Your message is too long: 4,507 characters; the limit is 4,000. Please shorten it."
+    )
+    assert page.input_value("#text") == long
+    assert page.locator(".msg.customer").count() == 0 and posted == []  # nothing sent
+    _shot(page, "2d-message-too-long")
+
+    page.fill("#text", "My kettle leaks.")  # once it fits, the error goes
+    assert page.is_hidden("#composer-error")
+    fake.enqueue(text("Sorry to hear that. Which kettle is it?"))
+    page.click("#send")
+    page.wait_for_selector("text=Which kettle is it?")
+    assert page.input_value("#text") == ""
+
+    # A page that let a longer message through (an older page, another limit): the server's
+    # refusal shows, and the text is back in the box.
+    page.evaluate("window.SUPPORTBOT.maxMessageChars = 100000")
+    _say(page, long)
+    refused = page.wait_for_selector(".msg.assistant.error")
+    assert "The message is too long (4507 characters; the limit is 4000)." in refused.inner_text()
+    assert page.input_value("#text") == long
+    _shot(page, "2e-message-refused-kept")
+    assert len(fake.bodies) == 1  # the long message never reached the model
+    page.close()
+
+
 def test_policy_answer_shows_a_citation_that_opens_the_source(
     browser, site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]
@@ -174,10 +214,55 @@ def test_a_tool_waiting_for_verification_is_a_step_not_a_failure(
 def offline_site(make_settings: SettingsFactory) -> Iterator[str]:
     runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
     import_path(runtime.engine, RETAIL_SLICE)
+    import_path(runtime.engine, RETAIL_SLICE.with_name("retail_catalog.json"))  # every product
     assert runtime.agent.kb is not None
     ingest(runtime.agent.kb, [DEMO_DOCS])
     with serve(create_app(runtime.settings, runtime)) as base:
         yield base
+
+
+def test_the_offline_model_works_out_an_exchange_in_the_chat(browser, offline_site) -> None:  # type: ignore[no-untyped-def]
+    """Without Claude: the request is kept through verification, the new option is asked for
+    among those in stock, and the change is proposed with its buttons, then carried out."""
+    page = browser.new_page()
+    page.goto(offline_site)
+    _say(page, "I'd like to exchange the garden hose from #W6893533 for a different length")
+    page.wait_for_selector("text=First I need to verify your identity")
+    _say(page, f"{IVAN['email']}, zip {IVAN['zip']}")
+    page.wait_for_selector("text=Which one would you like instead for the Garden Hose")
+    asked = page.locator(".msg.assistant").last.inner_text()
+    assert "1. 100ft, latex, blue: $98.61" in asked
+    _shot(page, "13-offline-asks-which-option")
+    _say(page, "1")
+    page.wait_for_selector(".proposal .choices button.confirm")
+    box = page.locator(".change-summary .what").last.inner_text()
+    assert box.startswith("Exchange from order #W6893533: Garden Hose") and "100ft" in box
+    page.click(".proposal button.confirm")
+    page.wait_for_selector("text=the exchange for order #W6893533 is requested")
+    page.wait_for_selector(".proposal .decision >> text=Confirmed")
+    _shot(page, "14-offline-exchange-confirmed")
+    page.close()
+
+
+def test_a_paused_identity_check_is_a_wait_in_the_customers_words(browser, offline_site) -> None:  # type: ignore[no-untyped-def]
+    """After two wrong zip codes the checks pause: the right one sent during the pause shows as
+    a wait, not a failure, and the customer reads a customer's sentence, not the model's."""
+    page = browser.new_page()
+    page.goto(offline_site)
+    for wrong in ("11111", "22222"):
+        _say(page, f"{IVAN['email']} {wrong}")
+        page.wait_for_selector(f".msg.assistant >> nth={0 if wrong == '11111' else 1}")
+        page.wait_for_selector("#send:enabled")
+    _say(page, f"{IVAN['email']} {IVAN['zip']}")
+    page.wait_for_selector("text=To keep your account safe")
+    bubble = page.locator(".msg.assistant").last
+    note = bubble.locator(".tool").last
+    assert note.inner_text() == "Checking your details — paused for a moment"
+    assert "failed" not in (note.get_attribute("class") or "")
+    said = bubble.inner_text()
+    assert "seconds" in said and "Ask the customer" not in said and "verify_customer" not in said
+    _shot(page, "15-identity-checks-paused")
+    page.close()
 
 
 def test_a_cited_answer_shows_each_source_once(browser, offline_site) -> None:  # type: ignore[no-untyped-def]

@@ -115,7 +115,26 @@ def test_nothing_to_rate_before_the_first_message(api: Api) -> None:
     url = f"/v1/conversations/{conversation['id']}/rating"
     response = api.client.post(url, json={"score": "up"}, headers=_customer(api, conversation))
     assert response.status_code == 409 and "nothing to rate" in response.json()["error"]["message"]
-    assert api.client.get(url, headers=_customer(api, conversation)).status_code == 404
+    unrated = api.client.get(url, headers=_customer(api, conversation))
+    assert unrated.status_code == 200 and unrated.json() is None
+
+
+def test_no_rating_yet_reads_as_null_and_404_means_not_found(api: Api, fake: FakeAnthropic) -> None:
+    """A conversation not rated yet is no missing resource (the chat page asks for a rating it
+    may not have, and a 404 is a console error there): 200 `null`, for whoever may read it."""
+    conversation = _answered(api, fake)
+    url = f"/v1/conversations/{conversation['id']}/rating"
+    for headers in (_customer(api, conversation), api.auth("backend"), api.auth("admin")):
+        unrated = api.client.get(url, headers=headers)
+        assert unrated.status_code == 200, unrated.text
+        assert unrated.json() is None and unrated.headers["content-type"] == "application/json"
+    assert api.client.get(url, headers=api.auth("widget")).status_code == 404  # not yours
+    missing = api.client.get("/v1/conversations/nope/rating", headers=api.auth("backend"))
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    schema = api.client.get("/openapi.json").json()["paths"][
+        "/v1/conversations/{conversation_id}/rating"
+    ]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"type": "null"} in schema["anyOf"]
 
 
 def test_the_customer_ends_the_conversation(api: Api, fake: FakeAnthropic) -> None:

@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from agent.api import docs, errors
+from agent.api import docs, errors, message_body
 from agent.api.deps import AppState, StateDep
 from agent.api.pages import WEB, page
 from agent.api.routes import (
@@ -106,16 +106,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     docs.install(app)
     app.state.supportbot = state
     errors.install(app)
-    # Photos travel as base64 (4/3 of their size) or multipart; documents as uploads.
-    with_photos = (
-        settings.max_request_bytes + settings.max_images * settings.max_image_bytes * 4 // 3
-    )
 
     def limit_for(path: str) -> int:
         if path.startswith("/v1/kb/documents"):
             return settings.max_upload_bytes
         if path.startswith("/v1/conversations/") and path.endswith("/messages"):
-            return with_photos
+            return message_body.body_limit(settings)  # with room for photos
         return settings.max_request_bytes
 
     app.add_middleware(errors.BodyLimit, limit_for=limit_for)
@@ -140,10 +136,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat_page(state: StateDep) -> str:
-        return page("chat.html", settings, WIDGET_KEY=state.web_widget_key or "")
+        return page("chat.html", settings, WIDGET_KEY=state.web_widget_key or "",
+                    MAX_MESSAGE_CHARS=str(settings.max_message_chars))  # fmt: skip
 
     @app.get("/staff", response_class=HTMLResponse, include_in_schema=False)
     def staff_page() -> str:
         return page("staff.html", settings)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        """The pages link /static/favicon.svg; a browser (or a page without the link, such as
+        a JSON response opened in a tab) asks for /favicon.ico: the same icon."""
+        return FileResponse(WEB / "static" / "favicon.svg", media_type="image/svg+xml",
+                            headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
 
     return app

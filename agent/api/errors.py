@@ -133,7 +133,8 @@ def install(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Rejects request bodies over a size limit with 413, before the app reads them."""
+    """Rejects request bodies over a size limit with 413: at once when Content-Length says
+    so, otherwise as soon as the body read grows past it (a chunked upload)."""
 
     def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
         self.app, self.limit_for = app, limit_for
@@ -148,20 +149,37 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._reject(scope, receive, send, limit)
             return
-        received = 0
+        received, over, started, replaced = 0, False, False, False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
+                over = True
                 raise _TooLarge
             return message
 
+        async def checked(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return  # the rest of the app's own answer
+            if over and not started:
+                # FastAPI catches any failure while it reads a body and answers 400 "There was
+                # an error parsing the body" (a 422 here): over the limit, it is a 413.
+                replaced = True
+                await self._reject(scope, receive, send, limit)
+                return
+            started = True
+            await send(message)
+
         try:
-            await self.app(scope, counted, send)
+            await self.app(scope, counted, checked)
         except _TooLarge:
-            await self._reject(scope, receive, send, limit)
+            if started:  # too late for a 413
+                raise
+            if not replaced:
+                await self._reject(scope, receive, send, limit)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(

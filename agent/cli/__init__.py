@@ -6,7 +6,14 @@ import typer
 
 from agent.cli import chat, connectors, db, kb, orders, report, serve, staff, triage, usage
 
-app = typer.Typer(help="supportbot: a customer-support agent on Claude.", no_args_is_help=True)
+# Help texts: a one-sentence summary that fits the command list of an 80-column terminal, a
+# blank line, then the details. Markdown mode reflows each paragraph to the terminal's width
+# (rich mode would keep the docstring's own line breaks, mid-sentence).
+app = typer.Typer(
+    help="supportbot: a customer-support agent on Claude.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.command()(chat.ask)
 app.command()(chat.chat)
 app.command()(kb.ingest)

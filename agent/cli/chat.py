@@ -99,7 +99,12 @@ def _pending_json(pending: PendingAction | None) -> dict[str, str] | None:
 
 
 def chat(customer: CustomerOpt = None) -> None:
-    """Chat in the terminal. Reads lines from stdin when it is not a terminal."""
+    """Chat in the terminal, as a customer.
+
+    Replies stream as they are written and each tool call is shown as it runs. A proposed
+    order change is asked as `Confirm: … [y/N]`. When stdin is not a terminal, its lines are
+    read as the customer's messages.
+    """
     from agent.engine.loop import Said
     from agent.engine.port import Decision
     from agent.errors import SupportbotError

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from agent.cli.common import console, fail, load_settings
 
-app = typer.Typer(help="The shop's own order system (MCP or HTTP connectors).",
+app = typer.Typer(help="Check the connector to the shop's own order system.",
                   no_args_is_help=True)  # fmt: skip
 
 
@@ -18,15 +18,18 @@ app = typer.Typer(help="The shop's own order system (MCP or HTTP connectors).",
 def check(
     file: Annotated[
         Path | None,
-        typer.Option("--file", help="A connector file (default: the one the settings name)"),
+        typer.Option("--file", help="A connector file (default: the one the settings name)."),
     ] = None,
     email: Annotated[
         str | None,
-        typer.Option("--email", help="Also read this customer and their newest order"),
+        typer.Option("--email", help="Also read this customer and their newest order."),
     ] = None,
 ) -> None:
-    """Check a connector against the live system: every mapped tool exists, its arguments fit
-    the tool's schema, and a sample read works. One line per problem; exit 1 if any."""
+    """Check a connector against the live order system.
+
+    Every mapped tool exists, its arguments fit the tool's schema, and a sample read works.
+    One line per finding; exit code 1 on any problem.
+    """
     from agent.adapters.connectors.check import check as run_check
     from agent.adapters.connectors.spec import ConnectorError, load
     from agent.adapters.order_systems import connector_spec

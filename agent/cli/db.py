@@ -6,13 +6,17 @@ import typer
 
 from agent.cli.common import console, fail, load_settings
 
-app = typer.Typer(help="The database: its schema and its invariants.", no_args_is_help=True)
+app = typer.Typer(help="Upgrade the database's schema, or check its invariants.",
+                  no_args_is_help=True)  # fmt: skip
 
 
 @app.command("upgrade")
 def upgrade() -> None:
-    """Bring the database to the newest schema in place (a database made by an earlier release
-    keeps all its data). `serve` and every command do the same on start; this says what it did."""
+    """Bring the database to the newest schema, in place.
+
+    A database made by an earlier release keeps all its data. `serve` and every other command
+    do the same on start; this one says what it did.
+    """
     from agent.store.db import make_engine, migrations_done
     from agent.store.migrate import current, head
 
@@ -30,11 +34,13 @@ def upgrade() -> None:
 
 @app.command("check")
 def check() -> None:
-    """Check the store's invariants on the live database and list every violation, one a line:
-    money that does not add up (refunds beyond what a method paid, an order holding more or
-    less than its total, a gift card whose balance its history does not explain), a customer
-    with a blank email or zip code, an executed change the store does not show. Exits 1 when
-    there is any."""
+    """Check the store's invariants and list every violation.
+
+    One violation a line: money that does not add up (refunds beyond what a method paid, an
+    order holding more or less than its total, a gift card whose balance its history does not
+    explain), a customer with a blank email or zip code, an executed change the store does not
+    show. Exit code 1 when there is any.
+    """
     from agent.store.db import make_engine
     from agent.store.invariants import check as check_store
 

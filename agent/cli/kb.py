@@ -36,8 +36,9 @@ def ingest(
         bool, typer.Option("--prune", help="Remove documents no longer found under PATHS.")
     ] = False,
 ) -> None:
-    """Load Markdown, HTML, PDF, text and JSON Lines documents into the knowledge base.
+    """Load documents into the knowledge base.
 
+    Markdown, HTML, PDF, plain text and JSON Lines; folders are walked recursively.
     Incremental: unchanged documents are not embedded again; changed ones are replaced.
     Exit code 1 when any file failed (the others are still ingested).
     """
@@ -81,9 +82,9 @@ def ingest(
 
 @app.command("list")
 def list_documents(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
 ) -> None:
-    """List the documents in the knowledge base."""
+    """List the documents in the knowledge base, with their chunks."""
     docs = sorted(_open_kb().documents().values(), key=lambda d: d.source)
     if as_json:
         print(json.dumps([asdict(d) for d in docs], ensure_ascii=False))
@@ -107,7 +108,7 @@ def delete(
 
 @app.command()
 def stats() -> None:
-    """Documents, chunks and formats in the knowledge base."""
+    """Count the documents and chunks, per format."""
     print(json.dumps(_open_kb().stats(), indent=2))
 
 
@@ -115,9 +116,12 @@ def stats() -> None:
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", help="How many passages.", min=1, max=50)] = 5,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the passages as JSON.")] = False,
 ) -> None:
-    """Search the knowledge base the way the agent does (hybrid, thresholded)."""
+    """Search the knowledge base as the agent does.
+
+    Hybrid (dense and BM25) and thresholded: a query nothing answers well finds nothing.
+    """
     hits = _open_kb().search(query, k=k)
     if as_json:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, default=str))
@@ -135,9 +139,12 @@ def search(
 
 @app.command("export-encoder")
 def export_encoder() -> None:
-    """Export the embedding model to ONNX now (a build step): `serve`, `ingest` and searches
-    with SUPPORTBOT_ENCODER=onnx load it from the encoder cache instead of exporting it on
-    first use. Uses only the weights installed with the package; nothing is downloaded."""
+    """Export the embedding model to ONNX now, as a build step.
+
+    With SUPPORTBOT_ENCODER=onnx, `serve`, `ingest` and searches then load it from the encoder
+    cache instead of exporting it on first use. Uses only the weights installed with the
+    package; nothing is downloaded.
+    """
     import subprocess
 
     from kb.embedder import default_model_path, export_key, onnx_model_file, resolve_cache_dir

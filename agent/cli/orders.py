@@ -10,12 +10,14 @@ from rich.markup import escape
 
 from agent.cli.common import console, err, fail, load_settings
 
-app = typer.Typer(help="Customer and order data.", no_args_is_help=True)
+app = typer.Typer(help="Import customer and order data.", no_args_is_help=True)
 
 
 @app.command("import")
 def import_orders(
-    path: Annotated[Path, typer.Argument(help="τ²-bench retail db.json, or a CSV of order lines")],
+    path: Annotated[
+        Path, typer.Argument(help="A τ²-bench retail db.json, or a CSV of order lines.")
+    ],
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -25,8 +27,12 @@ def import_orders(
         ),
     ] = False,
 ) -> None:
-    """Import customers and orders. Idempotent; bad records are reported and skipped. A record
-    changed here since its last import is kept and listed as a conflict, unless --overwrite."""
+    """Import customers, orders and products from a file.
+
+    Idempotent: importing twice changes nothing. A bad record is reported and skipped (exit
+    code 2). A customer or order changed here since its last import is kept and listed as a
+    conflict, unless --overwrite.
+    """
     from agent.errors import SupportbotError
     from agent.store.db import make_engine
     from agent.store.importer import import_path

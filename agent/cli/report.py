@@ -38,13 +38,19 @@ def report(
         typer.Option(
             help="Only conversations started from this date/time on (UTC unless it names a zone).",
             formats=SINCE_FORMATS,
+            metavar="DATE",
         ),
     ] = None,
-    by: Annotated[str, typer.Option(help="day or week (weeks start on Monday)")] = "day",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    by: Annotated[str, typer.Option(help="Per day or week (weeks start on Monday, UTC).")] = "day",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what GET /v1/reports/summary returns.")
+    ] = False,
 ) -> None:
-    """Outcomes (resolved by the bot, handed off by reason, abandoned), satisfaction, reply and
-    resolution times, order changes and cost, per day or week and overall."""
+    """Report how support went, per day or week and overall.
+
+    Outcomes (resolved by the bot, handed off by reason, abandoned), satisfaction, reply and
+    resolution times, order changes and cost.
+    """
     if by not in ("day", "week"):
         raise typer.BadParameter("use day or week", param_hint="--by")
     from rich.table import Table

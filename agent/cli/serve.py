@@ -10,15 +10,19 @@ from rich.table import Table
 from agent.cli.common import console, fail, load_settings
 from agent.store.scopes import KeyScope
 
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
-    """Serve the HTTP API, the web chat (/) and the staff page (/staff)."""
+    """Serve the HTTP API, the web chat and the staff desk.
+
+    The chat is at /, the desk at /staff and the API's docs at /docs. An address that cannot
+    be listened on (a port in use) is reported before anything starts, with exit code 1.
+    """
     import uvicorn
 
     from agent.config import warn_if_deprecated
@@ -71,10 +75,13 @@ def _check_port(host: str, port: int) -> None:
 
 @keys_app.command("create")
 def create(
-    scope: Annotated[KeyScope, typer.Option(help="admin, backend or widget")],
+    scope: Annotated[KeyScope, typer.Option(help="What it may do: admin, backend or widget.")],
     name: Annotated[str, typer.Option(help="Who uses it (staff name, service name).")],
 ) -> None:
-    """Create an API key; the secret is printed once and never stored."""
+    """Create an API key and print its secret, once.
+
+    Only the secret's SHA-256 is stored: it cannot be shown again.
+    """
     from agent.store.db import make_engine, transaction
     from agent.store.keys import create_key
 
@@ -87,7 +94,7 @@ def create(
 
 @keys_app.command("list")
 def list_() -> None:
-    """List API keys (prefixes only)."""
+    """List the API keys, by their prefixes."""
     from agent.store.db import make_engine, transaction
     from agent.store.keys import list_keys
 
@@ -102,7 +109,7 @@ def list_() -> None:
 
 @keys_app.command("revoke")
 def revoke(key_id: Annotated[int, typer.Argument(help="The key's id from `keys list`.")]) -> None:
-    """Revoke a key: it stops working at once."""
+    """Revoke an API key: it stops working at once."""
     from agent.store.db import make_engine, transaction
     from agent.store.keys import revoke_key
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from agent.cli.common import console, fail, load_settings
 
-app = typer.Typer(help="Staff accounts for the desk (/staff).", no_args_is_help=True)
+app = typer.Typer(help="Manage the staff accounts of the desk (/staff).", no_args_is_help=True)
 
 Username = Annotated[str, typer.Argument(help="What they sign in with, e.g. anna.")]
 PasswordStdin = Annotated[
@@ -45,7 +45,11 @@ def add(
     name: Annotated[str, typer.Option(help="The name customers and colleagues see.")],
     password_stdin: PasswordStdin = False,
 ) -> None:
-    """Create a staff account (the password is asked for twice, or read with --password-stdin)."""
+    """Create a staff account for the desk.
+
+    The password (at least 10 characters) is asked for twice, or read from standard input
+    with --password-stdin.
+    """
     password = _password(password_stdin)
     account_id, login, display = _run(
         "create_account", username=username, display_name=name, password=password
@@ -57,7 +61,7 @@ def add(
 def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include disabled accounts.")] = False,
 ) -> None:
-    """List staff accounts."""
+    """List the staff accounts."""
     from agent.store import staff
     from agent.store.db import make_engine, transaction
 
@@ -73,7 +77,10 @@ def list_(
 
 @app.command("password")
 def password(username: Username, password_stdin: PasswordStdin = False) -> None:
-    """Set a new password (signs the account out everywhere)."""
+    """Set a new password for an account.
+
+    Every sign-in of the account ends at once.
+    """
     _run("update_account", username=username, password=_password(password_stdin))
     console.print(f"new password set for {username}; their sign-ins were ended")
 
@@ -90,7 +97,10 @@ def rename(
 
 @app.command("disable")
 def disable(username: Username) -> None:
-    """Disable an account: it can no longer sign in, and its sign-ins end at once."""
+    """Disable an account, ending its sign-ins at once.
+
+    It can no longer sign in until `staff enable`.
+    """
     _run("update_account", username=username, disabled=True)
     console.print(f"{username} disabled")
 

@@ -25,19 +25,26 @@ FAILURES_SHOWN = 50  # errored tickets listed one by one; the rest are counted
 
 def triage(
     path: Annotated[
-        Path, typer.Argument(help="Tickets: .csv (id, text or body, subject?) or .jsonl")
+        Path,
+        typer.Argument(help="The tickets: a .csv (id, text or body, subject?) or .jsonl file."),
     ],
     out: Annotated[
-        Path | None, typer.Option(help="Results, JSON Lines (default: PATH.triage.jsonl)")
+        Path | None,
+        typer.Option(help="Where the results go, as JSON Lines (default: PATH.triage.jsonl)."),
     ] = None,
-    poll_seconds: Annotated[float, typer.Option(help="Seconds between batch status checks")] = 10.0,
+    poll_seconds: Annotated[
+        float, typer.Option(help="Seconds between checks of the batches' status.")
+    ] = 10.0,
     max_requests: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
     max_bytes: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
 ) -> None:
-    """Classify many tickets (category, priority, sentiment, a suggested first reply grounded
-    in the knowledge base) with the Message Batches API, or with the offline model. Tickets are
+    """Classify many tickets with the Message Batches API.
+
+    Each ticket gets a category, a priority, a sentiment and a suggested first reply grounded
+    in the knowledge base; the offline model triages with keyword rules instead. Tickets are
     split into batches within the API's limits; an interrupted run resumes where it stopped
-    when re-run with the same input, and no ticket is paid for twice."""
+    when re-run with the same input, and no ticket is paid for twice.
+    """
     from agent.errors import SupportbotError
     from agent.features.triage import check_ticket_file, triage_offline_file
     from agent.features.triage_batches import (

@@ -25,12 +25,17 @@ def usage(
         typer.Option(
             help="Only calls from this date/time on (UTC unless it names a zone).",
             formats=SINCE_FORMATS,
+            metavar="DATE",
         ),
     ] = None,
-    by: Annotated[str, typer.Option(help="day, conversation or model")] = "day",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    by: Annotated[str, typer.Option(help="Per day, conversation or model.")] = "day",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Model calls, tokens by kind, cache hit share, refusals and cost."""
+    """Show model calls, tokens and what they cost.
+
+    Tokens by kind (input, output, cache write, cache read), the cache hit share, refusals and
+    the cost from the pricing table. Offline answers and staff replies are not counted.
+    """
     if by not in ("day", "conversation", "model"):
         raise typer.BadParameter("use day, conversation or model", param_hint="--by")
     settings = load_settings()

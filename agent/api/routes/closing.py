@@ -24,7 +24,7 @@ from agent.api.deps import (
 )
 from agent.api.errors import AUTHENTICATED, responses
 from agent.api.schemas import NO_NUL
-from agent.errors import Forbidden, NotFound, SupportbotError
+from agent.errors import Forbidden, SupportbotError
 from agent.features.closing import MAX_COMMENT_CHARS, Score, end_conversation, rate
 from agent.store.db import transaction
 from agent.store.tables import (
@@ -139,15 +139,22 @@ async def post_rating(
     return await _as_customer(state, principal, conversation_id, x_conversation_token, work)
 
 
-@router.get("/{conversation_id}/rating", response_model=RatingOut,
-            responses=responses(*AUTHENTICATED, 404))  # fmt: skip
-def get_rating(conversation: ConversationDep, session: SessionDep) -> RatingOut:
-    """The conversation's rating (404 when it has none). Readable by whoever may read the
-    conversation: its customer, a backend key, staff."""
+@router.get(
+    "/{conversation_id}/rating",
+    response_model=RatingOut | None,
+    responses={
+        200: {"description": "The rating; `null` while the conversation has none"},
+        **responses(*AUTHENTICATED, 404),
+    },
+)
+def get_rating(conversation: ConversationDep, session: SessionDep) -> RatingOut | None:
+    """The conversation's rating, or `null` while it has none. Readable by whoever may read
+    the conversation: its customer, a backend key, staff (404 only for a conversation that
+    is not there or not yours)."""
+    # Not yet rated is a state of a conversation that exists, not a missing resource: a 404
+    # would read, to a client and in the browser's console, like a conversation not found.
     rating = session.get(ConversationRating, conversation.id)
-    if rating is None:
-        raise NotFound("This conversation has not been rated.")
-    return _rating_out(rating, False)
+    return None if rating is None else _rating_out(rating, False)
 
 
 def _rating_out(rating: ConversationRating, replaced: bool) -> RatingOut:

@@ -39,7 +39,7 @@ FAILURES_PER_ADDRESS, FAILURES_PER_USERNAME = 30, 10
     "/v1/staff/sessions",
     response_model=SignedIn,
     status_code=201,
-    responses=responses(401, 422, 429),
+    responses=responses(401, 413, 422, 429),
 )
 async def sign_in(body: SignIn, request: Request, state: StateDep) -> SignedIn:
     """Sign in on the desk with a staff account (`supportbot staff add`). The token acts with
@@ -115,7 +115,7 @@ def list_saved_replies(_: AdminDep, session: SessionDep) -> list[SavedReplyOut]:
     "/v1/saved-replies",
     response_model=SavedReplyOut,
     status_code=201,
-    responses=responses(*STAFF, 409),
+    responses=responses(*STAFF, 409, 413),
 )
 def add_saved_reply(body: SavedReplyCreate, principal: AdminDep, state: StateDep) -> SavedReplyOut:
     with transaction(state.runtime.engine) as session:

@@ -182,7 +182,9 @@ async def claim(ticket_id: TicketId, principal: AdminDep, state: StateDep) -> Ti
 
 
 @router.post(
-    TICKETS + "/{ticket_id}/assign", response_model=TicketOut, responses=responses(*STAFF, 404, 409)
+    TICKETS + "/{ticket_id}/assign",
+    response_model=TicketOut,
+    responses=responses(*STAFF, 404, 409, 413),
 )
 async def assign(
     ticket_id: TicketId, body: AssignCreate, principal: AdminDep, state: StateDep
@@ -248,7 +250,7 @@ def get_notes(ticket_id: TicketId, _: AdminDep, session: SessionDep) -> list[Not
     TICKETS + "/{ticket_id}/notes",
     response_model=NoteOut,
     status_code=201,
-    responses=responses(*STAFF, 404),
+    responses=responses(*STAFF, 404, 413),
 )
 async def post_note(
     ticket_id: TicketId, body: NoteCreate, principal: AdminDep, state: StateDep

@@ -130,8 +130,8 @@ async function ensureConversation() {
   const response = await fetch("/v1/conversations", {
     method: "POST", headers: {...headers(), "Content-Type": "application/json"}, body: JSON.stringify(body),
   });
+  if (!response.ok) throw await responseError(response);
   const data = await response.json();
-  if (!response.ok) throw new Error(data.error.message);
   conversation = data;
   sessionStorage.setItem("supportbot.conversation", JSON.stringify(data));
   return conversation;
@@ -321,6 +321,10 @@ async function streamTurn(target, payload, options) {
           // Refused until the customer is verified: a step of the conversation, not a failure.
           item.classList.replace("running", "needs-verification");
           item.textContent = item.dataset.label + " — I need to verify who you are first";
+        } else if (item && data.waits) {
+          // Identity checks paused after failed attempts: a wait, not a failure.
+          item.classList.replace("running", "needs-verification");
+          item.textContent = item.dataset.label + " — paused for a moment";
         } else if (item) {
           item.classList.remove("running"); item.classList.toggle("failed", data.is_error);
           item.textContent = item.dataset.label + (data.is_error ? " — failed" : " ✓");
@@ -359,14 +363,47 @@ async function streamTurn(target, payload, options) {
       // Another window of this conversation is still being answered.
       body.textContent = decision ? "I'm still answering your previous message; try again in a moment."
                                   : "I'm still answering your previous message; send this again in a moment.";
-      if (!decision && !input.value && options.text) input.value = options.text;  // keep the text
     } else {
       body.textContent = "Sorry, that didn't go through: " + error.message;
     }
+    // Refused (an HTTP error, before any event): nothing was stored, so what was typed goes
+    // back in the box to be edited or sent again, unless something new was typed meanwhile.
+    if (error.status && options.draft) restoreDraft(options.draft);
+    scroll();
   }
 }
 
-async function send(text, files) {
+function restoreDraft({text, files}) {
+  if (text && !input.value) input.value = text;
+  if (files && files.length && !photos.files.length) {
+    const kept = new DataTransfer();
+    for (const f of files) kept.items.add(f);
+    photos.files = kept.files;
+  }
+}
+
+// -- the composer: a message over the length limit is not sent, and not cleared ------------
+
+const composerError = document.getElementById("composer-error");
+
+// The message's length as the server counts it (characters, not UTF-16 units), past the limit.
+function tooLong(text) {
+  const length = [...text].length;
+  return cfg.maxMessageChars && length > cfg.maxMessageChars ? length : 0;
+}
+
+function showTooLong(text) {
+  const length = tooLong(text);
+  composerError.textContent = length
+    ? `Your message is too long: ${length.toLocaleString("en")} characters; the limit is `
+      + `${cfg.maxMessageChars.toLocaleString("en")}. Please shorten it.`
+    : "";
+  composerError.hidden = !length;
+  return length > 0;
+}
+
+// `typed`: the text (and photos) came from the composer, and go back there if refused.
+async function send(text, files, typed) {
   answering(true);
   const thumbs = (files || []).map((f) => `<img class="photo-thumb" src="${URL.createObjectURL(f)}" alt="Your photo">`).join("");
   addMessage("customer", thumbs + escapeHtml(text).replace(/\n/g, "<br>"));
@@ -378,7 +415,8 @@ async function send(text, files) {
       for (const f of files) payload.append("images", f, f.name);
     }
     // A change waiting for confirmation is settled by this message (the server decides how).
-    await streamTurn(async () => `/v1/conversations/${(await ensureConversation()).id}/messages`, payload, {text});
+    await streamTurn(async () => `/v1/conversations/${(await ensureConversation()).id}/messages`, payload,
+                     {draft: typed ? {text, files} : null});
   } finally {
     answering(false);
     input.focus();
@@ -390,9 +428,13 @@ form.addEventListener("submit", (e) => {
   const text = input.value.trim();
   const files = Array.from(photos.files || []);
   if ((!text && !files.length) || sendButton.disabled) return;
+  if (showTooLong(text)) { input.focus(); return; }  // the text stays in the box
   input.value = "";
   photos.value = "";
-  send(text, files);
+  send(text, files, true);
+});
+input.addEventListener("input", () => {
+  if (!composerError.hidden) showTooLong(input.value.trim());  // gone once it fits
 });
 input.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }

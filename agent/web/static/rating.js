@@ -81,11 +81,13 @@ function askForRating(question) {
   return card;
 }
 
-// A rating given before (after a reload): shown as it was sent.
+// A rating given before (after a reload): shown as it was sent. The API answers null while
+// there is none.
 async function showRating(card) {
   const response = await fetch(`/v1/conversations/${conversation.id}/rating`, {headers: headers()});
   if (!response.ok) return;
   const rating = await response.json();
+  if (!rating) return;
   for (const thumb of card.querySelectorAll(".thumbs button")) thumb.setAttribute("aria-pressed", String(thumb.dataset.score === rating.score));
   card.querySelector(".comment").value = rating.comment || "";
   rated(card);

@@ -371,7 +371,8 @@ async function loadTranscript() {
     } else {
       div.className = "msg " + m.role;
       div.dataset.message = m.id;
-      const outcome = (t) => t.needs_verification ? " — waiting for the customer to verify" : t.is_error ? " — failed" : "";
+      const outcome = (t) => t.needs_verification ? " — waiting for the customer to verify"
+        : t.waits ? " — identity checks paused" : t.is_error ? " — failed" : "";
       const tools = m.tool_calls.map((t) => `<div class="tool">${escapeHtml(t.label)}${outcome(t)}</div>`).join("");
       const who = m.role === "staff" ? `<div class="who">${escapeHtml(m.author || "staff")}</div>` : "";
       const change = m.action ? `<div class="tool">Order change: ${escapeHtml(changeStatus(m.action.status))}</div>` : "";
