@@ -181,9 +181,12 @@ def _on_a_terminal(args: list[str], steps: list[tuple[str, bytes]], timeout: flo
         text = raw.decode(errors="replace").replace("\r\n", "\n")
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
+    poller = select.poll()  # not select(): the suite's process may hold over 1,024 descriptors
+    poller.register(main, select.POLLIN)
+
     def read() -> bool:
         nonlocal raw
-        ready, _, _ = select.select([main], [], [], max(0.0, deadline - time.monotonic()))
+        ready = poller.poll(max(0, int((deadline - time.monotonic()) * 1000)))
         try:
             chunk = os.read(main, 65536) if ready else b""
         except OSError:  # the command exited and closed the terminal

@@ -164,7 +164,6 @@ class Slots:
     method: str | None = None
     address: dict[str, str] | None = None
     address_tried: bool = False
-    order_tried: bool = False
 
 
 def next_step(d: Dialogue, available: set[str], *, fresh: bool = True) -> Step | None:
@@ -251,8 +250,7 @@ def _fill(slots: Slots, said: list[Said], d: Dialogue) -> Slots:
         elif not q:
             slots.words |= _words(text)
             slots.method = _named_method(text, d) or slots.method
-        if _Q_ORDER in q:
-            slots.order_tried = True
+        if _Q_ORDER in q:  # the order, by its number or what is in it
             slots.words |= _words(text)
     return slots
 
