@@ -3,6 +3,7 @@ HTTP, or its REST face, on a free port, stopped after the test."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +17,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "data" / "retail" / "db.json"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def fixture_store(folder: Path) -> Path:
+    """A shop database in τ²'s db.json shape from the repository's own fixtures (the retail
+    slice's customers and orders, the whole catalog): what the connector tests serve, with or
+    without τ²'s data beside the project."""
+    path = folder / "seed.json"
+    if not path.exists():
+        data = json.loads((FIXTURES / "retail_slice.json").read_text(encoding="utf-8"))
+        data["products"] = json.loads(
+            (FIXTURES / "retail_catalog.json").read_text(encoding="utf-8")
+        )["products"]
+        path.write_text(json.dumps(data), encoding="utf-8")
+    return path
 
 
 def _free_port() -> int:

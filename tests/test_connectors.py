@@ -31,13 +31,13 @@ from agent.store.keys import create_key
 from agent.store.tables import KeyScope
 from tests.conftest import IVAN, SettingsFactory
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
-from tests.shop_server import ROOT, SEED, Served
+from tests.shop_server import ROOT, Served, fixture_store
 
 pytestmark = pytest.mark.slow
 
 PENDING = "#W8770097"  # Ivan's, pending, $544.29 paid with paypal_6151711
 DELIVERED = "#W6893533"  # Ivan's, delivered
-THEIRS = "#W2611340"  # James Li's
+THEIRS = "#W2497857"  # Yara Li's, delivered
 VERIFY = {"email": IVAN["email"], "zip_code": IVAN["zip"]}
 CANCEL = {"order_id": PENDING, "reason": "ordered by mistake"}
 TAU2_MCP = [sys.executable, "-m", "examples.tau2_shop", "mcp"]
@@ -83,7 +83,7 @@ def _connector(tmp_path: Path, server: dict[str, Any], **extra: Any) -> Path:
 
 
 def _stdio(db: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"mcp": {"command": [*TAU2_MCP, "--db", str(db), "--seed", str(SEED)],
+    return {"mcp": {"command": [*TAU2_MCP, "--db", str(db), "--seed", str(db)],
                     "cwd": str(ROOT), "env": env or {}}}  # fmt: skip
 
 
@@ -124,7 +124,7 @@ def shop(
     open_shop: Callable[[Path], Shop],
 ) -> Shop:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     if request.param == "mcp-stdio":
         server = _stdio(db)
     elif request.param == "mcp-http":
@@ -160,7 +160,7 @@ def test_the_whole_flow_runs_in_the_shops_own_system(shop: Shop, fake: FakeAnthr
     turn = shop.say(conversation, f"And cancel {THEIRS}.")
     assert turn["outcome"] != "awaiting_confirmation"
     assert all(r.get("is_error") and "not found" in r["content"] for r in _results(fake)[-2:])
-    assert shop.record("orders", THEIRS)["status"] == "processed"
+    assert shop.record("orders", THEIRS)["status"] == "delivered"
 
     # The change is checked and held: the shop's system hears nothing until confirmed.
     fake.enqueue(tool_use("cancel_pending_order", CANCEL))
@@ -196,7 +196,7 @@ def test_a_slow_system_is_unreachable_and_nothing_fails(
     tmp_path: Path, open_shop: Callable[[Path], Shop], fake: FakeAnthropic
 ) -> None:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     env = {"TAU2_SHOP_DELAY_SECONDS": "3", "TAU2_SHOP_DELAY_TOOLS": "get_order_details"}
     shop = open_shop(_connector(tmp_path, _stdio(db, env), call_timeout=0.5, read_retries=1,
                                 retry_backoff=0))  # fmt: skip
@@ -221,7 +221,7 @@ def test_a_change_the_system_never_confirms_is_unknown_and_goes_to_staff(
     fault: str,
 ) -> None:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     # The server carries the cancellation out, then dies before it answers; or answers too late.
     crash = {"TAU2_SHOP_CRASH_ON": "cancel_pending_order"}
     slow = {"TAU2_SHOP_DELAY_SECONDS": "2", "TAU2_SHOP_DELAY_TOOLS": "cancel_pending_order"}
@@ -259,7 +259,7 @@ def test_a_system_that_does_something_else_is_executed_and_flagged_for_staff(
     tmp_path: Path, open_shop: Callable[[Path], Shop], fake: FakeAnthropic
 ) -> None:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     # A wrong mapping: "cancel" reads the order, so the system answers it still pending.
     wrong = {"cancel_pending_order": {"tool": "get_order_details",
                                       "arguments": {"order_id": "{order_id}"}}}  # fmt: skip
@@ -286,7 +286,7 @@ def test_malformed_and_huge_answers_are_clear_tool_errors(
     reads: str,
 ) -> None:  # fmt: skip
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     shop = open_shop(_connector(tmp_path, _stdio(db, {fault: "get_order_details"}),
                                 max_answer_bytes=200_000))  # fmt: skip
     conversation = shop.start()
@@ -328,7 +328,7 @@ def test_a_dead_system_opens_the_breaker_and_readyz_says_so(
 
 def test_the_systems_refusal_is_its_own_message_and_changes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     system = connect(load(_connector(tmp_path, _stdio(db))))
     try:
         from tools.order_system import SystemRefused
@@ -344,7 +344,7 @@ def test_the_systems_refusal_is_its_own_message_and_changes_nothing(tmp_path: Pa
 
 def test_connectors_check_says_what_is_wrong_in_one_line_each(tmp_path: Path) -> None:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     runner = CliRunner()
     good = _connector(tmp_path, _stdio(db))
     ok = runner.invoke(cli, ["connectors", "check", "--file", str(good), "--email", IVAN["email"]])
@@ -385,14 +385,14 @@ def test_extra_tools_of_the_server_are_offered_and_a_change_among_them_waits_for
     tmp_path: Path, open_shop: Callable[[Path], Shop], fake: FakeAnthropic
 ) -> None:
     db = tmp_path / "shop.json"
-    shutil.copy(SEED, db)
+    shutil.copy(fixture_store(tmp_path), db)
     extras = [
         {"tool": "calculate"},
         {"tool": "request_callback", "customer_arguments": ["user_id"]},
     ]
     shop = open_shop(_connector(tmp_path, _stdio(db), extra_tools=extras))
     conversation = shop.start()
-    callback = {"phone": "+1 555 0100", "user_id": "james_li_5688"}  # the model names another
+    callback = {"phone": "+1 555 0100", "user_id": "yara_li_8961"}  # the model names another
     fake.enqueue(tool_use("calculate", {"expression": "(12.5 + 3) * 2"}),
                  tool_use("request_callback", callback), text("First I need to verify you."))  # fmt: skip
     shop.say(conversation, "What is (12.5 + 3) * 2? And call me back.")
@@ -413,4 +413,4 @@ def test_extra_tools_of_the_server_are_offered_and_a_change_among_them_waits_for
     assert shop.record("users", "ivan_santos_6635")["callback_requests"] == [
         {"phone": "+1 555 0100"}
     ]
-    assert "callback_requests" not in shop.record("users", "james_li_5688")
+    assert "callback_requests" not in shop.record("users", "yara_li_8961")
