@@ -46,7 +46,13 @@ def to_api_messages(rows: Sequence[Stored]) -> list[ApiMessage]:
     queued while a human had the conversation, or several staff replies in a row. (A turn
     that ended without its answer is acknowledged before the next customer message goes in:
     see INTERRUPTED_REPLY.)"""
-    messages: list[ApiMessage] = []
+    return extend_api_messages([], rows)
+
+
+def extend_api_messages(messages: list[ApiMessage], rows: Sequence[Stored]) -> list[ApiMessage]:
+    """`messages` (request messages of earlier rows) with `rows` added as `to_api_messages`
+    adds them, in place; returned. The messages already there are not copied or changed: a
+    row of the last message's role makes a new merged message in its place."""
     for row in rows:
         content = readable(row.content) if row.role == "user" else row.content
         if messages and messages[-1]["role"] == row.role:
