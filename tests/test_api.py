@@ -282,6 +282,25 @@ def test_rate_limits_answer_429_with_retry_after(
         assert limited.json()["error"]["code"] == "rate_limited"
 
 
+def test_a_keys_limit_holds_on_every_database(
+    make_settings: SettingsFactory, fake: FakeAnthropic, any_db_url: str
+) -> None:
+    """On PostgreSQL a key is counted in a statement of its own before the turn (its counter
+    row is shared by every conversation of the key); the limit is the same."""
+    runtime, keys = _runtime(make_settings, database_url=any_db_url, rate_limit_per_key=4)
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        headers = {"Authorization": f"Bearer {keys['backend']}"}
+        if time.time() % 60 > 40:  # limits count per minute: keep the requests in one window
+            time.sleep(60 - time.time() % 60 + 0.5)
+        cid = client.post("/v1/conversations", json={}, headers=headers).json()["id"]
+        fake.enqueue(text("one"), text("two"), text("three"))
+        codes = [client.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"},
+                             headers=headers).status_code for _ in range(4)]  # fmt: skip
+        assert codes == [200, 200, 200, 429]
+        assert client.post("/v1/conversations", json={}, headers=headers).status_code == 429
+    runtime.engine.dispose()
+
+
 def test_kb_management_endpoints(api: Api) -> None:
     admin = api.auth("admin")
     md = b"---\ntitle: Gift cards\nurl: https://help.example/gift\n---\n## Balance\nGift card balances never expire.\n"
