@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Iterator
@@ -393,3 +394,16 @@ def test_concurrent_turns_never_hold_more_than_one_pooled_connection(
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(8))) == [200] * 8
+
+
+def test_a_server_freezes_its_heap_once_started(make_settings: SettingsFactory) -> None:
+    """`supportbot serve`'s app (agent.api.main) collects and freezes what start-up loaded, so
+    that a full garbage collection during requests walks only what requests made."""
+    runtime, _ = _runtime(make_settings)
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(runtime.settings, runtime, settle=True)) as client:
+            assert client.get("/readyz").status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
