@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import statistics
 import sys
 import tempfile
@@ -76,6 +77,8 @@ def main() -> None:
     warm = agent.start_conversation(customer_id=customer_id)
     for i in range(3):
         agent.ask(warm, f"my orders? warm-up {i}")
+    gc.collect()
+    gc.freeze()  # as `supportbot serve` does once started (agent.api.app.settle_heap)
     long = agent.start_conversation(customer_id=customer_id)
     cpu: dict[str, list[float]] = {"long": [], "short": []}
     wall: dict[str, list[float]] = {"long": [], "short": []}

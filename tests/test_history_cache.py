@@ -8,10 +8,13 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.engine import consent
-from agent.engine.history import to_api_messages
+from agent.engine.history import to_api_messages, validate
 from agent.engine.port import NewMessage, Round, new_lease
+from agent.errors import HistoryCorrupted
 from agent.store.conversations import load_messages
 from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path
@@ -96,3 +99,24 @@ def test_the_kept_histories_are_bounded(tmp_path: Path) -> None:
     for n in range(5):
         _turn(store, store.start_conversation(customer_id=IVAN), f"hi {n}")
     assert len(store.history) == 3
+
+
+def test_a_history_is_checked_whole_until_found_valid_then_only_what_is_new() -> None:
+    hello = {"role": "user", "content": _say("hello")}
+    call = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "x",
+                                              "input": {}}]}  # fmt: skip
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                           "content": "ok"}]}  # fmt: skip
+    validate([hello, call, result])
+    answer = {"role": "assistant", "content": _say("done")}
+    validate([hello, call, result, answer, {"role": "user", "content": _say("thanks")}])
+    # What follows a valid prefix is still checked...
+    unanswered = {"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "x",
+                                                    "input": {}}]}  # fmt: skip
+    with pytest.raises(HistoryCorrupted, match="do not answer"):
+        validate([hello, call, result, unanswered, {"role": "user", "content": _say("hm")}])
+    # ...and the same content in other objects, or in another order, is checked whole.
+    with pytest.raises(HistoryCorrupted, match="expected assistant"):
+        validate([hello, dict(result), dict(call), answer, dict(hello)])
+    with pytest.raises(HistoryCorrupted, match="empty text block"):
+        validate([{"role": "user", "content": _say(" ")}, call, result])
