@@ -120,16 +120,30 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def _is_encoder(pid: int) -> bool:
+    return b"kb.encoder_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _peak(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mib(pid: int) -> float:
     """The largest peak resident memory (VmHWM) among a server's worker processes (the
-    process itself when it has none)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    peaks = []
-    for p in [int(c) for c in children] or [pid]:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks)
+    process itself when it has none; the encoder process it shares is not a worker)."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    workers = [c for c in children if not _is_encoder(c)]
+    return max(_peak(p) for p in workers or [pid])
+
+
+def encoder_rss_mib(pid: int) -> float:
+    """The peak resident memory of the server's encoder process (kb.encoder_process), if any."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    encoders = [_peak(c) for c in children if _is_encoder(c)]
+    return max(encoders) if encoders else float("nan")
 
 
 def machine_busy() -> tuple[float, float]:
@@ -393,6 +407,7 @@ def run(
         finally:
             waiting = locks.stop() if locks is not None else float("nan")
         peak_rss = max(peak_rss_mib(server.pid) for server in servers)
+        encoder_rss = max(encoder_rss_mib(server.pid) for server in servers)
         server_cpu = server_cpu_now() - before[0]
         generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
         machine = [after - b for after, b in zip(machine_busy(), machine_before, strict=True)]
@@ -420,6 +435,7 @@ def run(
         "cores_busy": machine[0] / wall,
         "machine_busy": machine[0] / machine[1],
         "peak_rss_mib": peak_rss,
+        "encoder_rss_mib": encoder_rss,
         "lock_waits": waiting,
     }
 
@@ -437,6 +453,7 @@ COLUMNS = {
     "cores_busy": "cores busy (whole machine)",
     "machine_busy": "machine CPU busy",
     "peak_rss_mib": "peak RSS MiB per worker",
+    "encoder_rss_mib": "encoder process peak RSS MiB",
     "lock_waits": "PostgreSQL backends waiting on a lock (mean)",
 }
 
@@ -627,7 +644,10 @@ def kinds(rounds: int, server_env: dict[str, str], block: int = 15) -> None:
             print(f"| {label} | {med['order']:.1f} | {med['new']:.1f} / {med['repeated']:.1f} | "
                   f"{statistics.median(ratios):.2f}x / {statistics.median(again):.2f}x | "
                   f"{', '.join(f'{r:.2f}' for r in ratios)} |", flush=True)  # fmt: skip
-        print(f"\npeak RSS of the worker: {peak_rss_mib(server.pid):.0f} MiB")
+        print(
+            f"\npeak RSS of the worker: {peak_rss_mib(server.pid):.0f} MiB; of the encoder "
+            f"process: {encoder_rss_mib(server.pid):.0f} MiB"
+        )
     finally:
         if burner is not None:
             burner.kill()
