@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--copy", action="append", default=[], metavar="FILE",
-                        help="this checkout's FILE into the base's worktree (repeatable)")  # fmt: skip
+                        help="put this checkout's FILE in the base (repeatable)")  # fmt: skip
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS...]")
     args = parser.parse_args()
     command = [c for c in args.command if c != "--"]
