@@ -154,11 +154,12 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
-def server_base_env() -> dict[str, str]:
-    """The servers' environment: no operator settings, and this checkout's code first on the
-    path (a worktree's benchmark measures the worktree, whatever the virtualenv points at)."""
+def server_base_env(root: Path = ROOT) -> dict[str, str]:
+    """The servers' environment: no operator settings, and this checkout's code (or `root`'s)
+    first on the path (a worktree's benchmark measures the worktree, whatever the virtualenv
+    points at)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -328,7 +329,10 @@ def run(
     floor: bool = False,
     instances: int = 1,
     keys: int = 1,
+    root: Path = ROOT,
 ) -> dict[str, float]:
+    """One scenario against fresh servers of this checkout's code (or `root`'s: another
+    commit's worktree)."""
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
     fake_port, ports = free_port(), [free_port() for _ in range(instances)]
@@ -336,7 +340,7 @@ def run(
         [sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port", str(fake_port),
          "--delay-ms", str(scenario.model_ms), *(["--tool"] if scenario.tool else [])],
     )  # fmt: skip
-    env = server_base_env()
+    env = server_base_env(root)
     if database_url:
         env["SUPPORTBOT_DATABASE_URL"] = database_url
     env |= {
@@ -380,7 +384,7 @@ def run(
            for n in range(instances)]  # fmt: skip
     servers = [
         subprocess.Popen([part.format(port=port) for part in command], env=env | mine,
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+                         cwd=root, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
         for port, log, mine in zip(ports, logs, own, strict=True)
     ]  # fmt: skip
     bases = [f"http://127.0.0.1:{port}" for port in ports]
