@@ -382,6 +382,7 @@ def run(
     # server, when there is one).
     own = [{"SUPPORTBOT_DATA_DIR": str(folder / f"instance-{n}")} if instances > 1 else {}
            for n in range(instances)]  # fmt: skip
+    launched = time.perf_counter()
     servers = [
         subprocess.Popen([part.format(port=port) for part in command], env=env | mine,
                          cwd=root, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
@@ -395,6 +396,7 @@ def run(
                 wait_for(f"{base}/healthz", server, log)
             else:  # ready: the encoder and indexes are loaded (not counted against the turns)
                 wait_for_ready(f"{base}/readyz", server, log)
+        ready_s = time.perf_counter() - launched
 
         def server_cpu_now() -> float:
             return sum(cpu_seconds(server.pid) for server in servers)
@@ -440,6 +442,7 @@ def run(
         "machine_busy": machine[0] / machine[1],
         "peak_rss_mib": peak_rss,
         "encoder_rss_mib": encoder_rss,
+        "ready_s": ready_s,
         "lock_waits": waiting,
     }
 
@@ -458,6 +461,7 @@ COLUMNS = {
     "machine_busy": "machine CPU busy",
     "peak_rss_mib": "peak RSS MiB per worker",
     "encoder_rss_mib": "encoder process peak RSS MiB",
+    "ready_s": "ready after, s",
     "lock_waits": "PostgreSQL backends waiting on a lock (mean)",
 }
 
