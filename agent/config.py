@@ -236,6 +236,16 @@ class Settings(BaseSettings):
         description="Where the ONNX export is kept; default ~/.cache/supportbot/encoder "
         "(data_dir/encoder when that cannot be written)",
     )
+    encoder_process: bool = Field(
+        default=True,
+        description="serve runs the query encoder (onnx, onnx-int8) in one process of its own "
+        "that its workers share, instead of one model per worker (~130 MiB each)",
+    )
+    encoder_socket: str | None = Field(
+        default=None,
+        description="Set by serve for its workers: the encoder process's socket (not a setting "
+        "to make by hand)",
+    )
     rate_limit_per_key: int = Field(
         default=120, ge=1, description="Requests per minute per backend or admin key"
     )

@@ -1,18 +1,22 @@
 """One benchmark, this checkout against an earlier commit, interleaved in one run.
 
     python bench/ab.py --base REV [--rounds 5] -- bench/turn_cost.py --turns 200
+    python bench/ab.py --base REV --copy bench/long_conversation.py -- bench/long_conversation.py
 
 The base commit is checked out into a temporary git worktree (removed afterwards) and both
 run the same command with this checkout's virtualenv, alternating A B A B ... so that the
 machine's drift falls on both alike. Every number in a table row of the command's output
 (`| plain | 5.31 |`) is collected per row and column; the report gives each one's median
 for the base and for this checkout, and their ratio (this / base: above 1 is slower).
+`--copy FILE` puts this checkout's FILE into the base's worktree first (a benchmark script
+newer than the base: it then measures the base's product code).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +48,8 @@ def main() -> None:
     )
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--copy", action="append", default=[], metavar="FILE",
+                        help="put this checkout's FILE in the base (repeatable)")  # fmt: skip
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS...]")
     args = parser.parse_args()
     command = [c for c in args.command if c != "--"]
@@ -53,6 +59,8 @@ def main() -> None:
         base = Path(folder) / "base"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
                         args.base], check=True, capture_output=True)  # fmt: skip
+        for name in args.copy:
+            shutil.copy(ROOT / name, base / name)
         try:
             results: dict[str, dict[str, list[float]]] = {"base": {}, "this": {}}
             for round_ in range(args.rounds):

@@ -120,16 +120,30 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def _is_encoder(pid: int) -> bool:
+    return b"kb.encoder_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _peak(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mib(pid: int) -> float:
     """The largest peak resident memory (VmHWM) among a server's worker processes (the
-    process itself when it has none)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    peaks = []
-    for p in [int(c) for c in children] or [pid]:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks)
+    process itself when it has none; the encoder process it shares is not a worker)."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    workers = [c for c in children if not _is_encoder(c)]
+    return max(_peak(p) for p in workers or [pid])
+
+
+def encoder_rss_mib(pid: int) -> float:
+    """The peak resident memory of the server's encoder process (kb.encoder_process), if any."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    encoders = [_peak(c) for c in children if _is_encoder(c)]
+    return max(encoders) if encoders else float("nan")
 
 
 def machine_busy() -> tuple[float, float]:
@@ -140,11 +154,12 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
-def server_base_env() -> dict[str, str]:
-    """The servers' environment: no operator settings, and this checkout's code first on the
-    path (a worktree's benchmark measures the worktree, whatever the virtualenv points at)."""
+def server_base_env(root: Path = ROOT) -> dict[str, str]:
+    """The servers' environment: no operator settings, and this checkout's code (or `root`'s)
+    first on the path (a worktree's benchmark measures the worktree, whatever the virtualenv
+    points at)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPPORTBOT_", "ANTHROPIC_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -314,7 +329,10 @@ def run(
     floor: bool = False,
     instances: int = 1,
     keys: int = 1,
+    root: Path = ROOT,
 ) -> dict[str, float]:
+    """One scenario against fresh servers of this checkout's code (or `root`'s: another
+    commit's worktree)."""
     folder = Path(tempfile.mkdtemp(prefix="supportbot-load-"))
     bin_dir = Path(sys.executable).parent
     fake_port, ports = free_port(), [free_port() for _ in range(instances)]
@@ -322,7 +340,7 @@ def run(
         [sys.executable, str(ROOT / "bench" / "fake_load.py"), "--port", str(fake_port),
          "--delay-ms", str(scenario.model_ms), *(["--tool"] if scenario.tool else [])],
     )  # fmt: skip
-    env = server_base_env()
+    env = server_base_env(root)
     if database_url:
         env["SUPPORTBOT_DATABASE_URL"] = database_url
     env |= {
@@ -364,9 +382,10 @@ def run(
     # server, when there is one).
     own = [{"SUPPORTBOT_DATA_DIR": str(folder / f"instance-{n}")} if instances > 1 else {}
            for n in range(instances)]  # fmt: skip
+    launched = time.perf_counter()
     servers = [
         subprocess.Popen([part.format(port=port) for part in command], env=env | mine,
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+                         cwd=root, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
         for port, log, mine in zip(ports, logs, own, strict=True)
     ]  # fmt: skip
     bases = [f"http://127.0.0.1:{port}" for port in ports]
@@ -377,6 +396,7 @@ def run(
                 wait_for(f"{base}/healthz", server, log)
             else:  # ready: the encoder and indexes are loaded (not counted against the turns)
                 wait_for_ready(f"{base}/readyz", server, log)
+        ready_s = time.perf_counter() - launched
 
         def server_cpu_now() -> float:
             return sum(cpu_seconds(server.pid) for server in servers)
@@ -393,6 +413,7 @@ def run(
         finally:
             waiting = locks.stop() if locks is not None else float("nan")
         peak_rss = max(peak_rss_mib(server.pid) for server in servers)
+        encoder_rss = max(encoder_rss_mib(server.pid) for server in servers)
         server_cpu = server_cpu_now() - before[0]
         generator_cpu = cpu_seconds(fake.pid) - before[1] + sum(os.times()[:2]) - before[2]
         machine = [after - b for after, b in zip(machine_busy(), machine_before, strict=True)]
@@ -420,6 +441,8 @@ def run(
         "cores_busy": machine[0] / wall,
         "machine_busy": machine[0] / machine[1],
         "peak_rss_mib": peak_rss,
+        "encoder_rss_mib": encoder_rss,
+        "ready_s": ready_s,
         "lock_waits": waiting,
     }
 
@@ -437,6 +460,8 @@ COLUMNS = {
     "cores_busy": "cores busy (whole machine)",
     "machine_busy": "machine CPU busy",
     "peak_rss_mib": "peak RSS MiB per worker",
+    "encoder_rss_mib": "encoder process peak RSS MiB",
+    "ready_s": "ready after, s",
     "lock_waits": "PostgreSQL backends waiting on a lock (mean)",
 }
 
@@ -627,7 +652,10 @@ def kinds(rounds: int, server_env: dict[str, str], block: int = 15) -> None:
             print(f"| {label} | {med['order']:.1f} | {med['new']:.1f} / {med['repeated']:.1f} | "
                   f"{statistics.median(ratios):.2f}x / {statistics.median(again):.2f}x | "
                   f"{', '.join(f'{r:.2f}' for r in ratios)} |", flush=True)  # fmt: skip
-        print(f"\npeak RSS of the worker: {peak_rss_mib(server.pid):.0f} MiB")
+        print(
+            f"\npeak RSS of the worker: {peak_rss_mib(server.pid):.0f} MiB; of the encoder "
+            f"process: {encoder_rss_mib(server.pid):.0f} MiB"
+        )
     finally:
         if burner is not None:
             burner.kill()

@@ -247,6 +247,7 @@ def onnx_model_file(model_dir: str, folder: Path, int8: bool = False) -> Path:
 
 
 _loaded: dict[tuple[str, str], _Encoder] = {}
+_remote: dict[str, _Encoder] = {}  # encoder process address -> its RemoteEncoder
 
 
 def _load(
@@ -303,10 +304,12 @@ class Embedder:
         backend: Backend | None = None,
         cache_dir: Path | None = None,
         data_dir: Path | None = None,
+        address: str | None = None,
     ) -> None:
         """`backend`: `onnx` or `torch` (default: `SUPPORTBOT_ENCODER`, else `onnx`);
         `cache_dir`: where the ONNX export is kept (default: `SUPPORTBOT_ENCODER_CACHE`, else the
-        user's cache, else `<data_dir>/encoder` when that cannot be written)."""
+        user's cache, else `<data_dir>/encoder` when that cannot be written); `address`: the
+        socket of an encoder process to encode through (kb.encoder_process; ONNX only)."""
         self.model_path = str(model_path or default_model_path())
         self.batch_size = batch_size
         chosen = backend or os.environ.get("SUPPORTBOT_ENCODER", "onnx").strip().lower()
@@ -315,13 +318,26 @@ class Embedder:
         self.backend: Backend = chosen  # type: ignore[assignment]
         self.cache_dir = cache_dir
         self.data_dir = data_dir
+        self.address = address if self.backend != "torch" else None
         # Customers ask the same questions ("where is my order", "how do I return"): a
         # query's embedding is computed once while it is among the recent ones.
         self._recent: OrderedDict[str, Vectors] = OrderedDict()
 
     @property
     def model(self) -> _Encoder:
-        """The loaded encoder (`TorchEncoder` or `OnnxEncoder`)."""
+        """The loaded encoder (`TorchEncoder` or `OnnxEncoder`), or the encoder process's
+        (`RemoteEncoder`, which loads one here only if that process cannot be reached)."""
+        with _lock:
+            if self.address is None:
+                return _load(self.model_path, self.backend, self.cache_dir, self.data_dir)
+            remote = _remote.get(self.address)
+            if remote is None:
+                from kb.encoder_process import RemoteEncoder
+
+                remote = _remote[self.address] = RemoteEncoder(self.address, self._load_here)
+            return remote
+
+    def _load_here(self) -> _Encoder:
         with _lock:
             return _load(self.model_path, self.backend, self.cache_dir, self.data_dir)
 

@@ -40,6 +40,7 @@ class KBConfig:
     normalise_queries: bool = True
     encoder: Literal["onnx", "onnx-int8", "torch"] = "onnx"  # kb/embedder.py
     encoder_cache: Path | None = None
+    encoder_socket: str | None = None  # an encoder process to encode through (serve's)
 
     @classmethod
     def from_settings(cls, settings: Any) -> KBConfig:
@@ -56,6 +57,7 @@ class KBConfig:
             embedding_batch_size=settings.embedding_batch_size,
             encoder=getattr(settings, "encoder", "onnx"),
             encoder_cache=getattr(settings, "encoder_cache", None),
+            encoder_socket=getattr(settings, "encoder_socket", None),
         )
 
 
@@ -88,6 +90,7 @@ class KnowledgeBase:
                 backend=config.encoder,
                 cache_dir=config.encoder_cache,
                 data_dir=config.data_dir,
+                address=config.encoder_socket,
             ),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Iterator
@@ -282,6 +283,25 @@ def test_rate_limits_answer_429_with_retry_after(
         assert limited.json()["error"]["code"] == "rate_limited"
 
 
+def test_a_keys_limit_holds_on_every_database(
+    make_settings: SettingsFactory, fake: FakeAnthropic, any_db_url: str
+) -> None:
+    """On PostgreSQL a key is counted in a statement of its own before the turn (its counter
+    row is shared by every conversation of the key); the limit is the same."""
+    runtime, keys = _runtime(make_settings, database_url=any_db_url, rate_limit_per_key=4)
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        headers = {"Authorization": f"Bearer {keys['backend']}"}
+        if time.time() % 60 > 40:  # limits count per minute: keep the requests in one window
+            time.sleep(60 - time.time() % 60 + 0.5)
+        cid = client.post("/v1/conversations", json={}, headers=headers).json()["id"]
+        fake.enqueue(text("one"), text("two"), text("three"))
+        codes = [client.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"},
+                             headers=headers).status_code for _ in range(4)]  # fmt: skip
+        assert codes == [200, 200, 200, 429]
+        assert client.post("/v1/conversations", json={}, headers=headers).status_code == 429
+    runtime.engine.dispose()
+
+
 def test_kb_management_endpoints(api: Api) -> None:
     admin = api.auth("admin")
     md = b"---\ntitle: Gift cards\nurl: https://help.example/gift\n---\n## Balance\nGift card balances never expire.\n"
@@ -374,3 +394,16 @@ def test_concurrent_turns_never_hold_more_than_one_pooled_connection(
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(8))) == [200] * 8
+
+
+def test_a_server_freezes_its_heap_once_started(make_settings: SettingsFactory) -> None:
+    """`supportbot serve`'s app (agent.api.main) collects and freezes what start-up loaded, so
+    that a full garbage collection during requests walks only what requests made."""
+    runtime, _ = _runtime(make_settings)
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(runtime.settings, runtime, settle=True)) as client:
+            assert client.get("/readyz").status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 from sqlmodel import Session
 
+from agent.adapters.history_cache import HistoryCache
 from agent.adapters.leases import Leases, LeaseTiming
-from agent.engine.history import UNREADABLE, to_api_messages
+from agent.engine.history import UNREADABLE, ApiMessage, extend_api_messages, to_api_messages
 from agent.engine.port import (
     Admission,
     CustomerFacts,
@@ -46,6 +47,7 @@ from agent.store.conversations import (
     create_ticket,
     load_messages,
     lock_conversation,
+    mark_history_changed,
 )
 from agent.store.db import transaction
 from agent.store.desk_events import DeskEventKind
@@ -77,9 +79,12 @@ class SqlTurnStore:
         lease_seconds: float = 15.0,
         renew_seconds: float | None = None,
         stall_seconds: float = 600.0,
+        history_conversations: int = 256,
     ) -> None:
         self.engine = engine
         self.lease_seconds = lease_seconds
+        # Conversations' histories between their turns (agent.adapters.history_cache).
+        self.history = HistoryCache(history_conversations)
         self.leases = Leases(engine, LeaseTiming(lease_seconds, renew_seconds or lease_seconds / 3,
                                                  stall_seconds))  # fmt: skip
 
@@ -105,6 +110,7 @@ class SqlTurnStore:
         opening: Opening,
         admit: Admission | None = None,
     ) -> TurnStart:
+        stored: list[Message] = []  # this transaction's rows
         with transaction(self.engine) as session:
             conversation: Conversation = (
                 admit(session)
@@ -117,7 +123,7 @@ class SqlTurnStore:
             if state != ConversationState.HUMAN and self.leases.take(
                 session, conversation_id, lease
             ):
-                _acknowledge_unanswered(session, conversation_id, opening)
+                stored += _acknowledge_unanswered(session, conversation_id, opening)
             settled = None
             if conversation.pending_action_id is not None:
                 settled, results = _settle(session, conversation, found, opening)
@@ -128,6 +134,7 @@ class SqlTurnStore:
                 messages=[Message(role="user", content=content)],
             )
             assert message.id is not None
+            stored.append(message)
             if state == ConversationState.HUMAN:  # a person has it: tell the desk
                 said = " ".join(b["text"] for b in content if b.get("type") == "text")
                 photos = sum(b.get("type") == "image" for b in content)
@@ -140,12 +147,26 @@ class SqlTurnStore:
                 )
             start = TurnStart(message_id=message.id, state=state, settled=settled)
             if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
-                start.messages = to_api_messages(
-                    load_messages(session=session, conversation_id=conversation_id)
-                )
+                start.messages = self._history(session, conversation)
                 start.customer = _customer(session, conversation.customer_id)
                 start.cut, start.summary = conversation.context_cut, conversation.summary
-            return start
+        if start.messages is None:
+            self.history.extend(conversation_id, stored)
+        else:  # committed: the next turn starts from here
+            self.history.put(conversation_id, conversation.last_sequence, start.messages)
+        return start
+
+    def _history(self, session: Session, conversation: Conversation) -> list[ApiMessage]:
+        """The conversation's history as request messages: the kept one and the rows stored
+        after it, or all of its rows when none is kept or the rows after it leave a gap."""
+        last = conversation.last_sequence
+        kept = self.history.get(conversation.id)
+        if kept is not None and kept[0] <= last:
+            since, messages = kept
+            rows = load_messages(session=session, conversation_id=conversation.id, after=since)
+            if [row.sequence for row in rows] == list(range(since + 1, last + 1)):
+                return extend_api_messages(messages, rows)
+        return to_api_messages(load_messages(session=session, conversation_id=conversation.id))
 
     def record_round(
         self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
@@ -157,36 +178,39 @@ class SqlTurnStore:
             customer = _customer(session, done.customer_id)
             proposal = done.proposal
             if proposal is None:
-                append_messages(  # the tool_use message and its results land together
+                rows = append_messages(  # the tool_use message and its results land together
                     session=session,
                     conversation_id=conversation_id,
                     messages=[_row(assistant), Message(role="user", content=done.results)],
                 )
-                return RoundRecord(results=done.results, customer=customer)
-            # The turn waits for the customer: the tool_use message now, its results when
-            # the action is settled (see open_turn).
-            assert done.customer_id is not None, "only a verified customer's action is proposed"
-            (stored,) = append_messages(
-                session=session, conversation_id=conversation_id, messages=[_row(assistant)]
-            )
-            action = proposals.propose(
-                session=session,
-                conversation=conversation,
-                customer_id=done.customer_id,
-                tool=proposal.tool,
-                arguments=proposal.arguments,
-                summary=proposal.summary,
-                tool_use_id=proposal.tool_use_id,
-                held_results=done.results,
-                expires_at=proposal.expires_at,
-            )
-            self._release_held(session, conversation_id, lease)
-            return RoundRecord(
-                results=done.results,
-                customer=customer,
-                pending=pending_view(action),
-                message_id=stored.id,
-            )
+                record = RoundRecord(results=done.results, customer=customer)
+            else:
+                # The turn waits for the customer: the tool_use message now, its results
+                # when the action is settled (see open_turn).
+                assert done.customer_id is not None, "only a verified customer's action is proposed"
+                rows = append_messages(
+                    session=session, conversation_id=conversation_id, messages=[_row(assistant)]
+                )
+                action = proposals.propose(
+                    session=session,
+                    conversation=conversation,
+                    customer_id=done.customer_id,
+                    tool=proposal.tool,
+                    arguments=proposal.arguments,
+                    summary=proposal.summary,
+                    tool_use_id=proposal.tool_use_id,
+                    held_results=done.results,
+                    expires_at=proposal.expires_at,
+                )
+                self._release_held(session, conversation_id, lease)
+                record = RoundRecord(
+                    results=done.results,
+                    customer=customer,
+                    pending=pending_view(action),
+                    message_id=rows[0].id,
+                )
+        self.history.extend(conversation_id, rows)  # committed
+        return record
 
     def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
         with transaction(self.engine) as session:
@@ -198,7 +222,8 @@ class SqlTurnStore:
                 session=session, conversation_id=conversation_id, messages=[_row(message)]
             )
             assert stored.id is not None
-            return Recorded(message_id=stored.id, state=conversation.state)
+        self.history.extend(conversation_id, [stored])  # committed
+        return Recorded(message_id=stored.id, state=conversation.state)
 
     def record_hand_off(
         self,
@@ -230,9 +255,8 @@ class SqlTurnStore:
                 messages=[_row(message(ticket.id))],
             )
             assert stored.id is not None
-            return Recorded(
-                message_id=stored.id, state=ConversationState.HUMAN, ticket_id=ticket.id
-            )
+        self.history.extend(conversation_id, [stored])  # committed
+        return Recorded(message_id=stored.id, state=ConversationState.HUMAN, ticket_id=ticket.id)
 
     def move_cut(self, conversation_id: str, *, lease: str, cut: int, summary: str | None) -> None:
         with transaction(self.engine) as session:
@@ -244,6 +268,7 @@ class SqlTurnStore:
     def set_aside_images(
         self, conversation_id: str, *, lease: str, message_ids: list[int] | None
     ) -> None:
+        self.history.drop(conversation_id)
         with transaction(self.engine) as session:
             lock_conversation(session=session, conversation_id=conversation_id)
             self._renew(session, conversation_id, lease)
@@ -254,6 +279,8 @@ class SqlTurnStore:
                     row.content = [{**b, UNREADABLE: True} if b.get("type") == "image" else b
                                    for b in row.content]  # fmt: skip
                     session.add(row)
+            # Histories kept by other workers are read again (a gap in the numbering).
+            mark_history_changed(session=session, conversation_id=conversation_id)
 
     def release(self, conversation_id: str, *, lease: str) -> None:
         with transaction(self.engine) as session:
@@ -285,15 +312,18 @@ def _found(session: Session, conversation: Conversation, opening: Opening) -> Fo
                  conversation.pending_action_id, named)  # fmt: skip
 
 
-def _acknowledge_unanswered(session: Session, conversation_id: str, opening: Opening) -> None:
+def _acknowledge_unanswered(
+    session: Session, conversation_id: str, opening: Opening
+) -> list[Message]:
     """The turn before this one ended without its answer: if the customer's message (or its
     tool round) is still the last word, the engine's acknowledgement goes in before the new
     message (the roles alternate, and nothing is merged into the unanswered message)."""
     if session.connection().execute(_LAST_ROLE, {"cid": conversation_id}).scalar() == "user":
         log.warning("conversation %s: the previous turn ended without its answer; "
                     "acknowledging the message it left", conversation_id)  # fmt: skip
-        append_messages(session=session, conversation_id=conversation_id,
-                        messages=[_row(opening.acknowledgement())])  # fmt: skip
+        return append_messages(session=session, conversation_id=conversation_id,
+                               messages=[_row(opening.acknowledgement())])  # fmt: skip
+    return []
 
 
 def pending_view(action: ProposedAction) -> PendingAction:

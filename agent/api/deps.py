@@ -184,12 +184,18 @@ def client_address(request: Request, trusted_proxies: list[str]) -> str:
 
 
 def count_request(
-    session: Session, settings: Settings, principal: Principal, conversation_id: str | None = None
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    conversation_id: str | None = None,
+    *,
+    key: bool = True,
 ) -> None:
-    """Count a request against its key's limit (and a customer message against its
-    conversation's), in the caller's write transaction; 429 when over. (Raising rolls that
-    transaction back, so the refused request is counted again in one of its own.)"""
-    limits = _limits(settings, principal)
+    """Count a request against its key's limit (not with `key=False`: counted apart) and a
+    customer message against its conversation's, in the caller's write transaction; 429 when
+    over. (Raising rolls that transaction back, so the refused request is counted again in one
+    of its own.)"""
+    limits = _limits(settings, principal) if key else {}
     if conversation_id is not None:
         limits[f"conv:{conversation_id}"] = settings.rate_limit_per_conversation
     _refuse_over(ratelimit.count(session, limits), principal)
@@ -219,17 +225,34 @@ def _refuse_over(over: dict[str, int], principal: Principal) -> None:
     raise RateLimited("Too many messages in this conversation; slow down.", retry_after=retry)
 
 
+def _counts_apart(state: AppState) -> bool:
+    """Whether a request's key is counted in a transaction of its own, before the request's
+    work (PostgreSQL), rather than in the work's own transaction (SQLite, one writer)."""
+    return state.runtime.engine.dialect.name == "postgresql"
+
+
 def _counted(state: AppState, principal: Principal) -> None:
-    """Count a request against its key, in a transaction of its own; 429 when over."""
-    with transaction(state.runtime.engine) as session:
-        over = ratelimit.count(session, _limits(state.settings, principal))
+    """Count a request against its key, in a transaction of its own (on PostgreSQL a
+    statement of its own); 429 when over."""
+    if _counts_apart(state):
+        over = ratelimit.count_now(state.runtime.engine, _limits(state.settings, principal))
+    else:
+        with transaction(state.runtime.engine) as session:
+            over = ratelimit.count(session, _limits(state.settings, principal))
     _refuse_over(over, principal)
 
 
 @contextmanager
 def counted(state: AppState, principal: Principal) -> Iterator[Session]:
     """A write transaction that first counts the request. A request refused inside it (429
-    included) is still counted against its key, in a transaction of its own."""
+    included) is still counted against its key, in a transaction of its own. On PostgreSQL
+    the request is counted first in a transaction of its own, so that the key's counter row is
+    not locked while the work runs (see TurnAdmission)."""
+    if _counts_apart(state):
+        _counted(state, principal)
+        with transaction(state.runtime.engine) as session:
+            yield session
+        return
     try:
         with transaction(state.runtime.engine) as session:
             count_request(session, state.settings, principal)
@@ -355,12 +378,30 @@ class TurnAdmission:
     """Admits an authenticated caller's message in the turn's first transaction (see
     Agent.turn's `admit`): its access to the conversation (404 otherwise, as if it did not
     exist) is checked before the row is locked, and the rate limits are counted where the
-    message is stored."""
+    message is stored.
+
+    On PostgreSQL the key's own limits are counted apart, once per request, in a statement of
+    their own (`count_apart`) before the turn's transaction: one key (the web chat's, a busy
+    backend's) serves many conversations, and its counter row, counted in the turn's first
+    transaction, stayed locked until that transaction committed, so every turn through the key
+    queued behind the one before (bench/README.md, "Several instances"). On SQLite, where
+    writes take turns anyway, it is counted in the turn's transaction: one write fewer."""
 
     state: AppState
     principal: Principal
     conversation_id: str
     token: str | None
+
+    @property
+    def apart(self) -> bool:
+        """Whether the key's limits are counted apart from the turn's transaction."""
+        return _counts_apart(self.state)
+
+    async def count_apart(self) -> None:
+        """Count the request against its key's limits now, in a transaction of its own
+        (PostgreSQL only: see the class); 429 when over."""
+        if self.apart:
+            await anyio.to_thread.run_sync(_counted, self.state, self.principal)
 
     @property
     def client(self) -> str | None:
@@ -377,12 +418,15 @@ class TurnAdmission:
             if stored is None or not _token_matches(stored[0], self.token):
                 raise NotFound(f"Conversation {self.conversation_id} not found")
         conversation = lock_conversation(session=session, conversation_id=self.conversation_id)
-        count_request(session, self.state.settings, self.principal, self.conversation_id)
+        count_request(session, self.state.settings, self.principal, self.conversation_id,
+                      key=not self.apart)  # fmt: skip
         return conversation
 
     async def count_failure(self) -> None:
-        """Count a refused message against its key, in a transaction of its own."""
-        await anyio.to_thread.run_sync(_counted, self.state, self.principal)
+        """Count a refused message against its key, in a transaction of its own (unless it
+        was counted apart, before its turn)."""
+        if not self.apart:
+            await anyio.to_thread.run_sync(_counted, self.state, self.principal)
 
 
 _TOKEN_HASH = select(col(Conversation.access_token_hash)).where(

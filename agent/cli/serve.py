@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import subprocess
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from agent.cli.common import console, fail, load_settings
 from agent.store.scopes import KeyScope
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -36,18 +41,44 @@ def serve(
         raise fail(str(exc)) from exc
     warn_if_deprecated(settings)
     _check_port(host, port)
+    encoder = _start_encoder(settings)
     console.print(f"supportbot on http://{host}:{port}  (API docs: /docs, staff: /staff)")
-    uvicorn.run(
-        "agent.api.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        # Forwarded headers count only from the proxies the settings name (SUPPORTBOT_
-        # TRUSTED_PROXIES); agent.api.deps.client_address reads them the same way.
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-    )
+    try:
+        uvicorn.run(
+            "agent.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            # Forwarded headers count only from the proxies the settings name (SUPPORTBOT_
+            # TRUSTED_PROXIES); agent.api.deps.client_address reads them the same way.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        )
+    finally:
+        if encoder is not None:
+            from kb.encoder_process import stop
+
+            stop(*encoder)
+
+
+def _start_encoder(settings: Settings) -> tuple[subprocess.Popen[bytes], str] | None:
+    """The query encoder's process, shared by the workers (kb.encoder_process): its address
+    goes to them in SUPPORTBOT_ENCODER_SOCKET. None when the settings keep the encoder in each
+    worker (SUPPORTBOT_ENCODER_PROCESS=false, or the torch encoder)."""
+    if not settings.encoder_process or settings.encoder == "torch" or settings.encoder_socket:
+        return None
+    from kb.encoder_process import start
+
+    try:
+        process, address = start(backend=settings.encoder, threads=settings.encoder_threads,
+                                 cache_dir=settings.encoder_cache,
+                                 data_dir=settings.data_dir)  # fmt: skip
+    except (OSError, RuntimeError) as exc:  # each worker loads the model itself, as before
+        console.print(f"the encoder process did not start ({exc}); each worker loads the model")
+        return None
+    os.environ["SUPPORTBOT_ENCODER_SOCKET"] = address  # read by the workers' Settings
+    return process, address
 
 
 def _check_port(host: str, port: int) -> None:

@@ -114,6 +114,8 @@ class TokenCounter:
         return size, digest
 
     def count(self, request: ModelRequest, *, need_exact: bool = False) -> int:
+        if self.exact is None:  # the estimate: the messages' remembered sizes, summed
+            return self.estimate_chars(self._chars(request))
         hashes = self._prefix_hashes(request)
         total_chars = hashes[-1][1]
         for known_hash, known_chars in reversed(hashes):
@@ -121,11 +123,9 @@ class TokenCounter:
                 base = self._known[known_hash]
                 if known_chars == total_chars:
                     return base
-                if not need_exact or self.exact is None:
+                if not need_exact:
                     return base + self.estimate_chars(total_chars - known_chars)
                 break
-        if self.exact is None:
-            return self.estimate_chars(total_chars)
         try:
             tokens = self.exact(request)
         except Exception:  # counting is advisory: fall back to the estimate
@@ -137,6 +137,13 @@ class TokenCounter:
         if tokens > 0:  # calibrate the estimate on real counts
             self.chars_per_token = 0.8 * self.chars_per_token + 0.2 * (total_chars / tokens)
         return tokens
+
+    def _chars(self, request: ModelRequest) -> int:
+        """Characters standing for the request's tokens (see _prefix_hashes, without them)."""
+        if self._tools is None or self._tools[0] is not request.tools:
+            self._tools = (request.tools, _json(request.tools))
+        head = len(_json(request.system)) + len(self._tools[1])
+        return head + sum(self._measure(message)[0] for message in request.messages)
 
 
 def _starts_turn(message: dict[str, Any]) -> bool:
@@ -176,13 +183,14 @@ def fit_to_budget(
     if counter.count(request) > budget and any(_images(m) for m in request.messages[:-1]):
         request = without_old_images(request)  # photos give way before whole turns do
     messages = request.messages
-    starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]
-    if previous_cut in starts:
+    if 0 < previous_cut < len(messages) and _starts_turn(messages[previous_cut]):
         candidate = _cut_at(request, previous_cut, keep_first)
         if counter.count(candidate) <= budget:
             return candidate, previous_cut
     elif counter.count(request) <= budget:
         return request, 0
+    # A new cut: where turns start (found only now; most requests keep their cut).
+    starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]
     goal = int(budget * target)
     for cut in starts:
         if cut <= previous_cut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -46,7 +47,13 @@ def to_api_messages(rows: Sequence[Stored]) -> list[ApiMessage]:
     queued while a human had the conversation, or several staff replies in a row. (A turn
     that ended without its answer is acknowledged before the next customer message goes in:
     see INTERRUPTED_REPLY.)"""
-    messages: list[ApiMessage] = []
+    return extend_api_messages([], rows)
+
+
+def extend_api_messages(messages: list[ApiMessage], rows: Sequence[Stored]) -> list[ApiMessage]:
+    """`messages` (request messages of earlier rows) with `rows` added as `to_api_messages`
+    adds them, in place; returned. The messages already there are not copied or changed: a
+    row of the last message's role makes a new merged message in its place."""
     for row in rows:
         content = readable(row.content) if row.role == "user" else row.content
         if messages and messages[-1]["role"] == row.role:
@@ -65,34 +72,66 @@ def readable(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def validate(messages: Sequence[ApiMessage]) -> None:
-    """Raise HistoryCorrupted unless `messages` is a valid request history ending with the user."""
+    """Raise HistoryCorrupted unless `messages` is a valid request history ending with the user.
+
+    A conversation's requests carry the same message objects turn after turn (the store keeps
+    its history between turns; nothing changes a message in place), so the longest prefix
+    already found valid, the same objects in the same order, is not walked again: each request
+    checks what is new in it."""
     if not messages:
         raise HistoryCorrupted("history is empty")
     if messages[0]["role"] != "user":
         raise HistoryCorrupted("history must start with a user message")
-    pending: set[str] = set()
-    for index, message in enumerate(messages):
-        role, content = message["role"], message["content"]
-        expected = "user" if index % 2 == 0 else "assistant"
-        if role != expected:
-            raise HistoryCorrupted(f"message {index}: expected {expected}, got {role}")
-        if not content:
-            raise HistoryCorrupted(f"message {index}: empty content")
-        for block in content:
-            if block.get("type") == "text" and not block.get("text", "").strip():
-                raise HistoryCorrupted(f"message {index}: empty text block")
-        if role == "user":
-            results = [b for b in content if b.get("type") == "tool_result"]
-            answered = {b.get("tool_use_id") for b in results}
-            if answered != pending:
-                raise HistoryCorrupted(
-                    f"message {index}: tool results {sorted(answered)} do not answer "
-                    f"tool calls {sorted(pending)}"
-                )
-            if results and content[: len(results)] != results:
-                raise HistoryCorrupted(f"message {index}: tool results must come first")
-            pending = set()
-        else:
-            pending = {b["id"] for b in content if b.get("type") == "tool_use"}
     if messages[-1]["role"] != "user":
         raise HistoryCorrupted("history must end with a user message")
+    ids = tuple(map(id, messages))
+    start = _known_valid(messages, ids)
+    pending: set[str] = set()  # a valid prefix ends with the user: no call left open
+    for index in range(start, len(messages)):
+        pending = _check(index, messages[index], pending)
+    with _lock:
+        _VALID[ids[-1]] = (messages[-1], ids)
+        if len(_VALID) > _VALID_SIZE:
+            _VALID.pop(next(iter(_VALID)), None)
+
+
+# Histories found valid, by the id of their last message: (that message, held so that its id
+# is not reused while remembered; the ids of all their messages).
+_VALID: dict[int, tuple[ApiMessage, tuple[int, ...]]] = {}
+_VALID_SIZE = 4096
+_lock = threading.Lock()
+
+
+def _known_valid(messages: Sequence[ApiMessage], ids: tuple[int, ...]) -> int:
+    """The length of the longest prefix of `messages` found valid before (0: none)."""
+    for end in range(len(messages), 0, -1):
+        known = _VALID.get(ids[end - 1])
+        if known is not None and known[0] is messages[end - 1] and known[1] == ids[:end]:
+            return end
+    return 0
+
+
+def _check(index: int, message: ApiMessage, pending: set[str]) -> set[str]:
+    """Check message `index` of a history, after messages that left the tool calls `pending`
+    open; the calls it leaves open."""
+    role, content = message["role"], message["content"]
+    expected = "user" if index % 2 == 0 else "assistant"
+    if role != expected:
+        raise HistoryCorrupted(f"message {index}: expected {expected}, got {role}")
+    if not content:
+        raise HistoryCorrupted(f"message {index}: empty content")
+    for block in content:
+        if block.get("type") == "text" and not block.get("text", "").strip():
+            raise HistoryCorrupted(f"message {index}: empty text block")
+    if role == "assistant":
+        return {b["id"] for b in content if b.get("type") == "tool_use"}
+    results = [b for b in content if b.get("type") == "tool_result"]
+    answered = {b.get("tool_use_id") for b in results}
+    if answered != pending:
+        raise HistoryCorrupted(
+            f"message {index}: tool results {sorted(answered)} do not answer "
+            f"tool calls {sorted(pending)}"
+        )
+    if results and content[: len(results)] != results:
+        raise HistoryCorrupted(f"message {index}: tool results must come first")
+    return set()

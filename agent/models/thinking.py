@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -81,27 +82,84 @@ def for_request(
     Annotations are stripped; a thinking block stays only when `model` reads its signer and
     the prefix before its message is what it was written after. Messages without thinking
     blocks are passed through as they are (no copy), and a history without thinking blocks is
-    not hashed at all: the digest is computed only when asked for."""
+    not hashed at all: the digest is computed only when asked for. A message's digest depends
+    only on the prefix before it and on itself, so it is remembered (`_CHAIN`): a request
+    hashes only the messages it is the first to carry."""
     if not any(_has_thinking(m) for m in messages):
-        return messages, lambda: _digest_of(system, tools, messages)
-    digest = PrefixDigest(system, tools)
+        return messages, lambda: _chain(system, tools, messages, model)[1]
+    sent, final = _chain(system, tools, messages, model)
+    return sent, lambda: final
+
+
+# What is remembered of each message of a request prefix: keyed by (target model, the digest
+# of the prefix before it, the message object's id), the message itself (held, so that its id
+# is not reused while remembered), the digest after it, the running hash after it (never
+# updated in place: copied to go on), and the message as sent. The same message objects go to
+# every request of a conversation (agent.adapters.history_cache), so a request walks its
+# history as dictionary look-ups and hashes only its new messages.
+_Hash = Any  # hashlib's running hash (its type is private)
+_Link = tuple[dict[str, Any], str, _Hash, dict[str, Any]]
+_CHAIN: dict[tuple[str, str, int], _Link] = {}
+_CHAIN_SIZE = 50_000
+_HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
+_lock = threading.Lock()
+
+
+def _head(system: str | list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[str, _Hash]:
+    """(digest, running hash) of the system prompt and tools: remembered per system text and
+    tool list (one list object for the life of the registry)."""
+    text = _system_text(system)
+    known = _HEADS.get((text, id(tools)))
+    if known is not None and known[0] is tools:
+        return known[1], known[2]
+    digest = PrefixDigest(system, tools)._digest
+    with _lock:
+        _HEADS[(text, id(tools))] = (tools, digest.hexdigest(), digest)
+        if len(_HEADS) > 256:
+            _HEADS.pop(next(iter(_HEADS)), None)
+    return digest.hexdigest(), digest
+
+
+def _chain(
+    system: str | list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    messages: list[dict[str, Any]],
+    model: str,
+) -> tuple[list[dict[str, Any]], str]:
+    """(the messages as sent to `model`, the digest of the whole prefix)."""
+    before, running = _head(system, tools)
     sent: list[dict[str, Any]] = []
     for message in messages:
-        if _has_thinking(message):
-            before = digest.value()
-            kept = []
-            for block in message["content"]:
-                if block.get("type") not in THINKING_TYPES:
-                    kept.append(block)
-                    continue
-                binding = block.get(BINDING) or {}
-                if binding.get("prefix") == before and readable_by(model, binding.get("model", "")):
-                    kept.append({k: v for k, v in block.items() if k != BINDING})
-            message = {**message, "content": kept}
-        sent.append(message)
-        digest.add(message)
-    final = digest.value()
-    return sent, lambda: final
+        key = (model, before, id(message))
+        link = _CHAIN.get(key)
+        if link is None or link[0] is not message:
+            out = _sendable(message, before, model)
+            running = running.copy()
+            running.update(_canonical(out))
+            link = (message, running.hexdigest(), running, out)
+            with _lock:
+                _CHAIN[key] = link
+                if len(_CHAIN) > _CHAIN_SIZE:  # bounded: forget the oldest
+                    _CHAIN.pop(next(iter(_CHAIN)), None)
+        _, before, running, out = link
+        sent.append(out)
+    return sent, before
+
+
+def _sendable(message: dict[str, Any], before: str, model: str) -> dict[str, Any]:
+    """`message` as sent to `model` after a prefix whose digest is `before`: its thinking
+    blocks kept only where bound to that prefix and readable by the model, unannotated."""
+    if not _has_thinking(message):
+        return message
+    kept = []
+    for block in message["content"]:
+        if block.get("type") not in THINKING_TYPES:
+            kept.append(block)
+            continue
+        binding = block.get(BINDING) or {}
+        if binding.get("prefix") == before and readable_by(model, binding.get("model", "")):
+            kept.append({k: v for k, v in block.items() if k != BINDING})
+    return {**message, "content": kept}
 
 
 def _has_thinking(message: dict[str, Any]) -> bool:
@@ -111,15 +169,6 @@ def _has_thinking(message: dict[str, Any]) -> bool:
         and isinstance(content, list)
         and any(b.get("type") in THINKING_TYPES for b in content)
     )
-
-
-def _digest_of(
-    system: str | list[dict[str, Any]], tools: list[dict[str, Any]], messages: list[dict[str, Any]]
-) -> str:
-    digest = PrefixDigest(system, tools)
-    for message in messages:
-        digest.add(message)
-    return digest.value()
 
 
 def bind(

@@ -65,14 +65,25 @@ def lock_conversation(*, session: Session, conversation_id: str) -> Conversation
     return conversation
 
 
-def load_messages(*, session: Session, conversation_id: str) -> list[Message]:
-    return list(
-        session.exec(
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(col(Message.sequence))
-        ).all()
-    )
+def load_messages(*, session: Session, conversation_id: str, after: int = 0) -> list[Message]:
+    """The conversation's messages in order (those numbered after `after` only)."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if after:
+        query = query.where(col(Message.sequence) > after)
+    return list(session.exec(query.order_by(col(Message.sequence))).all())
+
+
+def mark_history_changed(*, session: Session, conversation_id: str) -> None:
+    """Say that stored messages changed in place (a photo set aside): the conversation's
+    counter moves on without a message, so a history kept from before (another worker's
+    agent.adapters.history_cache) sees a gap and reads the whole history again."""
+    append = session.connection().execute(_BUMP, {"cid": conversation_id, "n": 1, "now": utcnow()})
+    last = append.scalar_one_or_none()
+    if last is None:
+        raise NotFound(f"Conversation {conversation_id} not found")
+    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+    if loaded is not None:
+        set_committed_value(loaded, "last_sequence", last)
 
 
 def append_message(

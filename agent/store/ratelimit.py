@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 # Plain SQL that SQLite and PostgreSQL both run. (The equivalent dialect `insert()` construct
@@ -28,13 +29,24 @@ def count(session: Session, limits: dict[str, int], window_seconds: int = 60) ->
     """Count one request against each key of `limits` (key -> requests allowed per window),
     in the caller's transaction. Returns the keys over their limit, each with the seconds
     until its window ends (empty when the request is allowed)."""
+    return _count(session, limits, window_seconds)
+
+
+def count_now(engine: Engine, limits: dict[str, int], window_seconds: int = 60) -> dict[str, int]:
+    """`count`, each statement committed on its own (autocommit): a counter row many requests
+    share is locked for one statement, not for a transaction and its round trips."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return _count(connection, limits, window_seconds)
+
+
+def _count(executor: Any, limits: dict[str, int], window_seconds: int) -> dict[str, int]:
     window, retry = _window(window_seconds)
     over: dict[str, int] = {}
     for key in sorted(limits):  # one order everywhere: no lock-order deadlocks between workers
         params = {"key": key, "window": window}
-        n = session.execute(_UPSERT, params).scalar_one()
+        n = executor.execute(_UPSERT, params).scalar_one()
         if n == 1:  # first request of a window: forget this key's old windows
-            session.execute(_FORGET, params)
+            executor.execute(_FORGET, params)
         if n > limits[key]:
             over[key] = retry
     return over

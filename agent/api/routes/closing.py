@@ -91,6 +91,7 @@ async def _as_customer(
             return work(session, admit(session), who)
 
     try:
+        await admit.count_apart()
         return await anyio.to_thread.run_sync(run)
     except SupportbotError:
         await admit.count_failure()

@@ -195,6 +195,7 @@ async def _waiting_turn(
     """`run` a turn, waiting up to SUPPORTBOT_TURN_WAIT_SECONDS for a turn in progress."""
     deadline = time.monotonic() + state.settings.turn_wait_seconds
     try:
+        await admit.count_apart()  # once, however long the message waits
         while True:
             try:
                 return await run()

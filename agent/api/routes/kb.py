@@ -14,8 +14,6 @@ from agent.api.deps import AdminDep, DocumentId, StateDep
 from agent.api.errors import STAFF, responses
 from agent.api.schemas import DocumentOut, HitOut, IngestOut
 from agent.errors import InvalidInput, NotFound
-from ingest.loaders import SUPPORTED
-from ingest.pipeline import ingest
 from kb import KnowledgeBase
 
 router = APIRouter(prefix="/v1/kb", tags=["knowledge base"])
@@ -46,6 +44,10 @@ async def upload(
     """Upload documents (Markdown, HTML, PDF, text, JSON Lines) and ingest them. Uploading a
     file with the same name again replaces that document. 422 when no file could be ingested
     (each file's reason is listed); a partial success lists the failures in `errors`."""
+    # Loaded with the first upload: a server that serves turns needs neither (~18 MiB).
+    from ingest.loaders import SUPPORTED
+    from ingest.pipeline import ingest
+
     folder = state.settings.data_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
