@@ -77,8 +77,10 @@ class Shop:
 
 
 def _connector(tmp_path: Path, server: dict[str, Any], **extra: Any) -> Path:
+    # A server process may take seconds to start on a busy CI machine: not what is tested.
+    settings = {"connect_timeout": 60, **extra}
     path = tmp_path / "connector.yaml"
-    path.write_text(yaml.safe_dump({"name": "test-shop", "extends": "tau2", **server, **extra}))
+    path.write_text(yaml.safe_dump({"name": "test-shop", "extends": "tau2", **server, **settings}))
     return path
 
 
