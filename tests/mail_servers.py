@@ -117,11 +117,27 @@ def make_certificate(directory: Path) -> Path:
     certificate, which clients trust as their CA."""
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(directory / "key.pem"),
+            "-out",
+            str(directory / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return directory / "cert.pem"
 
 
@@ -145,8 +161,9 @@ class Dovecot:
         assert binary is not None
         self.process = subprocess.Popen(
             [*self.as_user, binary, "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -160,8 +177,10 @@ class Dovecot:
         if self.process is None:
             return
         binary = dovecot_binary()
-        subprocess.run([*self.as_user, str(binary), "-c", str(self.root / "dovecot.conf"), "stop"],
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*self.as_user, str(binary), "-c", str(self.root / "dovecot.conf"), "stop"],
+            capture_output=True,
+        )
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -211,7 +230,6 @@ class Dovecot:
     def messages(self, address: str, folder: str = "INBOX") -> list[bytes]:
         """Every message in `address`'s folder, oldest first, read over IMAP (STARTTLS)."""
         from imapclient import IMAPClient
-
         from imapclient.exceptions import LoginError
 
         self.add_user(address)
@@ -261,9 +279,16 @@ def start_dovecot() -> Dovecot | None:
         (root / name).mkdir()
     server = Dovecot(root, _free_port(), _free_port(), _free_port(), as_user, owner)
     (root / "dovecot.conf").write_text(
-        CONFIG.format(root=root, user=user, group=group, uid=owner[0], gid=owner[1],
-                      imap_port=server.imap_port, imaps_port=server.imaps_port,
-                      lmtp_port=server.lmtp_port)  # fmt: skip
+        CONFIG.format(
+            root=root,
+            user=user,
+            group=group,
+            uid=owner[0],
+            gid=owner[1],
+            imap_port=server.imap_port,
+            imaps_port=server.imaps_port,
+            lmtp_port=server.lmtp_port,
+        )
     )
     (root / "passwd").write_text("")
     for path in [root, *root.rglob("*")]:
@@ -282,8 +307,9 @@ class _Relay:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         data = envelope.original_content or envelope.content
-        await asyncio.to_thread(self.dovecot.lmtp_send, envelope.mail_from,
-                                list(envelope.rcpt_tos), data)  # fmt: skip
+        await asyncio.to_thread(
+            self.dovecot.lmtp_send, envelope.mail_from, list(envelope.rcpt_tos), data
+        )
         with self.lock:
             self.accepted.append((envelope.mail_from, list(envelope.rcpt_tos), data))
         return "250 OK delivered"
@@ -313,13 +339,19 @@ class SmtpRelay:
         from aiosmtpd.controller import Controller
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.dovecot.root / "tls" / "cert.pem",
-                                self.dovecot.root / "tls" / "key.pem")  # fmt: skip
+        context.load_cert_chain(
+            self.dovecot.root / "tls" / "cert.pem", self.dovecot.root / "tls" / "key.pem"
+        )
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, tls_context=context,
-            require_starttls=True, authenticator=_authenticate, auth_required=True,
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=context,
+            require_starttls=True,
+            authenticator=_authenticate,
+            auth_required=True,
             ready_timeout=30,
-        )  # fmt: skip
+        )
         self.controller.start()
 
     def stop(self) -> None:
