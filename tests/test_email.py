@@ -4,18 +4,31 @@ API answers (tests/mail_servers.py, tests/email_rig.py)."""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from agent.store.tables import Conversation, EmailInbound
+from agent.api.app import create_app
+from agent.domain import utcnow
+from agent.features.email_links import sign_link
+from agent.store import email as mail_store
+from agent.store import proposals
+from agent.store.db import transaction
+from agent.email.outbox import OutboxSender
+from agent.email.process import Processor
+from agent.store.tables import Conversation, EmailInbound, EmailOutbox, Order
 from tests.conftest import IVAN, RETAIL_SLICE, customer_id
-from tests.email_rig import MailRig, body_of, make_rig
+from tests.email_rig import LINK_BASE, LINK_SECRET, MailRig, body_of, make_rig
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
+from tests.images import png
 
 pytestmark = pytest.mark.slow
 
@@ -266,3 +279,266 @@ def test_dkim_aligned_trust_binds_the_sender_and_nothing_less(
     fake.enqueue(text("Please verify first."))
     rig.cycle()
     assert conversations(rig)[-1].customer_id is None
+
+
+# -- consent --------------------------------------------------------------------------------
+
+CANCEL = {"order_id": "#W8770097", "reason": "no longer needed"}
+
+
+def _verified_with_proposal(rig: MailRig, fake: FakeAnthropic) -> tuple[EmailMessage, str]:
+    """Ivan verifies by mail and is proposed a cancellation: (the proposal's email, the
+    action's id)."""
+    facts = {"email": IVAN["email"], "zip_code": IVAN["zip"]}
+    fake.enqueue(tool_use("verify_customer", facts), tool_use("cancel_pending_order", CANCEL))
+    rig.write(IVAN["email"], "Cancel", f"Please cancel #W8770097, I no longer need it. "
+              f"I'm {IVAN['email']}, zip {IVAN['zip']}.")  # fmt: skip
+    rig.cycle()
+    proposal = rig.inbox(IVAN["email"])[-1]
+    with Session(rig.runtime.engine) as session:
+        [action] = proposals.list_actions(session=session, conversation_id=conversations(rig)[-1].id)
+    return proposal, action.id
+
+
+def _status(rig: MailRig, action_id: str) -> str:
+    with Session(rig.runtime.engine) as session:
+        action = proposals.get_action(session=session, action_id=action_id)
+        assert action is not None
+        return proposals.current_status(action).value
+
+
+def _order_status(rig: MailRig, order_id: str) -> str:
+    with Session(rig.runtime.engine) as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        return order.status
+
+
+def test_a_change_is_confirmed_by_replying_yes(rig: MailRig, fake: FakeAnthropic) -> None:
+    proposal, action_id = _verified_with_proposal(rig, fake)
+    body = body_of(proposal)
+    assert "The change to confirm:" in body and "#W8770097" in body
+    assert 'reply to this email with "yes"' in body and "Any other reply declines it" in body
+    assert f"{LINK_BASE}/email/actions/{action_id}?t=" in body
+    assert _order_status(rig, "#W8770097") == "pending"
+    fake.enqueue(text("Done: order #W8770097 is cancelled."))
+    rig.write(IVAN["email"], "Re: Cancel", "Yes\n\n-- \nIvan\n\nOn Mon, Acme wrote:\n> Please "
+              "confirm", reply_to=proposal)  # fmt: skip
+    rig.cycle()
+    assert _status(rig, action_id) == "executed"
+    assert _order_status(rig, "#W8770097") == "cancelled"
+    assert "cancelled" in body_of(rig.inbox(IVAN["email"])[-1])
+
+
+def test_any_other_reply_declines_the_change(rig: MailRig, fake: FakeAnthropic) -> None:
+    proposal, action_id = _verified_with_proposal(rig, fake)
+    fake.enqueue(text("All right, I left it as it is."))
+    rig.write(IVAN["email"], "Re: Cancel", "yes but only if it hasn't shipped?",
+              reply_to=proposal)  # fmt: skip
+    rig.cycle()
+    assert _status(rig, action_id) == "superseded"
+    assert _order_status(rig, "#W8770097") == "pending"
+    assert "left it as it is" in body_of(rig.inbox(IVAN["email"])[-1])
+
+
+def _link(body: str) -> str:
+    found = re.search(r"http://127\.0\.0\.1:9(/email/actions/\S+)", body)
+    assert found is not None, body
+    return found.group(1)
+
+
+def test_a_change_is_confirmed_by_its_one_time_link(rig: MailRig, fake: FakeAnthropic) -> None:
+    proposal, action_id = _verified_with_proposal(rig, fake)
+    link = _link(body_of(proposal))
+    with TestClient(create_app(rig.settings, rig.runtime)) as client:
+        # Opening it (a mail scanner does) changes nothing: a page with a Confirm button.
+        for _ in range(2):
+            page = client.get(link)
+            assert page.status_code == 200 and 'method="post"' in page.text
+            assert "#W8770097" in page.text
+        assert _status(rig, action_id) == "proposed"
+        # The link of another action, or a forged token, refuses.
+        other = link.replace(action_id, "act_" + "0" * 20)
+        assert client.post(other).status_code == 410
+        assert client.post(link[:-3] + "abc").status_code == 410
+        fake.enqueue(text("Your order #W8770097 is cancelled."))
+        done = client.post(link)
+        assert done.status_code == 200 and "Your change was made" in done.text
+        assert _status(rig, action_id) == "executed"
+        # Used once: again, it refuses (GET and POST), and nothing runs twice.
+        again = client.post(link)
+        assert again.status_code == 410 and "used already" in again.text
+        assert client.get(link).status_code == 410
+    rig.send()
+    outcome = rig.inbox(IVAN["email"])[-1]
+    assert "is cancelled" in body_of(outcome)
+    assert outcome["In-Reply-To"] == proposal["Message-ID"] or outcome["References"]
+
+
+def test_an_expired_link_changes_nothing(rig: MailRig, fake: FakeAnthropic) -> None:
+    _, action_id = _verified_with_proposal(rig, fake)
+    with transaction(rig.runtime.engine) as session:
+        link = mail_store.create_link(session=session, action_id=action_id,
+                                      conversation_id=conversations(rig)[-1].id,
+                                      expires_at=utcnow() - timedelta(minutes=1))  # fmt: skip
+        token = sign_link(LINK_SECRET, link_id=link.id, action_id=action_id,
+                          expires=time.time() - 60)  # fmt: skip
+    with TestClient(create_app(rig.settings, rig.runtime)) as client:
+        refused = client.post(f"/email/actions/{action_id}?t={token}")
+        assert refused.status_code == 410 and "expired" in refused.text
+    assert _status(rig, action_id) == "proposed"
+    assert _order_status(rig, "#W8770097") == "pending"
+
+
+# -- noise and failures ---------------------------------------------------------------------
+
+BOUNCE = b"""From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: shop@shop.test
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce-1@mx.example.net>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain
+
+This is the mail system. Your message could not be delivered.
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Final-Recipient: rfc822; nobody@example.net
+Action: failed
+Status: 5.1.1
+--b1--
+"""
+
+
+def test_auto_replies_bounces_and_lists_are_recorded_and_never_answered(
+    rig: MailRig, fake: FakeAnthropic
+) -> None:
+    rig.write(IVAN["email"], "Automatic reply: Returns", "I am out of the office until Monday.",
+              headers={"Auto-Submitted": "auto-replied", "X-Autoreply": "yes"})  # fmt: skip
+    rig.write(IVAN["email"], "Out of office", "Away.", headers={"X-Autorespond": "true"})
+    rig.write("news@lists.example.net", "Weekly digest", "News.",
+              headers={"List-Id": "<news.lists.example.net>", "Precedence": "list"})  # fmt: skip
+    rig.write("promo@example.net", "Sale", "Buy now.", headers={"Precedence": "bulk"})
+    rig.deliver(BOUNCE)
+    rig.cycle()
+    rows = inbound_rows(rig)
+    assert [r.state for r in rows] == ["ignored"] * 5
+    assert "Auto-Submitted" in rows[0].reason and "X-Autorespond" in rows[1].reason
+    assert "list" in rows[2].reason and "bulk" in rows[3].reason
+    assert "multipart/report" in rows[4].reason or "Auto-Submitted" in rows[4].reason
+    assert fake.bodies == [] and conversations(rig) == []
+    assert rig.inbox(IVAN["email"]) == []
+
+
+def test_the_servers_down_and_back_lose_nothing_and_double_nothing(
+    rig: MailRig, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.enqueue(text("Answer one."), text("Answer two."))
+    rig.write(IVAN["email"], "One", "First question?")
+    # IMAP down: fetching fails, the message waits in the mailbox.
+    rig.servers.dovecot.stop()
+    try:
+        with pytest.raises(OSError):
+            rig.fetch()
+    finally:
+        rig.servers.dovecot.start()
+    assert rig.fetch() == 1
+    # SMTP down: the answer waits in the outbox.
+    rig.servers.smtp.stop()
+    try:
+        rig.process()
+        assert rig.send() == 0
+        rig.write(IVAN["email"], "Two", "Second question?")
+        rig.fetch()
+        rig.process()
+        with Session(rig.runtime.engine) as session:
+            queued = session.exec(select(EmailOutbox)).all()
+        assert [q.state for q in queued] == ["pending", "pending"]
+        assert queued[0].last_error
+    finally:
+        rig.servers.smtp.start()
+    later = OutboxSender(rig.settings, rig.runtime.engine, clock=lambda: utcnow() + timedelta(hours=2))
+    assert later.send_pending() == 2
+    assert later.send_pending() == 0
+    rig.cycle()
+    assert sorted(body_of(m).splitlines()[0] for m in rig.inbox(IVAN["email"])) == [
+        "Answer one.", "Answer two."]
+    # The mailbox's copies are flagged as handled: fetched again, nothing new.
+    assert rig.fetch() == 0
+
+
+def test_a_message_that_fails_is_kept_and_tried_again_once(
+    rig: MailRig, fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.enqueue(text("The answer."))
+    rig.write(IVAN["email"], "Hello", "A question?")
+    rig.fetch()
+    # The answer is stored, but the process fails before queueing its email (a crash).
+    from agent.email import process
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(process, "enqueue_turn", crash)
+    rig.process()
+    [row] = inbound_rows(rig)
+    assert row.state == "admitted" and "died here" in (row.last_error or "")
+    monkeypatch.undo()
+    later = Processor(rig.runtime, clock=lambda: utcnow() + timedelta(hours=2))
+    assert later.process_pending() == 1  # recovered: its stored answer is queued
+    assert later.process_pending() == 0
+    rig.send()
+    [answer] = rig.inbox(IVAN["email"])
+    assert "The answer." in body_of(answer)
+    assert len(fake.bodies) == 1  # the model was asked once
+    # The same message delivered again (a second copy, same Message-ID): handled once.
+    again = rig.inbox(IVAN["email"])
+    rig.servers.dovecot.deliver(rig.servers.dovecot.messages(rig.shop)[0], rig.shop)
+    rig.cycle()
+    assert len(rig.inbox(IVAN["email"])) == len(again) == 1
+
+
+def test_a_20_mb_attachment_is_listed_and_a_photo_goes_to_the_model(
+    rig: MailRig, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(text("Thanks for the photo."))
+    big = bytes(range(256)) * (20 * 1024 * 1024 // 256)
+    rig.write(IVAN["email"], "Broken lamp", "It arrived broken, see attached.",
+              attachments=[("invoice.pdf", "application/pdf", big),
+                           ("lamp.png", "image/png", png(16, 16))])  # fmt: skip
+    rig.cycle()
+    message = fake.bodies[-1]["messages"][-1]["content"]
+    assert [b["type"] for b in message] == ["image", "text"]
+    assert "invoice.pdf (20.0 MB; not opened)" in message[-1]["text"]
+    assert "Thanks for the photo." in body_of(rig.inbox(IVAN["email"])[-1])
+
+
+MALFORMED = [
+    # a boundary that never closes, an unknown charset, broken base64, a header without colon
+    b"From: ivan.santos3158@example.com\r\nTo: shop\r\nSubject: =?x-unknown?B?@@@?=\r\n"
+    b"Message-ID: <bad-1@example.com>\r\nContent-Type: multipart/mixed; boundary=zz\r\n"
+    b"Garbage header line\r\n\r\n--zz\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\n"
+    b"Where is my order?\r\n--zz\r\nContent-Type: image/png; name=a.png\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n",
+    # no headers at all, binary junk
+    b"\x00\xff\xfe garbage \x80\x81\r\n\r\n\xff",
+    # nested multiparts without boundaries
+    b"From: ivan.santos3158@example.com\r\nMessage-ID: <bad-3@example.com>\r\n"
+    b"Content-Type: multipart/alternative\r\n\r\nno boundary here\r\n",
+]
+
+
+def test_malformed_mime_never_crashes_anything(rig: MailRig, fake: FakeAnthropic) -> None:
+    fake.enqueue(text("Answered the first."), text("Answered the third."))
+    for raw in MALFORMED:
+        rig.deliver(raw)
+    rig.cycle()
+    rows = inbound_rows(rig)
+    assert [r.state for r in rows] == ["answered", "ignored", "answered"]
+    assert "Where is my order?" in fake.bodies[0]["messages"][-1]["content"][-1]["text"]
+    assert len(rig.inbox(IVAN["email"])) == 2
