@@ -125,7 +125,7 @@ def body_of(message: EmailMessage, subtype: str = "plain") -> str:
 
 def make_rig(servers: MailServers, make_settings: Any, fixture: Any, **overrides: Any) -> MailRig:
     shop = f"shop-{uuid.uuid4().hex[:10]}@shop.test"
-    servers.dovecot.add_user(shop)
+    servers.dovecot.wait_for_user(shop)
     runtime = email_runtime(make_settings(**mail_settings(servers, shop, **overrides)))
     import_path(runtime.engine, fixture)
     return MailRig(servers, runtime, shop)

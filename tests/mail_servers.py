@@ -27,7 +27,7 @@ PASSWORD = "mail-test-password"
 SMTP_USER, SMTP_PASSWORD = "supportbot", "smtp-test-password"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -209,6 +209,23 @@ class Dovecot:
             passwd.replace(self.root / "passwd")
         return addresses[0].lower() if addresses else ""
 
+    def wait_for_user(self, address: str, timeout: float = 10.0) -> None:
+        """Until Dovecot knows a user just added (it rereads the passwd-file within a second)."""
+        from imapclient import IMAPClient
+        from imapclient.exceptions import LoginError
+
+        self.add_user(address)
+        deadline = time.monotonic() + timeout
+        while True:
+            with IMAPClient("127.0.0.1", port=self.imap_port, ssl=False, timeout=30) as client:
+                try:
+                    client.login(address, PASSWORD)
+                    return
+                except LoginError:
+                    if time.monotonic() > deadline:
+                        raise
+            time.sleep(0.2)
+
     def deliver(self, raw: bytes | EmailMessage, to: str, sender: str = "") -> None:
         """Deliver a message into `to`'s INBOX over LMTP, as a mail server would."""
         data = raw.as_bytes() if isinstance(raw, EmailMessage) else raw
@@ -277,7 +294,7 @@ def start_dovecot() -> Dovecot | None:
     make_certificate(root / "tls")
     for name in ("run", "state", "mail", "home"):
         (root / name).mkdir()
-    server = Dovecot(root, _free_port(), _free_port(), _free_port(), as_user, owner)
+    server = Dovecot(root, free_port(), free_port(), free_port(), as_user, owner)
     (root / "dovecot.conf").write_text(
         CONFIG.format(
             root=root,
@@ -380,6 +397,6 @@ def start_mail_servers() -> MailServers | None:
     dovecot = start_dovecot()
     if dovecot is None:
         return None
-    smtp = SmtpRelay(dovecot, _free_port(), _Relay(dovecot))
+    smtp = SmtpRelay(dovecot, free_port(), _Relay(dovecot))
     smtp.start()
     return MailServers(dovecot, smtp)

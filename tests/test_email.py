@@ -5,6 +5,7 @@ API answers (tests/mail_servers.py, tests/email_rig.py)."""
 from __future__ import annotations
 
 import re
+import smtplib
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,21 +15,26 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlmodel import Session, col, select
 
 from agent.api.app import create_app
 from agent.domain import utcnow
+from agent.email.check import check as run_check
+from agent.email.outbox import OutboxSender
+from agent.email.process import Processor
+from agent.email.service import EmailService
 from agent.features.email_links import sign_link
 from agent.store import email as mail_store
 from agent.store import proposals
 from agent.store.db import transaction
-from agent.email.outbox import OutboxSender
-from agent.email.process import Processor
-from agent.store.tables import Conversation, EmailInbound, EmailOutbox, Order
+from agent.store.keys import create_key
+from agent.store.tables import Conversation, EmailInbound, EmailOutbox, KeyScope, Order
 from tests.conftest import IVAN, RETAIL_SLICE, customer_id
 from tests.email_rig import LINK_BASE, LINK_SECRET, MailRig, body_of, make_rig
 from tests.fake_anthropic import FakeAnthropic, text, tool_use
 from tests.images import png
+from tests.mail_servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -296,7 +302,9 @@ def _verified_with_proposal(rig: MailRig, fake: FakeAnthropic) -> tuple[EmailMes
     rig.cycle()
     proposal = rig.inbox(IVAN["email"])[-1]
     with Session(rig.runtime.engine) as session:
-        [action] = proposals.list_actions(session=session, conversation_id=conversations(rig)[-1].id)
+        [action] = proposals.list_actions(
+            session=session, conversation_id=conversations(rig)[-1].id
+        )
     return proposal, action.id
 
 
@@ -462,12 +470,16 @@ def test_the_servers_down_and_back_lose_nothing_and_double_nothing(
         assert queued[0].last_error
     finally:
         rig.servers.smtp.start()
-    later = OutboxSender(rig.settings, rig.runtime.engine, clock=lambda: utcnow() + timedelta(hours=2))
+    later = OutboxSender(
+        rig.settings, rig.runtime.engine, clock=lambda: utcnow() + timedelta(hours=2)
+    )
     assert later.send_pending() == 2
     assert later.send_pending() == 0
     rig.cycle()
     assert sorted(body_of(m).splitlines()[0] for m in rig.inbox(IVAN["email"])) == [
-        "Answer one.", "Answer two."]
+        "Answer one.",
+        "Answer two.",
+    ]
     # The mailbox's copies are flagged as handled: fetched again, nothing new.
     assert rig.fetch() == 0
 
@@ -542,3 +554,102 @@ def test_malformed_mime_never_crashes_anything(rig: MailRig, fake: FakeAnthropic
     assert [r.state for r in rows] == ["answered", "ignored", "answered"]
     assert "Where is my order?" in fake.bodies[0]["messages"][-1]["content"][-1]["text"]
     assert len(rig.inbox(IVAN["email"])) == 2
+
+
+# -- the desk, the commands -----------------------------------------------------------------
+
+
+def test_a_hand_off_and_staff_replies_reach_the_customer_by_email(
+    rig: MailRig, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(tool_use("escalate_to_human", {"reason": "customer asked", "summary": "wants a "
+                 "person"}), text("I've passed this to a colleague."))  # fmt: skip
+    rig.write(IVAN["email"], "Help", "I'd like to talk to a person, please.")
+    rig.cycle()
+    [handed] = rig.inbox(IVAN["email"])
+    assert "A member of our team will answer you by email" in body_of(handed)
+    with transaction(rig.runtime.engine) as session:
+        keys = create_key(session=session, name="desk", scope=KeyScope.ADMIN)[1]
+    admin = {"Authorization": f"Bearer {keys}"}
+    with TestClient(create_app(rig.settings, rig.runtime)) as client:
+        [ticket] = client.get("/v1/tickets", headers=admin).json()
+        assert ticket["channel"] == "email"
+        reply = client.post(f"/v1/tickets/{ticket['id']}/reply", json={"text": "Hello Ivan, "
+                            "I can help."}, headers=admin)  # fmt: skip
+        assert reply.status_code == 200, reply.text
+    # The customer writes while a person has it: stored for them, no bot answer.
+    rig.write(IVAN["email"], "Re: Help", "Thanks!", reply_to=handed)
+    rig.cycle()
+    messages = rig.inbox(IVAN["email"])
+    assert len(messages) == 2
+    staff = messages[-1]
+    assert "Hello Ivan, I can help." in body_of(staff)
+    assert (
+        staff["In-Reply-To"] == handed["In-Reply-To"]
+        or handed["Message-ID"] in (staff["References"] or "")
+        or staff["Subject"] == handed["Subject"]
+    )
+    assert staff["Subject"] == handed["Subject"]
+    assert "Auto-Submitted" not in staff  # a person's reply, not an automatic one
+    assert len(conversations(rig)) == 1
+
+
+def test_email_check_says_what_works_and_what_is_wrong_in_one_line(rig: MailRig) -> None:
+    good = run_check(rig.settings)
+    assert [f.ok for f in good] == [True, True], good
+    assert "IDLE" in good[0].text and rig.shop in good[1].text
+    wrong = rig.settings.model_copy(update={
+        "email_imap_password": SecretStr("wrong"), "email_smtp_port": free_port(),
+    })  # fmt: skip
+    bad = run_check(wrong)
+    assert [f.ok for f in bad] == [False, False]
+    assert "refused the user name or password" in bad[0].text
+    assert "nothing answers" in bad[1].text and "connection refused" in bad[1].text
+    untrusted = rig.settings.model_copy(update={"email_tls_ca_file": None})
+    assert "certificate is not trusted" in run_check(untrusted)[0].text
+    assert all("\n" not in f.text for f in [*good, *bad])
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_email_run_answers_over_imap_in_the_background(rig: MailRig, fake: FakeAnthropic) -> None:
+    fake.enqueue(text("Answered by the running service."))
+    service = EmailService(rig.runtime)
+    service.start()
+    try:
+        rig.write(IVAN["email"], "Running", "Are you there?")
+        _wait_for(lambda: len(rig.inbox(IVAN["email"])) == 1, "the answer")
+    finally:
+        service.stop()
+    assert "running service" in body_of(rig.inbox(IVAN["email"])[0])
+
+
+def test_mail_delivered_to_our_own_lmtp_port_is_answered(
+    mail_servers: Any, make_settings: Any, fake: FakeAnthropic
+) -> None:
+    port = free_port()
+    rig = make_rig(mail_servers, make_settings, RETAIL_SLICE, email_inbound="lmtp",
+                   email_listen_port=port)  # fmt: skip
+    mail_servers.dovecot.clear(IVAN["email"])
+    fake.enqueue(text("Answered over LMTP."))
+    service = EmailService(rig.runtime)
+    service.start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = IVAN["email"], rig.shop, "LMTP"
+        message["Message-ID"] = "<lmtp-1@example.com>"
+        message.set_content("Hello over LMTP")
+        with smtplib.LMTP("127.0.0.1", port) as lmtp:
+            refused = lmtp.sendmail(IVAN["email"], [rig.shop], message.as_bytes())
+            assert refused == {}
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                lmtp.sendmail(IVAN["email"], ["someone-else@shop.test"], message.as_bytes())
+        _wait_for(lambda: len(rig.inbox(IVAN["email"])) == 1, "the answer")
+    finally:
+        service.stop()
+    assert "over LMTP" in body_of(rig.inbox(IVAN["email"])[0])

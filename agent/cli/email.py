@@ -36,7 +36,7 @@ def check() -> None:
 
 @app.command("run")
 def run() -> None:
-    """Answer email: read the mailbox, process messages, send replies, until stopped.
+    """Answer email until stopped: mailbox in, replies out.
 
     Reads the shop's mailbox over IMAP (IDLE where offered, polling otherwise), or receives
     mail over LMTP or SMTP on SUPPORTBOT_EMAIL_LISTEN_PORT (SUPPORTBOT_EMAIL_INBOUND), runs
