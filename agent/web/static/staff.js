@@ -93,7 +93,7 @@ function customerName(t) { return t.customer ? t.customer.name : "Unverified cus
 // Where the customer wrote from: the chat, the shop's backend, email (a reply goes out by email).
 const CHANNELS = {widget: "chat", backend: "backend", email: "email", cli: "terminal", api: "API", admin: "API"};
 function channelPill(t) {
-  return t.channel ? `<span class="pill channel ${escapeHtml(t.channel)}">${escapeHtml(CHANNELS[t.channel] || t.channel)}</span>` : "";
+  return t.channel ? `<span class="tag channel ${escapeHtml(t.channel)}">${escapeHtml(CHANNELS[t.channel] || t.channel)}</span>` : "";
 }
 
 // -- signing in and out ---------------------------------------------------------------------
