@@ -4,8 +4,10 @@ API answers (tests/mail_servers.py, tests/email_rig.py)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -231,19 +233,24 @@ def test_verification_by_mail_uses_facts_typed_in_the_new_text_only(
     assert "delivered" in body_of(rig.inbox(IVAN["email"])[-1])
 
 
+@functools.cache
+def _rsa_key() -> tuple[bytes, bytes]:
+    """A 2,048-bit RSA key made with openssl (the mail servers' fixture needs it anyway):
+    (the private key in PEM, the public key in DER, as a DKIM DNS record carries it)."""
+    private = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True,
+                             check=True).stdout  # fmt: skip
+    public = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=private,
+                            capture_output=True, check=True).stdout  # fmt: skip
+    return private, public
+
+
 def _dkim_signed(rig: MailRig, sender: str, domain: str, body: str) -> tuple[bytes, Any]:
     """`body` from `sender`, DKIM-signed by `domain`, and a DNS lookup that knows its key."""
     import base64
 
     import dkim
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())  # fmt: skip
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    private, public = _rsa_key()
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, rig.shop, "Order"
@@ -653,3 +660,18 @@ def test_mail_delivered_to_our_own_lmtp_port_is_answered(
     finally:
         service.stop()
     assert "over LMTP" in body_of(rig.inbox(IVAN["email"])[0])
+
+
+def test_handled_mail_can_be_moved_instead_of_flagged(
+    mail_servers: Any, make_settings: Any, fake: FakeAnthropic
+) -> None:
+    rig = make_rig(mail_servers, make_settings, RETAIL_SLICE, email_imap_handled="move",
+                   email_imap_handled_folder="Handled")  # fmt: skip
+    mail_servers.dovecot.clear(IVAN["email"])
+    fake.enqueue(text("Moved and answered."))
+    rig.write(IVAN["email"], "Move", "Where does this go?")
+    rig.cycle()
+    assert mail_servers.dovecot.messages(rig.shop) == []
+    assert len(mail_servers.dovecot.messages(rig.shop, folder="Handled")) == 1
+    assert "Moved and answered." in body_of(rig.inbox(IVAN["email"])[0])
+    assert rig.fetch() == 0

@@ -56,8 +56,16 @@ def check_imap(settings: Settings) -> Finding:
         folder = settings.email_imap_folder
         if not client.folder_exists(folder):
             return Finding(False, f"imap: {where}: no folder {folder!r} for this user")
-        info = client.select_folder(folder, readonly=True)
+        info = client.select_folder(folder)  # read-write: EXAMINE shows no PERMANENTFLAGS
         count = int(info.get(b"EXISTS", 0))
+        permanent = info.get(b"PERMANENTFLAGS", ())
+        if settings.email_imap_handled == "flag" and b"\\*" not in permanent:
+            return Finding(
+                False,
+                f"imap: {where}: {folder} keeps no keywords of our own, so "
+                "handled mail cannot be flagged; set "
+                "SUPPORTBOT_EMAIL_IMAP_HANDLED=move",
+            )
         idle = "IDLE" if client.has_capability("IDLE") else "no IDLE: polling"
         return Finding(
             True,
