@@ -320,6 +320,86 @@ class Settings(BaseSettings):
     event_poll_seconds: float = Field(default=1.0, ge=0.05, le=30)
     event_stream_seconds: float = Field(default=300.0, ge=0.1, le=3600)
 
+    # Email (agent/email, README "Email"): the shop's mailbox read over IMAP, or mail received
+    # over LMTP/SMTP on a port of our own; replies sent over SMTP from the shop's address.
+    email_address: str | None = Field(
+        default=None, description="The shop's support address: replies come from it"
+    )
+    email_from_name: str | None = Field(
+        default=None, description="The name replies come from (default: '<company> Support')"
+    )
+    email_inbound: Literal["imap", "lmtp", "smtp"] = Field(
+        default="imap",
+        description="imap: read the mailbox; lmtp or smtp: receive mail on email_listen_port",
+    )
+    email_imap_host: str | None = None
+    email_imap_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default: 993 with tls=ssl, else 143"
+    )
+    email_imap_user: str | None = None
+    email_imap_password: SecretStr | None = None
+    email_imap_tls: Literal["ssl", "starttls", "none"] = "ssl"
+    email_imap_folder: str = "INBOX"
+    email_imap_handled: Literal["flag", "move"] = Field(
+        default="flag",
+        description="What happens to a message once it is stored: flag (keyword "
+        "$SupportbotHandled, and \\Seen) or move (to email_imap_handled_folder)",
+    )
+    email_imap_handled_folder: str = "Supportbot"
+    email_poll_seconds: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="How often the mailbox is checked without IDLE, and how long one IDLE lasts",
+    )  # fmt: skip
+    email_listen_host: str = "127.0.0.1"
+    email_listen_port: int = Field(default=8025, ge=0, le=65535)
+    email_smtp_host: str | None = None
+    email_smtp_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default: 465 with tls=ssl, else 587"
+    )
+    email_smtp_user: str | None = None
+    email_smtp_password: SecretStr | None = None
+    email_smtp_tls: Literal["ssl", "starttls", "none"] = "starttls"
+    email_tls_ca_file: Path | None = Field(
+        default=None, description="CA certificates for a mail server the system's do not cover"
+    )
+    email_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    email_trust_dkim: bool = Field(
+        default=False,
+        description="A message with a valid DKIM signature of its From domain binds the "
+        "conversation to the customer with that email",
+    )
+    email_link_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret of one-time confirmation links (unset: no links)"
+    )
+    email_link_base_url: str | None = Field(
+        default=None, description="Public URL of `serve`, for confirmation links"
+    )
+    email_action_expiry_minutes: float = Field(
+        default=24 * 60, gt=0, le=30 * 24 * 60,
+        description="How long a change proposed by email waits for its confirmation",
+    )  # fmt: skip
+    email_rate_limit_per_sender: int = Field(
+        default=20, ge=1, description="Messages per hour one sender address gets answers to"
+    )
+    email_max_message_bytes: int = Field(default=30 * 1024 * 1024, ge=64 * 1024)
+    email_retry_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="First wait before a message or reply that failed is tried again (doubling, "
+        "at most an hour)",
+    )  # fmt: skip
+
+    def email_imap(self) -> tuple[str, int] | None:
+        if not self.email_imap_host:
+            return None
+        default = 993 if self.email_imap_tls == "ssl" else 143
+        return self.email_imap_host, self.email_imap_port or default
+
+    def email_smtp(self) -> tuple[str, int] | None:
+        if not self.email_smtp_host:
+            return None
+        default = 465 if self.email_smtp_tls == "ssl" else 587
+        return self.email_smtp_host, self.email_smtp_port or default
+
     @model_validator(mode="after")
     def _renewed_in_time(self) -> Settings:
         if self.turn_renew() > self.turn_lease_seconds / 2:

@@ -18,6 +18,7 @@ from agent.runtime import Runtime, build_runtime
 from agent.store.importer import import_path
 from kb import KnowledgeBase
 from tests.fake_anthropic import FakeAnthropic
+from tests.mail_servers import MailServers, start_mail_servers
 from tests.postgres import PostgresServer, start_postgres
 from tests.shop_server import serve  # noqa: F401  (a fixture: the example shop system as a process)
 
@@ -92,6 +93,18 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_servers() -> Iterator[MailServers]:
+    """Dovecot (IMAP, LMTP) and an SMTP server relaying into it (tests/mail_servers.py)."""
+    servers = start_mail_servers()
+    if servers is None:
+        if os.environ.get("CI"):
+            pytest.fail("dovecot not found; .ci/run must install Debian's dovecot-imapd")
+        pytest.skip("Dovecot not installed (apt-get install dovecot-imapd dovecot-lmtpd)")
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("agent.adapters",),
     ("agent.features", "agent.observability"),
     ("agent.runtime",),
-    ("agent.api", "agent.cli"),
+    ("agent.api", "agent.cli", "agent.email"),
 ]
 
 

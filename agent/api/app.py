@@ -24,6 +24,7 @@ from agent.api.routes import (
     closing,
     conversation_events,
     conversations,
+    email_links,
     health,
     identity,
     kb,
@@ -162,6 +163,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(metrics_route.router)
+    app.include_router(email_links.router)  # one-time confirmation links of email changes
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -202,6 +202,11 @@ class TicketOut(BaseModel):
         default=None,
         description="When the customer ended the conversation (replies no longer reach them)",
     )
+    channel: str | None = Field(
+        default=None,
+        description="Where the customer wrote from: widget (the chat), backend, email, cli; "
+        "a reply to an email conversation goes out as an email in its thread",
+    )
 
 
 class ReplyCreate(BaseModel):

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from agent.cli import chat, connectors, db, kb, orders, report, serve, staff, triage, usage
+from agent.cli import (
+    chat,
+    connectors,
+    db,
+    email,
+    kb,
+    orders,
+    report,
+    serve,
+    staff,
+    triage,
+    usage,
+)
 
 # Help texts: a one-sentence summary that fits the command list of an 80-column terminal, a
 # blank line, then the details. Markdown mode reflows each paragraph to the terminal's width
@@ -27,5 +39,6 @@ app.add_typer(serve.keys_app, name="keys")
 app.add_typer(staff.app, name="staff")
 app.add_typer(db.app, name="db")
 app.add_typer(connectors.app, name="connectors")
+app.add_typer(email.app, name="email")
 
 __all__ = ["app"]

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from agent.errors import Conflict, InvalidInput, NotFound
-from agent.store import desk_events
+from agent.store import desk_events, email
 from agent.store.conversations import append_message, lock_conversation, set_state
 from agent.store.db import transaction
 from agent.store.desk_events import DeskEventKind
@@ -155,6 +155,11 @@ def reply(engine: Engine, *, ticket_id: int, staff: Staff, text: str, max_chars:
             author=f"staff:{staff.name}",
         )
         _tell(session, ticket, DeskEventKind.STAFF_REPLY, staff)
+        # An email conversation's reply goes out by email too, in its thread (queued here, in
+        # the same transaction: sent once, whatever happens to the SMTP server meanwhile).
+        email.enqueue(session=session, key=f"staff:{message.id}",
+                      conversation_id=ticket.conversation_id, kind="staff",
+                      text=f"{text}\n\n{staff.name}")  # fmt: skip
         return message
 
 

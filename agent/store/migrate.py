@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # The newest revision, known without loading Alembic (a quarter of a second): a database
 # already at it needs nothing, which is every start but the first after an upgrade.
 # tests/test_migrations.py checks it is the head of migrations/.
-HEAD = "0010_system_reply"
+HEAD = "0011_email"
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001_release_0_1"  # release 0.1's schema, as its create_all made it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # The states and the clock are ground-level words (agent/domain.py), named here too for the
@@ -326,3 +326,87 @@ class RateCounter(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     window: int = Field(primary_key=True)  # window start, in seconds since the epoch
     count: int = 0
+
+
+class EmailInbound(SQLModel, table=True):
+    """A message that reached the shop's address (agent/email): kept whole as it arrived,
+    with where its processing stands. One row per Message-ID, so a message fetched or
+    delivered twice is handled once; a failure leaves it here to be tried again."""
+
+    __tablename__ = "email_inbound"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=500, unique=True)
+    source: str = Field(default="imap", max_length=16)  # imap | lmtp | smtp
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int = 0  # bytes as it arrived (raw holds only the headers beyond the size limit)
+    sender: str = Field(default="", max_length=320)  # the From address, lower-case: a claim
+    subject: str = Field(default="", max_length=500)
+    # received (waiting or to be tried again) | admitted (its turn stored it) | answered |
+    # ignored (noise, a loop, over the sender's limit: recorded, never answered)
+    state: str = Field(default="received", max_length=16, index=True)
+    reason: str = Field(default="", max_length=300)
+    conversation_id: str | None = Field(default=None, max_length=36, index=True)
+    # The conversation's last message sequence when its turn was admitted: what came after it
+    # is this message's turn (a retry after a crash finds its answer there).
+    admitted_after: int | None = None
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class EmailOutbox(SQLModel, table=True):
+    """A reply to send: the outbox the sender works through (agent/email/outbox.py), so an SMTP
+    server that is down loses nothing. `key` makes each reply enqueued once (the answer to one
+    inbound message, one staff reply, one notice)."""
+
+    __tablename__ = "email_outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    kind: str = Field(default="reply", max_length=16)  # reply | staff | notice
+    conversation_id: str = Field(max_length=36, index=True)
+    to_address: str = Field(max_length=320)
+    from_address: str = Field(max_length=320)
+    subject: str = Field(max_length=500)
+    message_id: str = Field(max_length=200, unique=True)
+    in_reply_to: str | None = Field(default=None, max_length=500)
+    references: str = Field(default="", max_length=8000)
+    text: str = Field(max_length=40_000)
+    state: str = Field(default="pending", max_length=16, index=True)  # pending | sent | refused
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class EmailThread(SQLModel, table=True):
+    """An email conversation: the address it belongs to (replies go there and nowhere else),
+    its subject and subject token, and the thread its replies continue."""
+
+    __tablename__ = "email_thread"
+    conversation_id: str = Field(primary_key=True, foreign_key="conversation.id", max_length=36)
+    address: str = Field(max_length=320, index=True)  # lower-case
+    shop_address: str = Field(max_length=320)
+    subject: str = Field(default="", max_length=500)  # the first message's, without Re:
+    token: str = Field(max_length=16, unique=True)  # "[#TOKEN]" in our replies' subjects
+    last_message_id: str | None = Field(default=None, max_length=500)  # the newest inbound
+    references: str = Field(default="", max_length=8000)  # what our next reply refers to
+    dkim_domain: str | None = Field(default=None, max_length=255)  # trusted DKIM that bound it
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EmailLink(SQLModel, table=True):
+    """A one-time confirmation link sent with a proposed change: bound to the action, expiring
+    with it, used at most once."""
+
+    __tablename__ = "email_link"
+    id: str = Field(primary_key=True, max_length=40)  # the token's nonce
+    action_id: str = Field(max_length=40, index=True)
+    conversation_id: str = Field(max_length=36)
+    expires_at: datetime
+    used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -80,6 +80,7 @@ def _outs(session: Session, tickets: Sequence[Ticket]) -> list[TicketOut]:
                     "customer": CustomerOut(name=name) if name else None,
                     "customer_id": customer_of[ticket.id],
                     "customer_ended_at": ended.get(ticket.conversation_id),
+                    "channel": getattr(conversations.get(ticket.conversation_id), "channel", None),
                 }
             )
         )

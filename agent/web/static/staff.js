@@ -90,6 +90,11 @@ function person(who) {
 // The customer ended the conversation while the ticket waited for a person.
 function customerLeft(t) { return Boolean(t.customer_ended_at) && t.status !== "resolved"; }
 function customerName(t) { return t.customer ? t.customer.name : "Unverified customer"; }
+// Where the customer wrote from: the chat, the shop's backend, email (a reply goes out by email).
+const CHANNELS = {widget: "chat", backend: "backend", email: "email", cli: "terminal", api: "API", admin: "API"};
+function channelPill(t) {
+  return t.channel ? `<span class="tag channel ${escapeHtml(t.channel)}">${escapeHtml(CHANNELS[t.channel] || t.channel)}</span>` : "";
+}
 
 // -- signing in and out ---------------------------------------------------------------------
 
@@ -211,6 +216,7 @@ async function loadTickets() {
     item.innerHTML = `<div class="ticket-top"><strong>#${escapeHtml(t.id)}</strong> ${escapeHtml(customerName(t))}
         <span class="age" data-at="${escapeHtml(t.created_at)}">${escapeHtml(age(t.created_at))}</span></div>
       <div><span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}${t.claimed_by ? " · " + escapeHtml(t.claimed_by) : ""}</span>
+        ${channelPill(t)}
         ${customerLeft(t) ? '<span class="pill left">customer left</span>' : ""}
         <span class="new-message">New message</span></div>
       <div class="muted">${escapeHtml(t.reason)}</div>`;
@@ -318,8 +324,8 @@ function showHead() {
   $("ticket-reason").textContent = t.reason + (t.summary ? " — " + t.summary : "");
   const state = t.status === "resolved" ? `Resolved${t.claimed_by ? " by " + t.claimed_by : ""} · ${when(t.resolved_at)}`
     : t.status === "claimed" ? `With ${t.claimed_by}` : "Waiting in the queue";
-  $("ticket-state").innerHTML = `<span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}</span>
-    <span class="muted">${escapeHtml(state)} · opened ${escapeHtml(when(t.created_at))}</span>`;
+  $("ticket-state").innerHTML = `<span class="pill ${escapeHtml(t.status)}">${escapeHtml(t.status)}</span> ${channelPill(t)}
+    <span class="muted">${escapeHtml(state)} · opened ${escapeHtml(when(t.created_at))}${t.channel === "email" ? " · replies go out by email" : ""}</span>`;
   const resolved = t.status === "resolved", left = customerLeft(t);
   const holding = t.status === "claimed" && me && (me.id !== null ? t.assignee_id === me.id : t.claimed_by === me.display_name);
   $("claim").disabled = resolved || holding;
