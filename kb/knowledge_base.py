@@ -18,11 +18,18 @@ from kb.embedder import Embedder
 from kb.fusion import fuse, identifiers
 from kb.lexical import LexicalIndex
 from kb.normalise import known_stems
-from kb.types import Chunk, DocumentInfo, Hit, context_text
+from kb.types import Chunk, DocumentInfo, Hit, stored_context
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "lexical"]
+# Every index was built by this model before indexes named theirs.
+FIRST_MODEL = "all-MiniLM-L6-v2"
+
+
+class EncoderMismatch(RuntimeError):
+    """The index holds another model's vectors: a query's embedding cannot be compared with
+    them until the index is re-embedded (`supportbot kb reindex`, or the next ingest)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class KBConfig:
     dense_threshold: float = 0.35
     fusion: Literal["rrf", "convex"] = "convex"
     lexical_weight: float = 0.3
+    # BM25 counts only within this distance of the best cosine (None: everywhere): kb/fusion.py.
+    lexical_window: float | None = None
     embedding_batch_size: int = 64
     lexical_refresh_seconds: float = 2.0
     # Misspelt words corrected (both searches), one spelling per word (BM25): kb/normalise.py.
@@ -72,6 +81,8 @@ class KnowledgeBase:
         self._checked_at = 0.0
         self._vocabulary: set[str] | None = None
         self._lock = threading.Lock()
+        self._mismatch: str | None = None
+        self._mismatch_checked = float("-inf")
 
     @classmethod
     def open(cls, settings: Any, embedder: Embedder | None = None) -> KnowledgeBase:
@@ -102,8 +113,37 @@ class KnowledgeBase:
     ) -> None:
         """Store documents' chunks (replacing older versions); `embeddings` rows follow the
         chunks in order."""
-        self.store.replace_documents(documents, embeddings, new_sources=new_sources)
+        self.store.replace_documents(
+            documents, embeddings, new_sources=new_sources, model=self.embedder.name
+        )
         self._lexical = None
+
+    def index_model(self) -> str | None:
+        """The embedding model whose vectors the index holds (None when it is empty)."""
+        return self.store.model() or (FIRST_MODEL if self.store.count() else None)
+
+    def encoder_mismatch(self) -> str | None:
+        """Why the index cannot be searched with this encoder, or None when it can."""
+        model = self.index_model()
+        if model is None or model == self.embedder.name:
+            return None
+        return (
+            f"the index holds vectors of {model}, the encoder is {self.embedder.name}: "
+            "run `supportbot kb reindex` (or ingest) to re-embed it"
+        )
+
+    def reindex(self, *, skip: set[str] | None = None) -> int:
+        """Re-embed every stored chunk with this encoder, from the text and context it was
+        stored with (no source file is read), into a fresh collection that replaces the old
+        one: vectors of two models are never mixed in one index. Documents whose source is in
+        `skip` are dropped instead (an ingest about to embed them anew). Returns the number of
+        chunks embedded."""
+        rows = [r for r in self.store.all() if str(r[2].get("source", "")) not in (skip or ())]
+        vectors = self.embedder.encode([stored_context(t, m) for _, t, m in rows])
+        self.store.rebuild(rows, vectors, model=self.embedder.name)
+        self._lexical = None
+        self._mismatch_checked = float("-inf")
+        return len(rows)
 
     def delete(self, source: str) -> int:
         removed = self.store.delete_source(source)
@@ -148,6 +188,8 @@ class KnowledgeBase:
             "store": self.config.chroma_url or str(self.config.data_dir / "chroma"),
             "collection": self.config.collection,
             "embedding_model": self.embedder.name,
+            "index_embedding_model": self.index_model(),
+            "reindex_needed": self.encoder_mismatch() is not None,
         }
 
     def search(
@@ -179,6 +221,7 @@ class KnowledgeBase:
         n = max(self.config.candidates, k)
         dense: list[list[tuple[str, str, dict[str, Any], float]]] = [[] for _ in live]
         if mode in ("hybrid", "dense"):
+            self._check_encoder()
             asked = [stripped[i] for i in live]
             if self.config.normalise_queries:
                 speller = self._lexical_index().speller
@@ -196,6 +239,16 @@ class KnowledgeBase:
         for j, i in enumerate(live):
             found[i] = self._ranked(stripped[i], k, dense[j], lexical[j])
         return found
+
+    def _check_encoder(self) -> None:
+        """Raises EncoderMismatch when the index holds another model's vectors (read with the
+        lexical index's refresh, not with every search)."""
+        now = time.monotonic()
+        if now - self._mismatch_checked >= self.config.lexical_refresh_seconds:
+            self._mismatch = self.encoder_mismatch()
+            self._mismatch_checked = now
+        if self._mismatch:
+            raise EncoderMismatch(self._mismatch)
 
     def _with_texts(
         self, dense: list[list[tuple[str, str, dict[str, Any], float]]]
@@ -232,6 +285,7 @@ class KnowledgeBase:
         fused = fuse(
             [i for i, *_ in dense], lexical, method=self.config.fusion,
             lexical_weight=self.config.lexical_weight, dense_scores={i: s for i, *_, s in dense},
+            lexical_window=self.config.lexical_window,
         )  # fmt: skip
         # A verbatim identifier match (a product or part code) outranks everything else.
         # They come first, in the order relevance gives them: the code picks the document,
@@ -293,10 +347,7 @@ class KnowledgeBase:
                 self._lexical_meta = {i: (t, m) for i, t, m in rows}
                 index = LexicalIndex(
                     [i for i, _, _ in rows],
-                    [
-                        context_text(t, str(m.get("title", "")), str(m.get("section", "")))
-                        for _, t, m in rows
-                    ],
+                    [stored_context(t, m) for _, t, m in rows],
                     normalise=self.config.normalise_queries,
                     known_stems=self._known_stems(),
                 )
@@ -318,7 +369,7 @@ class KnowledgeBase:
 
     def _lexical_text(self, chunk_id: str) -> str:
         text, meta = self._lexical_meta.get(chunk_id, ("", {}))
-        return context_text(text, str(meta.get("title", "")), str(meta.get("section", "")))
+        return stored_context(text, meta)
 
 
 def _contains_any(text: str, codes: Sequence[str]) -> bool:

@@ -167,8 +167,19 @@ def _plan_search(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
     return [{"query": intent.text[:500]}] if wanted and not product and not planned else []
 
 
+# The offline model cannot translate: when the customer's words are not English, it says how
+# it searched (tools/knowledge.py adds a language_note to such a result).
+ENGLISH_ONLY = (
+    "I search our help centre in English, the language it is written in, so I may have missed "
+    "what you asked in your language. If you can, ask me in English, or say 'human' to talk to "
+    "a person."
+)
+
+
 def _render_search(data: Any) -> str:
     if not data.get("found"):
+        if data.get("language_note"):
+            return f"I couldn't find anything about that in our help centre. {ENGLISH_ONLY}"
         return (
             "I couldn't find anything about that in our help centre. I can look up your "
             "orders: send your order number (like #W1234567) and, if you're not verified yet, "
@@ -180,7 +191,8 @@ def _render_search(data: Any) -> str:
     if len(text) > 700:
         text = text[:700].rsplit(" ", 1)[0] + " …"
     cite = f"[{best['source']}] {where}" + (f" ({best['url']})" if best.get("url") else "")
-    return f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
+    answer = f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
+    return f"{answer}\n\n{ENGLISH_ONLY}" if data.get("language_note") else answer
 
 
 # -- escalate_to_human --------------------------------------------------------------------
