@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import median, open_kb, percentile
+from ingest.chunker import CHUNK_OVERLAP, CHUNK_TOKENS
 from ingest.pipeline import ingest
 from kb import Hit, KnowledgeBase
 from kb.embedder import Embedder, set_threads
@@ -43,31 +44,25 @@ from kb.lexical import LexicalIndex
 from kb.types import stored_context
 
 VARIANTS: dict[str, dict[str, Any]] = {
+    # The search as configured (KBConfig's defaults): convex fusion, BM25 weight 0.3 within a
+    # lexical window of 0.05.
+    "default": {"mode": "hybrid"},
     "dense": {"mode": "dense"},
     "bm25": {"mode": "lexical"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
-    "hybrid-convex-0.2": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.2},
-    "hybrid-convex-0.3": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.3},
-    "hybrid-convex-0.4": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.4},
-    "hybrid-convex-0.5": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.5},
-    "window-0.02": {"mode": "hybrid", "lexical_window": 0.02},
-    "window-0.03": {"mode": "hybrid", "lexical_window": 0.03},
-    "window-0.05": {"mode": "hybrid", "lexical_window": 0.05},
-    "window-0.07": {"mode": "hybrid", "lexical_window": 0.07},
-    "window-0.1": {"mode": "hybrid", "lexical_window": 0.1},
-    "window-0.15": {"mode": "hybrid", "lexical_window": 0.15},
-    "window-0.2": {"mode": "hybrid", "lexical_window": 0.2},
-    "candidates-10": {"mode": "hybrid", "candidates": 10},
-    "candidates-50": {"mode": "hybrid", "candidates": 50},
-    "candidates-100": {"mode": "hybrid", "candidates": 100},
-    # The default without query normalisation (kb/normalise.py), on the same index.
-    "dense, raw query": {"mode": "dense", "normalise_queries": False},
-    "hybrid-convex-0.3, raw query": {
-        "mode": "hybrid",
-        "fusion": "convex",
-        "lexical_weight": 0.3,
-        "normalise_queries": False,
+    # BM25 counted for every candidate, as before the lexical window.
+    **{
+        f"hybrid-convex-{w}": {"mode": "hybrid", "lexical_weight": w, "lexical_window": None}
+        for w in (0.2, 0.3, 0.4, 0.5)
     },
+    **{
+        f"window-{x}": {"mode": "hybrid", "lexical_window": x}
+        for x in (0.02, 0.03, 0.05, 0.07, 0.1)
+    },
+    **{f"candidates-{n}": {"mode": "hybrid", "candidates": n} for n in (10, 50, 100)},
+    # The default without query normalisation (kb/normalise.py), on the same index.
+    "dense-raw-query": {"mode": "dense", "normalise_queries": False},
+    "default-raw-query": {"mode": "hybrid", "normalise_queries": False},
 }
 
 
@@ -236,8 +231,8 @@ def main() -> None:
     parser.add_argument("--index", default="retrieval", help="cache folder name under bench/.cache")
     parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     parser.add_argument("--misses", action="store_true", help="list the default's misses at k")
-    parser.add_argument("--max-tokens", type=int, default=200, help="chunk size (ingest)")
-    parser.add_argument("--overlap", type=int, default=40, help="chunk overlap (ingest)")
+    parser.add_argument("--max-tokens", type=int, default=CHUNK_TOKENS, help="chunk size (ingest)")
+    parser.add_argument("--overlap", type=int, default=CHUNK_OVERLAP, help="chunk overlap (ingest)")
     parser.add_argument("--cost", action="store_true", help="also time query normalisation")
     parser.add_argument(
         "--ablate", default="",
@@ -301,10 +296,7 @@ def main() -> None:
         )  # fmt: skip
 
     if args.misses:
-        default = f"hybrid-{base.fusion}" + (
-            f"-{base.lexical_weight:g}" if base.fusion == "convex" else ""
-        )
-        shown = default if default in names else names[0]
+        shown = "default" if "default" in names else names[0]
         print(f"\nnot in the top {ks[0]} ({shown}):")
         for set_name, qs in sets.items():
             r = rows[shown, set_name]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.chunker import chunk_document, chunk_format
+from ingest.chunker import CHUNK_OVERLAP, CHUNK_TOKENS, chunk_document, chunk_format
 from ingest.documents import Document, LoadError
 from ingest.loaders import SUPPORTED, load
 from kb.knowledge_base import KnowledgeBase
@@ -80,8 +80,8 @@ def ingest(
     paths: Iterable[Path],
     *,
     prune: bool = False,
-    max_tokens: int = 200,
-    overlap_tokens: int = 40,
+    max_tokens: int = CHUNK_TOKENS,
+    overlap_tokens: int = CHUNK_OVERLAP,
     batch_chunks: int = 1024,
     progress: Progress | None = None,
 ) -> IngestReport:

@@ -39,10 +39,10 @@ def convex_fusion(
     """(1-w) * cosine similarity + w * BM25 score scaled by the best BM25 score. With a
     `lexical_window`, BM25 counts only for chunks whose cosine is within it of the best one:
     it reorders what the encoder finds about equally close, and cannot lift a passage the
-    encoder finds much further away."""
+    encoder finds much further away (a search without dense scores is BM25's alone)."""
     top = max((s for _, s in lexical), default=0.0) or 1.0
     lexical_scores = {i: s / top for i, s in lexical}
-    if lexical_window is not None:
+    if lexical_window is not None and dense_scores:
         floor = max(dense_scores.values(), default=0.0) - lexical_window
         lexical_scores = {
             i: s for i, s in lexical_scores.items() if dense_scores.get(i, -1.0) >= floor

@@ -18,6 +18,7 @@ from kb.embedder import Embedder
 from kb.fusion import fuse, identifiers
 from kb.lexical import LexicalIndex
 from kb.normalise import known_stems
+from kb.passages import SectionKey, Sections, section_key
 from kb.types import Chunk, DocumentInfo, Hit, stored_context
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,10 @@ class KBConfig:
     fusion: Literal["rrf", "convex"] = "convex"
     lexical_weight: float = 0.3
     # BM25 counts only within this distance of the best cosine (None: everywhere): kb/fusion.py.
-    lexical_window: float | None = None
+    lexical_window: float | None = 0.05
+    # A hit in a section of at most this many tokens shows the whole section (0: the chunk
+    # alone), and the section's other chunks are not listed again: kb/passages.py.
+    passage_tokens: int = 320
     embedding_batch_size: int = 64
     lexical_refresh_seconds: float = 2.0
     # Misspelt words corrected (both searches), one spelling per word (BM25): kb/normalise.py.
@@ -62,6 +66,8 @@ class KBConfig:
             dense_threshold=settings.kb_dense_threshold,
             fusion=settings.kb_fusion,
             lexical_weight=settings.kb_lexical_weight,
+            lexical_window=getattr(settings, "kb_lexical_window", 0.05),
+            passage_tokens=getattr(settings, "kb_passage_tokens", 320),
             embedding_batch_size=settings.embedding_batch_size,
             encoder=getattr(settings, "encoder", "onnx"),
             encoder_cache=getattr(settings, "encoder_cache", None),
@@ -77,6 +83,7 @@ class KnowledgeBase:
         self.embedder = embedder
         self._lexical: LexicalIndex | None = None
         self._lexical_meta: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._sections = Sections(())
         self._lexical_revision = -1
         self._checked_at = 0.0
         self._vocabulary: set[str] | None = None
@@ -291,14 +298,23 @@ class KnowledgeBase:
         # They come first, in the order relevance gives them: the code picks the document,
         # the question picks the passage.
         ranked = [p for p in fused if p[0] in exact] + [p for p in fused if p[0] not in exact]
-        ranked = ranked[:k]
         # Text and metadata: from the dense results, else from the lexical index's copy.
         found = {i: (t, m) for i, t, m, _ in dense}
         dense_scores = {i: s for i, *_, s in dense}
         lexical_scores = dict(lexical)
-        hits = []
+        hits: list[Hit] = []
+        shown: set[SectionKey] = set()
         for chunk_id, score in ranked:
+            if len(hits) == k:
+                break
             text, meta = found.get(chunk_id) or self._lexical_meta[chunk_id]
+            # A short section is shown whole, once, where its best chunk ranks.
+            passage = self._sections.passage(meta, self.config.passage_tokens)
+            if passage is not None:
+                if section_key(meta) in shown:
+                    continue
+                shown.add(section_key(meta))
+                text = passage
             hits.append(
                 Hit(
                     text=text,
@@ -345,6 +361,7 @@ class KnowledgeBase:
             if index is None or revision != self._lexical_revision:
                 rows = self.store.all()
                 self._lexical_meta = {i: (t, m) for i, t, m in rows}
+                self._sections = Sections(rows)
                 index = LexicalIndex(
                     [i for i, _, _ in rows],
                     [stored_context(t, m) for _, t, m in rows],

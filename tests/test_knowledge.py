@@ -242,6 +242,22 @@ def test_the_tool_notes_a_search_in_other_words_than_the_help_centres(
     assert "query_in_english" in payload["language_note"]
 
 
+def test_offline_model_shows_the_table_that_answers_how_long_shipping_takes(
+    make_settings: SettingsFactory,
+) -> None:
+    runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    reply = runtime.agent.ask(
+        runtime.agent.start_conversation(), "How long does shipping take?"
+    ).reply
+    assert "Most orders are processed within 1–2 business days" in reply
+    assert "| Standard | 3–5 business days |" in reply and "| Overnight | 1 business day |" in reply
+    assert "Sources: [1] Shipping and Delivery > Processing times" in reply
+    assert "[2] Shipping and Delivery > Shipping options" in reply
+    assert "This page explains" not in reply  # the page's introduction answers nothing
+
+
 def test_offline_model_says_it_searches_in_english(make_settings: SettingsFactory) -> None:
     runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
     assert runtime.agent.kb is not None

@@ -79,7 +79,11 @@ def search_knowledge_base(
         }
     results = []
     for hit in hits:
-        entry: dict[str, Any] = {"source": ctx.cite(hit), "title": hit.title}
+        entry: dict[str, Any] = {
+            "source": ctx.cite(hit),
+            "title": hit.title,
+            "relevance": round(hit.score, 2),
+        }
         if hit.section:
             entry["section"] = hit.section
         if hit.page:

@@ -185,14 +185,41 @@ def _render_search(data: Any) -> str:
             "orders: send your order number (like #W1234567) and, if you're not verified yet, "
             "the email address on your account. Say 'human' to talk to a person."
         )
-    best = data["results"][0]
-    where = " > ".join(p for p in (best["title"], best.get("section")) if p)
-    text = best["text"].strip()
-    if len(text) > 700:
-        text = text[:700].rsplit(" ", 1)[0] + " …"
-    cite = f"[{best['source']}] {where}" + (f" ({best['url']})" if best.get("url") else "")
-    answer = f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
+    results = data["results"]
+    best = results[0]
+    shown = [best] + [r for r in results[1:2] if _same_page_as_close(r, best)]
+    parts = []
+    for n, result in enumerate(shown):
+        text = result["text"].strip()
+        if len(text) > 700:
+            text = text[:700].rsplit(" ", 1)[0] + " …"
+        head = (
+            f"From our help centre [{result['source']}]:"
+            if n == 0
+            else f"[{result['source']}] {_where(result)}:"
+        )
+        parts.append(f"{head}\n\n{text}")
+    cites = ", ".join(
+        f"[{r['source']}] {_where(r)}" + (f" ({r['url']})" if r.get("url") else "") for r in shown
+    )
+    answer = "\n\n".join(parts) + f"\n\n{'Sources' if len(shown) > 1 else 'Source'}: {cites}"
     return f"{answer}\n\n{ENGLISH_ONLY}" if data.get("language_note") else answer
+
+
+def _where(result: dict[str, Any]) -> str:
+    return " > ".join(p for p in (result["title"], result.get("section")) if p)
+
+
+# The offline model shows the best passage, and the next one too when it is another section of
+# the same page about as relevant: "how long does shipping take?" finds the processing times
+# and the table of delivery options, and a customer needs both.
+CLOSE = 0.85
+
+
+def _same_page_as_close(result: dict[str, Any], best: dict[str, Any]) -> bool:
+    same_page = (result["title"], result.get("url")) == (best["title"], best.get("url"))
+    relevance, top = result.get("relevance"), best.get("relevance")
+    return same_page and relevance is not None and bool(top) and relevance >= CLOSE * top
 
 
 # -- escalate_to_human --------------------------------------------------------------------
