@@ -219,7 +219,9 @@ CLOSE = 0.85
 def _same_page_as_close(result: dict[str, Any], best: dict[str, Any]) -> bool:
     same_page = (result["title"], result.get("url")) == (best["title"], best.get("url"))
     relevance, top = result.get("relevance"), best.get("relevance")
-    return same_page and relevance is not None and bool(top) and relevance >= CLOSE * top
+    if not same_page or relevance is None or not top:
+        return False
+    return float(relevance) >= CLOSE * float(top)
 
 
 # -- escalate_to_human --------------------------------------------------------------------
