@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     kb_fusion: Literal["rrf", "convex"] = "convex"
     kb_lexical_weight: float = Field(default=0.3, ge=0, le=1)
     kb_lexical_window: float | None = Field(
-        default=0.05,
+        default=0.1,
         ge=0,
         le=2,
         description="BM25 reorders only passages within this cosine of the best one (unset: "

@@ -45,7 +45,7 @@ from kb.types import stored_context
 
 VARIANTS: dict[str, dict[str, Any]] = {
     # The search as configured (KBConfig's defaults): convex fusion, BM25 weight 0.3 within a
-    # lexical window of 0.05.
+    # lexical window of 0.1.
     "default": {"mode": "hybrid"},
     "dense": {"mode": "dense"},
     "bm25": {"mode": "lexical"},

@@ -43,7 +43,7 @@ class KBConfig:
     fusion: Literal["rrf", "convex"] = "convex"
     lexical_weight: float = 0.3
     # BM25 counts only within this distance of the best cosine (None: everywhere): kb/fusion.py.
-    lexical_window: float | None = 0.05
+    lexical_window: float | None = 0.1
     # A hit in a section of at most this many tokens shows the whole section (0: the chunk
     # alone), and the section's other chunks are not listed again: kb/passages.py.
     passage_tokens: int = 320
@@ -66,7 +66,7 @@ class KBConfig:
             dense_threshold=settings.kb_dense_threshold,
             fusion=settings.kb_fusion,
             lexical_weight=settings.kb_lexical_weight,
-            lexical_window=getattr(settings, "kb_lexical_window", 0.05),
+            lexical_window=getattr(settings, "kb_lexical_window", 0.1),
             passage_tokens=getattr(settings, "kb_passage_tokens", 320),
             embedding_batch_size=settings.embedding_batch_size,
             encoder=getattr(settings, "encoder", "onnx"),

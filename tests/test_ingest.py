@@ -221,8 +221,8 @@ def test_a_table_that_fits_is_never_cut(kb: KnowledgeBase) -> None:
     (table,) = [t for _, t, m in _chunks(kb) if m["section"] == "Shipping options"]
     assert "| Overnight | 1 business day | $29.99 |" in table
     hits = kb.search("How long does shipping take?", k=4)
-    assert [h.section for h in hits[:2]] == ["Processing times", "Shipping options"]
-    assert hits[1].text == table and "" not in [h.section for h in hits]
+    assert [h.section for h in hits[:2]] == ["Shipping options", "Processing times"]
+    assert hits[0].text == table and "" not in [h.section for h in hits]
 
 
 def test_second_ingest_of_an_unchanged_corpus_embeds_nothing(

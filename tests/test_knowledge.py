@@ -253,8 +253,8 @@ def test_offline_model_shows_the_table_that_answers_how_long_shipping_takes(
     ).reply
     assert "Most orders are processed within 1–2 business days" in reply
     assert "| Standard | 3–5 business days |" in reply and "| Overnight | 1 business day |" in reply
-    assert "Sources: [1] Shipping and Delivery > Processing times" in reply
-    assert "[2] Shipping and Delivery > Shipping options" in reply
+    assert "Sources: [1] Shipping and Delivery > Shipping options" in reply
+    assert "[2] Shipping and Delivery > Processing times" in reply
     assert "This page explains" not in reply  # the page's introduction answers nothing
 
 

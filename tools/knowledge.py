@@ -37,7 +37,9 @@ def search_knowledge_base(
     query: Annotated[
         str,
         Field(
-            description="What to look up: the customer's question or keywords, in their words",
+            description="What to look up: the customer's question or keywords, in their words, "
+            "as a question that stands alone (name the product or account the customer "
+            "mentioned earlier in the conversation)",
             min_length=2,
             max_length=500,
         ),
