@@ -202,13 +202,27 @@ class Settings(BaseSettings):
         default=None, description="Chroma server URL; default: embedded Chroma in data_dir/chroma"
     )
     kb_collection: str = "kb_chunks"
-    kb_chunk_tokens: int = Field(default=200, ge=32, le=256)
-    kb_chunk_overlap: int = Field(default=40, ge=0, le=128)
+    kb_chunk_tokens: int = Field(default=128, ge=32, le=256)
+    kb_chunk_overlap: int = Field(default=24, ge=0, le=128)
     kb_candidates: int = Field(default=30, ge=1, le=200)
     kb_dense_threshold: float = Field(default=0.35, ge=-1, le=1)
     kb_fusion: Literal["rrf", "convex"] = "convex"
     kb_lexical_weight: float = Field(default=0.3, ge=0, le=1)
+    kb_lexical_window: float | None = Field(
+        default=0.1,
+        ge=0,
+        le=2,
+        description="BM25 reorders only passages within this cosine of the best one (unset: "
+        "BM25 counts for every candidate)",
+    )
     kb_search_results: int = Field(default=4, ge=1, le=20)
+    kb_passage_tokens: int = Field(
+        default=320,
+        ge=0,
+        le=2000,
+        description="A passage found in a section of at most this many tokens is shown with the "
+        "whole section (0: the chunk alone)",
+    )
     embedding_batch_size: int = Field(default=64, ge=1, le=1024)
 
     # HTTP API.

@@ -42,6 +42,9 @@ def run(corpus: Path, encoder: str, extra_env: dict[str, str]) -> dict[str, floa
     with tempfile.TemporaryDirectory() as data, tempfile.NamedTemporaryFile("r") as report:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")},
+            # This checkout's code first (as bench/load.py does): the console script alone would
+            # import whatever checkout the virtualenv was installed from.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "SUPPORTBOT_DATA_DIR": data,
             "SUPPORTBOT_ENCODER": encoder,
             **extra_env,

@@ -1,7 +1,8 @@
 """Retrieval quality and latency: dense-only, BM25-only and hybrid, on a dev set.
 
     python bench/retrieval.py --corpus ../shared/data/banking_kb/documents.jsonl \
-        --queries bench/data/banking_dev.jsonl --offtopic bench/data/offtopic.jsonl -k 3,5,10
+        --queries bench/data/banking_tune.jsonl bench/data/banking_test.jsonl \
+        --offtopic bench/data/offtopic.jsonl -k 3,5,10
     python bench/retrieval.py --corpus demo/docs --index retrieval-demo \
         --queries bench/data/demo_dev.jsonl --offtopic bench/data/demo_offtopic.jsonl -k 3,5,10
 
@@ -12,9 +13,10 @@ the first heading). When a dev set names sections, hits are collapsed to section
 documents, in order of their best chunk. recall@k is the share of questions with a gold answer
 among the top k; MRR@k the mean reciprocal rank of the first gold answer.
 
-Latency is one search, warm, with the query embedding computed (no cached embedding) by one
-encoder thread, as the server runs it; so is the CPU comparison of a search with and without
-query normalisation.
+Several question sets (`--queries tune.jsonl test.jsonl`) are each reported on their own: tune
+on one, report on the other. Latency is one search, warm, with the query embedding computed (no
+cached embedding) by one encoder thread, as the server runs it; so is the CPU comparison of a
+search with and without query normalisation (`--cost`).
 
 Off-topic questions (`--offtopic`, optionally with a `kind`) must find nothing: "rejected" is
 the share for which the search as configured (relevance threshold on) returns no passage, and
@@ -34,27 +36,33 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import median, open_kb, percentile
+from ingest.chunker import CHUNK_OVERLAP, CHUNK_TOKENS
 from ingest.pipeline import ingest
-from kb import Hit, KnowledgeBase, context_text
+from kb import Hit, KnowledgeBase
 from kb.embedder import Embedder, set_threads
 from kb.lexical import LexicalIndex
+from kb.types import stored_context
 
 VARIANTS: dict[str, dict[str, Any]] = {
+    # The search as configured (KBConfig's defaults): convex fusion, BM25 weight 0.3 within a
+    # lexical window of 0.1.
+    "default": {"mode": "hybrid"},
     "dense": {"mode": "dense"},
     "bm25": {"mode": "lexical"},
     "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
-    "hybrid-convex-0.2": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.2},
-    "hybrid-convex-0.3": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.3},
-    "hybrid-convex-0.4": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.4},
-    "hybrid-convex-0.5": {"mode": "hybrid", "fusion": "convex", "lexical_weight": 0.5},
-    # The default without query normalisation (kb/normalise.py), on the same index.
-    "dense, raw query": {"mode": "dense", "normalise_queries": False},
-    "hybrid-convex-0.3, raw query": {
-        "mode": "hybrid",
-        "fusion": "convex",
-        "lexical_weight": 0.3,
-        "normalise_queries": False,
+    # BM25 counted for every candidate, as before the lexical window.
+    **{
+        f"hybrid-convex-{w}": {"mode": "hybrid", "lexical_weight": w, "lexical_window": None}
+        for w in (0.2, 0.3, 0.4, 0.5)
     },
+    **{
+        f"window-{x}": {"mode": "hybrid", "lexical_window": x}
+        for x in (0.02, 0.03, 0.05, 0.07, 0.1)
+    },
+    **{f"candidates-{n}": {"mode": "hybrid", "candidates": n} for n in (10, 50, 100)},
+    # The default without query normalisation (kb/normalise.py), on the same index.
+    "dense-raw-query": {"mode": "dense", "normalise_queries": False},
+    "default-raw-query": {"mode": "hybrid", "normalise_queries": False},
 }
 
 
@@ -181,9 +189,7 @@ def normalisation_cost(kb: KnowledgeBase, questions: list[str], rounds: int = 6)
         )
     rows = kb.store.all()
     ids = [i for i, _, _ in rows]
-    texts = [
-        context_text(t, str(m.get("title", "")), str(m.get("section", ""))) for _, t, m in rows
-    ]
+    texts = [stored_context(t, m) for _, t, m in rows]
     builds: dict[bool, list[float]] = {}
     for on in (False, True, False, True):
         start = time.process_time()
@@ -196,17 +202,43 @@ def normalisation_cost(kb: KnowledgeBase, questions: list[str], rounds: int = 6)
           f"{min(builds[False]):.2f} s without.")  # fmt: skip
 
 
+def ablate(levers: set[str]) -> None:
+    """Turns ingest levers off for this process, to measure what each is worth."""
+    from ingest import chunker
+    from ingest.loaders import jsonl
+
+    unknown = levers - {"breadcrumb", "structure"}
+    if unknown:
+        raise SystemExit(f"unknown lever(s): {', '.join(sorted(unknown))}")
+    if "breadcrumb" in levers:
+        jsonl.id_words = lambda identifier: ""  # type: ignore[assignment]
+    if "structure" in levers:
+        chunker._table_pieces = lambda *a: None  # type: ignore[assignment]
+        chunker._list_pieces = lambda *a: None  # type: ignore[assignment]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--corpus", type=Path, required=True, help="a file or a folder")
-    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument(
+        "--queries", type=Path, nargs="+", required=True,
+        help="question sets, each reported on its own (e.g. the tuning and the test half)",
+    )  # fmt: skip
     parser.add_argument("--offtopic", type=Path)
     parser.add_argument("-k", default="3,5,10")
     parser.add_argument("--index", default="retrieval", help="cache folder name under bench/.cache")
     parser.add_argument("--variants", help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     parser.add_argument("--misses", action="store_true", help="list the default's misses at k")
+    parser.add_argument("--max-tokens", type=int, default=CHUNK_TOKENS, help="chunk size (ingest)")
+    parser.add_argument("--overlap", type=int, default=CHUNK_OVERLAP, help="chunk overlap (ingest)")
+    parser.add_argument("--cost", action="store_true", help="also time query normalisation")
+    parser.add_argument(
+        "--ablate", default="",
+        help="measure without an ingest lever (use a fresh --index): breadcrumb (the words of a "
+        "record's id in the chunk header), structure (tables and lists cut between rows/items)",
+    )  # fmt: skip
     parser.add_argument(
         "--encoder",
         choices=["onnx", "onnx-int8", "torch"],
@@ -220,51 +252,62 @@ def main() -> None:
     ks = [int(k) for k in args.k.split(",")]
     names = args.variants.split(",") if args.variants else list(VARIANTS)
 
+    ablate(set(filter(None, args.ablate.split(","))))
     kb = open_kb(args.index, args.encoder)
-    report = ingest(kb, [args.corpus])
+    report = ingest(kb, [args.corpus], max_tokens=args.max_tokens, overlap_tokens=args.overlap)
     print(
         f"index: {kb.store.count()} chunks ({report.chunks_embedded} embedded now) by the "
-        f"{kb.embedder.backend} encoder",
+        f"{kb.embedder.backend} encoder, chunks of {args.max_tokens} tokens, "
+        f"{args.overlap} of overlap",
         file=sys.stderr,
     )
     if args.query_encoder:
         kb.embedder = Embedder(batch_size=kb.embedder.batch_size, backend=args.query_encoder)
     print(f"queries embedded by the {kb.embedder.backend} encoder", file=sys.stderr)
     set_threads(1)  # searches: the encoder as the server runs it (SUPPORTBOT_ENCODER_THREADS)
-    questions = load_jsonl(args.queries)
+    sets = {path.stem: load_jsonl(path) for path in args.queries}
+    questions = [q for qs in sets.values() for q in qs]
     judge = Judge(args.corpus, questions)
     base = kb.config
-    rows = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for name in names:
         variant = dict(VARIANTS[name])
         mode = variant.pop("mode")
         # No relevance threshold while ranking: every question here has an answer.
         kb.config = dataclasses.replace(base, dense_threshold=-1.0, **variant)
-        rows[name] = evaluate(kb, judge, questions, ks, mode)
+        for set_name, qs in sets.items():
+            rows[name, set_name] = evaluate(kb, judge, qs, ks, mode)
     kb.config = base
 
     unit = "sections" if judge.sections else "documents"
-    header = ["variant", *[f"{m}@{k}" for k in ks for m in ("recall", "mrr")], "p50 ms", "p99 ms"]
-    print(f"{len(questions)} questions, {kb.store.count()} chunks, ranked by {unit}\n")
+    header = [
+        "variant", "questions", *[f"{m}@{k}" for k in ks for m in ("recall", "mrr")], "p50 ms",
+        "p99 ms",
+    ]  # fmt: skip
+    sizes = ", ".join(f"{n} {len(qs)}" for n, qs in sets.items())
+    print(f"questions: {sizes}; {kb.store.count()} chunks, ranked by {unit}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for name, r in rows.items():
+    for (name, set_name), r in rows.items():
         cells = [f"{r[f'{m}@{k}']:.3f}" for k in ks for m in ("recall", "mrr")]
-        print(f"| {name} | " + " | ".join(cells) + f" | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")
+        print(
+            f"| {name} | {set_name} | " + " | ".join(cells)
+            + f" | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |"
+        )  # fmt: skip
 
     if args.misses:
-        default = f"hybrid-{base.fusion}" + (
-            f"-{base.lexical_weight:g}" if base.fusion == "convex" else ""
-        )
-        r = rows.get(default) or next(iter(rows.values()))
-        print(f"\nnot in the top {ks[0]} ({default if default in rows else names[0]}):")
-        for q, rank, units in zip(questions, r["ranks"], r["units"], strict=True):
-            if rank is None or rank > ks[0]:
-                print(
-                    f"  [{rank}] {q['question']!r}\n      gold {q['gold']}\n      got  {units[:3]}"
-                )
+        shown = "default" if "default" in names else names[0]
+        print(f"\nnot in the top {ks[0]} ({shown}):")
+        for set_name, qs in sets.items():
+            r = rows[shown, set_name]
+            for q, rank, units in zip(qs, r["ranks"], r["units"], strict=True):
+                if rank is None or rank > ks[0]:
+                    print(
+                        f"  {set_name} [{rank}] {q['question']!r}\n      gold {q['gold']}\n"
+                        f"      got  {units[:3]}"
+                    )
 
-    if getattr(base, "normalise_queries", False):
+    if args.cost and getattr(base, "normalise_queries", False):
         normalisation_cost(kb, [q["question"] for q in questions])
 
     answered = [kb.search(q["question"], k=3) for q in questions]

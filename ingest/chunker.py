@@ -1,8 +1,11 @@
 """Structure-aware chunking: sections first, then a token budget with overlap.
 
-A section is cut into paragraphs, an over-long paragraph into sentences, an over-long sentence
-into word runs; the units are packed into chunks of at most `max_tokens`, each new chunk
-starting with the last units of the previous one (up to `overlap_tokens`) for context.
+A section is cut into paragraphs; an over-long table between its rows (each piece repeating
+the header row), an over-long list between its items (each piece repeating the line that
+introduces it), any other over-long paragraph into sentences, an over-long sentence into word
+runs. The units are packed into chunks of at most `max_tokens`, each new chunk starting with
+the last units of the previous one (up to `overlap_tokens`) for context. A table or list that
+fits the budget is never cut: a question whose answer is a table gets the whole table.
 """
 
 from __future__ import annotations
@@ -17,18 +20,86 @@ from ingest.documents import Document
 from kb.types import Chunk, context_text
 
 TokenCounter = Callable[[str], int]
-CHUNKER_VERSION = "1"  # part of the content hash: a new chunker re-ingests everything
+# Chunk size and overlap in word pieces (settings kb_chunk_tokens, kb_chunk_overlap): 128 found
+# the banking tuning half's answers best of 64-256 (bench/README.md, "Chunk size").
+CHUNK_TOKENS = 128
+CHUNK_OVERLAP = 24
+CHUNKER_VERSION = "2"  # part of the content hash: a new chunker re-ingests everything
 # What `context_text` made of a chunk when CHUNKER_VERSION was last set.
-HEADER_FORMAT = "{title} > {section}: {text}"
+HEADER_FORMAT = "{breadcrumb} > {title} > {section}: {text}"
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_LIST_ITEM = re.compile(r"^(\s*)(?:[-*+]|\d{1,3}[.)])\s+\S")
 RESERVED = {"source", "origin", "doc_hash", "title", "section", "url", "page", "chunk", "format",
-            "ingested_at"}  # fmt: skip
+            "ingested_at", "breadcrumb"}  # fmt: skip
 
 
 def approximate_tokens(text: str) -> int:
     """About 1.3 word pieces per word: a stand-in when no tokenizer is at hand."""
     return int(len(text.split()) * 1.3) + 1
+
+
+def _word_runs(text: str, max_tokens: int) -> list[str]:
+    words = text.split()
+    step = max(1, int(max_tokens / 1.5))  # words per piece, with room for long words
+    return [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
+
+
+def _pack_lines(
+    head: list[str], blocks: list[list[str]], max_tokens: int, count: TokenCounter
+) -> list[str]:
+    """Blocks of lines packed into pieces of at most `max_tokens`, each piece starting with
+    `head`; a block too long even alone is cut into word runs."""
+    head_size = sum(count(line) for line in head)
+    room = max(1, max_tokens - head_size)
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for block in blocks:
+        block_size = sum(count(line) for line in block)
+        if current and size + block_size > room:
+            pieces.append("\n".join(head + current))
+            current, size = [], 0
+        if block_size > room:
+            pieces += ["\n".join([*head, run]) for run in _word_runs(" ".join(block), room)]
+            continue
+        current += block
+        size += block_size
+    if current:
+        pieces.append("\n".join(head + current))
+    return pieces
+
+
+def _table_pieces(lines: list[str], max_tokens: int, count: TokenCounter) -> list[str] | None:
+    """A Markdown table cut between rows, each piece with the header row and its rule; None
+    when the lines are not a table."""
+    if len(lines) < 3 or not all(line.lstrip().startswith("|") for line in lines):
+        return None
+    if not _TABLE_RULE.match(lines[1]):
+        return None
+    return _pack_lines(lines[:2], [[row] for row in lines[2:]], max_tokens, count)
+
+
+def _list_pieces(lines: list[str], max_tokens: int, count: TokenCounter) -> list[str] | None:
+    """A list cut between its items (an item keeps its continuation lines and sub-items), each
+    piece with the lines that introduce the list; None when the lines are not a list."""
+    first = next((i for i, line in enumerate(lines) if _LIST_ITEM.match(line)), None)
+    if first is None:
+        return None
+    match = _LIST_ITEM.match(lines[first])
+    assert match is not None
+    indent = len(match.group(1))
+    items: list[list[str]] = []
+    for line in lines[first:]:
+        item = _LIST_ITEM.match(line)
+        if item and len(item.group(1)) <= indent:
+            items.append([line])
+        else:
+            items[-1].append(line)
+    if len(items) < 2:
+        return None
+    return _pack_lines(lines[:first], items, max_tokens, count)
 
 
 def _units(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
@@ -40,13 +111,16 @@ def _units(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
         if count(paragraph) <= max_tokens:
             units.append(paragraph)
             continue
+        lines = [line for line in paragraph.splitlines() if line.strip()]
+        pieces = _table_pieces(lines, max_tokens, count) or _list_pieces(lines, max_tokens, count)
+        if pieces:
+            units += pieces
+            continue
         for sentence in _SENTENCE.split(paragraph):
             if count(sentence) <= max_tokens:
                 units.append(sentence)
                 continue
-            words = sentence.split()
-            step = max(1, int(max_tokens / 1.5))  # words per piece, with room for long words
-            units.extend(" ".join(words[i : i + step]) for i in range(0, len(words), step))
+            units += _word_runs(sentence, max_tokens)
     return units
 
 
@@ -81,7 +155,7 @@ def chunk_format() -> str:
     """Names what is embedded for a chunk: the chunker's version, and the header format when it
     differs from the one that version was set with. Part of every document's hash, so changing
     either re-embeds every document on its next ingest (existing indexes upgrade in place)."""
-    header = context_text("{text}", "{title}", "{section}")
+    header = context_text("{text}", "{title}", "{section}", "{breadcrumb}")
     if header == HEADER_FORMAT:
         return CHUNKER_VERSION
     return f"{CHUNKER_VERSION}+{hashlib.sha1(header.encode()).hexdigest()[:8]}"
@@ -100,8 +174,8 @@ def _metadata_value(value: Any) -> str | int | float | bool:
 def chunk_document(
     doc: Document,
     *,
-    max_tokens: int = 200,
-    overlap_tokens: int = 40,
+    max_tokens: int = CHUNK_TOKENS,
+    overlap_tokens: int = CHUNK_OVERLAP,
     count: TokenCounter = approximate_tokens,
     doc_hash: str | None = None,
 ) -> list[Chunk]:
@@ -114,8 +188,9 @@ def chunk_document(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     chunks: list[Chunk] = []
     for section in doc.sections:
-        # Room for the "Title > Section: " prefix that is embedded with the text.
-        budget = max(32, max_tokens - count(context_text("", doc.title, section.heading)))
+        # Room for the "Breadcrumb > Title > Section: " prefix that is embedded with the text.
+        header = context_text("", doc.title, section.heading, doc.breadcrumb)
+        budget = max(32, max_tokens - count(header))
         for text in split_text(section.text, budget, overlap_tokens, count):
             metadata: dict[str, Any] = {
                 **extra,
@@ -130,13 +205,15 @@ def chunk_document(
             }
             if doc.url:
                 metadata["url"] = doc.url
+            if doc.breadcrumb:
+                metadata["breadcrumb"] = doc.breadcrumb
             if section.page is not None:
                 metadata["page"] = section.page
             chunks.append(
                 Chunk(
                     id=chunk_id(doc.source, len(chunks)),
                     text=text,
-                    embed_text=context_text(text, doc.title, section.heading),
+                    embed_text=context_text(text, doc.title, section.heading, doc.breadcrumb),
                     metadata=metadata,
                 )
             )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.chunker import chunk_document, chunk_format
+from ingest.chunker import CHUNK_OVERLAP, CHUNK_TOKENS, chunk_document, chunk_format
 from ingest.documents import Document, LoadError
 from ingest.loaders import SUPPORTED, load
 from kb.knowledge_base import KnowledgeBase
@@ -32,6 +32,8 @@ class IngestReport:
     chunks_embedded: int = 0
     errors: list[str] = field(default_factory=list)  # "path: reason"
     failed_files: set[str] = field(default_factory=set)  # files that could not be read at all
+    # Set when the index held another embedding model's vectors: what was re-embedded, and why.
+    reindexed: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,8 +80,8 @@ def ingest(
     paths: Iterable[Path],
     *,
     prune: bool = False,
-    max_tokens: int = 200,
-    overlap_tokens: int = 40,
+    max_tokens: int = CHUNK_TOKENS,
+    overlap_tokens: int = CHUNK_OVERLAP,
     batch_chunks: int = 1024,
     progress: Progress | None = None,
 ) -> IngestReport:
@@ -87,8 +89,20 @@ def ingest(
     paths = [Path(p) for p in paths]
     files, path_errors = discover(paths)
     report.errors += path_errors
-    existing = kb.documents()
     documents = list(_load_all(files, report))
+    mismatch = kb.encoder_mismatch()
+    if mismatch:
+        # Every stored chunk is re-embedded with this encoder (those of the documents loaded
+        # now are embedded below, as new): never two models' vectors in one index.
+        before = kb.index_model()
+        kept = kb.reindex(skip={doc.source for doc in documents})
+        report.reindexed = (
+            f"the index held vectors of {before}: every document is embedded again with "
+            f"{kb.embedder.name} ({kept} chunks of documents not given here re-embedded from "
+            "the index)"
+        )
+        log.warning("%s", report.reindexed)
+    existing = kb.documents()
     seen: set[str] = set()
     pending: list[tuple[Document, list[Chunk]]] = []
     pending_chunks = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +22,22 @@ UPSERT_BATCH = 4000  # below Chroma's maximum batch size
 QUERY_BATCH = 1000  # query embeddings per Chroma call
 
 
+REBUILDING = "__rebuilding"  # suffix of the collection a re-embedding fills before the swap
+
+
 class ChromaStore:
     def __init__(self, client: Any, collection: str) -> None:
         self._client = client
         self._name = collection
-        self.collection = client.get_or_create_collection(
-            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+        if collection not in names and collection + REBUILDING in names:
+            # A re-embedding stopped between dropping the old collection and renaming the new.
+            client.get_collection(collection + REBUILDING).modify(name=collection)
+        self.collection = self._open(collection)
+
+    def _open(self, name: str) -> Any:
+        return self._client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
 
     @classmethod
@@ -54,10 +65,45 @@ class ChromaStore:
         fresh = self._client.get_collection(self._name)
         return int((fresh.metadata or {}).get("revision", 0))
 
-    def _bump(self) -> None:
+    def model(self) -> str | None:
+        """The embedding model whose vectors this collection holds, as its writers named it."""
+        fresh = self._client.get_collection(self._name)
+        return (fresh.metadata or {}).get("embedding_model")
+
+    def _bump(self, model: str | None = None) -> None:
         metadata = dict(self._client.get_collection(self._name).metadata or {})
         metadata["revision"] = int(metadata.get("revision", 0)) + 1
+        if model:
+            metadata["embedding_model"] = model
         self.collection.modify(metadata=metadata)
+
+    def rebuild(
+        self,
+        rows: Sequence[tuple[str, str, dict[str, Any]]],
+        embeddings: np.ndarray[Any, Any],
+        *,
+        model: str,
+    ) -> None:
+        """Replace the whole collection with `rows` (id, text, metadata) and their new
+        `embeddings`, written by `model`: filled under another name, then swapped in, so the
+        collection never holds vectors of two models (and may change dimensions)."""
+        revision = self.revision()
+        staging = self._name + REBUILDING
+        with contextlib.suppress(Exception):  # left over from an interrupted rebuild
+            self._client.delete_collection(staging)
+        target = self._open(staging)
+        for start in range(0, len(rows), UPSERT_BATCH):
+            part = rows[start : start + UPSERT_BATCH]
+            target.upsert(
+                ids=[i for i, _, _ in part],
+                embeddings=embeddings[start : start + len(part)],
+                documents=[t for _, t, _ in part],
+                metadatas=[m for _, _, m in part],
+            )
+        target.modify(metadata={"revision": revision + 1, "embedding_model": model})
+        self._client.delete_collection(self._name)
+        target.modify(name=self._name)
+        self.collection = self._open(self._name)
 
     def replace_documents(
         self,
@@ -65,10 +111,12 @@ class ChromaStore:
         embeddings: np.ndarray[Any, Any],
         *,
         new_sources: set[str] | None = None,
+        model: str | None = None,
     ) -> None:
         """Write several documents' chunks in one upsert (rows of `embeddings` in order), then
         drop any older chunks of the replaced documents. Sources in `new_sources` are known to
-        have no older chunks, which saves a look-up."""
+        have no older chunks, which saves a look-up. `model` names the embedding model (kept
+        with the collection)."""
         chunks = [c for _, doc_chunks in documents for c in doc_chunks]
         if chunks:
             for start in range(0, len(chunks), UPSERT_BATCH):
@@ -86,7 +134,7 @@ class ChromaStore:
             stale = [i for i in old["ids"] if i not in keep]
             if stale:
                 self.collection.delete(ids=stale)
-        self._bump()
+        self._bump(model)
 
     def delete_source(self, source: str) -> int:
         ids = self.collection.get(where={"source": source}, include=[])["ids"]

@@ -31,11 +31,22 @@ def reciprocal_rank_fusion(
 
 
 def convex_fusion(
-    dense_scores: dict[str, float], lexical: Sequence[tuple[str, float]], lexical_weight: float
+    dense_scores: dict[str, float],
+    lexical: Sequence[tuple[str, float]],
+    lexical_weight: float,
+    lexical_window: float | None = None,
 ) -> list[tuple[str, float]]:
-    """(1-w) * cosine similarity + w * BM25 score scaled by the best BM25 score."""
+    """(1-w) * cosine similarity + w * BM25 score scaled by the best BM25 score. With a
+    `lexical_window`, BM25 counts only for chunks whose cosine is within it of the best one:
+    it reorders what the encoder finds about equally close, and cannot lift a passage the
+    encoder finds much further away (a search without dense scores is BM25's alone)."""
     top = max((s for _, s in lexical), default=0.0) or 1.0
     lexical_scores = {i: s / top for i, s in lexical}
+    if lexical_window is not None and dense_scores:
+        floor = max(dense_scores.values(), default=0.0) - lexical_window
+        lexical_scores = {
+            i: s for i, s in lexical_scores.items() if dense_scores.get(i, -1.0) >= floor
+        }
     ids = set(dense_scores) | set(lexical_scores)
     combined = {
         i: (1 - lexical_weight) * dense_scores.get(i, 0.0)
@@ -52,7 +63,8 @@ def fuse(
     method: Literal["rrf", "convex"],
     lexical_weight: float,
     dense_scores: dict[str, float],
+    lexical_window: float | None = None,
 ) -> list[tuple[str, float]]:
     if method == "convex":
-        return convex_fusion(dense_scores, lexical, lexical_weight)
+        return convex_fusion(dense_scores, lexical, lexical_weight, lexical_window)
     return reciprocal_rank_fusion([list(dense), [i for i, _ in lexical]])

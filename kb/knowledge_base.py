@@ -18,11 +18,19 @@ from kb.embedder import Embedder
 from kb.fusion import fuse, identifiers
 from kb.lexical import LexicalIndex
 from kb.normalise import known_stems
-from kb.types import Chunk, DocumentInfo, Hit, context_text
+from kb.passages import SectionKey, Sections, section_key
+from kb.types import Chunk, DocumentInfo, Hit, stored_context
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "lexical"]
+# Every index was built by this model before indexes named theirs.
+FIRST_MODEL = "all-MiniLM-L6-v2"
+
+
+class EncoderMismatch(RuntimeError):
+    """The index holds another model's vectors: a query's embedding cannot be compared with
+    them until the index is re-embedded (`supportbot kb reindex`, or the next ingest)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,11 @@ class KBConfig:
     dense_threshold: float = 0.35
     fusion: Literal["rrf", "convex"] = "convex"
     lexical_weight: float = 0.3
+    # BM25 counts only within this distance of the best cosine (None: everywhere): kb/fusion.py.
+    lexical_window: float | None = 0.1
+    # A hit in a section of at most this many tokens shows the whole section (0: the chunk
+    # alone), and the section's other chunks are not listed again: kb/passages.py.
+    passage_tokens: int = 320
     embedding_batch_size: int = 64
     lexical_refresh_seconds: float = 2.0
     # Misspelt words corrected (both searches), one spelling per word (BM25): kb/normalise.py.
@@ -54,6 +67,8 @@ class KBConfig:
             dense_threshold=settings.kb_dense_threshold,
             fusion=settings.kb_fusion,
             lexical_weight=settings.kb_lexical_weight,
+            lexical_window=getattr(settings, "kb_lexical_window", 0.1),
+            passage_tokens=getattr(settings, "kb_passage_tokens", 320),
             embedding_batch_size=settings.embedding_batch_size,
             encoder=getattr(settings, "encoder", "onnx"),
             encoder_cache=getattr(settings, "encoder_cache", None),
@@ -70,10 +85,13 @@ class KnowledgeBase:
         self.embedder = embedder
         self._lexical: LexicalIndex | None = None
         self._lexical_meta: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._sections = Sections(())
         self._lexical_revision = -1
         self._checked_at = 0.0
         self._vocabulary: set[str] | None = None
         self._lock = threading.Lock()
+        self._mismatch: str | None = None
+        self._mismatch_checked = float("-inf")
 
     @classmethod
     def open(cls, settings: Any, embedder: Embedder | None = None) -> KnowledgeBase:
@@ -105,8 +123,37 @@ class KnowledgeBase:
     ) -> None:
         """Store documents' chunks (replacing older versions); `embeddings` rows follow the
         chunks in order."""
-        self.store.replace_documents(documents, embeddings, new_sources=new_sources)
+        self.store.replace_documents(
+            documents, embeddings, new_sources=new_sources, model=self.embedder.name
+        )
         self._lexical = None
+
+    def index_model(self) -> str | None:
+        """The embedding model whose vectors the index holds (None when it is empty)."""
+        return self.store.model() or (FIRST_MODEL if self.store.count() else None)
+
+    def encoder_mismatch(self) -> str | None:
+        """Why the index cannot be searched with this encoder, or None when it can."""
+        model = self.index_model()
+        if model is None or model == self.embedder.name:
+            return None
+        return (
+            f"the index holds vectors of {model}, the encoder is {self.embedder.name}: "
+            "run `supportbot kb reindex` (or ingest) to re-embed it"
+        )
+
+    def reindex(self, *, skip: set[str] | None = None) -> int:
+        """Re-embed every stored chunk with this encoder, from the text and context it was
+        stored with (no source file is read), into a fresh collection that replaces the old
+        one: vectors of two models are never mixed in one index. Documents whose source is in
+        `skip` are dropped instead (an ingest about to embed them anew). Returns the number of
+        chunks embedded."""
+        rows = [r for r in self.store.all() if str(r[2].get("source", "")) not in (skip or ())]
+        vectors = self.embedder.encode([stored_context(t, m) for _, t, m in rows])
+        self.store.rebuild(rows, vectors, model=self.embedder.name)
+        self._lexical = None
+        self._mismatch_checked = float("-inf")
+        return len(rows)
 
     def delete(self, source: str) -> int:
         removed = self.store.delete_source(source)
@@ -151,6 +198,8 @@ class KnowledgeBase:
             "store": self.config.chroma_url or str(self.config.data_dir / "chroma"),
             "collection": self.config.collection,
             "embedding_model": self.embedder.name,
+            "index_embedding_model": self.index_model(),
+            "reindex_needed": self.encoder_mismatch() is not None,
         }
 
     def search(
@@ -182,6 +231,7 @@ class KnowledgeBase:
         n = max(self.config.candidates, k)
         dense: list[list[tuple[str, str, dict[str, Any], float]]] = [[] for _ in live]
         if mode in ("hybrid", "dense"):
+            self._check_encoder()
             asked = [stripped[i] for i in live]
             if self.config.normalise_queries:
                 speller = self._lexical_index().speller
@@ -199,6 +249,16 @@ class KnowledgeBase:
         for j, i in enumerate(live):
             found[i] = self._ranked(stripped[i], k, dense[j], lexical[j])
         return found
+
+    def _check_encoder(self) -> None:
+        """Raises EncoderMismatch when the index holds another model's vectors (read with the
+        lexical index's refresh, not with every search)."""
+        now = time.monotonic()
+        if now - self._mismatch_checked >= self.config.lexical_refresh_seconds:
+            self._mismatch = self.encoder_mismatch()
+            self._mismatch_checked = now
+        if self._mismatch:
+            raise EncoderMismatch(self._mismatch)
 
     def _with_texts(
         self, dense: list[list[tuple[str, str, dict[str, Any], float]]]
@@ -235,19 +295,29 @@ class KnowledgeBase:
         fused = fuse(
             [i for i, *_ in dense], lexical, method=self.config.fusion,
             lexical_weight=self.config.lexical_weight, dense_scores={i: s for i, *_, s in dense},
+            lexical_window=self.config.lexical_window,
         )  # fmt: skip
         # A verbatim identifier match (a product or part code) outranks everything else.
         # They come first, in the order relevance gives them: the code picks the document,
         # the question picks the passage.
         ranked = [p for p in fused if p[0] in exact] + [p for p in fused if p[0] not in exact]
-        ranked = ranked[:k]
         # Text and metadata: from the dense results, else from the lexical index's copy.
         found = {i: (t, m) for i, t, m, _ in dense}
         dense_scores = {i: s for i, *_, s in dense}
         lexical_scores = dict(lexical)
-        hits = []
+        hits: list[Hit] = []
+        shown: set[SectionKey] = set()
         for chunk_id, score in ranked:
+            if len(hits) == k:
+                break
             text, meta = found.get(chunk_id) or self._lexical_meta[chunk_id]
+            # A short section is shown whole, once, where its best chunk ranks.
+            passage = self._sections.passage(meta, self.config.passage_tokens)
+            if passage is not None:
+                if section_key(meta) in shown:
+                    continue
+                shown.add(section_key(meta))
+                text = passage
             hits.append(
                 Hit(
                     text=text,
@@ -294,12 +364,10 @@ class KnowledgeBase:
             if index is None or revision != self._lexical_revision:
                 rows = self.store.all()
                 self._lexical_meta = {i: (t, m) for i, t, m in rows}
+                self._sections = Sections(rows)
                 index = LexicalIndex(
                     [i for i, _, _ in rows],
-                    [
-                        context_text(t, str(m.get("title", "")), str(m.get("section", "")))
-                        for _, t, m in rows
-                    ],
+                    [stored_context(t, m) for _, t, m in rows],
                     normalise=self.config.normalise_queries,
                     known_stems=self._known_stems(),
                 )
@@ -321,7 +389,7 @@ class KnowledgeBase:
 
     def _lexical_text(self, chunk_id: str) -> str:
         text, meta = self._lexical_meta.get(chunk_id, ("", {}))
-        return context_text(text, str(meta.get("title", "")), str(meta.get("section", "")))
+        return stored_context(text, meta)
 
 
 def _contains_any(text: str, codes: Sequence[str]) -> bool:

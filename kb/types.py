@@ -8,7 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Chunk:
-    """One indexed passage. `embed_text` carries its context: "Title > Section: text"."""
+    """One indexed passage. `embed_text` carries its context: "Breadcrumb > Title > Section:
+    text"."""
 
     id: str
     text: str
@@ -41,7 +42,18 @@ class DocumentInfo:
     url: str | None = None
 
 
-def context_text(text: str, title: str, section: str) -> str:
-    """The text that is embedded and indexed: the passage with its document context."""
-    where = " > ".join(p for p in (title, section) if p)
+def context_text(text: str, title: str, section: str, breadcrumb: str = "") -> str:
+    """The text that is embedded and indexed: the passage with its document context (where the
+    document sits in the help centre, its title, the heading path)."""
+    where = " > ".join(p for p in (breadcrumb, title, section) if p)
     return f"{where}: {text}" if where else text
+
+
+def stored_context(text: str, metadata: dict[str, Any]) -> str:
+    """`context_text` of a stored chunk, from the metadata it was stored with."""
+    return context_text(
+        text,
+        str(metadata.get("title", "")),
+        str(metadata.get("section", "")),
+        str(metadata.get("breadcrumb", "")),
+    )

@@ -11,11 +11,13 @@ from typer.testing import CliRunner
 from agent.cli import app
 from ingest import chunker
 from ingest.chunker import chunk_document
-from ingest.loaders.markdown import load_markdown
+from ingest.loaders.markdown import load_markdown, load_markdown_text
 from ingest.pipeline import ingest
 from kb import KnowledgeBase
 from tests.conftest import write
 from tests.pdf_fixture import write_pdf
+
+DEMO_DOCS = Path(__file__).resolve().parents[1] / "demo" / "docs"
 
 MARKDOWN = """---
 title: Returns and refunds
@@ -98,8 +100,8 @@ def test_a_new_chunk_format_re_embeds_an_existing_index_on_the_next_ingest(
     write(docs / "b.html", HTML)
     first = ingest(kb, [docs])
 
-    def bracketed(text: str, title: str, section: str) -> str:
-        return f"[{title} / {section}] {text}"
+    def bracketed(text: str, title: str, section: str, breadcrumb: str = "") -> str:
+        return f"[{breadcrumb} / {title} / {section}] {text}"
 
     monkeypatch.setattr(chunker, "context_text", bracketed)
     upgraded = ingest(kb, [docs])
@@ -107,7 +109,7 @@ def test_a_new_chunk_format_re_embeds_an_existing_index_on_the_next_ingest(
     assert ingest(kb, [docs]).chunks_embedded == 0  # then incremental again
     (hit,) = kb.search("my parcel arrived broken", k=1)
     assert hit.section == "Damaged items"
-    assert kb.documents()[str((docs / "a.md").resolve())].doc_hash.startswith("1+")
+    assert kb.documents()[str((docs / "a.md").resolve())].doc_hash.startswith("2+")
 
 
 def test_html_keeps_main_text_only(kb: KnowledgeBase, tmp_path: Path) -> None:
@@ -155,6 +157,72 @@ def test_jsonl_records_are_documents_and_bad_lines_are_reported(
     assert docs["doc_1"].url == "https://bank.example/od" and docs["doc_1"].origin == str(
         path.resolve()
     )
+
+
+def test_a_record_is_embedded_with_its_place_in_the_help_centre(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """A page's title often does not name its product ("Security: Dual Authorization"); the
+    words of a readable id, or the record's own breadcrumb, do, and go into the chunk header."""
+    dual = "## Threshold\nDual authorization is required above $10,000."
+    lines = [
+        json.dumps({"id": "doc_business_checking_accounts_beige_005", "title": "Security", "content": dual}),
+        json.dumps({"id": "8f14e45f-ceea-467f-a8f5-3c2b9a5e1d07", "title": "Security", "content": dual}),
+        json.dumps({"id": "a1", "title": "Security", "content": dual, "breadcrumb": ["Cards", "Gold card"]}),
+    ]  # fmt: skip
+    ingest(kb, [write(tmp_path / "kb.jsonl", "\n".join(lines))])
+    crumbs = {m["source"]: m.get("breadcrumb") for _, _, m in _chunks(kb)}
+    assert crumbs == {
+        "doc_business_checking_accounts_beige_005": "business checking accounts beige",
+        "8f14e45f-ceea-467f-a8f5-3c2b9a5e1d07": None,  # no words in a UUID
+        "a1": "Cards > Gold card",
+    }
+    (hit,) = kb.search("do payments from our Beige account need two approvers?", k=1)
+    assert hit.source == "doc_business_checking_accounts_beige_005"
+    assert hit.text == "Dual authorization is required above $10,000."  # the header is not shown
+
+
+def test_a_long_table_is_cut_between_rows_and_each_piece_keeps_its_header() -> None:
+    rows = "\n".join(f"| Plan {n} | {n} business days | ${n}.99 per parcel |" for n in range(60))
+    body = f"## Options\n\n| Plan | Delivery time | Cost |\n|---|---|---|\n{rows}\n"
+    path_free = load_markdown_text(body, source="s", origin="s", fallback_title="Shipping")
+    chunks = chunk_document(path_free, max_tokens=120, overlap_tokens=20)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        lines = chunk.text.splitlines()
+        assert lines[:2] == ["| Plan | Delivery time | Cost |", "|---|---|---|"]
+        assert all(line.startswith("| Plan ") and line.endswith("|") for line in lines[2:])
+    cut = [line for c in chunks for line in c.text.splitlines()[2:]]
+    assert sorted(set(cut)) == sorted(rows.splitlines())  # every row whole, none lost
+
+
+def test_a_long_list_is_cut_between_items_after_its_introduction() -> None:
+    items = "\n".join(
+        f"{n}. Step {n}: open the app and check the setting\n   - and its detail {n}"
+        for n in range(1, 40)
+    )
+    doc = load_markdown_text(
+        f"## Steps\n\nTo set it up:\n{items}\n", source="s", origin="s", fallback_title="Guide"
+    )
+    chunks = chunk_document(doc, max_tokens=100, overlap_tokens=0)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        lines = chunk.text.splitlines()
+        assert (
+            lines[0] == "To set it up:" and lines[1][0].isdigit() and lines[-1].startswith("   -")
+        )
+
+
+def test_a_table_that_fits_is_never_cut(kb: KnowledgeBase) -> None:
+    """'How long does shipping take?' gets the shipping options table, whole, and not the
+    page's introduction, which shares more of the question's words ("how long it takes") but
+    answers nothing."""
+    ingest(kb, [DEMO_DOCS])
+    (table,) = [t for _, t, m in _chunks(kb) if m["section"] == "Shipping options"]
+    assert "| Overnight | 1 business day | $29.99 |" in table
+    hits = kb.search("How long does shipping take?", k=4)
+    assert [h.section for h in hits[:2]] == ["Shipping options", "Processing times"]
+    assert hits[0].text == table and "" not in [h.section for h in hits]
 
 
 def test_second_ingest_of_an_unchanged_corpus_embeds_nothing(

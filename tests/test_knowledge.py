@@ -198,6 +198,78 @@ def test_the_tool_says_when_nothing_is_relevant(kb_runtime: Runtime, fake: FakeA
     assert result.citations == []
 
 
+def test_a_question_in_another_language_is_searched_in_english_too(
+    kb_runtime: Runtime, fake: FakeAnthropic
+) -> None:
+    """Claude is asked for the question in the help centre's language as well as in the
+    customer's words; the English question finds what the Spanish one alone does not."""
+    spanish = "¿cuánto cuesta el envío urgente de un día para otro?"
+    kb = kb_runtime.agent.kb
+    assert kb is not None
+    alone = kb.search(spanish, k=4)
+    assert not alone or alone[0].section != "Shipping options"
+    schema = next(
+        t for t in kb_runtime.agent.tools.schemas() if t["name"] == "search_knowledge_base"
+    )
+    assert "query_in_english" in schema["input_schema"]["properties"]
+    assert "query_in_english" not in schema["input_schema"].get("required", [])
+    fake.enqueue(
+        tool_use(
+            "search_knowledge_base",
+            {"query": spanish, "query_in_english": "how much does overnight shipping cost?"},
+        ),
+        text("El envío urgente (Overnight) cuesta 29,99 $ [1]."),
+    )
+    result = kb_runtime.agent.ask(kb_runtime.agent.start_conversation(), spanish)
+    payload = json.loads(fake.bodies[1]["messages"][-1]["content"][0]["content"])
+    assert payload["found"] and payload["results"][0]["section"] == "Shipping options"
+    assert "$29.99" in payload["results"][0]["text"] and "language_note" not in payload
+    assert result.citations[0].title == "Shipping and Delivery"
+    # The tool's guidance tells Claude to give the English question and answer in the
+    # customer's language.
+    assert "query_in_english" in system_text(fake.bodies[0])
+
+
+def test_the_tool_notes_a_search_in_other_words_than_the_help_centres(
+    kb_runtime: Runtime, fake: FakeAnthropic
+) -> None:
+    fake.enqueue(
+        tool_use("search_knowledge_base", {"query": "wie lange dauert der Versand nach Hause?"}),
+        text("..."),
+    )
+    kb_runtime.agent.ask(kb_runtime.agent.start_conversation(), "wie lange dauert der Versand?")
+    payload = json.loads(fake.bodies[1]["messages"][-1]["content"][0]["content"])
+    assert "query_in_english" in payload["language_note"]
+
+
+def test_offline_model_shows_the_table_that_answers_how_long_shipping_takes(
+    make_settings: SettingsFactory,
+) -> None:
+    runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    reply = runtime.agent.ask(
+        runtime.agent.start_conversation(), "How long does shipping take?"
+    ).reply
+    assert "Most orders are processed within 1–2 business days" in reply
+    assert "| Standard | 3–5 business days |" in reply and "| Overnight | 1 business day |" in reply
+    assert "Sources: [1] Shipping and Delivery > Shipping options" in reply
+    assert "[2] Shipping and Delivery > Processing times" in reply
+    assert "This page explains" not in reply  # the page's introduction answers nothing
+
+
+def test_offline_model_says_it_searches_in_english(make_settings: SettingsFactory) -> None:
+    runtime = build_runtime(make_settings(anthropic_base_url=None, anthropic_api_key=None))
+    assert runtime.agent.kb is not None
+    ingest(runtime.agent.kb, [DEMO_DOCS])
+    asked = runtime.agent.ask(
+        runtime.agent.start_conversation(), "¿cuánto tiempo tarda el envío a mi casa?"
+    )
+    assert "I search our help centre in English" in asked.reply
+    english = runtime.agent.ask(runtime.agent.start_conversation(), "How do I descale my kettle?")
+    assert "in English" not in english.reply
+
+
 def test_offline_model_answers_policy_questions_from_the_kb(
     make_settings: SettingsFactory,
 ) -> None:

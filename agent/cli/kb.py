@@ -1,4 +1,4 @@
-"""`supportbot ingest` and `supportbot kb list|delete|stats|search`."""
+"""`supportbot ingest` and `supportbot kb list|delete|stats|search|reindex|export-encoder`."""
 
 from __future__ import annotations
 
@@ -69,6 +69,8 @@ def ingest(
             overlap_tokens=settings.kb_chunk_overlap,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    if report.reindexed:
+        err.print(f"[yellow]re-embedded[/yellow] {escape(report.reindexed)}", soft_wrap=True)
     for problem in report.errors:
         err.print(f"[red]failed[/red] {escape(problem)}", soft_wrap=True)
     console.print(
@@ -122,7 +124,12 @@ def search(
 
     Hybrid (dense and BM25) and thresholded: a query nothing answers well finds nothing.
     """
-    hits = _open_kb().search(query, k=k)
+    from kb.knowledge_base import EncoderMismatch
+
+    try:
+        hits = _open_kb().search(query, k=k)
+    except EncoderMismatch as exc:
+        raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, default=str))
         return
@@ -135,6 +142,26 @@ def search(
         console.print(f"[bold][{n}] {escape(where)}[/bold]{page}  score {hit.score:.3f}")
         console.print(f"    [dim]{escape(hit.url or hit.source)}[/dim]")
         console.print(f"    {escape(hit.text[:300])}")
+
+
+@app.command()
+def reindex() -> None:
+    """Re-embed the knowledge base with the configured encoder.
+
+    Every chunk is embedded again from the text stored in the index (no document is read
+    again): needed after the embedding model changes, and done by the next `supportbot
+    ingest` too. The old vectors are replaced, never mixed with the new ones.
+    """
+    from kb.embedder import set_threads
+
+    set_threads(os.cpu_count() or 1)
+    kb = _open_kb()
+    before = kb.index_model()
+    with console.status("re-embedding"):
+        count = kb.reindex()
+    console.print(
+        f"re-embedded {count} chunks with {kb.embedder.name} (the index held {before or 'nothing'})"
+    )
 
 
 @app.command("export-encoder")

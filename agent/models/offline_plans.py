@@ -167,20 +167,61 @@ def _plan_search(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
     return [{"query": intent.text[:500]}] if wanted and not product and not planned else []
 
 
+# The offline model cannot translate: when the customer's words are not English, it says how
+# it searched (tools/knowledge.py adds a language_note to such a result).
+ENGLISH_ONLY = (
+    "I search our help centre in English, the language it is written in, so I may have missed "
+    "what you asked in your language. If you can, ask me in English, or say 'human' to talk to "
+    "a person."
+)
+
+
 def _render_search(data: Any) -> str:
     if not data.get("found"):
+        if data.get("language_note"):
+            return f"I couldn't find anything about that in our help centre. {ENGLISH_ONLY}"
         return (
             "I couldn't find anything about that in our help centre. I can look up your "
             "orders: send your order number (like #W1234567) and, if you're not verified yet, "
             "the email address on your account. Say 'human' to talk to a person."
         )
-    best = data["results"][0]
-    where = " > ".join(p for p in (best["title"], best.get("section")) if p)
-    text = best["text"].strip()
-    if len(text) > 700:
-        text = text[:700].rsplit(" ", 1)[0] + " …"
-    cite = f"[{best['source']}] {where}" + (f" ({best['url']})" if best.get("url") else "")
-    return f"From our help centre [{best['source']}]:\n\n{text}\n\nSource: {cite}"
+    results = data["results"]
+    best = results[0]
+    shown = [best] + [r for r in results[1:2] if _same_page_as_close(r, best)]
+    parts = []
+    for n, result in enumerate(shown):
+        text = result["text"].strip()
+        if len(text) > 700:
+            text = text[:700].rsplit(" ", 1)[0] + " …"
+        head = (
+            f"From our help centre [{result['source']}]:"
+            if n == 0
+            else f"[{result['source']}] {_where(result)}:"
+        )
+        parts.append(f"{head}\n\n{text}")
+    cites = ", ".join(
+        f"[{r['source']}] {_where(r)}" + (f" ({r['url']})" if r.get("url") else "") for r in shown
+    )
+    answer = "\n\n".join(parts) + f"\n\n{'Sources' if len(shown) > 1 else 'Source'}: {cites}"
+    return f"{answer}\n\n{ENGLISH_ONLY}" if data.get("language_note") else answer
+
+
+def _where(result: dict[str, Any]) -> str:
+    return " > ".join(p for p in (result["title"], result.get("section")) if p)
+
+
+# The offline model shows the best passage, and the next one too when it is another section of
+# the same page about as relevant: "how long does shipping take?" finds the processing times
+# and the table of delivery options, and a customer needs both.
+CLOSE = 0.85
+
+
+def _same_page_as_close(result: dict[str, Any], best: dict[str, Any]) -> bool:
+    same_page = (result["title"], result.get("url")) == (best["title"], best.get("url"))
+    relevance, top = result.get("relevance"), best.get("relevance")
+    if not same_page or relevance is None or not top:
+        return False
+    return float(relevance) >= CLOSE * float(top)
 
 
 # -- escalate_to_human --------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""JSON Lines: one document per record {"id", "title", "content", "url"?}; content is Markdown."""
+"""JSON Lines: one document per record {"id", "title", "content", "url"?, "breadcrumb"?}; content
+is Markdown. Without a breadcrumb, the words of a readable id stand for it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ingest.documents import Document, LoadError
+from ingest.documents import Document, LoadError, breadcrumb_text, id_words
 from ingest.loaders.markdown import load_markdown_text
 from ingest.loaders.text import read_text
 
@@ -35,7 +36,14 @@ def load_jsonl(path: Path) -> tuple[list[Document], list[str]]:
                 doc.title = str(record["title"])
             if record.get("url"):
                 doc.url = str(record["url"])
-            extra = {k: v for k, v in record.items() if k not in ("id", "title", "content", "url")}
+            doc.breadcrumb = (
+                breadcrumb_text(record.get("breadcrumb")) or doc.breadcrumb or id_words(doc.source)
+            )
+            extra = {
+                k: v
+                for k, v in record.items()
+                if k not in ("id", "title", "content", "url", "breadcrumb")
+            }
             doc.metadata.update(extra)
             documents.append(doc)
         except (json.JSONDecodeError, LoadError) as exc:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from markdown_it import MarkdownIt
 
-from ingest.documents import Document, LoadError, Section
+from ingest.documents import Document, LoadError, Section, breadcrumb_text
 
 _md = MarkdownIt("commonmark")
 
@@ -60,6 +60,7 @@ def load_markdown_text(
     first_h1, sections = markdown_sections(body)
     title = str(meta.pop("title", None) or first_h1 or fallback_title)
     url = meta.pop("url", None)
+    breadcrumb = breadcrumb_text(meta.pop("breadcrumb", None))
     return Document(
         source=source,
         origin=origin,
@@ -68,6 +69,7 @@ def load_markdown_text(
         sections=sections,
         url=str(url) if url else None,
         metadata=meta,
+        breadcrumb=breadcrumb,
     )
 
 

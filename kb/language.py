@@ -1,0 +1,66 @@
+"""A rough guess of the language a question is written in: English, Spanish, German or French.
+
+The help centre is searched in its own language (English); a question in another is found far
+less often (bench/README.md, "Other languages"). The guess lets the search say so: it counts
+the commonest short words of each language, and the letters only one of them uses. It is for
+a sentence or more, not for a word: "" when it cannot tell.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Function words that are frequent in each language and rare in the others' questions.
+_WORDS: dict[str, frozenset[str]] = {
+    "en": _words(
+        "the a an is are was do does did can could would should will my your our i you we it "
+        "what how why when where which who to of for with on in and or but not have has this "
+        "that there get got me if from be"
+    ),
+    "es": _words(
+        "el la los las un una es son está están mi mis tu su nuestra nuestro qué cómo por para "
+        "con del al que y o pero no tengo puedo hay se me lo le cuánto cuántas cuántos cuál "
+        "cuando dónde porque muy también desde hasta sin sobre"
+    ),
+    "de": _words(
+        "der die das den dem des ein eine einen ist sind war mein meine meinem meinen unser "
+        "unsere ich du wir sie es was wie warum wann wo welche wer zu von für mit auf und oder "
+        "aber nicht kann können habe hat gibt mir mich wenn ob auch noch schon bei aus"
+    ),
+    "fr": _words(
+        "le la les un une des est sont mon ma mes notre nos votre je tu nous vous il elle quoi "
+        "comment pourquoi quand où quel quelle quels qui que de du pour avec sur et ou mais ne "
+        "pas puis peux peut ai avez est-ce ce cette au aux si dans"
+    ),
+}
+_LETTERS: dict[str, re.Pattern[str]] = {
+    "es": re.compile(r"[ñ¿¡áíóú]"),
+    "de": re.compile(r"[äöüß]"),
+    "fr": re.compile(r"[àâçèêëîïôûœ]"),
+}
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)?")
+
+
+def guess_language(text: str) -> str:
+    """ "en", "es", "de" or "fr" when the text reads as one of them, else "" (too short, or
+    no clear winner)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if len(words) < 3:
+        return ""
+    score = {lang: sum(w in common for w in words) for lang, common in _WORDS.items()}
+    for lang, letters in _LETTERS.items():
+        score[lang] += 2 * len(letters.findall(text.lower()))
+    best = max(score, key=lambda lang: score[lang])
+    runner_up = max(s for lang, s in score.items() if lang != best)
+    return best if score[best] >= 2 and score[best] > runner_up else ""
+
+
+def is_foreign(text: str, language: str = "en") -> bool:
+    """Whether the text reads as another language than `language` (unsure counts as not)."""
+    guessed = guess_language(text)
+    return bool(guessed) and guessed != language
