@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from agent.adapters.history_cache import HistoryCache
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.engine import consent
 from agent.engine.history import to_api_messages, validate
@@ -101,6 +103,13 @@ def test_the_kept_histories_are_bounded(tmp_path: Path) -> None:
     for n in range(5):
         _turn(store, store.start_conversation(customer_id=IVAN), f"hi {n}")
     assert len(store.history) == 3
+    kept = HistoryCache(conversations=10, messages=5)
+    rows = [SimpleNamespace(role=("user", "assistant")[n % 2], content=_say("x"), sequence=n + 1)
+            for n in range(4)]  # fmt: skip
+    kept.put("a", 2, to_api_messages(rows[:2]))
+    kept.put("b", 2, to_api_messages(rows[:2]))
+    kept.extend("b", rows[2:])  # b now holds 4 messages: a (2) goes
+    assert kept.get("a") is None and kept.get("b") == (4, to_api_messages(rows))
     engine.dispose()
 
 
