@@ -407,3 +407,4 @@ def test_a_server_freezes_its_heap_once_started(make_settings: SettingsFactory) 
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+        runtime.engine.dispose()

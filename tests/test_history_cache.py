@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from agent.adapters.history_cache import HistoryCache
 from agent.adapters.sql_turns import SqlTurnStore
 from agent.engine import consent
 from agent.engine.history import to_api_messages, validate
@@ -68,6 +70,7 @@ def test_turns_on_two_workers_start_from_what_the_database_holds(tmp_path: Path)
     first = _turn(one, conversation, "again")
     second = _turn(one, conversation, "and again")
     assert all(a is b for a, b in zip(first, second[: len(first) - 1], strict=False))
+    one.engine.dispose(), two.engine.dispose()
 
 
 def test_a_photo_set_aside_on_one_worker_is_seen_by_the_other(tmp_path: Path) -> None:
@@ -90,6 +93,7 @@ def test_a_photo_set_aside_on_one_worker_is_seen_by_the_other(tmp_path: Path) ->
     started = _turn(one, conversation, "still there?")
     assert started[:-1] == _stored(one, conversation)[:-2]
     assert not any(b.get("type") == "image" for m in started for b in m["content"])
+    one.engine.dispose(), two.engine.dispose()
 
 
 def test_the_kept_histories_are_bounded(tmp_path: Path) -> None:
@@ -99,6 +103,14 @@ def test_the_kept_histories_are_bounded(tmp_path: Path) -> None:
     for n in range(5):
         _turn(store, store.start_conversation(customer_id=IVAN), f"hi {n}")
     assert len(store.history) == 3
+    kept = HistoryCache(conversations=10, messages=5)
+    rows = [SimpleNamespace(role=("user", "assistant")[n % 2], content=_say("x"), sequence=n + 1)
+            for n in range(4)]  # fmt: skip
+    kept.put("a", 2, to_api_messages(rows[:2]))
+    kept.put("b", 2, to_api_messages(rows[:2]))
+    kept.extend("b", rows[2:])  # b now holds 4 messages: a (2) goes
+    assert kept.get("a") is None and kept.get("b") == (4, to_api_messages(rows))
+    engine.dispose()
 
 
 def test_a_history_is_checked_whole_until_found_valid_then_only_what_is_new() -> None:

@@ -181,12 +181,14 @@ def _on_a_terminal(args: list[str], steps: list[tuple[str, bytes]], timeout: flo
         text = raw.decode(errors="replace").replace("\r\n", "\n")
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
-    poller = select.poll()  # not select(): the suite's process may hold over 1,024 descriptors
-    poller.register(main, select.POLLIN)
+    # poll(), not select(): this process may hold more than 1,024 open files by the time this
+    # runs in the whole suite (finished tests' runtimes), and select() cannot watch those.
+    watch = select.poll()
+    watch.register(main, select.POLLIN)
 
     def read() -> bool:
         nonlocal raw
-        ready = poller.poll(max(0, int((deadline - time.monotonic()) * 1000)))
+        ready = watch.poll(max(0.0, deadline - time.monotonic()) * 1000)
         try:
             chunk = os.read(main, 65536) if ready else b""
         except OSError:  # the command exited and closed the terminal

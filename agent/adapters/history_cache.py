@@ -29,11 +29,14 @@ class _Row(Stored, Protocol):
 
 class HistoryCache:
     """Conversation id -> (the `last_sequence` it reflects, its request messages); the
-    `conversations` most recently used are kept."""
+    `conversations` most recently used are kept, and no more than `messages` messages in all
+    (a few kilobytes each: long conversations are not kept by the hundred)."""
 
-    def __init__(self, conversations: int = 256) -> None:
+    def __init__(self, conversations: int = 256, messages: int = 20_000) -> None:
         self.conversations = conversations
+        self.messages = messages
         self._kept: OrderedDict[str, tuple[int, list[ApiMessage]]] = OrderedDict()
+        self._count = 0  # messages kept
         self._lock = threading.Lock()
 
     def get(self, conversation_id: str) -> tuple[int, list[ApiMessage]] | None:
@@ -50,10 +53,10 @@ class HistoryCache:
         if self.conversations <= 0:
             return
         with self._lock:
+            self._forget(conversation_id)
             self._kept[conversation_id] = (sequence, list(messages))
-            self._kept.move_to_end(conversation_id)
-            while len(self._kept) > self.conversations:
-                self._kept.popitem(last=False)
+            self._count += len(messages)
+            self._bound()
 
     def extend(self, conversation_id: str, rows: Sequence[_Row]) -> None:
         """The rows a committed transaction stored after the kept history; a history they
@@ -64,17 +67,30 @@ class HistoryCache:
             kept = self._kept.get(conversation_id)
             if kept is None:
                 return
+            self._forget(conversation_id)
             if kept[0] != rows[0].sequence - 1:
-                del self._kept[conversation_id]
                 return
-            self._kept[conversation_id] = (
-                rows[-1].sequence,
-                extend_api_messages(kept[1], rows),
-            )
+            messages = extend_api_messages(kept[1], rows)
+            self._kept[conversation_id] = (rows[-1].sequence, messages)
+            self._count += len(messages)
+            self._bound()
 
     def drop(self, conversation_id: str) -> None:
         with self._lock:
-            self._kept.pop(conversation_id, None)
+            self._forget(conversation_id)
+
+    def _forget(self, conversation_id: str) -> None:
+        kept = self._kept.pop(conversation_id, None)
+        if kept is not None:
+            self._count -= len(kept[1])
+
+    def _bound(self) -> None:
+        """Forget the least recently used histories beyond the bounds (the newest stays)."""
+        while len(self._kept) > 1 and (
+            len(self._kept) > self.conversations or self._count > self.messages
+        ):
+            _, (_, messages) = self._kept.popitem(last=False)
+            self._count -= len(messages)
 
     def __len__(self) -> int:
         return len(self._kept)

@@ -100,7 +100,7 @@ def for_request(
 _Hash = Any  # hashlib's running hash (its type is private)
 _Link = tuple[dict[str, Any], str, _Hash, dict[str, Any]]
 _CHAIN: dict[tuple[str, str, int], _Link] = {}
-_CHAIN_SIZE = 50_000
+_CHAIN_SIZE = 20_000
 _HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
 _lock = threading.Lock()
 
