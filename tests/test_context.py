@@ -126,7 +126,9 @@ def test_usage_command_and_endpoint(
 def test_budget_is_never_exceeded_and_trimming_keeps_what_matters(
     make_settings: SettingsFactory, fake: FakeAnthropic
 ) -> None:
-    budget = 6_200  # the tool definitions (~2,800 estimated tokens) fit in half of it
+    # The tool definitions (~2,900 estimated tokens, with search_knowledge_base's
+    # query_in_english) fit in half of it.
+    budget = 6_300
     runtime = _runtime(make_settings, context_budget_tokens=budget, prompt_caching=False)
 
     def answer(body: dict) -> Reply:

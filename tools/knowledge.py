@@ -29,17 +29,16 @@ ENGLISH_ONLY = (
     "search_knowledge_base and answer only from the passages it returns. Cite each fact with "
     "its source number in brackets, like [1]. If nothing relevant is found, say you don't know "
     "and offer to connect the customer with a person; never invent policies or product facts. "
-    "The help centre is written in English: when the customer writes in another language, also "
-    "give the question in English (query_in_english), and answer in the customer's language.",
+    "The help centre is in English: for a question in another language also pass "
+    "query_in_english, and answer in the customer's language.",
 )
 def search_knowledge_base(
     ctx: ToolContext,
     query: Annotated[
         str,
         Field(
-            description="What to look up: the customer's question or keywords, in their words, "
-            "as a question that stands alone (name the product or account the customer "
-            "mentioned earlier in the conversation)",
+            description="What to look up, in the customer's words, standing alone (name the "
+            "product they mentioned earlier)",
             min_length=2,
             max_length=500,
         ),
@@ -47,8 +46,7 @@ def search_knowledge_base(
     query_in_english: Annotated[
         str | None,
         Field(
-            description="The same question in English, the help centre's language, when the "
-            "customer wrote in another language (product names as the customer wrote them)",
+            description="The question in English, when the customer wrote in another language",
             min_length=2,
             max_length=500,
         ),
