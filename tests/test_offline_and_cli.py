@@ -7,7 +7,7 @@ import json
 import os
 import pty
 import re
-import select
+import selectors
 import struct
 import subprocess
 import sys
@@ -183,7 +183,11 @@ def _on_a_terminal(args: list[str], steps: list[tuple[str, bytes]], timeout: flo
 
     def read() -> bool:
         nonlocal raw
-        ready, _, _ = select.select([main], [], [], max(0.0, deadline - time.monotonic()))
+        # A selector, not select.select: late in a long test session the terminal's descriptor
+        # can be numbered past select()'s limit of 1024.
+        with selectors.DefaultSelector() as selector:
+            selector.register(main, selectors.EVENT_READ)
+            ready = selector.select(max(0.0, deadline - time.monotonic()))
         try:
             chunk = os.read(main, 65536) if ready else b""
         except OSError:  # the command exited and closed the terminal
