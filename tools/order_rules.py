@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.store.addresses import BadValue, checked_address
 from agent.store.orders import format_cents, normalize_order_id
+from tools import orders
 from tools.order_system import (
     ChangeDone,
     CustomerRecord,
@@ -37,22 +38,17 @@ class ActionRefused(ToolError):
 
 
 def own_order(ctx: ToolContext, order_id: str) -> OrderRecord:
-    """The verified customer's own order (held for the change, in the built-in store);
-    another customer's order reads as missing, whatever the system answered."""
-    customer_id = ctx.require_customer()
-    wanted = normalize_order_id(order_id)
-    order = ctx.orders.order(wanted, lock=True)
-    if order is None or order.customer_id != customer_id:
-        raise ActionRefused(f"Order {wanted} was not found.")
+    """The verified customer's own order, held for the change (tools/orders.py decides whose
+    it is); another customer's reads as missing, whatever the system answered."""
+    order = orders.own_order(ctx, order_id, lock=True)
+    if order is None:
+        raise ActionRefused(f"Order {normalize_order_id(order_id)} was not found.")
     return order
 
 
 def own_customer(ctx: ToolContext) -> CustomerRecord:
-    customer_id = ctx.require_customer()
-    customer = ctx.orders.customer(customer_id, lock=True)
-    if customer is None or customer.id != customer_id:
-        raise ActionRefused("The customer was not found.")
-    return customer
+    """The verified customer, held for the change."""
+    return orders.verified_customer(ctx, lock=True)
 
 
 def own_method(customer: CustomerRecord, payment_method_id: str) -> Method:

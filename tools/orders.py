@@ -67,20 +67,21 @@ def method_view(method: Method) -> PaymentMethodView:
     )
 
 
-def verified_customer(ctx: ToolContext) -> CustomerRecord:
-    """The conversation's verified customer, as the order system has them now."""
+def verified_customer(ctx: ToolContext, *, lock: bool = False) -> CustomerRecord:
+    """The conversation's verified customer, as the order system has them now (`lock`: held
+    for a change being checked, in the built-in store)."""
     customer_id = ctx.require_customer()
-    customer = ctx.orders.customer(customer_id)
+    customer = ctx.orders.customer(customer_id, lock=lock)
     if customer is None or customer.id != customer_id:
         raise ToolError("The customer's account was not found in the order system.")
     return customer
 
 
-def own_order(ctx: ToolContext, order_id: str) -> OrderRecord | None:
+def own_order(ctx: ToolContext, order_id: str, *, lock: bool = False) -> OrderRecord | None:
     """One of the verified customer's orders; None for another's (the owner is read from the
-    order system's own answer) or for one that does not exist."""
+    order system's own answer) or for one that does not exist. `lock` as above."""
     customer_id = ctx.require_customer()
-    order = ctx.orders.order(normalize_order_id(order_id))
+    order = ctx.orders.order(normalize_order_id(order_id), lock=lock)
     return order if order is not None and order.customer_id == customer_id else None
 
 

@@ -13,7 +13,7 @@ import jsonschema
 from agent.adapters.connectors import connect
 from agent.adapters.connectors.mcp_orders import McpOrdersLink
 from agent.adapters.connectors.remote import RemoteOrders, render
-from agent.adapters.connectors.spec import VALUES, ConnectorSpec
+from agent.adapters.connectors.spec import CHANGES, VALUES, ConnectorSpec
 from tools.tool_context import ToolError
 
 _SAMPLE: dict[str, Any] = {"item_ids": ["1"], "new_item_ids": ["2"]}
@@ -55,11 +55,7 @@ def _tools(spec: ConnectorSpec, system: RemoteOrders) -> list[Finding]:
             found.append(Finding(False, f"{name}: arguments {sorted(arguments)} do not fit "
                                         f"{tool.name}'s schema: {exc.message}"))  # fmt: skip
             continue
-        if (
-            name in VALUES
-            and name.startswith(("cancel", "modify", "return", "exchange"))
-            and (tool.read_only)
-        ):
+        if name in CHANGES and tool.read_only:
             found.append(Finding(False, f"{name}: {tool.name} is annotated read-only, but it is "
                                         "mapped to a change"))  # fmt: skip
     for extra in spec.extra_tools:
