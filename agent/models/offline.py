@@ -7,14 +7,13 @@ key is configured and as the fallback when Claude stays unavailable.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from agent.models.base import ModelReply, ModelRequest, TextDelta
 from agent.models.intent import Intent
-from agent.models.offline_dialogue import Dialogue
+from agent.models.offline_dialogue import Dialogue, parsed, result_text
 from agent.models.offline_plans import PLANS, Offline
 from agent.models.offline_tasks import PERSON, Calls, Reply, next_step
 from tools.registry import ToolRegistry
@@ -177,31 +176,17 @@ def answer_from_results(plans: dict[str, Offline], calls: list[Block], results: 
             continue
         call = by_id.get(result.get("tool_use_id", ""), {})
         name, args = call.get("name", "tool"), call.get("input", {})
-        content = _result_text(result)
+        content = result_text(result)
         if result.get("is_error"):
             parts.append(_explain_error(name, args, content))
             continue
         render = plans[name].render if name in plans else None
-        data = _json_or_text(content)
+        data = parsed(result)
         text = render(data) if render else f"{name}: {content[:500]}"
         if text:
             parts.append(text)
     # The same explanation for several calls (e.g. not verified) need only be said once.
     return "\n\n".join(dict.fromkeys(parts)) or HELP
-
-
-def _result_text(result: Block) -> str:
-    content = result.get("content", "")
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if b.get("type") == "text")
-    return str(content)
-
-
-def _json_or_text(content: str) -> Any:
-    try:
-        return json.loads(content)
-    except json.JSONDecodeError:
-        return content
 
 
 def _explain_error(name: str, args: dict[str, Any], message: str) -> str:

@@ -84,14 +84,14 @@ class Dialogue:
                 continue
             if any(call.get("input", {}).get(k) != v for k, v in matching.items()):
                 continue
-            return _parsed(result)
+            return parsed(result)
         return None
 
     def failed(self, tool: str) -> str | None:
         """The error of `tool`'s newest call, if its newest call failed."""
         for call, result in reversed(self.results):
             if call["name"] == tool:
-                return _result_text(result) if result.get("is_error") else None
+                return result_text(result) if result.get("is_error") else None
         return None
 
     def turn_results(self, messages: list[Block]) -> list[tuple[Block, Block]]:
@@ -134,15 +134,17 @@ def _text(message: Block) -> str:
     return " ".join(b.get("text", "") for b in _blocks(message) if b.get("type") == "text").strip()
 
 
-def _result_text(result: Block) -> str:
+def result_text(result: Block) -> str:
+    """A tool result's text (its text blocks, or its string content)."""
     content = result.get("content", "")
     if isinstance(content, list):
         return "".join(b.get("text", "") for b in content if b.get("type") == "text")
     return str(content)
 
 
-def _parsed(result: Block) -> Any:
-    text = _result_text(result)
+def parsed(result: Block) -> Any:
+    """A tool result as data: its text read as JSON, else the text."""
+    text = result_text(result)
     try:
         return json.loads(text)
     except ValueError:

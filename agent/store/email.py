@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
@@ -76,27 +77,12 @@ def store_inbound(
     return row, True
 
 
+Claimed = TypeVar("Claimed", EmailInbound, EmailOutbox)
+
+
 def claim_inbound(*, session: Session, now: datetime, hold: timedelta) -> EmailInbound | None:
     """The oldest message due for processing, claimed for `hold` (None when none is due)."""
-    query = (
-        select(EmailInbound)
-        .where(col(EmailInbound.state).in_(("received", "admitted")))
-        .where(EmailInbound.next_attempt_at <= now)
-        .where(
-            or_(col(EmailInbound.claimed_until).is_(None), col(EmailInbound.claimed_until) < now)
-        )
-        .order_by(col(EmailInbound.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    row = session.exec(query).first()
-    if row is None:
-        return None
-    row.claimed_until = now + hold
-    row.attempts += 1
-    session.add(row)
-    session.flush()
-    return row
+    return _claim(session, EmailInbound, ("received", "admitted"), now, hold)
 
 
 def pending_inbound(*, session: Session) -> int:
@@ -280,12 +266,26 @@ def enqueue(
 
 
 def claim_outbox(*, session: Session, now: datetime, hold: timedelta) -> EmailOutbox | None:
+    """The oldest reply due for sending, claimed for `hold` (None when none is due)."""
+    return _claim(session, EmailOutbox, ("pending",), now, hold)
+
+
+def _claim(
+    session: Session,
+    table: type[Claimed],
+    states: tuple[str, ...],
+    now: datetime,
+    hold: timedelta,
+) -> Claimed | None:
+    """The oldest row of `table` in one of `states` that is due and not claimed by another
+    worker (skipped, not waited for, where the database can), claimed for `hold`; its attempt
+    counted."""
     query = (
-        select(EmailOutbox)
-        .where(EmailOutbox.state == "pending")
-        .where(EmailOutbox.next_attempt_at <= now)
-        .where(or_(col(EmailOutbox.claimed_until).is_(None), col(EmailOutbox.claimed_until) < now))
-        .order_by(col(EmailOutbox.id))
+        select(table)
+        .where(col(table.state).in_(states))
+        .where(col(table.next_attempt_at) <= now)
+        .where(or_(col(table.claimed_until).is_(None), col(table.claimed_until) < now))
+        .order_by(col(table.id))
         .limit(1)
         .with_for_update(skip_locked=True)
     )

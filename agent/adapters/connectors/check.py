@@ -13,7 +13,8 @@ import jsonschema
 from agent.adapters.connectors import connect
 from agent.adapters.connectors.mcp_orders import McpOrdersLink
 from agent.adapters.connectors.remote import RemoteOrders, render
-from agent.adapters.connectors.spec import CHANGES, VALUES, ConnectorSpec
+from agent.adapters.connectors.spec import VALUES, ConnectorSpec
+from tools.order_system import CHANGES
 from tools.tool_context import ToolError
 
 _SAMPLE: dict[str, Any] = {"item_ids": ["1"], "new_item_ids": ["2"]}

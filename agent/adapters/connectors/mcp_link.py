@@ -47,7 +47,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -179,11 +179,30 @@ _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
 )
 
 
-class _WatchedRead:
+class _Stream:
+    """A wrapped end of the transport's streams: closing it closes the one it wraps."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
+class _WatchedRead(_Stream):
     """The transport's read end; reports the end of the connection (EOF, close, cancel)."""
 
     def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._on_end = on_end
 
     @property
@@ -207,25 +226,10 @@ class _WatchedRead:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
-    async def __aenter__(self) -> _WatchedRead:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool | None:
-        await self.aclose()
-        return None
-
-
-class _WatchedWrite:
+class _WatchedWrite(_Stream):
     """The transport's write end; records in the current `_Attempt` whether its request was
     handed to the transport (the SDK writes from the calling task)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
 
     async def send(self, item: SessionMessage, /) -> None:
         attempt = _ATTEMPT.get()
@@ -238,18 +242,6 @@ class _WatchedWrite:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             attempt.handed = False  # refused: the transport never got it
             raise
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> _WatchedWrite:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool | None:
-        await self.aclose()
-        return None
 
 
 class _TrackingTransport(httpx2.AsyncBaseTransport):

@@ -21,23 +21,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.errors import SupportbotError
+from tools.order_system import CHANGES
 
 TAU2 = Path(__file__).with_name("tau2.yaml")
 
 # The port's operations (tools/order_system.py); every one must be mapped but the name + zip
 # look-up, which no tool of ours needs.
 READS = ("customer_by_email", "customer", "order", "product", "products")
-OPTIONAL = ("customer_by_name_zip",)
-CHANGES = (
-    "cancel_pending_order",
-    "modify_pending_order_address",
-    "modify_pending_order_items",
-    "modify_pending_order_payment",
-    "modify_user_address",
-    "return_delivered_order_items",
-    "exchange_delivered_order_items",
-)
-RESULTS = ("id", "customer", "order", "product", "products")
 # The values each operation's templates may use.
 VALUES = {
     "customer_by_email": ("email",),
