@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from kb.language import guess_language
+from kb.language import common_words, guess_language
 
 LANGUAGES = ("en", "es", "de", "fr")
 ENGLISH = "en"
@@ -541,9 +541,12 @@ PHRASES: dict[str, dict[str, str]] = {
     },
     "not_in_orders": {
         "en": "I couldn't find a {words} in those orders. ",
-        "es": "No he encontrado «{words}» en esos pedidos. ",
-        "de": "Ich habe „{words}“ in diesen Bestellungen nicht gefunden. ",
-        "fr": "Je n'ai pas trouvé « {words} » dans ces commandes. ",
+        "es": "No he encontrado «{words}» en esos pedidos (los nombres de nuestros productos "
+        "están en inglés). ",
+        "de": "Ich habe „{words}“ in diesen Bestellungen nicht gefunden (unsere Produktnamen "
+        "sind auf Englisch). ",
+        "fr": "Je n'ai pas trouvé « {words} » dans ces commandes (les noms de nos produits sont "
+        "en anglais). ",
     },
     "no_fitting_order": {
         "en": "I couldn't find an order on your account that can be {done} now. {person}",
@@ -798,12 +801,52 @@ HEARD: dict[str, str] = {
     "by_mistake": r"por error|por equivocaci[oó]n|me equivoqu[eé]|aus versehen|versehentlich|"
     r"irrt[uü]mlich|par erreur|par m[eé]garde|je me suis tromp[eé]",
     "not_needed": r"ya no (lo |la |los |las )?necesito|no (lo |la |los |las )?necesito|"
-    r"nicht mehr|brauche (es |sie |ihn )?nicht|plus besoin|pas besoin",
+    r"no (lo |la |los |las )?quiero|nicht mehr|brauche (es |sie |ihn )?nicht|plus besoin|"
+    r"pas besoin|ne (le |la |les )?veux plus|n'en veux plus",
+    "swap": r"cambiar|cambio|canjear|sustituir|(um|aus)?tauschen|umtausch|ersetzen|"
+    r"andere (farbe|gr[oö](ss|ß)e)|[ée]changer|[ée]change|remplacer|autre (couleur|taille)",
+    "drop": r"ya no (lo |la |los |las )?quiero|no (lo |la )?quiero|"
+    r"(will|m[oö]chte) (es |ihn |sie )?nicht mehr|n'en veux plus|ne (le |la |les )?veux plus",
+    "payment": r"m[eé]todo de pago|forma de pago|pagar con|zahlungs(mittel|methode|art)|"
+    r"bezahlen mit|moyen de paiement|mode de paiement|payer (avec|par)",
+    "address": r"\w*adresse|direcci[oó]n|domicilio|anschrift|me he mudado|umgezogen|"
+    r"d[eé]m[eé]nag\w*",
+    "shipping_address": r"lieferadresse|direcci[oó]n de (env[ií]o|entrega)|adresse de livraison",
+    # words that change something (with an address)
+    "change": r"cambiar|cambia|actualizar|corregir|nueva|(ab|ver)?[aä]ndern|aktualisieren|"
+    r"korrigieren|neue|falsch|modifier|changer|corriger|nouvelle|mauvaise",
+    # a request ("I want", "please") or the customer's own ("my")
+    "request": r"quiero|quisiera|me gustar[ií]a|necesito|por favor|puede|podr[ií]a|m[oö]chte|"
+    r"will|bitte|k[oö]nnen sie|ich brauche|je voudrais|je veux|pouvez-vous|s'il vous pla[iî]t|"
+    r"j'aimerais",
+    "my": r"mi|mis|mein|meine|meinen|meinem|mon|ma|mes",
+    "instead": r"en su lugar|mejor|en realidad|stattdessen|eigentlich|lieber|plut[oô]t|en fait|"
+    r"finalement",
+    "all": r"todos|todas|ambos|ambas|alle|beide|tous|toutes|les deux",
     # questions about the rules, not requests to change anything
     "policy": r"pol[ií]tica|c[oó]mo (puedo|funciona|se)|cu[aá]nto (tiempo|tarda|cuesta)|"
     r"richtlinie|wie (lange|kann|funktioniert)|was kostet|politique|comment (puis|fonctionne)|"
     r"combien de temps|est-il possible",
 }
+
+
+# Words of a request in the other languages that name no product: what the customer calls the
+# product is what is left (offline_tasks.py; English has its own list there).
+_REQUEST_WORDS: dict[str, str] = {
+    "es": "quiero quisiera necesito cancelar anular devolver cambiar canjear pedido pedidos "
+    "artículo artículos producto productos favor gracias hola ya cosa compré compra otro otra",
+    "de": "möchte bitte stornieren zurückgeben umtauschen tauschen ändern bestellung "
+    "bestellungen artikel produkt produkte danke hallo mehr gekauft sache andere anderen",
+    "fr": "voudrais veux annuler retourner échanger changer commande commandes article articles "
+    "produit produits merci bonjour plus acheté chose autre",
+}
+
+
+def request_words(language: str) -> frozenset[str]:
+    """The words of a request in `language` that name no product (none for English)."""
+    if language == ENGLISH:
+        return frozenset()
+    return frozenset(_REQUEST_WORDS.get(language, "").split()) | common_words(language)
 
 
 def heard(key: str) -> str:

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.models.intent import EMAIL_RE, Intent, find_order_ids
 from agent.models.offline_dialogue import Dialogue, Said
-from agent.models.offline_phrases import ENGLISH, heard, said_in_any, say, status
+from agent.models.offline_phrases import (
+    ENGLISH,
+    heard,
+    request_words,
+    said_in_any,
+    say,
+    status,
+)
 
 # -- what is asked for ------------------------------------------------------------------------
 
@@ -28,8 +35,8 @@ ORDER_ADDRESS, USER_ADDRESS, PAYMENT = "order address", "user address", "payment
 
 _REQUEST = re.compile(
     r"\b(i want|i'?d like|i would like|i need|please|can you|could you|would you|help me|"
-    r"want to|wanna|i'?m trying to)\b|^\s*(cancel|return|refund|exchange|swap|change|update|"
-    r"switch|replace|ship|pay|use)\b",
+    rf"want to|wanna|i'?m trying to|{heard('request')})\b|^\s*(cancel|return|refund|exchange|"
+    r"swap|change|update|switch|replace|ship|pay|use)\b",
     re.IGNORECASE,
 )
 # Questions about the policy or the state of things, not requests to change anything.
@@ -37,16 +44,20 @@ _POLICY = re.compile(r"\b(polic(y|ies)|how (do|does|can|long|much)|what is your|
                      r"is it possible to|rules?|status|where is|where's|track(ing)?|when will|"
                      rf"{heard('policy')})\b", re.IGNORECASE)  # fmt: skip
 _ADDRESS = re.compile(r"\baddress\b|\bi (have |just )?moved\b|\bship (it|them|the order|my "
-                      r"order) to\b", re.I)  # fmt: skip
+                      rf"order) to\b|\b({heard('address')})\b", re.I)  # fmt: skip
 _ORDER_ADDRESS = re.compile(r"\b(shipping|delivery)\s+address\b|\bship\b|\baddress (of|for|on) "
-                            r"(my |the |this |that )?order\b", re.I)  # fmt: skip
+                            rf"(my |the |this |that )?order\b|\b({heard('shipping_address')})\b",
+                            re.I)  # fmt: skip
+_CHANGE = re.compile(rf"\b(change|update|new|moved|ship|correct|fix|wrong|{heard('change')})\b",
+                     re.I)  # fmt: skip
+_MY = re.compile(rf"\b(my|{heard('my')})\b", re.I)
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
     (
         PAYMENT,
         re.compile(
             r"\bpay(ing)?\b.{0,40}\b(with|using|by)\b|\bpayment method\b|"
             r"\buse my (gift card|paypal|card|credit card|visa|mastercard)\b|"
-            r"\bcharge (it to )?my\b",
+            rf"\bcharge (it to )?my\b|\b({heard('payment')})\b",
             re.I,
         ),
     ),
@@ -59,12 +70,17 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(
             r"\b(exchange|swap|replace|switch|instead of|different (colou?r|size|"
             r"one|model)|change (the |its |it to )?(colou?r|size|item|variant|"
-            r"option))",
+            rf"option)|{heard('swap')})",
             re.I,
         ),
     ),
     (CANCEL, re.compile(rf"\b({heard('cancel')})", re.I)),
-    (DROP, re.compile(r"\b(do ?n[o']?t want|no longer want|don'?t need|get rid of)\b", re.I)),
+    (
+        DROP,
+        re.compile(
+            rf"\b(do ?n[o']?t want|no longer want|don'?t need|get rid of|{heard('drop')})\b", re.I
+        ),
+    ),
 ]
 
 REASONS = {
@@ -95,7 +111,7 @@ _STOP_WORDS = frozenset(
 """,
     )
 )
-_INSTEAD = re.compile(r"\b(instead|actually|rather|change of plan)\b", re.I)
+_INSTEAD = re.compile(rf"\b(instead|actually|rather|change of plan|{heard('instead')})\b", re.I)
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
              "seventh": 7, "eighth": 8, "last": -1}  # fmt: skip
 
@@ -103,7 +119,10 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixt
 _KEYWORDS = ("cancel", "return", "refund", "exchange", "replace", "address", "payment")
 # Real words close to one of those.
 _NOT_TYPOS = frozenset({"change", "changes", "changed", "charge", "charged", "chance", "refine",
-                        "replay", "retina", "repayment", "placement", "cancer"})  # fmt: skip
+                        "replay", "retina", "repayment", "placement", "cancer",
+                        # the other languages' words (offline_phrases.HEARD reads them)
+                        "changer", "echanger", "paiement", "remplacer", "retourner", "retour",
+                        "adresse", "cancelar"})  # fmt: skip
 
 
 def _normalise(text: str) -> str:
@@ -117,7 +136,7 @@ def _normalise(text: str) -> str:
         close = difflib.get_close_matches(lowered, _KEYWORDS, n=1, cutoff=0.8)
         return close[0] if close else word
 
-    return re.sub(r"[A-Za-z]+", fix, text)
+    return re.sub(r"[^\W\d_]+", fix, text)  # whole words, accented ones too ("cancelación")
 
 
 def kind_of(text: str) -> str | None:
@@ -127,9 +146,8 @@ def kind_of(text: str) -> str | None:
     if _POLICY.search(text) and not re.search(rf"\b(cancel|change|update|{heard('cancel')})",
                                                text, re.I):  # fmt: skip
         return None
-    asked = bool(_REQUEST.search(text) or find_order_ids(text) or re.search(r"\bmy\b", text, re.I))
-    if _ADDRESS.search(text) and re.search(r"\b(change|update|new|moved|ship|correct|fix|wrong)\b",
-                                          text, re.I):  # fmt: skip
+    asked = bool(_REQUEST.search(text) or find_order_ids(text) or _MY.search(text))
+    if _ADDRESS.search(text) and _CHANGE.search(text):
         return (
             ORDER_ADDRESS if find_order_ids(text) or _ORDER_ADDRESS.search(text) else USER_ADDRESS
         )
@@ -220,7 +238,9 @@ def _fill(slots: Slots, said: list[Said], d: Dialogue) -> Slots:
             slots.order_id = ids[-1]
         q = s.question
         if said_in_any(q, "q_which_order"):
-            chosen = _pick(text, _order_choices(slots, d))
+            # from the orders the question listed: those holding what they named, else all
+            shown = _order_choices(slots, d) or _order_choices(replace(slots, words=set()), d)
+            chosen = _pick(text, shown)
             if chosen is not None:
                 slots.order_id = chosen
         if said_in_any(q, "q_reason") or not slots.reason:
@@ -249,10 +269,10 @@ def _fill(slots: Slots, said: list[Said], d: Dialogue) -> Slots:
                            [_method_label(m) for m in methods])  # fmt: skip
             slots.method = chosen or slots.method
         elif not q:
-            slots.words |= _words(text)
+            slots.words |= _named(text, slots.language)
             slots.method = _named_method(text, d) or slots.method
         if said_in_any(q, "q_order"):  # the order, by its number or what is in it
-            slots.words |= _words(text)
+            slots.words |= _named(text, slots.language)
     return slots
 
 
@@ -509,7 +529,7 @@ def _pick(text: str, values: list[str], labels: list[str] | None = None) -> str 
 
 
 def _pick_many(text: str, names: list[str]) -> list[int]:
-    if re.search(r"\b(all|both|everything|every one|all of them)\b", text, re.I):
+    if re.search(rf"\b(all|both|everything|every one|all of them|{heard('all')})\b", text, re.I):
         return list(range(len(names)))
     numbers = [int(n) for n in re.findall(r"\b(\d{1,2})\b", text) if 1 <= int(n) <= len(names)]
     if numbers:
@@ -518,9 +538,15 @@ def _pick_many(text: str, names: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if words & _words(name)]
 
 
+def _named(text: str, language: str) -> set[str]:
+    """What the customer calls the product: the words of `text` that are not the words of a
+    request in their language ("quiero cancelar mi pedido" names none)."""
+    return _words(text) - _words(" ".join(request_words(language)))
+
+
 def _words(text: str) -> set[str]:
     """The words that can name a product or an option ("hose", "black", "100ft", "1L")."""
-    words = {w.lower().strip("'.-") for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'.-]*", text)}
+    words = {w.lower().strip("'.-") for w in re.findall(r"[^\W_](?:[^\W_]|['.-])*", text)}
     return {
         _stem(w) for w in words
         if w not in _STOP_WORDS
