@@ -25,17 +25,20 @@ _WORDS: dict[str, frozenset[str]] = {
     "es": _words(
         "el la los las un una es son está están mi mis tu su nuestra nuestro qué cómo por para "
         "con del al que y o pero no tengo puedo hay se me lo le cuánto cuántas cuántos cuál "
-        "cuando dónde porque muy también desde hasta sin sobre"
+        "cuando dónde porque muy también desde hasta sin sobre ya quiero quisiera necesito "
+        "pedido usted gracias hola"
     ),
     "de": _words(
         "der die das den dem des ein eine einen ist sind war mein meine meinem meinen unser "
         "unsere ich du wir sie es was wie warum wann wo welche wer zu von für mit auf und oder "
-        "aber nicht kann können habe hat gibt mir mich wenn ob auch noch schon bei aus"
+        "aber nicht kann können habe hat gibt mir mich wenn ob auch noch schon bei aus möchte "
+        "bitte bestellung danke"
     ),
     "fr": _words(
         "le la les un une des est sont mon ma mes notre nos votre je tu nous vous il elle quoi "
         "comment pourquoi quand où quel quelle quels qui que de du pour avec sur et ou mais ne "
-        "pas puis peux peut ai avez est-ce ce cette au aux si dans"
+        "pas puis peux peut ai avez est-ce ce cette au aux si dans voudrais veux commande merci "
+        "bonjour"
     ),
 }
 _LETTERS: dict[str, re.Pattern[str]] = {
@@ -44,6 +47,11 @@ _LETTERS: dict[str, re.Pattern[str]] = {
     "fr": re.compile(r"[àâçèêëîïôûœ]"),
 }
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)?")
+
+
+def common_words(language: str) -> frozenset[str]:
+    """The commonest short words of `language` ("en", "es", "de", "fr"; empty for another)."""
+    return _WORDS.get(language, frozenset())
 
 
 def guess_language(text: str) -> str:

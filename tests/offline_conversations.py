@@ -18,10 +18,13 @@ from agent.runtime import build_runtime
 from agent.store.db import make_engine, transaction
 from agent.store.importer import import_path
 from agent.store.orders import find_customer_by_email
+from ingest.pipeline import ingest
+from kb import KnowledgeBase
 
 HERE = Path(__file__).parent
 SCRIPTS = HERE / "offline_conversations.yaml"
 STORE = (HERE / "fixtures/retail_slice.json", HERE / "fixtures/retail_catalog.json")
+HELP_CENTRE = HERE.parent / "demo/docs"  # for conversations with `help_centre: true`
 CUSTOMERS = {
     "ivan": "ivan.santos3158@example.com",
     "anya": "anya.garcia2061@example.com",
@@ -75,7 +78,8 @@ class Ran:
 
 
 class Store:
-    """The test store imported once; each conversation gets a copy of its database."""
+    """The test store imported once; each conversation gets a copy of its database (and of
+    the demo help centre's index, ingested once, when it has `help_centre: true`)."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="offline-conversations-"))
@@ -85,12 +89,25 @@ class Store:
             import_path(engine, path)
         engine.dispose()
         self.count = 0
+        self.help_centre: Path | None = None
+
+    def _help_centre(self) -> Path:
+        """The demo help centre's index, made the first time a conversation needs it."""
+        if self.help_centre is None:
+            folder = self.dir / "help-centre"
+            kb = KnowledgeBase.open(Settings(data_dir=folder))
+            report = ingest(kb, [HELP_CENTRE])
+            assert report.ok, report.errors
+            self.help_centre = folder / "chroma"
+        return self.help_centre
 
     def run(self, script: dict[str, Any]) -> Ran:
         self.count += 1
         here = self.dir / f"c{self.count}"
         here.mkdir()
         shutil.copy(self.template, here / "store.db")
+        if script.get("help_centre"):
+            shutil.copytree(self._help_centre(), here / "chroma")
         settings = Settings(data_dir=here, database_url=f"sqlite:///{here / 'store.db'}",
                             anthropic_api_key=None, anthropic_base_url=None)  # fmt: skip
         runtime = build_runtime(settings)

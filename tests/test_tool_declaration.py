@@ -52,7 +52,9 @@ def test_a_new_tool_needs_only_its_declaration() -> None:
     prompt = system_prompt(Settings(), None, guidance=registry.guidance())
     assert "- For weather questions use weather." in prompt
     # The offline model's use of it sits beside that model, by the tool's name.
-    weather_offline = Offline(_plan, lambda data: f"It is {data['sky']} in {data['city']}.")
+    weather_offline = Offline(
+        _plan, lambda data, language: f"It is {data['sky']} in {data['city']}."
+    )
     offline = OfflineModel(registry, {**PLANS, "weather": weather_offline})
     request = ModelRequest(
         system="", tools=registry.schemas(), max_tokens=100,

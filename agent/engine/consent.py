@@ -54,6 +54,15 @@ _YES = frozenset(
         "yes proceed", "yes thats right", "yes that is right", "yes thats correct",
         "yes that is correct", "thats right", "correct", "yes correct", "sounds good",
         "yes sounds good", "yes thank you", "yes thanks",
+        # Spanish, German, French: the languages the offline model answers in
+        # (agent/models/offline_phrases.py); "sí" also as typed without its accent.
+        "sí", "si", "sí por favor", "si por favor", "sí gracias", "si gracias", "sí adelante",
+        "si adelante", "sí confirmo", "si confirmo", "confirmo", "vale", "de acuerdo",
+        "adelante", "sí claro", "si claro", "claro",
+        "ja", "ja bitte", "ja gerne", "ja danke", "jawohl", "ja genau", "genau", "bestätigt",
+        "ich bestätige", "ja ich bestätige", "einverstanden", "ja einverstanden",
+        "oui", "oui merci", "oui sil vous plaît", "oui sil vous plait", "daccord", "oui daccord",
+        "je confirme", "oui je confirme", "confirmé", "allez y", "oui allez y",
     }
 )  # fmt: skip
 _NOT_WORD = re.compile(r"[^\w\s]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent.models.offline_phrases import heard
 from agent.store.orders import normalize_order_id
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -40,10 +41,12 @@ def find_order_ids(text: str) -> list[str]:
 
 ZIP_RE = re.compile(r"\b\d{5}\b")
 HUMAN_RE = re.compile(
-    r"\b(human|real person|a person|someone|representative|agent|operator|talk to staff)\b",
+    r"\b(human|real person|a person|someone|representative|agent|operator|talk to staff|"
+    rf"{heard('human')})\b",
     re.IGNORECASE,
 )
-ORDERS_RE = re.compile(r"\border(s)?\b|\bpurchase|\bdeliver|\bship|\btracking", re.IGNORECASE)
+ORDERS_RE = re.compile(r"\border(s)?\b|\bpurchase|\bdeliver|\bship|\btracking|\bpedido|"
+                       r"\bbestellung|\bcommande", re.IGNORECASE)  # fmt: skip
 # Product questions: stock, price, variants.
 PRODUCT_RE = re.compile(
     r"\b(in stock|available|availability|price|how much|colou?rs?|sizes?|capacity|variants?|"
@@ -53,14 +56,14 @@ PRODUCT_RE = re.compile(
 # Questions about how things work go to the help centre, even when they mention orders.
 HOWTO_RE = re.compile(
     r"\b(how|can i|could i|policy|policies|return|refund|exchange|warranty|guarantee|cost|"
-    r"manual|clean|descal|assembl|instructions?|what is|what's|do you)\b",
+    rf"manual|clean|descal|assembl|instructions?|what is|what's|do you|{heard('policy')})\b",
     re.IGNORECASE,
 )
 
 
 # Requests to change an order or the account (the offline model proposes only what it reads
 # unambiguously: see tools/order_actions.py).
-CHANGE_RE = re.compile(r"\b(cancel|modify|change my address)\b", re.IGNORECASE)
+CHANGE_RE = re.compile(rf"\b(cancel|modify|change my address|{heard('cancel')})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

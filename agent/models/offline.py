@@ -14,22 +14,14 @@ from typing import Any
 from agent.models.base import ModelReply, ModelRequest, TextDelta
 from agent.models.intent import Intent
 from agent.models.offline_dialogue import Dialogue, parsed, result_text
+from agent.models.offline_phrases import ENGLISH, heard, say
 from agent.models.offline_plans import PLANS, Offline
-from agent.models.offline_tasks import PERSON, Calls, Reply, next_step
+from agent.models.offline_tasks import Calls, Reply, next_step
 from tools.registry import ToolRegistry
 from tools.tool_context import CHECKS_PAUSED
 
-OFFLINE_NOTICE = "Offline mode"  # how the offline model labels its answers
-
-HEADER = f"({OFFLINE_NOTICE}: answering from our records without the AI assistant.)"
-NO_IMAGES = (
-    "I can't look at photos while I'm in offline mode. If something arrived damaged, say "
-    "'human' and a colleague will look at your photo."
-)
-HELP = (
-    "I can look up your orders: send your order number (like #W1234567) and, if you're not "
-    "verified yet, the email address on your account. Say 'human' to talk to a person."
-)
+# Its words, in the customer's language, are in agent/models/offline_phrases.py; each answer
+# starts with its label, the "header" phrase ("(Offline mode: …)").
 
 Block = dict[str, Any]
 
@@ -74,6 +66,8 @@ class OfflineModel:
         results = [b for b in last if b.get("type") == "tool_result"]
         changes = set(self.tools.changes())
         dialogue = Dialogue.read(request.messages, request.system, changes)
+        language = dialogue.language
+        header = say("header", language)
         available = {t["name"] for t in request.tools}
         calls = request.messages[-2]["content"] if len(request.messages) > 1 else []
         # Results with the customer's own words after them: a proposed change they answered
@@ -86,43 +80,53 @@ class OfflineModel:
                           for c in _calls_of(calls, results))  # fmt: skip
             step = None if settled else next_step(dialogue, available, fresh=False)
             if isinstance(step, Calls):
-                return self._calls(request, step.calls)
+                return self._calls(request, step.calls, language)
             if isinstance(step, Reply):
                 verified = [
                     r
                     for c, r in dialogue.turn_results(request.messages)
                     if c["name"] == "verify_customer" and not r.get("is_error")
                 ]
-                said = answer_from_results(self.plans, calls, verified) if verified else ""
-                return self._final(f"{HEADER}\n\n" + "\n\n".join(filter(None, [said, step.text])))
-            return self._final(f"{HEADER}\n\n{answer_from_results(self.plans, calls, last)}")
+                said = (
+                    answer_from_results(self.plans, calls, verified, language) if verified else ""
+                )
+                return self._final(f"{header}\n\n" + "\n\n".join(filter(None, [said, step.text])))
+            answer = answer_from_results(self.plans, calls, last, language)
+            return self._final(f"{header}\n\n{answer}")
         photos = any(b.get("type") == "image" for b in last)
         intent = Intent.read(text)
         if photos and not intent.wants_human:
-            return self._final(f"{HEADER}\n\n{NO_IMAGES}")
+            return self._final(f"{header}\n\n{say('no_images', language)}")
         step = None if intent.wants_human else next_step(dialogue, available)
         if isinstance(step, Calls):
-            return self._calls(request, step.calls)
+            return self._calls(request, step.calls, language)
         if isinstance(step, Reply):
-            return self._final(f"{HEADER}\n\n{step.text}")
-        chat = small_talk(text)
+            return self._final(f"{header}\n\n{step.text}")
+        chat = small_talk(text, language)
         if chat is not None and not (intent.email or intent.order_ids):
-            return self._final(f"{HEADER}\n\n{chat}")
+            return self._final(f"{header}\n\n{chat}")
         plan = self.plan(intent, available)
         if [n for n, _ in plan] == ["verify_customer"] and len(dialogue.said) > 1:
             # Verified now: answer what they asked before they had to verify.
             earlier = Intent.read(" ".join(s.text for s in dialogue.said[:-1]))
             plan += [c for c in self.plan(earlier, available) if c[0] != "verify_customer"]
         if plan:
-            return self._calls(request, plan)
-        return self._final(f"{HEADER}\n\n{HELP}")
+            return self._calls(request, plan, language)
+        return self._final(f"{header}\n\n{say('help', language)}")
 
-    def _calls(self, request: ModelRequest, plan: list[tuple[str, dict[str, Any]]]) -> ModelReply:
+    def _calls(
+        self, request: ModelRequest, plan: list[tuple[str, dict[str, Any]]], language: str
+    ) -> ModelReply:
         turn = len(request.messages)
-        blocks = [
+        blocks: list[Block] = [
             {"type": "tool_use", "id": f"toolu_offline_{turn:04d}_{i}", "name": n, "input": a}
             for i, (n, a) in enumerate(plan)
         ]
+        if language != ENGLISH and any(n in self.tools.changes() for n, _ in plan):
+            # A change proposed: the engine shows its summary and asks for a "yes" in English;
+            # this says so first, in the customer's language.
+            words = f"{say('header', language)}\n\n{say('proposal', language)}"
+            blocks.insert(0, {"type": "text", "text": words})
         return ModelReply(blocks, "tool_use", self.name, _no_usage())
 
     async def respond_async(
@@ -139,23 +143,26 @@ class OfflineModel:
 
 
 _THANKS = re.compile(r"^\s*(thanks?( you)?( so much| very much)?|thx|ty|cheers|great|perfect|"
-                     r"awesome|cool)[\s!.,]*(that'?s all|bye)?[\s!.]*$", re.I)  # fmt: skip
-_YES = re.compile(r"^\s*(yes|yeah|yep|ok|okay|sure|alright|fine)\b[\s!.]*$", re.I)
+                     rf"awesome|cool|{heard('thanks')})[\s!.,]*(that'?s all|bye)?[\s!.]*$",
+                     re.I)  # fmt: skip
+_YES = re.compile(rf"^[\s¡]*(yes|yeah|yep|ok|okay|sure|alright|fine|{heard('yes')})[\s!.]*$", re.I)
 _NO = re.compile(r"^\s*(no|nope|nah|never ?mind|no,? (thanks|thank you|keep it|leave it)|"
-                 r"keep it|forget it)[\s!.,]*(keep it|leave it|thanks)?[\s!.]*$", re.I)  # fmt: skip
-_HELLO = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b[\s!.,]*$", re.I)
+                 rf"keep it|forget it|{heard('no')})[\s!.,]*(keep it|leave it|thanks)?[\s!.]*$",
+                 re.I)  # fmt: skip
+_HELLO = re.compile(r"^[\s¡]*(hi|hello|hey|good (morning|afternoon|evening)|"
+                    rf"{heard('hello')})[\s!.,]*$", re.I)  # fmt: skip
 
 
-def small_talk(text: str) -> str | None:
+def small_talk(text: str, language: str = ENGLISH) -> str | None:
     """A short reply to a message that asks for nothing (with nothing pending)."""
     if _THANKS.search(text):
-        return "You're welcome! Is there anything else I can help with?"
+        return say("welcome", language)
     if _NO.search(text):
-        return "All right, I'll leave everything as it is. Anything else I can help with?"
+        return say("left_as_is", language)
     if _YES.search(text):
-        return "There's nothing waiting for a yes right now. What would you like to do? " + HELP
+        return say("nothing_to_confirm", language, help=say("help", language))
     if _HELLO.search(text):
-        return f"Hello! {HELP}"
+        return say("hello", language, help=say("help", language))
     return None
 
 
@@ -168,7 +175,9 @@ def _no_usage() -> dict[str, int]:
     return {"input_tokens": 0, "output_tokens": 0}
 
 
-def answer_from_results(plans: dict[str, Offline], calls: list[Block], results: list[Block]) -> str:
+def answer_from_results(
+    plans: dict[str, Offline], calls: list[Block], results: list[Block], language: str = ENGLISH
+) -> str:
     by_id = {b["id"]: b for b in calls if b.get("type") == "tool_use"}
     parts: list[str] = []
     for result in results:
@@ -178,52 +187,41 @@ def answer_from_results(plans: dict[str, Offline], calls: list[Block], results: 
         name, args = call.get("name", "tool"), call.get("input", {})
         content = result_text(result)
         if result.get("is_error"):
-            parts.append(_explain_error(name, args, content))
+            parts.append(_explain_error(name, args, content, language))
             continue
         render = plans[name].render if name in plans else None
         data = parsed(result)
-        text = render(data) if render else f"{name}: {content[:500]}"
+        text = render(data, language) if render else f"{name}: {content[:500]}"
         if text:
             parts.append(text)
     # The same explanation for several calls (e.g. not verified) need only be said once.
-    return "\n\n".join(dict.fromkeys(parts)) or HELP
+    return "\n\n".join(dict.fromkeys(parts)) or say("help", language)
 
 
-def _explain_error(name: str, args: dict[str, Any], message: str) -> str:
+def _explain_error(name: str, args: dict[str, Any], message: str, language: str) -> str:
     if "Nothing was changed" in message:  # a proposed change declined, lapsed or expired
         if "in time" in message:
-            return "That confirmation timed out, so nothing was changed. Ask again if you like."
-        return "All right: I haven't changed anything."
+            return say("timed_out", language)
+        return say("unchanged", language)
     if "not verified" in message:
-        return (
-            "Before I can share order details I need to verify your identity: please send the "
-            "email address on your account plus the order number or your zip code."
-        )
+        return say("verify_first", language)
     if name == "verify_customer":
-        return _verification_words(message)
-    return f"Sorry, I couldn't complete that: {message} {PERSON}"
+        return _verification_words(message, language)
+    return say("failed", language, message=message, person=say("person", language))
 
 
-def _verification_words(message: str) -> str:
+def _verification_words(message: str, language: str) -> str:
     """What the customer is told when a verification did not go through: the tool's message
     is written for the model (what to do next), not for them."""
     if message.startswith(CHECKS_PAUSED):
         wait = re.search(r"paused for (\d+) seconds", message)
-        seconds = f"another {wait.group(1)} seconds" if wait else "a little while"
-        return (
-            f"To keep your account safe, I can't check your details for {seconds}, after the "
-            "earlier attempts that didn't match. Please double-check your email address and your "
-            "order number or zip code, then send them again."
-        )
+        seconds = (say("wait_seconds", language, seconds=wait.group(1)) if wait
+                   else say("wait_a_while", language))  # fmt: skip
+        return say("checks_paused", language, wait=seconds)
     if "locked" in message or "no more are allowed" in message:
-        return (
-            "To keep your account safe, I can't check your details again in this conversation. "
-            "Say 'human' and a colleague will help you."
-        )
+        return say("checks_locked", language)
     if "typed in this conversation" in message:
-        return ("Please type the email address on your account and your order number or zip "
-                "code yourself, and I'll check them.")  # fmt: skip
+        return say("type_it_yourself", language)
     if "already verified" in message:
-        return ("This conversation is already verified for one customer. For another account, "
-                "please start a new conversation.")  # fmt: skip
-    return f"I couldn't verify your identity. {message}"
+        return say("already_verified", language)
+    return say("not_verified", language, message=message)

@@ -15,12 +15,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-Block = dict[str, Any]
+from agent.models.offline_phrases import ENGLISH, language_of, said_in_any
 
-# What marks the offline model's own questions: a dialogue goes on past them. (The texts that
-# carry them are in offline_tasks.py; the verification request in offline.py.)
-ASKS = "(reply to go on)"
-VERIFY_ASK = "verify your identity"
+Block = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -38,6 +35,7 @@ class Dialogue:
     results: list[tuple[Block, Block]] = field(default_factory=list)  # (call, result), in order
     verified: bool = False  # the conversation's customer is verified (as the prompt says)
     started: int = 0  # index of the dialogue's first message in the request
+    language: str = ENGLISH  # the customer's, as their messages tell it (offline_phrases.py)
 
     @classmethod
     def read(cls, messages: list[Block], system: str, changes: set[str]) -> Dialogue:
@@ -72,7 +70,8 @@ class Dialogue:
         verified = "The customer is verified" in system or any(
             c["name"] == "verify_customer" and not r.get("is_error") for c, r in results
         )
-        return cls(said, calls, results, verified, start)
+        language = language_of(_text(m) for m in messages if m["role"] == "user")
+        return cls(said, calls, results, verified, start, language)
 
     # -- what the results say ---------------------------------------------------------------
 
@@ -109,9 +108,10 @@ class Dialogue:
 
 
 def continues(text: str) -> bool:
-    """Whether an assistant text is one of the offline model's questions (the dialogue goes
-    on after it)."""
-    return ASKS in text or VERIFY_ASK in text
+    """Whether an assistant text is one of the offline model's questions, in any language (the
+    dialogue goes on after it): its questions end with `asks`, and asking the customer to
+    verify says `verify_marker`."""
+    return said_in_any(text, "asks") or said_in_any(text, "verify_marker")
 
 
 def _question_before(messages: list[Block], index: int) -> str:
@@ -131,7 +131,13 @@ def _blocks(message: Block) -> list[Block]:
 
 
 def _text(message: Block) -> str:
-    return " ".join(b.get("text", "") for b in _blocks(message) if b.get("type") == "text").strip()
+    """A message's text; none for an assistant message that calls tools: what a model says
+    with its calls ("I can do that: please confirm") words a step, it does not finish
+    anything."""
+    blocks = _blocks(message)
+    if message["role"] == "assistant" and any(b.get("type") == "tool_use" for b in blocks):
+        return ""
+    return " ".join(b.get("text", "") for b in blocks if b.get("type") == "text").strip()
 
 
 def result_text(result: Block) -> str:

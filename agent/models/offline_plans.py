@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.models.intent import Intent
+from agent.models.offline_phrases import ENGLISH, say, status
+from agent.models.offline_tasks import order_line
 from tools import order_actions as changes
 
 # The calls a tool plans for a message (given what the tools before it already planned), and
-# its words for a result.
+# its words for a result in the customer's language ("en", "es", "de", "fr": offline_phrases.py).
 Plan = Callable[[Intent, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]
-Render = Callable[[Any], str]
+Render = Callable[[Any, str], str]
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ def _plan_verify(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
     return [facts]
 
 
-def _render_verify(data: Any) -> str:
+def _render_verify(data: Any, language: str) -> str:
     customer = data.get("customer") if isinstance(data, dict) else None
-    return f"Thanks, {customer['name']}: you're verified." if customer else ""
+    return say("verified", language, name=customer["name"]) if customer else ""
 
 
 # -- order look-ups --------------------------------------------------------------------------
@@ -57,9 +59,10 @@ def _plan_status(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
     return [{"order_id": order_id} for order_id in intent.order_ids]
 
 
-def _render_order(data: Any) -> str:
-    lines = [f"Order {data['order_id']} is **{data['status']}** (total {data['total']})."]
-    lines.append("Items:")
+def _render_order(data: Any, language: str) -> str:
+    lines = [say("order", language, order_id=data["order_id"],
+                 status=status(data["status"], language), total=data["total"])]  # fmt: skip
+    lines.append(say("items", language))
     for item in data["items"]:
         options = ", ".join(f"{k}: {v}" for k, v in item.get("options", {}).items())
         lines.append(
@@ -69,13 +72,13 @@ def _render_order(data: Any) -> str:
         )
     tracking = [t for s in data.get("shipments", []) for t in s.get("tracking_ids", [])]
     if data["status"] == "cancelled":
-        lines.append("It was cancelled, so nothing will ship.")
+        lines.append(say("order_cancelled", language))
     elif tracking:
-        lines.append(f"Tracking number(s): {', '.join(tracking)}.")
+        lines.append(say("tracking", language, numbers=", ".join(tracking)))
     elif data["status"].startswith(("pending", "processed")):
-        lines.append("It has not shipped yet, so there is no tracking number.")
+        lines.append(say("not_shipped", language))
     else:
-        lines.append("There is no tracking number on file for it.")
+        lines.append(say("no_tracking", language))
     address = data.get("shipping_address") or {}
     if address:
         where = ", ".join(
@@ -83,7 +86,7 @@ def _render_order(data: Any) -> str:
             for k in ("address1", "address2", "city", "state", "zip")
             if address.get(k)
         )
-        lines.append(f"Shipping to: {where}.")
+        lines.append(say("shipping_to", language, address=where))
     return "\n".join(lines)
 
 
@@ -92,25 +95,24 @@ def _plan_list(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> lis
     return [{"limit": 5}] if wanted and not planned else []
 
 
-def _render_orders(data: Any) -> str:
+def _render_orders(data: Any, language: str) -> str:
     if not data:
-        return "I found no orders on your account."
-    lines = ["Your most recent orders:"]
-    lines += [
-        f"- {o['order_id']}: {o['status']}, {o['item_count']} item(s), {o['total']}" for o in data
-    ]
+        return say("no_orders", language)
+    lines = [say("recent_orders", language)]
+    lines += [f"- {order_line(o, language)}" for o in data]
     return "\n".join(lines)
 
 
-def _render_methods(data: Any) -> str:
+def _render_methods(data: Any, language: str) -> str:
     if not data:
-        return "I found no payment methods on your account."
-    lines = ["Your payment methods:"]
+        return say("no_methods", language)
+    lines = [say("your_methods", language)]
     for m in data:
         if m["kind"] == "credit_card":
-            lines.append(f"- {(m.get('brand') or 'card').title()} ending in {m['last_four']}")
+            brand = (m.get("brand") or "card").title()
+            lines.append("- " + say("card", language, brand=brand, last_four=m["last_four"]))
         elif m["kind"] == "gift_card":
-            lines.append(f"- Gift card, balance {m['balance']}")
+            lines.append("- " + say("gift_card", language, balance=m["balance"]))
         else:
             lines.append("- PayPal")
     return "\n".join(lines)
@@ -126,33 +128,36 @@ def _plan_product(
     return [{"query": intent.text[:500]}] if wanted else []
 
 
-def _one_of(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+def _one_of(names: list[str], language: str) -> str:
+    if len(names) == 1:
+        return names[0]
+    return f"{', '.join(names[:-1])} {say('or', language)} {names[-1]}"
 
 
-def _render_product(data: Any) -> str:
+def _render_product(data: Any, language: str) -> str:
     parts = []
     for p in data.get("products", []):
         wanted = ", ".join(p["filters"].values())
         head = f"{p['name']}" + (f" ({wanted})" if wanted else "")
         if not p["matching_variants"]:
-            parts.append(f"{head}: we have no variant like that.")
+            parts.append(say("no_such_variant", language, product=head))
             continue
-        lines = [f"{head}: {p['available_variants']} of {p['matching_variants']} matching "
-                 "variants are in stock."]  # fmt: skip
+        available, matching = p["available_variants"], p["matching_variants"]
+        lines = [say("variants_in_stock", language, product=head, available=available,
+                     matching=matching)]  # fmt: skip
         for v in p["variants"][:6]:
             options = ", ".join(f"{k}: {val}" for k, val in v["options"].items())
-            stock = "in stock" if v["available"] else "out of stock"
+            stock = say("in_stock" if v["available"] else "out_of_stock", language)
             lines.append(f"- {options}: {v['price']}, {stock}")
         parts.append("\n".join(lines))
     if data.get("candidates"):
-        parts.append(f"Which one do you mean: {_one_of(data['candidates'])}?")
+        parts.append(say("which_product", language, choices=_one_of(data["candidates"], language)))
     elif not parts:
         suggestions = data.get("suggestions") or []
         parts.append(
-            "I couldn't find that in our catalog. "
-            + (f"Did you mean the {_one_of(suggestions)}?" if suggestions
-               else "Tell me the product's name and I'll look it up.")
+            say("not_in_catalog", language) + " "
+            + (say("did_you_mean", language, choices=_one_of(suggestions, language))
+               if suggestions else say("name_the_product", language))
         )  # fmt: skip
     return "\n\n".join(parts)
 
@@ -167,24 +172,13 @@ def _plan_search(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
     return [{"query": intent.text[:500]}] if wanted and not product and not planned else []
 
 
-# The offline model cannot translate: when the customer's words are not English, it says how
-# it searched (tools/knowledge.py adds a language_note to such a result).
-ENGLISH_ONLY = (
-    "I search our help centre in English, the language it is written in, so I may have missed "
-    "what you asked in your language. If you can, ask me in English, or say 'human' to talk to "
-    "a person."
-)
-
-
-def _render_search(data: Any) -> str:
+def _render_search(data: Any, language: str) -> str:
+    # The offline model cannot translate: when the customer's words are not English, it says
+    # how it searched (tools/knowledge.py adds a language_note to such a result), and shows a
+    # passage as the help centre has it, in English, saying so.
+    note = say("english_only", language) if data.get("language_note") else ""
     if not data.get("found"):
-        if data.get("language_note"):
-            return f"I couldn't find anything about that in our help centre. {ENGLISH_ONLY}"
-        return (
-            "I couldn't find anything about that in our help centre. I can look up your "
-            "orders: send your order number (like #W1234567) and, if you're not verified yet, "
-            "the email address on your account. Say 'human' to talk to a person."
-        )
+        return f"{say('not_found', language)} {note or say('help', language)}"
     results = data["results"]
     best = results[0]
     shown = [best] + [r for r in results[1:2] if _same_page_as_close(r, best)]
@@ -194,7 +188,7 @@ def _render_search(data: Any) -> str:
         if len(text) > 700:
             text = text[:700].rsplit(" ", 1)[0] + " …"
         head = (
-            f"From our help centre [{result['source']}]:"
+            say("from_help_centre", language, source=result["source"])
             if n == 0
             else f"[{result['source']}] {_where(result)}:"
         )
@@ -202,8 +196,9 @@ def _render_search(data: Any) -> str:
     cites = ", ".join(
         f"[{r['source']}] {_where(r)}" + (f" ({r['url']})" if r.get("url") else "") for r in shown
     )
-    answer = "\n\n".join(parts) + f"\n\n{'Sources' if len(shown) > 1 else 'Source'}: {cites}"
-    return f"{answer}\n\n{ENGLISH_ONLY}" if data.get("language_note") else answer
+    label = say("sources" if len(shown) > 1 else "source", language)
+    answer = "\n\n".join(parts) + f"\n\n{label} {cites}"
+    return f"{answer}\n\n{note}" if note else answer
 
 
 def _where(result: dict[str, Any]) -> str:
@@ -235,11 +230,8 @@ def _plan_hand_off(
     return [{"reason": "Customer asked for a person", "summary": intent.text[:500]}]
 
 
-def _render_hand_off(data: Any) -> str:
-    return (
-        f"I've passed this conversation to a human colleague (ticket #{data['ticket_id']}). "
-        "They'll reply here as soon as they can."
-    )
+def _render_hand_off(data: Any, language: str) -> str:
+    return say("hand_off", language, ticket=data["ticket_id"])
 
 
 # -- the changes ----------------------------------------------------------------------------
@@ -262,52 +254,63 @@ def _plan_cancel(intent: Intent, planned: list[tuple[str, dict[str, Any]]]) -> l
     return [{"order_id": intent.order_ids[0], "reason": reason}] if reason else []
 
 
-def _render_cancel(data: Any) -> str:
-    refunds = "; ".join(f"{r['amount']} to your {r['to']}" for r in data.get("refunds", []))
-    return f"Done: order {data['order_id']} is cancelled." + (
-        f" Refund: {refunds} (a gift card at once, other methods in 5-7 business days)."
-        if refunds
-        else ""
-    )
+def _render_cancel(data: Any, language: str) -> str:
+    refunds = "; ".join(say("refund_to", language, amount=r["amount"], method=r["to"])
+                        for r in data.get("refunds", []))  # fmt: skip
+    done = say("cancelled", language, order_id=data["order_id"])
+    return done + (say("refund_line", language, refunds=refunds) if refunds else "")
 
 
-def _render_modify_pending_order_address(d: Any) -> str:
-    return (
-        f"Done: order {d['order_id']} now ships to {changes.address_line(d['shipping_address'])}."
-    )
+def _swaps(d: Any, language: str) -> str:
+    """The items changed ("Office Chair (red) for black at $512.30"; changes.swaps in
+    English)."""
+    if language == ENGLISH:
+        return changes.swaps(d)
+    return "; ".join(
+        say("swap", language, name=c["name"], old=changes.options_line(c["from"]),
+            new=changes.options_line(c["to"]), price=c["new_price"])
+        for c in d.get("changes", [])
+    )  # fmt: skip
 
 
-def _render_modify_pending_order_items(d: Any) -> str:
-    return (
-        f"Done: order {d['order_id']} is updated ({changes.swaps(d)}). "
-        + changes.difference_line(d)
-    )
+def _difference(d: Any, language: str) -> str:
+    """Who pays the price difference (changes.difference_line in English)."""
+    signed = d["price_difference"]
+    amount, method = signed[1:], d["payment_method"]
+    if amount == "$0.00":
+        return say("no_difference", language)
+    return say("you_pay" if signed.startswith("+") else "we_refund", language, amount=amount,
+               method=method)  # fmt: skip
 
 
-def _render_modify_pending_order_payment(d: Any) -> str:
-    return (
-        f"Done: order {d['order_id']} is now paid with your {d['payment_method']} ({d['amount']})."
-    )
+def _render_modify_pending_order_address(d: Any, language: str) -> str:
+    return say("order_address_changed", language, order_id=d["order_id"],
+               address=changes.address_line(d["shipping_address"]))  # fmt: skip
 
 
-def _render_modify_user_address(d: Any) -> str:
-    return f"Done: your default address is now {changes.address_line(d['default_address'])}."
+def _render_modify_pending_order_items(d: Any, language: str) -> str:
+    return say("items_changed", language, order_id=d["order_id"], swaps=_swaps(d, language),
+               difference=_difference(d, language))  # fmt: skip
 
 
-def _render_return_delivered_order_items(d: Any) -> str:
-    return (
-        f"Done: the return for order {d['order_id']} is requested ({changes.returned(d)}). "
-        f"{d['refund']} will be refunded to your {d['refund_method']}; you'll get an email on how "
-        "to send the items back."
-    )
+def _render_modify_pending_order_payment(d: Any, language: str) -> str:
+    return say("payment_changed", language, order_id=d["order_id"], method=d["payment_method"],
+               amount=d["amount"])  # fmt: skip
 
 
-def _render_exchange_delivered_order_items(d: Any) -> str:
-    return (
-        f"Done: the exchange for order {d['order_id']} is requested ({changes.swaps(d)}). "
-        + changes.difference_line(d)
-        + " You'll get an email on how to send the items back."
-    )
+def _render_modify_user_address(d: Any, language: str) -> str:
+    return say("user_address_changed", language,
+               address=changes.address_line(d["default_address"]))  # fmt: skip
+
+
+def _render_return_delivered_order_items(d: Any, language: str) -> str:
+    return say("return_requested", language, order_id=d["order_id"], items=changes.returned(d),
+               refund=d["refund"], method=d["refund_method"])  # fmt: skip
+
+
+def _render_exchange_delivered_order_items(d: Any, language: str) -> str:
+    return say("exchange_requested", language, order_id=d["order_id"], swaps=_swaps(d, language),
+               difference=_difference(d, language))  # fmt: skip
 
 
 PLANS: dict[str, Offline] = {

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.models.intent import EMAIL_RE, Intent, find_order_ids
-from agent.models.offline_dialogue import ASKS, Dialogue, Said
-
-PERSON = "If you'd rather, say 'human' and a colleague will take it from here."
+from agent.models.offline_dialogue import Dialogue, Said
+from agent.models.offline_phrases import (
+    ENGLISH,
+    heard,
+    request_words,
+    said_in_any,
+    say,
+    status,
+)
 
 # -- what is asked for ------------------------------------------------------------------------
 
@@ -29,56 +35,68 @@ ORDER_ADDRESS, USER_ADDRESS, PAYMENT = "order address", "user address", "payment
 
 _REQUEST = re.compile(
     r"\b(i want|i'?d like|i would like|i need|please|can you|could you|would you|help me|"
-    r"want to|wanna|i'?m trying to)\b|^\s*(cancel|return|refund|exchange|swap|change|update|"
-    r"switch|replace|ship|pay|use)\b",
+    rf"want to|wanna|i'?m trying to|{heard('request')})\b|^\s*(cancel|return|refund|exchange|"
+    r"swap|change|update|switch|replace|ship|pay|use)\b",
     re.IGNORECASE,
 )
 # Questions about the policy or the state of things, not requests to change anything.
 _POLICY = re.compile(r"\b(polic(y|ies)|how (do|does|can|long|much)|what is your|what's your|"
-                     r"is it possible to|rules?|status|where is|where's|track(ing)?|when will)\b",
-                     re.IGNORECASE)  # fmt: skip
+                     r"is it possible to|rules?|status|where is|where's|track(ing)?|when will|"
+                     rf"{heard('policy')})\b", re.IGNORECASE)  # fmt: skip
 _ADDRESS = re.compile(r"\baddress\b|\bi (have |just )?moved\b|\bship (it|them|the order|my "
-                      r"order) to\b", re.I)  # fmt: skip
+                      rf"order) to\b|\b({heard('address')})\b", re.I)  # fmt: skip
 _ORDER_ADDRESS = re.compile(r"\b(shipping|delivery)\s+address\b|\bship\b|\baddress (of|for|on) "
-                            r"(my |the |this |that )?order\b", re.I)  # fmt: skip
+                            rf"(my |the |this |that )?order\b|\b({heard('shipping_address')})\b",
+                            re.I)  # fmt: skip
+_CHANGE = re.compile(rf"\b(change|update|new|moved|ship|correct|fix|wrong|{heard('change')})\b",
+                     re.I)  # fmt: skip
+_MY = re.compile(rf"\b(my|{heard('my')})\b", re.I)
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
     (
         PAYMENT,
         re.compile(
             r"\bpay(ing)?\b.{0,40}\b(with|using|by)\b|\bpayment method\b|"
             r"\buse my (gift card|paypal|card|credit card|visa|mastercard)\b|"
-            r"\bcharge (it to )?my\b",
+            rf"\bcharge (it to )?my\b|\b({heard('payment')})\b",
             re.I,
         ),
     ),
-    (RETURN, re.compile(r"\b(return|refund|send (it|them) back|money back)\b", re.I)),
+    (
+        RETURN,
+        re.compile(rf"\b(return|refund|send (it|them) back|money back|{heard('return')})", re.I),
+    ),
     (
         SWAP,
         re.compile(
             r"\b(exchange|swap|replace|switch|instead of|different (colou?r|size|"
             r"one|model)|change (the |its |it to )?(colou?r|size|item|variant|"
-            r"option))",
+            rf"option)|{heard('swap')})",
             re.I,
         ),
     ),
-    (CANCEL, re.compile(r"\bcancel", re.I)),
-    (DROP, re.compile(r"\b(do ?n[o']?t want|no longer want|don'?t need|get rid of)\b", re.I)),
+    (CANCEL, re.compile(rf"\b({heard('cancel')})", re.I)),
+    (
+        DROP,
+        re.compile(
+            rf"\b(do ?n[o']?t want|no longer want|don'?t need|get rid of|{heard('drop')})\b", re.I
+        ),
+    ),
 ]
 
 REASONS = {
     "ordered by mistake": re.compile(
         r"\b(by mistake|mistaken|accident|wrong order|mistake|"
-        r"didn'?t mean)",
+        rf"didn'?t mean|{heard('by_mistake')})",
         re.I,
     ),
     "no longer needed": re.compile(
         r"\b(no longer|don'?t need|do not need|not needed|changed my "
-        r"mind|don'?t want|do not want|not need)",
+        rf"mind|don'?t want|do not want|not need|{heard('not_needed')})",
         re.I,
     ),
 }
 _NO = re.compile(r"^\s*(no|nope|nah|never ?mind|forget it|leave it|keep it|stop|don'?t|do not|"
-                 r"cancel that|no thanks?)\b", re.I)  # fmt: skip
+                 rf"cancel that|no thanks?|{heard('no')})\b", re.I)  # fmt: skip
 _STOP_WORDS = frozenset(
     re.findall(
         r"\S+",
@@ -93,7 +111,7 @@ _STOP_WORDS = frozenset(
 """,
     )
 )
-_INSTEAD = re.compile(r"\b(instead|actually|rather|change of plan)\b", re.I)
+_INSTEAD = re.compile(rf"\b(instead|actually|rather|change of plan|{heard('instead')})\b", re.I)
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
              "seventh": 7, "eighth": 8, "last": -1}  # fmt: skip
 
@@ -101,7 +119,10 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixt
 _KEYWORDS = ("cancel", "return", "refund", "exchange", "replace", "address", "payment")
 # Real words close to one of those.
 _NOT_TYPOS = frozenset({"change", "changes", "changed", "charge", "charged", "chance", "refine",
-                        "replay", "retina", "repayment", "placement", "cancer"})  # fmt: skip
+                        "replay", "retina", "repayment", "placement", "cancer",
+                        # the other languages' words (offline_phrases.HEARD reads them)
+                        "changer", "echanger", "paiement", "remplacer", "retourner", "retour",
+                        "adresse", "cancelar"})  # fmt: skip
 
 
 def _normalise(text: str) -> str:
@@ -115,18 +136,18 @@ def _normalise(text: str) -> str:
         close = difflib.get_close_matches(lowered, _KEYWORDS, n=1, cutoff=0.8)
         return close[0] if close else word
 
-    return re.sub(r"[A-Za-z]+", fix, text)
+    return re.sub(r"[^\W\d_]+", fix, text)  # whole words, accented ones too ("cancelación")
 
 
 def kind_of(text: str) -> str | None:
     """The change a message asks for, if it asks for one (not a question about the policy or
     about where things are)."""
     text = _normalise(text)
-    if _POLICY.search(text) and not re.search(r"\b(cancel|change|update)\b", text, re.I):
+    if _POLICY.search(text) and not re.search(rf"\b(cancel|change|update|{heard('cancel')})",
+                                               text, re.I):  # fmt: skip
         return None
-    asked = bool(_REQUEST.search(text) or find_order_ids(text) or re.search(r"\bmy\b", text, re.I))
-    if _ADDRESS.search(text) and re.search(r"\b(change|update|new|moved|ship|correct|fix|wrong)\b",
-                                          text, re.I):  # fmt: skip
+    asked = bool(_REQUEST.search(text) or find_order_ids(text) or _MY.search(text))
+    if _ADDRESS.search(text) and _CHANGE.search(text):
         return (
             ORDER_ADDRESS if find_order_ids(text) or _ORDER_ADDRESS.search(text) else USER_ADDRESS
         )
@@ -164,6 +185,7 @@ class Slots:
     method: str | None = None
     address: dict[str, str] | None = None
     address_tried: bool = False
+    language: str = ENGLISH  # the customer's (offline_phrases.py)
 
 
 def next_step(d: Dialogue, available: set[str], *, fresh: bool = True) -> Step | None:
@@ -181,9 +203,9 @@ def next_step(d: Dialogue, available: set[str], *, fresh: bool = True) -> Step |
     if (
         len(said) > 1
         and _NO.search(last.text)
-        and not (_Q_REASON in last.question and _reason(last.text, answering=True))
+        and not (said_in_any(last.question, "q_reason") and _reason(last.text, answering=True))
     ):
-        return Reply("All right, I'll leave everything as it is. Anything else I can help with?")
+        return Reply(say("left_as_is", d.language))
     latest = Intent.read(said[-1].text)
     if not d.verified:
         if not fresh:
@@ -199,11 +221,8 @@ def next_step(d: Dialogue, available: set[str], *, fresh: bool = True) -> Step |
             return Calls([("verify_customer", facts)])
         if d.failed("verify_customer"):
             return None  # the verification's own error says what to do
-        return Reply(
-            "I can help with that. First I need to verify your identity: please send the email "
-            "address on your account plus the order number or your zip code."
-        )
-    slots = _fill(Slots(kind_of(said[0].text) or CANCEL), said, d)
+        return Reply(say("verify_to_change", d.language))
+    slots = _fill(Slots(kind_of(said[0].text) or CANCEL, language=d.language), said, d)
     if slots.order_id is None and slots.kind != USER_ADDRESS:
         # "actually, change its address instead": the order said before
         earlier = [i for s in d.said[:start] for i in find_order_ids(EMAIL_RE.sub(" ", s.text))]
@@ -218,21 +237,23 @@ def _fill(slots: Slots, said: list[Said], d: Dialogue) -> Slots:
         if ids:
             slots.order_id = ids[-1]
         q = s.question
-        if _Q_WHICH_ORDER in q:
-            chosen = _pick(text, _order_choices(slots, d))
+        if said_in_any(q, "q_which_order"):
+            # from the orders the question listed: those holding what they named, else all
+            shown = _order_choices(slots, d) or _order_choices(replace(slots, words=set()), d)
+            chosen = _pick(text, shown)
             if chosen is not None:
                 slots.order_id = chosen
-        if _Q_REASON in q or not slots.reason:
-            slots.reason = _reason(text, answering=_Q_REASON in q) or slots.reason
-        if _Q_ADDRESS in q or (slots.kind in (ORDER_ADDRESS, USER_ADDRESS)
+        if said_in_any(q, "q_reason") or not slots.reason:
+            slots.reason = _reason(text, answering=said_in_any(q, "q_reason")) or slots.reason
+        if said_in_any(q, "q_address") or (slots.kind in (ORDER_ADDRESS, USER_ADDRESS)
                                         and not slots.address):  # fmt: skip
             found = parse_address(text)
             slots.address = found or slots.address
-            slots.address_tried = slots.address_tried or _Q_ADDRESS in q
+            slots.address_tried = slots.address_tried or said_in_any(q, "q_address")
         order = _order(slots, d)
-        if _Q_ITEMS in q and order is not None:
+        if said_in_any(q, "q_items") and order is not None:
             slots.items = _pick_many(text, [_item_name(i) for i in order["items"]])
-        if _Q_VARIANT in q and order is not None:
+        if said_in_any(q, "q_variant") and order is not None:
             if slots.items is None:
                 slots.items = _items_named(slots.words, order)
             if not slots.items:
@@ -242,16 +263,16 @@ def _fill(slots: Slots, said: list[Said], d: Dialogue) -> Slots:
             chosen = _pick(text, [v["item_id"] for v in options], _variant_labels(options))
             if chosen is not None:
                 slots.variants[position] = chosen
-        if _Q_METHOD in q:
+        if said_in_any(q, "q_method"):
             methods = _method_choices(slots, d)
             chosen = _pick(text, [m["payment_method_id"] for m in methods],
                            [_method_label(m) for m in methods])  # fmt: skip
             slots.method = chosen or slots.method
         elif not q:
-            slots.words |= _words(text)
+            slots.words |= _named(text, slots.language)
             slots.method = _named_method(text, d) or slots.method
-        if _Q_ORDER in q:  # the order, by its number or what is in it
-            slots.words |= _words(text)
+        if said_in_any(q, "q_order"):  # the order, by its number or what is in it
+            slots.words |= _named(text, slots.language)
     return slots
 
 
@@ -266,16 +287,14 @@ def _step(slots: Slots, d: Dialogue) -> Step:
     if order is None:
         failed = d.failed("order_status")
         if failed and slots.order_id in failed:
-            return Reply(f"I couldn't find order {slots.order_id} on your account. Which order "
-                         f"is it? {ASKS}")  # fmt: skip
+            return Reply(_ask(slots, "order_not_found", "q_order", order_id=slots.order_id))
         return Calls([("order_status", {"order_id": slots.order_id})])
     kind = _resolved(slots.kind, order["status"])
     if kind is None:
-        return Reply(_wrong_status(slots.kind, order))
+        return Reply(_wrong_status(slots.kind, order, slots.language))
     if kind == "cancel_pending_order":
         if slots.reason is None:
-            return Reply(f"{_Q_REASON} you no longer need it, or you ordered it by mistake? "
-                         f"{ASKS}")  # fmt: skip
+            return Reply(_ask(slots, "ask_reason", "q_reason"))
         return Calls([(kind, {"order_id": order["order_id"], "reason": slots.reason})])
     if kind == "modify_pending_order_address":
         if slots.address is None:
@@ -288,9 +307,9 @@ def _step(slots: Slots, d: Dialogue) -> Step:
         slots.items = _items_named(slots.words, order)
     if not slots.items:
         listing = "\n".join(f"{n}. {_item_label(i)}" for n, i in enumerate(order["items"], 1))
-        verb = "return" if kind == "return_delivered_order_items" else "change"
-        return Reply(f"{_Q_ITEMS} of order {order['order_id']} would you like to {verb}?\n"
-                     f"{listing}\nReply with the numbers or names. {ASKS}")  # fmt: skip
+        verb = "verb_return" if kind == "return_delivered_order_items" else "verb_change"
+        return Reply(_ask(slots, "ask_items", "q_items", order_id=order["order_id"],
+                          verb=say(verb, slots.language), listing=listing))  # fmt: skip
     item_ids = [order["items"][p]["item_id"] for p in slots.items]
     if kind == "return_delivered_order_items":
         return _with_method(slots, d, kind, {"order_id": order["order_id"], "item_ids": item_ids})
@@ -308,12 +327,12 @@ def _step(slots: Slots, d: Dialogue) -> Step:
             slots.variants[position] = wanted[0]
             continue
         if not options:
-            return Reply(f"The {order['items'][position]['name']} has no other option in stock "
-                         f"right now, so I can't change it here. {PERSON}")  # fmt: skip
+            return Reply(say("no_other_option", slots.language, item=order["items"][position][
+                "name"], person=say("person", slots.language)))  # fmt: skip
         shown = _shown_variants(slots, order, position, d)
         listing = "\n".join(f"{n}. {label}" for n, label in enumerate(_variant_labels(shown), 1))
-        return Reply(f"{_Q_VARIANT} for the {_item_label(order['items'][position])}?\n"
-                     f"{listing}\nReply with a number or the options you want. {ASKS}")  # fmt: skip
+        return Reply(_ask(slots, "ask_variant", "q_variant",
+                          item=_item_label(order["items"][position]), listing=listing))  # fmt: skip
     new_ids = [slots.variants[p] for p in slots.items]
     return _with_method(slots, d, kind, {"order_id": order["order_id"], "item_ids": item_ids,
                                          "new_item_ids": new_ids})  # fmt: skip
@@ -328,32 +347,31 @@ def _with_method(slots: Slots, d: Dialogue, tool: str, args: dict[str, Any]) -> 
         slots.method = choices[0]["payment_method_id"]
     if slots.method is None:
         if not choices:
-            return Reply(f"None of your payment methods can be used for this, so I can't do it "
-                         f"here. {PERSON}")  # fmt: skip
-        listing = "\n".join(f"{n}. {_method_label(m)}" for n, m in enumerate(choices, 1))
-        what = {"return_delivered_order_items": "should the refund go to",
-                "modify_pending_order_payment": "should pay for the order instead"}.get(
-                    tool, "should pay or receive the price difference")  # fmt: skip
-        return Reply(f"{_Q_METHOD} {what}?\n{listing}\n{ASKS}")
+            return Reply(say("no_usable_method", slots.language,
+                             person=say("person", slots.language)))  # fmt: skip
+        listing = "\n".join(f"{n}. {_method_label(m, slots.language)}"
+                            for n, m in enumerate(choices, 1))  # fmt: skip
+        question = {"return_delivered_order_items": "ask_method_refund",
+                    "modify_pending_order_payment": "ask_method_payment"}.get(
+                        tool, "ask_method_difference")  # fmt: skip
+        return Reply(_ask(slots, question, "q_method", listing=listing))
     return Calls([(tool, {**args, "payment_method_id": slots.method})])
 
 
-# -- the questions (each begins with its own words: an answer is read against them) -----------
+# -- the questions (each holds its own words, `q_*` in offline_phrases.py: an answer is read
+# against them) ---------------------------------------------------------------------------------
 
-_Q_ORDER = "Which order is it?"
-_Q_WHICH_ORDER = "Which of these orders do you mean?"
-_Q_REASON = "Why would you like to cancel it:"
-_Q_ITEMS = "Which item(s)"
-_Q_VARIANT = "Which one would you like instead"
-_Q_METHOD = "Which payment method"
-_Q_ADDRESS = "What is the new address?"
+
+def _ask(slots: Slots, phrase: str, question: str, **fields: Any) -> str:
+    """A question of the dialogue in the customer's language: `phrase` with its `q`
+    (`question`'s words) and the marker that the dialogue goes on."""
+    language = slots.language
+    return say(phrase, language, q=say(question, language), asks=say("asks", language), **fields)
 
 
 def _ask_address(slots: Slots) -> Reply:
-    again = "I couldn't read that as an address. " if slots.address_tried else ""
-    return Reply(f"{again}{_Q_ADDRESS} Please write it on one line: street, (apartment,) city, "
-                 f"state and zip code, country; for example: 123 Main St, Apt 4, Springfield, "
-                 f"IL 62704, USA. {ASKS}")  # fmt: skip
+    again = say("not_an_address", slots.language) + " " if slots.address_tried else ""
+    return Reply(_ask(slots, "ask_address", "q_address", again=again))
 
 
 def _find_order(slots: Slots, d: Dialogue) -> Step:
@@ -369,23 +387,28 @@ def _find_order(slots: Slots, d: Dialogue) -> Step:
         slots.order_id = choices[0]
         return _step(slots, d)
     if not fitting:
-        return Reply(f"I couldn't find an order on your account that can be "
-                     f"{_VERBS[slots.kind]} now. {PERSON}")  # fmt: skip
+        return Reply(say("no_fitting_order", slots.language, done=say(_key("done", slots.kind),
+                         slots.language), person=say("person", slots.language)))  # fmt: skip
     shown = [o for o in fitting if o["order_id"] in choices] or fitting
-    listing = "\n".join(f"{n}. {o['order_id']}: {o['status']}, {o['item_count']} item(s), "
-                        f"{o['total']}" + _contents(o["order_id"], d)
+    listing = "\n".join(f"{n}. " + order_line(o, slots.language) + _contents(o["order_id"], d)
                         for n, o in enumerate(shown, 1))  # fmt: skip
     if slots.words and not choices:
-        head = f"I couldn't find a {' '.join(sorted(slots.words))} in those orders. "
+        head = say("not_in_orders", slots.language, words=" ".join(sorted(slots.words)))
     else:
         head = ""
-    return Reply(f"{head}{_Q_WHICH_ORDER}\n{listing}\nReply with a number or the order number. "
-                 f"{ASKS}")  # fmt: skip
+    return Reply(_ask(slots, "ask_which_order", "q_which_order", head=head, listing=listing))
 
 
-_VERBS = {CANCEL: "cancelled", RETURN: "returned", SWAP: "changed", DROP: "cancelled or returned",
-          ORDER_ADDRESS: "sent elsewhere", PAYMENT: "paid differently",
-          USER_ADDRESS: "changed"}  # fmt: skip
+def order_line(order: dict[str, Any], language: str) -> str:
+    """An order in a list: "#W…: pending, 2 item(s), $123.45"."""
+    return say("order_line", language, order_id=order["order_id"],
+               status=status(order["status"], language), count=order["item_count"],
+               total=order["total"])  # fmt: skip
+
+
+def _key(prefix: str, kind: str) -> str:
+    """The phrase for a kind of change ("done_order_address")."""
+    return f"{prefix}_{kind.replace(' ', '_')}"
 
 
 def _resolved(kind: str, status: str) -> str | None:
@@ -404,20 +427,15 @@ def _resolved(kind: str, status: str) -> str | None:
     }.get(kind)  # fmt: skip
 
 
-def _wrong_status(kind: str, order: dict[str, Any]) -> str:
-    status = order["status"]
-    why = {
-        CANCEL: "only a pending order can be cancelled",
-        RETURN: "only a delivered order can be returned",
-        SWAP: "items can be changed only on a pending order, or exchanged once it is delivered",
-        DROP: "only a pending order can be cancelled, or a delivered one returned",
-        ORDER_ADDRESS: "only a pending order's address can be changed",
-        PAYMENT: "only a pending order's payment can be changed",
-    }.get(kind, "it can't be changed")
-    done = status in ("return requested", "exchange requested", "pending (item modified)")
-    extra = " It has already been changed once, which is all the policy allows." if done else ""
-    return (f"Order {order['order_id']} is {status}, so I can't do that: {why}.{extra} "
-            f"{PERSON}")  # fmt: skip
+def _wrong_status(kind: str, order: dict[str, Any], language: str) -> str:
+    state = order["status"]
+    why = _key("why", kind if kind in (CANCEL, RETURN, SWAP, DROP, ORDER_ADDRESS, PAYMENT)
+               else "other")  # fmt: skip
+    done = state in ("return requested", "exchange requested", "pending (item modified)")
+    extra = say("changed_once", language) if done else ""
+    return say("wrong_status", language, order_id=order["order_id"],
+               status=status(state, language), why=say(why, language), extra=extra,
+               person=say("person", language))  # fmt: skip
 
 
 # -- reading answers ----------------------------------------------------------------------------
@@ -491,7 +509,8 @@ def _pick(text: str, values: list[str], labels: list[str] | None = None) -> str 
     by the words of its label (only when they fit one)."""
     if not values:
         return None
-    if len(values) == 1 and re.match(r"\s*(yes|yeah|yep|ok|okay|sure|that one|fine)\b", text, re.I):
+    yes = rf"\s*(yes|yeah|yep|ok|okay|sure|that one|fine|{heard('yes')})\b"
+    if len(values) == 1 and re.match(yes, text, re.I):
         return values[0]
     n = _number(text)
     if n is not None and (1 <= n <= len(values) or n == -1):
@@ -510,7 +529,7 @@ def _pick(text: str, values: list[str], labels: list[str] | None = None) -> str 
 
 
 def _pick_many(text: str, names: list[str]) -> list[int]:
-    if re.search(r"\b(all|both|everything|every one|all of them)\b", text, re.I):
+    if re.search(rf"\b(all|both|everything|every one|all of them|{heard('all')})\b", text, re.I):
         return list(range(len(names)))
     numbers = [int(n) for n in re.findall(r"\b(\d{1,2})\b", text) if 1 <= int(n) <= len(names)]
     if numbers:
@@ -519,9 +538,15 @@ def _pick_many(text: str, names: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if words & _words(name)]
 
 
+def _named(text: str, language: str) -> set[str]:
+    """What the customer calls the product: the words of `text` that are not the words of a
+    request in their language ("quiero cancelar mi pedido" names none)."""
+    return _words(text) - _words(" ".join(request_words(language)))
+
+
 def _words(text: str) -> set[str]:
     """The words that can name a product or an option ("hose", "black", "100ft", "1L")."""
-    words = {w.lower().strip("'.-") for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'.-]*", text)}
+    words = {w.lower().strip("'.-") for w in re.findall(r"[^\W_](?:[^\W_]|['.-])*", text)}
     return {
         _stem(w) for w in words
         if w not in _STOP_WORDS
@@ -636,11 +661,12 @@ def _variant_asked(question: str, slots: Slots, order: dict[str, Any]) -> int:
     return slots.items[0]
 
 
-def _method_label(m: dict[str, Any]) -> str:
+def _method_label(m: dict[str, Any], language: str = ENGLISH) -> str:
     if m["kind"] == "credit_card":
-        return f"{(m.get('brand') or 'card').title()} ending in {m['last_four']}"
+        brand = (m.get("brand") or "card").title()
+        return say("card", language, brand=brand, last_four=m["last_four"])
     if m["kind"] == "gift_card":
-        return f"Gift card (balance {m['balance']})"
+        return say("gift_card", language, balance=m["balance"])
     return "PayPal" if m["kind"] == "paypal" else m["kind"].replace("_", " ")
 
 

@@ -44,8 +44,9 @@ function sourcesHtml(citations) {
 }
 
 // "Source: [1] …" or "Sources:" and "[1] …" lines, as the offline model writes them for the
-// terminal and the staff desk (and Claude now and then).
-const SOURCE_HEAD = /^\s*(?:\*\*)?sources?(?:\*\*)?\s*:(?:\*\*)?(.*)$/i;
+// terminal and the staff desk (and Claude now and then); in Spanish and German "Fuente(s):",
+// "Quelle(n):" (agent/models/offline_phrases.py).
+const SOURCE_HEAD = /^\s*(?:\*\*)?(?:sources?|fuentes?|quellen?)(?:\*\*)?\s*:(?:\*\*)?(.*)$/i;
 const SOURCE_LINE = /^\s*(?:[-*•]\s*)?\[(\d{1,3})\]/;
 
 // A reply and its sources, each source once: the list under the answer shows them, so lines
