@@ -13,7 +13,7 @@ import anthropic
 from agent import capabilities
 from agent.config import Settings
 from agent.errors import SupportbotError
-from agent.models import thinking
+from agent.models import messages_calls, thinking
 from agent.models.base import (
     ContextTooLong,
     ImageRejected,
@@ -186,13 +186,13 @@ class ClaudeModel:
         params, prefix = self._message_params(request)
         with _translated_errors():
             if stream:
-                with self.client.messages.stream(**params) as events:
+                with messages_calls.stream(self.client, params) as events:
                     shown = _Shown(self.settings)
                     for event in events:
                         yield from shown.pieces(event)
                     message = events.get_final_message()
             else:
-                message = self.client.messages.create(**params)
+                message = messages_calls.create(self.client, params)
         yield _reply(message, prefix)
 
     async def respond_async(
@@ -202,14 +202,14 @@ class ClaudeModel:
         client = self._async_client()
         with _translated_errors():
             if stream:
-                async with client.messages.stream(**params) as events:
+                async with messages_calls.stream_async(client, params) as events:
                     shown = _Shown(self.settings)
                     async for event in events:
                         for piece in shown.pieces(event):
                             yield piece
                     message = await events.get_final_message()
             else:
-                message = await client.messages.create(**params)
+                message = await messages_calls.create_async(client, params)
         yield _reply(message, prefix)
 
     def _async_client(self) -> Any:
