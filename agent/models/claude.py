@@ -184,6 +184,7 @@ class ClaudeModel:
         self, request: ModelRequest, *, stream: bool = False
     ) -> Iterator[Piece | ModelReply]:
         params, prefix = self._message_params(request)
+        message: anthropic.types.Message
         with _translated_errors():
             if stream:
                 with messages_calls.stream(self.client, params) as events:
@@ -200,6 +201,7 @@ class ClaudeModel:
     ) -> AsyncGenerator[Piece | ModelReply, None]:
         params, prefix = self._message_params(request)
         client = self._async_client()
+        message: anthropic.types.Message
         with _translated_errors():
             if stream:
                 async with messages_calls.stream_async(client, params) as events:

@@ -39,6 +39,8 @@ _NO_TRACER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 # Options of `messages.create` that are not body fields; of them only `extra_headers` is sent
 # as `messages.create` would send it.
 _OTHER_OPTIONS = frozenset({"extra_query", "extra_body", "timeout"})
+# The SDK's telemetry headers of `messages.stream`, sent as it sends them.
+_STREAM_HEADERS = {"x-stainless-helper-method": "stream", "x-stainless-stream-helper": "messages"}
 
 
 def sends_encoded(client: Any, params: dict[str, Any]) -> bool:
@@ -104,7 +106,8 @@ def _request(params: dict[str, Any], *, stream: bool) -> tuple[bytes, dict[str, 
     """(the body, the request options) for `params`, the keyword arguments of
     `messages.create`: its fields, and `extra_headers` (the only option we pass)."""
     fields = {k: v for k, v in params.items() if k != "extra_headers"}
+    headers = dict(params.get("extra_headers") or {})
     if stream:
         fields["stream"] = True
-    headers = params.get("extra_headers")
+        headers = _STREAM_HEADERS | headers
     return request_body.body(fields), ({"headers": headers} if headers else {})
