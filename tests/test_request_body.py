@@ -207,24 +207,32 @@ def test_the_body_we_encode_is_what_messages_create_sends(
 
 def test_what_is_remembered_is_bounded() -> None:
     for n in range(request_body._ITEMS + 500):
-        request_body.body({"messages": [{"role": "user", "content": f"message {n}"}]})
-    items, held = request_body.remembered()
+        request_body.body({"messages": [{"role": "user", "content": f"message {n}"}] * 3})
+    items, held, runs, runs_held = request_body.remembered()
     assert items <= request_body._ITEMS and held <= request_body._BYTES
+    assert runs <= request_body._RUNS and runs_held <= request_body._BYTES
     big = {"role": "user", "content": "x" * (request_body._BYTES // 4)}
     for _ in range(6):
-        request_body.body({"messages": [dict(big)]})
-    assert request_body.remembered()[1] <= request_body._BYTES
+        request_body.body({"messages": [dict(big), dict(big), dict(big)]})
+    _, held, _, runs_held = request_body.remembered()
+    assert held <= request_body._BYTES and runs_held <= request_body._BYTES
 
 
-def test_a_message_is_encoded_once_and_a_new_object_anew() -> None:
-    message = {"role": "user", "content": [{"type": "text", "text": "hello"}]}
-    once = request_body.body({"model": "m", "messages": [message]})
-    assert json.loads(once) == {"model": "m", "messages": [message]}
-    changed = {**message, "content": [{"type": "text", "text": "bye"}]}
-    assert json.loads(request_body.body({"messages": [message, changed]}))["messages"] == [
-        message,
-        changed,
-    ]
+def test_a_growing_list_reuses_its_run_and_a_changed_one_does_not() -> None:
+    def message(text: str) -> dict[str, Any]:
+        return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+    history = [message(f"m{n} «ü»") for n in range(6)]
+    for size in range(1, 7):  # a conversation growing, each request ending on a fresh copy
+        sent = [*history[: size - 1], dict(history[size - 1])]
+        assert json.loads(request_body.body({"messages": sent})) == {"messages": sent}
+    cut = [message("first, merged anew"), *history[2:]]  # older turns cut
+    assert json.loads(request_body.body({"messages": cut})) == {"messages": cut}
+    changed = [history[0], history[1], message("other"), *history[3:]]
+    assert json.loads(request_body.body({"messages": changed})) == {"messages": changed}
+    shorter = history[:3]
+    assert json.loads(request_body.body({"messages": shorter})) == {"messages": shorter}
+    assert json.loads(request_body.body({"messages": history})) == {"messages": history}
 
 
 def test_other_clients_and_traced_calls_go_through_messages_create(

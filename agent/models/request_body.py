@@ -10,17 +10,23 @@ encoded, is joined into every later request as the bytes it was. Only what is ne
 encoded, with the SDK's own settings (`ensure_ascii=False`, compact separators, no NaN), so the
 body decodes to exactly what `messages.create` sends (tests/test_request_body.py).
 
-What is remembered is bounded: at most `_ITEMS` objects and `_BYTES` bytes of JSON, the oldest
-forgotten first (a message still in use is then encoded once more). Each entry holds its
-object, so that its id is not reused while it is remembered.
+Two memories, both bounded (at most `_ITEMS` objects or `_RUNS` runs, and `_BYTES` bytes of
+JSON each; the oldest forgotten first, to be encoded or looked up again when next used):
+- each object's encoding, by the object (held, so that its id is not reused meanwhile);
+- each recent message list's run of encodings, by its second message: a conversation's next
+  request starts with the same objects (its first may be new: agent.engine.budget merges it
+  with a note once older turns are cut; its last carries the cache breakpoint), which one
+  comparison of object identities confirms, so the request looks up only its new messages.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -29,9 +35,14 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _REUSED = ("messages", "tools")
 
 _ITEMS = 20_000
+_RUNS = 256
 _BYTES = 16 * 1024 * 1024
 _known: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
-_held = 0  # bytes of JSON remembered
+_held = 0  # bytes of JSON remembered in _known
+# id of a list's second item -> (its items but the first and the last, their encodings with
+# the separators between them, and their bytes)
+_runs: OrderedDict[int, tuple[list[Any], list[bytes], int]] = OrderedDict()
+_runs_held = 0
 _lock = threading.Lock()
 
 
@@ -57,20 +68,57 @@ def body(params: Mapping[str, Any]) -> bytes:
 
 
 def _items(values: Sequence[Any], parts: list[bytes]) -> None:
-    """Append the JSON array of `values` to `parts`, each item as remembered."""
-    known = _known
+    """Append the JSON array of `values` to `parts`: the run remembered for this list where the
+    list still starts with its objects, each other item as remembered or newly encoded."""
+    start = len(parts) + 1  # where the first item's encoding goes
     parts.append(b"[")
-    for n, value in enumerate(values):
-        if n:
+    count = len(values)
+    done = 0
+    if count > 2:
+        run = _runs.get(id(values[1]))
+        if run is not None:
+            objects, encoded, _ = run
+            if (
+                len(objects) < count - 1
+                and objects[0] is values[1]
+                and all(map(operator.is_, objects, islice(values, 1, None)))
+            ):
+                _item(values[0], parts)
+                parts.append(b",")
+                parts += encoded
+                done = 1 + len(objects)
+    for value in islice(values, done, None):
+        if done:
             parts.append(b",")
-        entry = known.get(id(value))
-        if entry is None or entry[0] is not value:
-            encoded = encode(value)
-            _remember(id(value), value, encoded)
-            parts.append(encoded)
-        else:
-            parts.append(entry[1])
+        _item(value, parts)
+        done += 1
     parts.append(b"]")
+    if count > 2:  # item k > 0 is at start + 2k, after its separator
+        _keep_run(list(values[1 : count - 1]), parts[start + 2 : start + 2 * (count - 2) + 1])
+
+
+def _item(value: Any, parts: list[bytes]) -> None:
+    entry = _known.get(id(value))
+    if entry is not None and entry[0] is value:
+        parts.append(entry[1])
+        return
+    encoded = encode(value)
+    _remember(id(value), value, encoded)
+    parts.append(encoded)
+
+
+def _keep_run(objects: list[Any], encoded: list[bytes]) -> None:
+    global _runs_held
+    size = sum(map(len, encoded))
+    with _lock:
+        old = _runs.pop(id(objects[0]), None)
+        if old is not None:
+            _runs_held -= old[2]
+        _runs[id(objects[0])] = (objects, encoded, size)
+        _runs_held += size
+        while _runs and (len(_runs) > _RUNS or _runs_held > _BYTES):
+            _, (_, _, forgotten) = _runs.popitem(last=False)
+            _runs_held -= forgotten
 
 
 def _remember(key: int, value: object, encoded: bytes) -> None:
@@ -86,7 +134,7 @@ def _remember(key: int, value: object, encoded: bytes) -> None:
             _held -= len(forgotten)
 
 
-def remembered() -> tuple[int, int]:
-    """(objects, bytes of JSON) remembered now."""
+def remembered() -> tuple[int, int, int, int]:
+    """(objects, their bytes of JSON, runs, their bytes of JSON) remembered now."""
     with _lock:
-        return len(_known), _held
+        return len(_known), _held, len(_runs), _runs_held
