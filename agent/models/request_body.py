@@ -26,7 +26,8 @@ import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from itertools import islice
+from itertools import compress, islice
+from itertools import count as count_from
 from typing import Any
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -76,17 +77,18 @@ def _items(values: Sequence[Any], parts: list[bytes]) -> None:
     done = 0
     if count > 2:
         run = _runs.get(id(values[1]))
-        if run is not None:
+        if run is not None and run[0][0] is values[1]:
             objects, encoded, _ = run
-            if (
-                len(objects) < count - 1
-                and objects[0] is values[1]
-                and all(map(operator.is_, objects, islice(values, 1, None)))
-            ):
-                _item(values[0], parts)
-                parts.append(b",")
-                parts += encoded
-                done = 1 + len(objects)
+            # How many of the run's objects open the list after its first item (the engine's
+            # own copies of a turn's last messages give way to the stored ones next turn).
+            differ = compress(
+                count_from(), map(operator.is_not, objects, islice(values, 1, count - 1))
+            )
+            same = min(next(differ, len(objects)), count - 2)  # objects[0] is values[1]: 1 at least
+            _item(values[0], parts)
+            parts.append(b",")
+            parts += encoded[: 2 * same - 1]
+            done = 1 + same
     for value in islice(values, done, None):
         if done:
             parts.append(b",")
