@@ -209,13 +209,13 @@ def test_what_is_remembered_is_bounded() -> None:
     for n in range(request_body._ITEMS + 500):
         request_body.body({"messages": [{"role": "user", "content": f"message {n}"}] * 3})
     items, held, runs, runs_held = request_body.remembered()
-    assert items <= request_body._ITEMS and held <= request_body._BYTES
-    assert runs <= request_body._RUNS and runs_held <= request_body._BYTES
-    big = {"role": "user", "content": "x" * (request_body._BYTES // 4)}
+    assert items <= request_body._ITEMS and held <= request_body._ITEM_BYTES
+    assert runs <= request_body._RUNS and runs_held <= request_body._RUN_BYTES
+    big = {"role": "user", "content": "x" * (request_body._RUN_BYTES // 4)}
     for _ in range(6):
-        request_body.body({"messages": [dict(big), dict(big), dict(big)]})
+        request_body.body({"messages": [dict(big), dict(big), dict(big), dict(big)]})
     _, held, _, runs_held = request_body.remembered()
-    assert held <= request_body._BYTES and runs_held <= request_body._BYTES
+    assert held <= request_body._ITEM_BYTES and runs_held <= request_body._RUN_BYTES
 
 
 def test_a_growing_list_reuses_its_run_and_a_changed_one_does_not() -> None:

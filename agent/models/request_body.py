@@ -10,8 +10,8 @@ encoded, is joined into every later request as the bytes it was. Only what is ne
 encoded, with the SDK's own settings (`ensure_ascii=False`, compact separators, no NaN), so the
 body decodes to exactly what `messages.create` sends (tests/test_request_body.py).
 
-Two memories, both bounded (at most `_ITEMS` objects or `_RUNS` runs, and `_BYTES` bytes of
-JSON each; the oldest forgotten first, to be encoded or looked up again when next used):
+Two memories, both bounded (at most `_ITEMS` objects and `_ITEM_BYTES` of JSON, `_RUNS` runs
+and `_RUN_BYTES`; the oldest forgotten first, to be encoded or looked up again when next used):
 - each object's encoding, by the object (held, so that its id is not reused meanwhile);
 - each recent message list's run of encodings, by its second message: a conversation's next
   request starts with the same objects (its first may be new: agent.engine.budget merges it
@@ -35,9 +35,10 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 # Fields whose items are the same objects from request to request.
 _REUSED = ("messages", "tools")
 
-_ITEMS = 20_000
-_RUNS = 256
-_BYTES = 16 * 1024 * 1024
+_ITEMS = 4096  # a conversation's history is held by its run; these serve new messages
+_ITEM_BYTES = 4 * 1024 * 1024
+_RUNS = 256  # as many conversations as agent.adapters.history_cache keeps
+_RUN_BYTES = 16 * 1024 * 1024
 _known: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
 _held = 0  # bytes of JSON remembered in _known
 # id of a list's second item -> (its items but the first and the last, their encodings with
@@ -92,20 +93,23 @@ def _items(values: Sequence[Any], parts: list[bytes]) -> None:
     for value in islice(values, done, None):
         if done:
             parts.append(b",")
-        _item(value, parts)
         done += 1
+        _item(value, parts, remember=done < count)
     parts.append(b"]")
     if count > 2:  # item k > 0 is at start + 2k, after its separator
         _keep_run(list(values[1 : count - 1]), parts[start + 2 : start + 2 * (count - 2) + 1])
 
 
-def _item(value: Any, parts: list[bytes]) -> None:
+def _item(value: Any, parts: list[bytes], *, remember: bool = True) -> None:
+    """Append `value`'s encoding, remembered unless `remember` is false (a list's last item is
+    usually a copy made for this request only: the one that carries its cache breakpoint)."""
     entry = _known.get(id(value))
     if entry is not None and entry[0] is value:
         parts.append(entry[1])
         return
     encoded = encode(value)
-    _remember(id(value), value, encoded)
+    if remember:
+        _remember(id(value), value, encoded)
     parts.append(encoded)
 
 
@@ -118,7 +122,7 @@ def _keep_run(objects: list[Any], encoded: list[bytes]) -> None:
             _runs_held -= old[2]
         _runs[id(objects[0])] = (objects, encoded, size)
         _runs_held += size
-        while _runs and (len(_runs) > _RUNS or _runs_held > _BYTES):
+        while _runs and (len(_runs) > _RUNS or _runs_held > _RUN_BYTES):
             _, (_, _, forgotten) = _runs.popitem(last=False)
             _runs_held -= forgotten
 
@@ -131,7 +135,7 @@ def _remember(key: int, value: object, encoded: bytes) -> None:
             _held -= len(old[1])
         _known[key] = (value, encoded)
         _held += len(encoded)
-        while _known and (len(_known) > _ITEMS or _held > _BYTES):
+        while _known and (len(_known) > _ITEMS or _held > _ITEM_BYTES):
             _, (_, forgotten) = _known.popitem(last=False)
             _held -= len(forgotten)
 
