@@ -2,12 +2,14 @@
 
     python bench/long_conversation.py --turns 100 [--profile out.prof] [--async]
     python bench/long_conversation.py --turns 100 --http    # through `supportbot serve`
+    python bench/long_conversation.py --turns 100 --latency 0.1    # each reply 100 ms late
 
 Each turn is an order question the model answers with one tool call, written after a
 sentence (which Sonnet 5.5 under `between_tools` returns as a signed thinking block, so the
 history holds thinking blocks from the first turn on), then a short answer: the shape of
-issue 26's 50-turn conversation. The fake Messages API (tests/fake_anthropic.py, latency 0)
-runs in its own process, so this process's CPU is the server's alone: store, engine, SDK.
+issue 26's 50-turn conversation. The fake Messages API (tests/fake_anthropic.py; latency 0
+unless `--latency`) runs in its own process, so this process's CPU is the server's alone:
+store, engine, SDK.
 With `--async` the turns are driven as the HTTP API drives them (`result_async`: model calls
 on the event loop, the rest in worker threads). With `--http` they go through a real
 `supportbot serve` (one worker, SQLite) as a client sends them, one at a time, and a turn's
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +55,14 @@ SLICE = ROOT / "tests" / "fixtures" / "retail_slice.json"
 EMAIL = "ivan.santos3158@example.com"
 
 
-def reply(body: dict[str, Any]) -> Reply:
+def reply(body: dict[str, Any], latency: float = 0.0) -> Reply:
     last = body["messages"][-1]["content"]
     if not any(b.get("type") == "tool_result" for b in last):
-        return tool_use("list_orders", {"limit": 3}, say="Let me look up your recent orders.")
-    return text("Here is what I found about your orders: three of them, all on their way.")
+        answer = tool_use("list_orders", {"limit": 3}, say="Let me look up your recent orders.")
+    else:
+        answer = text("Here is what I found about your orders: three of them, all on their way.")
+    answer.delay = latency  # from the request's arrival at the fake, whatever it took to parse
+    return answer
 
 
 def main() -> None:
@@ -70,8 +76,11 @@ def main() -> None:
     parser.add_argument("--async", dest="use_async", action="store_true",
                         help="drive the turns as the HTTP API does")  # fmt: skip
     parser.add_argument("--http", action="store_true", help="through `supportbot serve`")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="the model's latency: each reply leaves this long after its "
+                             "request arrived (default 0)")  # fmt: skip
     args = parser.parse_args()
-    url = start_fake_process(reply)
+    url = start_fake_process(partial(reply, latency=args.latency))
     if args.http:
         report(*over_http(url, args.turns))
         return

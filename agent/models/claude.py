@@ -13,7 +13,7 @@ import anthropic
 from agent import capabilities
 from agent.config import Settings
 from agent.errors import SupportbotError
-from agent.models import thinking
+from agent.models import messages_calls, thinking
 from agent.models.base import (
     ContextTooLong,
     ImageRejected,
@@ -184,15 +184,16 @@ class ClaudeModel:
         self, request: ModelRequest, *, stream: bool = False
     ) -> Iterator[Piece | ModelReply]:
         params, prefix = self._message_params(request)
+        message: anthropic.types.Message
         with _translated_errors():
             if stream:
-                with self.client.messages.stream(**params) as events:
+                with messages_calls.stream(self.client, params) as events:
                     shown = _Shown(self.settings)
                     for event in events:
                         yield from shown.pieces(event)
                     message = events.get_final_message()
             else:
-                message = self.client.messages.create(**params)
+                message = messages_calls.create(self.client, params)
         yield _reply(message, prefix)
 
     async def respond_async(
@@ -200,16 +201,17 @@ class ClaudeModel:
     ) -> AsyncGenerator[Piece | ModelReply, None]:
         params, prefix = self._message_params(request)
         client = self._async_client()
+        message: anthropic.types.Message
         with _translated_errors():
             if stream:
-                async with client.messages.stream(**params) as events:
+                async with messages_calls.stream_async(client, params) as events:
                     shown = _Shown(self.settings)
                     async for event in events:
                         for piece in shown.pieces(event):
                             yield piece
                     message = await events.get_final_message()
             else:
-                message = await client.messages.create(**params)
+                message = await messages_calls.create_async(client, params)
         yield _reply(message, prefix)
 
     def _async_client(self) -> Any:

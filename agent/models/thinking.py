@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from itertools import compress, count, islice
 from typing import Any
 
 from agent.capabilities import FAMILIES, family_name
@@ -101,6 +104,14 @@ _Hash = Any  # hashlib's running hash (its type is private)
 _Link = tuple[dict[str, Any], str, _Hash, dict[str, Any]]
 _CHAIN: dict[tuple[str, str, int], _Link] = {}
 _CHAIN_SIZE = 20_000
+# The links of recent requests' messages after their first, by (target model, the digest
+# before the second message, its id): a conversation's next request starts with the same
+# objects (its first may be new: the budget merges it with a note once older turns are cut),
+# which one comparison of identities confirms, so it looks up only its new messages. Bounded
+# by runs and by links held.
+_RUNS: OrderedDict[tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link]]] = OrderedDict()
+_RUNS_SIZE = 256
+_runs_held = 0
 _HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
 _lock = threading.Lock()
 
@@ -128,22 +139,57 @@ def _chain(
 ) -> tuple[list[dict[str, Any]], str]:
     """(the messages as sent to `model`, the digest of the whole prefix)."""
     before, running = _head(system, tools)
-    sent: list[dict[str, Any]] = []
-    for message in messages:
-        key = (model, before, id(message))
-        link = _CHAIN.get(key)
-        if link is None or link[0] is not message:
-            out = _sendable(message, before, model)
-            running = running.copy()
-            running.update(_canonical(out))
-            link = (message, running.hexdigest(), running, out)
-            with _lock:
-                _CHAIN[key] = link
-                if len(_CHAIN) > _CHAIN_SIZE:  # bounded: forget the oldest
-                    _CHAIN.pop(next(iter(_CHAIN)), None)
-        _, before, running, out = link
-        sent.append(out)
-    return sent, before
+    links: list[_Link] = []
+    done = 0
+    run_key: tuple[str, str, int] | None = None
+    if len(messages) > 2:
+        first = _link(messages[0], before, running, model)
+        links.append(first)
+        _, before, running, _ = first
+        run_key = (model, before, id(messages[1]))
+        run = _RUNS.get(run_key)
+        done = 1
+        if run is not None and run[0][0] is messages[1]:
+            objects, kept = run
+            differ = compress(count(), map(operator.is_not, objects, islice(messages, 1, None)))
+            same = next(differ, min(len(objects), len(messages) - 1))  # 1 at least
+            links += kept[:same]
+            _, before, running, _ = kept[same - 1]
+            done += same
+    for message in islice(messages, done, None):
+        link = _link(message, before, running, model)
+        links.append(link)
+        _, before, running, _ = link
+    if run_key is not None:
+        _keep_run(run_key, messages[1:], links[1:])
+    return list(map(operator.itemgetter(3), links)), before
+
+
+def _link(message: dict[str, Any], before: str, running: _Hash, model: str) -> _Link:
+    """What is remembered of `message` after a prefix whose digest is `before`."""
+    key = (model, before, id(message))
+    link = _CHAIN.get(key)
+    if link is None or link[0] is not message:
+        out = _sendable(message, before, model)
+        running = running.copy()
+        running.update(_canonical(out))
+        link = (message, running.hexdigest(), running, out)
+        with _lock:
+            _CHAIN[key] = link
+            if len(_CHAIN) > _CHAIN_SIZE:  # bounded: forget the oldest
+                _CHAIN.pop(next(iter(_CHAIN)), None)
+    return link
+
+
+def _keep_run(key: tuple[str, str, int], objects: list[dict[str, Any]], links: list[_Link]) -> None:
+    global _runs_held
+    with _lock:
+        old = _RUNS.pop(key, None)
+        _runs_held += len(links) - (len(old[1]) if old is not None else 0)
+        _RUNS[key] = (objects, links)
+        while _RUNS and (len(_RUNS) > _RUNS_SIZE or _runs_held > _CHAIN_SIZE):
+            _, (_, forgotten) = _RUNS.popitem(last=False)
+            _runs_held -= len(forgotten)
 
 
 def _sendable(message: dict[str, Any], before: str, model: str) -> dict[str, Any]:
