@@ -49,7 +49,7 @@ from agent.store.conversations import (
     lock_conversation,
     mark_history_changed,
 )
-from agent.store.db import transaction
+from agent.store.db import reading, transaction
 from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     Conversation,
@@ -63,6 +63,8 @@ from agent.store.tables import (
 __all__ = ["SqlTurnStore", "new_lease"]
 log = logging.getLogger(__name__)
 _messages = Message.__table__  # type: ignore[attr-defined]
+_conversations = Conversation.__table__  # type: ignore[attr-defined]
+_CUSTOMER = select(_conversations.c.customer_id).where(_conversations.c.id == bindparam("cid"))
 _LAST_ROLE = (
     select(_messages.c.role)
     .where(_messages.c.conversation_id == bindparam("cid"))
@@ -171,6 +173,11 @@ class SqlTurnStore:
     def record_round(
         self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
+        prepare = getattr(run_tools, "prepare", None)
+        if prepare is not None:  # the tools' reads, with no write lock held
+            with reading(self.engine) as session:
+                customer_id = session.connection().execute(_CUSTOMER, {"cid": conversation_id})
+                prepare(session, customer_id.scalar())
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             self._renew(session, conversation_id, lease)

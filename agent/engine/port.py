@@ -196,8 +196,12 @@ class Round:
     proposal: Proposal | None = None
 
 
-# Runs a round's tools inside the round's transaction: (session, verified customer id) ->
-# what the round produced.
+# Runs a round's tools inside the round's transaction: (session, verified customer id as the
+# transaction reads it) -> what the round produced. It may also have a `prepare(session,
+# verified customer id)`, which a store calls first, on a session that holds no write lock
+# (no transaction that other conversations' writes wait for): the calls that need no write
+# run there, and the call in the transaction then runs the rest, or all of them again if the
+# verified customer it finds is not the one `prepare` was given.
 RunTools = Callable[[Any, str | None], Round]
 
 
@@ -269,9 +273,12 @@ class TurnStore(Protocol):
     def record_round(
         self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
-        """Run a round's tools and store the tool_use message with its results, together. A
-        round that proposes an action stores the tool_use message and the proposal (holding
-        the other results), and releases the lease: the turn waits for the customer."""
+        """Run a round's tools and store the tool_use message with its results, together (its
+        reads first, with no write held, through `run_tools.prepare` when it has one; then,
+        in the transaction, the lease renewed and the verified customer read again, the rest:
+        see RunTools). A round that proposes an action stores the tool_use message and the
+        proposal (holding the other results), and releases the lease: the turn waits for the
+        customer."""
         ...
 
     def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
