@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from agent.adapters.history_cache import HistoryCache
 from agent.adapters.leases import Leases, LeaseTiming
+from agent.domain import ActionStatus
 from agent.engine.history import UNREADABLE, ApiMessage, extend_api_messages, to_api_messages
 from agent.engine.port import (
     Admission,
@@ -61,6 +62,13 @@ from agent.store.tables import (
 )
 
 __all__ = ["SqlTurnStore", "new_lease"]
+# What the model is told when carrying a confirmed change out failed here, before or after
+# the call: whether it was sent is not known, so it is never sent again.
+SENDING_FAILED = (
+    "Carrying this change out failed unexpectedly, so whether the order system received it is "
+    "unknown. Do not try it again. Tell the customer that a member of staff will check what "
+    "happened and get back to them."
+)
 log = logging.getLogger(__name__)
 _messages = Message.__table__  # type: ignore[attr-defined]
 _conversations = Conversation.__table__  # type: ignore[attr-defined]
@@ -156,7 +164,54 @@ class SqlTurnStore:
             self.history.extend(conversation_id, stored)
         else:  # committed: the next turn starts from here
             self.history.put(conversation_id, conversation.last_sequence, start.messages)
+        if settled is not None and settled[1].sending:
+            self._carry_out(conversation_id, start, opening, settled[0], message.id)
         return start
+
+    def _carry_out(
+        self,
+        conversation_id: str,
+        start: TurnStart,
+        opening: Opening,
+        pending: PendingAction,
+        message_id: int,
+    ) -> None:
+        """A confirmed change in a remote order system, recorded as sent (unknown) and
+        committed: sent now, with no write lock held, and its outcome recorded. The action
+        left PROPOSED in the committed transaction, under the conversation's lock, so no
+        other request or retry can send it again."""
+        try:
+            with reading(self.engine) as session:
+                outcome = opening.carry_out(session, pending)
+        except Exception:  # its outcome is not known: it stays unknown, and staff look
+            log.exception("conversation %s: carrying out action %s failed", conversation_id,
+                          pending.id)  # fmt: skip
+            by = start.settled[1].decided_by if start.settled else "customer"
+            outcome = Settled(ActionStatus.UNKNOWN, SENDING_FAILED, True, by)
+        block = _result_block(pending.tool_use_id, outcome)
+        with transaction(self.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            action = proposals.get_action(session=session, action_id=pending.id, lock=True)
+            assert action is not None
+            _record_outcome(session, conversation_id, action, outcome)
+            row = session.get(Message, message_id)
+            assert row is not None
+            row.content = [block if b.get("tool_use_id") == pending.tool_use_id
+                           and b.get("type") == "tool_result" else b
+                           for b in row.content]  # fmt: skip
+            session.add(row)
+            # Histories kept by other workers are read again (a gap in the numbering).
+            mark_history_changed(session=session, conversation_id=conversation_id)
+            last = conversation.last_sequence
+        start.settled = (pending, outcome)
+        if start.messages is not None:
+            start.messages[-1] = {**start.messages[-1], "content": [
+                block if b.get("tool_use_id") == pending.tool_use_id
+                and b.get("type") == "tool_result" else b
+                for b in start.messages[-1]["content"]]}  # fmt: skip
+            self.history.put(conversation_id, last, start.messages)
+        else:
+            self.history.drop(conversation_id)
 
     def _history(self, session: Session, conversation: Conversation) -> list[ApiMessage]:
         """The conversation's history as request messages: the kept one and the rows stored
@@ -368,9 +423,20 @@ def _settle(
     assert action is not None and action.tool_use_id is not None
     pending = pending_view(action)
     outcome = opening.settle(session, found, pending)
+    if conversation.pending_action_id == action.id:
+        conversation.pending_action_id = None
+        session.add(conversation)
+    _record_outcome(session, conversation.id, action, outcome)
+    return (pending, outcome), [*action.held_results, _result_block(action.tool_use_id, outcome)]
+
+
+def _record_outcome(
+    session: Session, conversation_id: str, action: ProposedAction, outcome: Settled
+) -> None:
+    """How an action ended (or that it is being sent), and a ticket when staff must look."""
     proposals.settle(
         session=session,
-        conversation=conversation,
+        conversation=None,
         action=action,
         status=outcome.status,
         result=outcome.content,
@@ -379,11 +445,14 @@ def _settle(
         discrepancy=outcome.discrepancy,
     )
     if outcome.for_staff:
-        create_ticket(session=session, conversation_id=conversation.id,
+        create_ticket(session=session, conversation_id=conversation_id,
                       customer_id=action.customer_id, reason=outcome.for_staff,
                       summary=_for_staff(action, outcome))  # fmt: skip
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
+
+
+def _result_block(tool_use_id: str, outcome: Settled) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id,
                              "content": outcome.content}  # fmt: skip
     if outcome.is_error:
         block["is_error"] = True
-    return (pending, outcome), [*action.held_results, block]
+    return block
