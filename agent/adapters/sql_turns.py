@@ -157,7 +157,7 @@ class SqlTurnStore:
                 )
             start = TurnStart(message_id=message.id, state=state, settled=settled)
             if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
-                start.messages = self._history(session, conversation)
+                start.messages = self._history(session, conversation, stored)
                 start.customer = _customer(session, conversation.customer_id)
                 start.cut, start.summary = conversation.context_cut, conversation.summary
         if start.messages is None:
@@ -213,13 +213,19 @@ class SqlTurnStore:
         else:
             self.history.drop(conversation_id)
 
-    def _history(self, session: Session, conversation: Conversation) -> list[ApiMessage]:
+    def _history(
+        self, session: Session, conversation: Conversation, stored: list[Message]
+    ) -> list[ApiMessage]:
         """The conversation's history as request messages: the kept one and the rows stored
-        after it, or all of its rows when none is kept or the rows after it leave a gap."""
+        after it, or all of its rows when none is kept or the rows after it leave a gap.
+        When the rows after it are the ones this transaction just stored (`stored`: another
+        worker stored nothing since), they are not read back."""
         last = conversation.last_sequence
         kept = self.history.get(conversation.id)
         if kept is not None and kept[0] <= last:
             since, messages = kept
+            if [row.sequence for row in stored] == list(range(since + 1, last + 1)):
+                return extend_api_messages(messages, stored)
             rows = load_messages(session=session, conversation_id=conversation.id, after=since)
             if [row.sequence for row in rows] == list(range(since + 1, last + 1)):
                 return extend_api_messages(messages, rows)
