@@ -338,3 +338,25 @@ def test_a_round_is_not_recorded_on_what_another_identity_or_turn_read(
         (result,) = results
         assert result.get("is_error") and "not found" in result["content"]
         assert "544.29" not in json.dumps(results)
+
+
+def test_binding_a_new_conversation_asks_the_shop_before_the_writer(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("find_user_id_by_email")
+    fake.default = model
+    b = app.start()
+    binding, made = app.in_thread(lambda: app.call("POST", "/v1/conversations",
+                                                   {"customer_email": IVAN["email"]}))  # fmt: skip
+    held.wait_for("find_user_id_by_email")
+    other, answered = app.in_thread(lambda: app.say(b, "Thanks, that's all."))
+    other.join(WAIT)
+    done_while_held = not other.is_alive() and not held.released
+    held.release()
+    _finish(other, app)
+    _finish(binding, app)
+    assert done_while_held, "the other conversation waited for the shop's call to answer"
+    assert answered[0].status_code == 200
+    (bound,) = made
+    assert bound.status_code == 201, bound.text
+    assert bound.json()["customer"]["name"].startswith("Ivan")
