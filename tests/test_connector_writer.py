@@ -76,6 +76,7 @@ class App:
     client: TestClient
     auth: dict[str, str]
     runtime: Any
+    admin: dict[str, str] = field(default_factory=dict)
     failures: list[BaseException] = field(default_factory=list)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -144,8 +145,10 @@ def open_app(
         assert runtime.engine.url.get_backend_name() == "sqlite"
         with transaction(runtime.engine) as session:
             secret = create_key(session=session, name="backend-t", scope=KeyScope.BACKEND)[1]
+            admin = create_key(session=session, name="admin-t", scope=KeyScope.ADMIN)[1]
         client = TestClient(create_app(runtime.settings, runtime)).__enter__()
-        app = App(client, {"Authorization": f"Bearer {secret}"}, runtime)
+        app = App(client, {"Authorization": f"Bearer {secret}"}, runtime,
+                  {"Authorization": f"Bearer {admin}"})  # fmt: skip
         opened.append(app)
         return app
 
@@ -360,3 +363,33 @@ def test_binding_a_new_conversation_asks_the_shop_before_the_writer(
     (bound,) = made
     assert bound.status_code == 201, bound.text
     assert bound.json()["customer"]["name"].startswith("Ivan")
+
+
+def test_a_change_staff_run_is_sent_with_no_writer_held_and_recorded(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a, b = app.start(customer_email=IVAN["email"]), app.start()
+    with Session(app.runtime.engine) as session:
+        ivan = session.execute(sql("SELECT customer_id FROM conversation WHERE id = :a"),
+                               {"a": a}).scalar_one()  # fmt: skip
+    body = {"tool": "cancel_pending_order", "arguments": CANCEL, "conversation_id": a}
+    staff, ran = app.in_thread(lambda: app.client.post(f"/v1/customers/{ivan}/actions",
+                                                       json=body, headers=app.admin))  # fmt: skip
+    held.wait_for("cancel_pending_order")
+    other = app.say(b, "Thanks, that's all.")
+    actions = app.client.get("/v1/actions", headers=app.admin).json()
+    assert not held.released
+    assert other.status_code == 200
+    assert [a["status"] for a in actions] == ["unknown"]  # recorded as being sent
+    held.release()
+    _finish(staff, app)
+    (done,) = ran
+    assert done.status_code == 201 and done.json()["status"] == "executed", done.text
+    assert [a["status"] for a in app.client.get("/v1/actions", headers=app.admin).json()] == [
+        "executed"]  # fmt: skip
+    order = held.order(PENDING)
+    refunds = [p for p in order["payment_history"] if p["transaction_type"] == "refund"]
+    assert order["status"] == "cancelled" and len(refunds) == 1
+    assert held.arrived("cancel_pending_order") == 1
