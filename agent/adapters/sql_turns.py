@@ -44,6 +44,7 @@ from agent.engine.port import (
 from agent.store import desk_events, proposals
 from agent.store.conversations import (
     append_messages,
+    append_messages_state,
     create_conversation,
     create_ticket,
     load_messages,
@@ -282,16 +283,15 @@ class SqlTurnStore:
 
     def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
         with transaction(self.engine) as session:
-            # Held in a variable: the session keeps only weak references to clean objects,
-            # and a dropped one would be read again.
-            conversation = lock_conversation(session=session, conversation_id=conversation_id)
-            self._release_held(session, conversation_id, lease)
-            (stored,) = append_messages(
+            # The counter's update locks the conversation's row first (as lock_conversation
+            # would) and says its state: no ORM row is loaded for the answer.
+            (stored,), state = append_messages_state(
                 session=session, conversation_id=conversation_id, messages=[_row(message)]
             )
+            self._release_held(session, conversation_id, lease)
             assert stored.id is not None
         self.history.extend(conversation_id, [stored])  # committed
-        return Recorded(message_id=stored.id, state=conversation.state)
+        return Recorded(message_id=stored.id, state=state)
 
     def record_hand_off(
         self,
