@@ -13,7 +13,10 @@ not recorded on what it read."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +80,7 @@ class App:
     auth: dict[str, str]
     runtime: Any
     admin: dict[str, str] = field(default_factory=dict)
+    connector: Path | None = None
     failures: list[BaseException] = field(default_factory=list)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -148,7 +152,7 @@ def open_app(
             admin = create_key(session=session, name="admin-t", scope=KeyScope.ADMIN)[1]
         client = TestClient(create_app(runtime.settings, runtime)).__enter__()
         app = App(client, {"Authorization": f"Bearer {secret}"}, runtime,
-                  {"Authorization": f"Bearer {admin}"})  # fmt: skip
+                  {"Authorization": f"Bearer {admin}"}, connector=path)  # fmt: skip
         opened.append(app)
         return app
 
@@ -392,4 +396,45 @@ def test_a_change_staff_run_is_sent_with_no_writer_held_and_recorded(
     order = held.order(PENDING)
     refunds = [p for p in order["payment_history"] if p["transaction_type"] == "refund"]
     assert order["status"] == "cancelled" and len(refunds) == 1
+    assert held.arrived("cancel_pending_order") == 1
+
+
+def test_a_change_whose_process_died_mid_call_stays_unknown_and_goes_to_staff(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a = app.start(customer_email=IVAN["email"])
+    proposed = app.say(a, f"Please cancel {PENDING}, I ordered it by mistake.").json()
+    assert proposed["outcome"] == "awaiting_confirmation"
+    # The customer's "yes" is run by a process of its own (the terminal's `ask`), killed while
+    # the shop holds the change it sent.
+    settings = app.runtime.settings
+    env = {**os.environ, "SUPPORTBOT_DATABASE_URL": settings.resolved_database_url(),
+           "SUPPORTBOT_DATA_DIR": str(settings.data_dir), "ANTHROPIC_BASE_URL": fake.url,
+           "ANTHROPIC_API_KEY": "sk-ant-test", "SUPPORTBOT_CONNECTOR_FILE": str(app.connector),
+           "SUPPORTBOT_THINKING": settings.thinking}  # fmt: skip
+    ask = subprocess.Popen(
+        [sys.executable, "-c", "from agent.cli import app; app()", "ask", "--conversation", a,
+         "yes"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        held.wait_for("cancel_pending_order")
+    finally:
+        ask.kill()
+        ask.wait()
+    # Recorded as sent before it was sent: unknown, and the model was told so.
+    (result,) = [r for r in app.results(a) if "order system" in str(r["content"])]
+    assert result.get("is_error") and "unknown" in result["content"]
+    # The customer writes again: the turn taken over tells staff, once, and sends nothing.
+    again = app.say(a, "Did that go through?")
+    assert again.status_code == 200, again.text
+    app.say(a, "Hello?")
+    with Session(app.runtime.engine) as session:
+        tickets = session.execute(sql("SELECT reason FROM ticket WHERE conversation_id = :a"),
+                                  {"a": a}).scalars().all()  # fmt: skip
+        status = session.execute(sql("SELECT status FROM proposed_action")).scalar_one()
+    assert len(tickets) == 1 and "never confirmed" in tickets[0]
+    assert str(status).lower() == "unknown"
+    held.release()
     assert held.arrived("cancel_pending_order") == 1

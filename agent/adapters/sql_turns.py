@@ -25,6 +25,7 @@ from sqlmodel import Session
 from agent.adapters.history_cache import HistoryCache
 from agent.adapters.leases import Leases, LeaseTiming
 from agent.domain import ActionStatus
+from agent.engine.consent import SENDING
 from agent.engine.history import UNREADABLE, ApiMessage, extend_api_messages, to_api_messages
 from agent.engine.port import (
     Admission,
@@ -63,6 +64,12 @@ from agent.store.tables import (
 )
 
 __all__ = ["SqlTurnStore", "new_lease"]
+# An action recorded as being sent whose turn ended before recording its outcome (see
+# _unrecorded_sends): the model was told the outcome is unknown (SENDING).
+SENDING_LOST = (
+    "Sent to the order system by a turn that ended before its answer was recorded: whether it "
+    "was carried out is unknown. Check in the order system before doing it again."
+)
 # What the model is told when carrying a confirmed change out failed here, before or after
 # the call: whether it was sent is not known, so it is never sent again.
 SENDING_FAILED = (
@@ -134,6 +141,7 @@ class SqlTurnStore:
             if state != ConversationState.HUMAN and self.leases.take(
                 session, conversation_id, lease
             ):
+                _unrecorded_sends(session, conversation_id)
                 stored += _acknowledge_unanswered(session, conversation_id, opening)
             settled = None
             if conversation.pending_action_id is not None:
@@ -392,6 +400,33 @@ def _acknowledge_unanswered(
         return append_messages(session=session, conversation_id=conversation_id,
                                messages=[_row(opening.acknowledgement())])  # fmt: skip
     return []
+
+
+def _unrecorded_sends(session: Session, conversation_id: str) -> None:
+    """Changes the turn taken over recorded as being sent and never recorded the outcome of
+    (its process died mid-call): they stay unknown, and staff are told (a ticket), once."""
+    found = (
+        session.execute(
+            select(ProposedAction).where(
+                ProposedAction.conversation_id == conversation_id,  # type: ignore[arg-type]
+                ProposedAction.status == ActionStatus.UNKNOWN,  # type: ignore[arg-type]
+                ProposedAction.result == SENDING,  # type: ignore[arg-type]
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for action in found:
+        log.warning("conversation %s: action %s was sent by a turn that ended before its "
+                    "outcome was recorded; it stays unknown", conversation_id,
+                    action.id)  # fmt: skip
+        outcome = Settled(ActionStatus.UNKNOWN, SENDING_LOST, True, action.decided_by or "")
+        action.result = SENDING_LOST
+        session.add(action)
+        assert outcome.for_staff is not None
+        create_ticket(session=session, conversation_id=conversation_id,
+                      customer_id=action.customer_id, reason=outcome.for_staff,
+                      summary=_for_staff(action, outcome))  # fmt: skip
 
 
 def pending_view(action: ProposedAction) -> PendingAction:
