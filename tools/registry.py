@@ -73,6 +73,10 @@ class Tool:
     # system there too.
     writes: bool = False
     prefetch: Prefetch | None = None
+    # It reads only through the order system (ctx.orders): after a call that `writes` in the
+    # same round, it may be run ahead for the customer that call would verify, to read what
+    # it needs before the write transaction (changes, checked in a dry run, always may).
+    reads_orders: bool = False
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -112,6 +116,7 @@ def tool(
     summarize: Summarize | None = None,
     writes: bool = False,
     prefetch: Prefetch | None = None,
+    reads_orders: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -125,6 +130,7 @@ def tool(
     summarize: Summarize | None = None,
     writes: bool = False,
     prefetch: Prefetch | None = None,
+    reads_orders: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: `@tool(label=..., kind=..., guidance=...)` above
     its function (or `tool(fn)` with the defaults). The name comes from the function and the
@@ -150,7 +156,7 @@ def tool(
             raise ValueError(f"tool {fn.__name__} changes the store: it needs summarize=")
         shown = _label(label, fn.__name__)
         return Tool(fn.__name__, description, fn, model, context_param, shown, kind, guidance,
-                    summarize, writes, prefetch)  # fmt: skip
+                    summarize, writes, prefetch, reads_orders)  # fmt: skip
 
     return declare(fn) if fn is not None else declare
 
@@ -232,6 +238,13 @@ class ToolRegistry:
         transaction)."""
         found = self._tools.get(name)
         return found is not None and found.writes
+
+    def reads_ahead(self, name: str) -> bool:
+        """Whether a call of `name` may be run ahead on a remembering order system (its
+        result thrown away): it reads only through the order system, or is a change (a dry
+        run)."""
+        found = self._tools.get(name)
+        return found is not None and (found.reads_orders or found.kind == Kind.CHANGE)
 
     def prefetch(self, name: str, raw_input: Any, ctx: ToolContext) -> str | None:
         """Read ahead, with no write lock held, what a call of a tool that `writes` will read

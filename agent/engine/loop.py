@@ -725,12 +725,16 @@ class _RoundTools:
     def _read_ahead(self, uses: list[dict[str, Any]], ctx: ToolContext) -> None:
         """Read what the calls from the first that writes on will read from the remote order
         system, as if the customer that call would verify were verified (only the answers
-        are kept; every call runs again, for real, in the transaction)."""
+        are kept; every call runs again, for real, in the transaction). Only calls that read
+        through the order system run ahead: the knowledge base or an extra tool of the shop's
+        server would be asked twice."""
         ctx.citations = list(ctx.citations)  # numbered for real, when the calls run
         for use in uses:
             name, raw = use["name"], use.get("input")
             if self.tools.writes(name):
                 ctx.customer_id = self.tools.prefetch(name, raw, ctx) or ctx.customer_id
+                continue
+            if not self.tools.reads_ahead(name):  # its reads are not remembered: not twice
                 continue
             if self.tools.kind(name) == Kind.CHANGE:
                 self.tools.preview(name, raw, ctx)
