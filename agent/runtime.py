@@ -66,12 +66,6 @@ def build_runtime(settings: Settings, tools: ToolRegistry | None = None) -> Runt
     set_threads(settings.encoder_threads)  # a command that encodes batches may raise it
     engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
     systems = order_system(settings)
-    if systems.remote is not None and engine.dialect.name == "sqlite":
-        # A tool's calls to the shop's system run inside the turn's write transaction, and on
-        # SQLite writes take turns: a slow system slows every conversation (README).
-        log.warning("order system %s on SQLite: while it answers a call, other conversations "
-                    "wait; use PostgreSQL (SUPPORTBOT_DATABASE_URL) with a connector in "
-                    "production", systems.remote.name)  # fmt: skip
     tools = tools or default_registry()
     if systems.remote is not None and systems.remote.spec.extra_tools:
         # The shop server's own tools the connector file offers the model (connected now, to

@@ -3,10 +3,12 @@ PostgreSQL.
 
     python bench/connector_stall.py [--delay 0.5] [--rounds 10] [--offset 0.1]
 
-A tool's calls to the shop's system run inside the turn store's write transaction
-(`record_round` -> `run_tools` in agent/adapters/sql_turns.py). On SQLite write transactions
-take turns under a process-wide writer lock (agent/store/db.py, `_Writer`); on PostgreSQL
-there is no global writer, only the row locks of that one conversation.
+On SQLite write transactions take turns under a process-wide writer lock (agent/store/db.py,
+`_Writer`); on PostgreSQL there is no global writer, only the row locks of that one
+conversation. Until issue 26's writer work a tool's calls to the shop's system ran inside the
+turn store's write transaction (`record_round` -> `run_tools` in agent/adapters/sql_turns.py);
+now a round's reads run before it (`run_tools.prepare`), with no write lock held. Run it from
+a worktree of an earlier commit, alternating, for before and after.
 
 The example shop's REST face (`python -m examples.tau2_shop rest`, a process of its own)
 answers `get_order_details` after `--delay` seconds (TAU2_SHOP_DELAY_SECONDS and

@@ -144,6 +144,8 @@ class MemoryTurnStore:
         if conversation.pending is not None:
             (action, held_results), conversation.pending = conversation.pending, None
             outcome = opening.settle(NoSession(), found, action)
+            if outcome.sending:  # a remote change: no write lock to leave here
+                outcome = opening.carry_out(NoSession(), action)
             conversation.actions[action.id] = outcome.status
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
                                      "content": outcome.content}  # fmt: skip

@@ -13,6 +13,7 @@ from tools.tool_context import ToolContext
 
 
 @tool(
+    reads_orders=True,
     label="Checking the catalog",
     guidance="For product questions (stock, price, colors, sizes, variants) use product_info; "
     "it needs no verification.",

@@ -14,6 +14,7 @@ from tools.tool_context import ToolContext
 
 @tool(
     label="Handing over to a person",
+    writes=True,  # a ticket, and the conversation's state
     guidance="When the customer asks for a person, when a request needs something your tools "
     "cannot do (or the store's policy does not allow), or when verification keeps failing, use "
     "escalate_to_human with a short reason and summary.",

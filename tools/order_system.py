@@ -206,6 +206,10 @@ class OrderSystem(Protocol):
     Unreachable (not sent), OutcomeUnknown (sent, no answer) or BadAnswer."""
 
     name: str  # "built-in", or the connector's name
+    # Whether it works in the caller's transaction (the built-in store: reads and changes
+    # are local and fast, and `lock=True` holds rows) or is a remote system, whose calls must
+    # not be made while the store's writer is held (agent.engine.loop, consent).
+    local: bool
 
     def customer_by_email(self, email: str) -> str | None: ...
 
@@ -228,3 +232,54 @@ class OrderSystem(Protocol):
         ...
 
     def change(self, name: str, arguments: dict[str, Any]) -> ChangeDone: ...
+
+
+class Remembering:
+    """A remote order system whose reads are remembered for a while (one tool round): what a
+    round reads before its write transaction is not asked for again inside it. Changes pass
+    through, never remembered. Only the order system's facts are remembered: whose an order
+    is, and whether a call may see it, is decided above it on every call."""
+
+    def __init__(self, system: OrderSystem) -> None:
+        self.system = system
+        self.name = system.name
+        self.local = system.local
+        self._seen: dict[tuple[Any, ...], Any] = {}
+
+    def _read(self, key: tuple[Any, ...], read: Any) -> Any:
+        if key not in self._seen:
+            try:
+                self._seen[key] = (read(), None)
+            except ToolError as exc:  # unreachable, a bad answer: the same, not a second wait
+                self._seen[key] = (None, exc)
+        value, error = self._seen[key]
+        if error is not None:
+            raise error
+        return value
+
+    def customer_by_email(self, email: str) -> str | None:
+        return self._read(("email", email), lambda: self.system.customer_by_email(email))
+
+    def customer_by_name_zip(self, first_name: str, last_name: str, zip_code: str) -> str | None:
+        return self._read(("name_zip", first_name, last_name, zip_code),
+                          lambda: self.system.customer_by_name_zip(first_name, last_name,
+                                                                   zip_code))  # fmt: skip
+
+    def customer(self, customer_id: str, *, lock: bool = False) -> CustomerRecord | None:
+        return self._read(("customer", customer_id), lambda: self.system.customer(customer_id))
+
+    def order(self, order_id: str, *, lock: bool = False) -> OrderRecord | None:
+        return self._read(("order", order_id), lambda: self.system.order(order_id))
+
+    def orders_of(self, customer: CustomerRecord, limit: int) -> list[OrderRecord]:
+        return self._read(("orders_of", customer.id, tuple(customer.order_ids), limit),
+                          lambda: self.system.orders_of(customer, limit))  # fmt: skip
+
+    def product(self, product_id: str) -> ProductRecord | None:
+        return self._read(("product", product_id), lambda: self.system.product(product_id))
+
+    def products(self) -> dict[str, str]:
+        return dict(self._read(("products",), self.system.products))
+
+    def change(self, name: str, arguments: dict[str, Any]) -> ChangeDone:
+        return self.system.change(name, arguments)

@@ -86,6 +86,7 @@ def own_order(ctx: ToolContext, order_id: str, *, lock: bool = False) -> OrderRe
 
 
 @tool(
+    reads_orders=True,
     label=lambda args: f"Looking up order {args.get('order_id', '')}".strip(),
     guidance="Use the tools for anything about the customer's orders; never guess order "
     "details. Only discuss the verified customer's own orders; one customer per conversation.",
@@ -103,7 +104,7 @@ def order_status(
     return order_view(order)
 
 
-@tool(label="Looking up your recent orders")
+@tool(label="Looking up your recent orders", reads_orders=True)
 def list_orders(
     ctx: ToolContext,
     limit: Annotated[int, Field(description="How many orders, newest first", ge=1, le=50)] = 10,
@@ -116,6 +117,7 @@ def list_orders(
 
 
 @tool(
+    reads_orders=True,
     label="Checking your payment methods",
     guidance="payment_methods lists the verified customer's payment methods (card brand and "
     "last four digits only, gift-card balances); order_status shows an order's payments and "

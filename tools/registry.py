@@ -44,6 +44,11 @@ Label = Callable[[dict[str, Any]], str]
 # What a store-changing call would do, in the customer's words: (its arguments, the result of
 # its dry run) -> "Cancel order #W2611340: $1,093.34 back to your Visa ending in 7711."
 Summarize = Callable[[dict[str, Any], Any], str]
+# What a tool that records in the store reads first, before the round's write transaction
+# (its answers are remembered for the call itself): (context, validated input) -> the
+# customer the call would verify, if it verifies one (the calls after it are read ahead for
+# them; whether it does is decided by the call).
+Prefetch = Callable[[ToolContext, Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,16 @@ class Tool:
     kind: Kind = Kind.READ
     guidance: str | None = None  # a bullet of the system prompt's "How you work"
     summarize: Summarize | None = None  # CHANGE tools: the proposal the customer confirms
+    # It records in the store itself (a verification attempt, a ticket): it runs inside the
+    # round's write transaction. Every other call of a round runs before it, with no write
+    # lock held (agent.engine.loop); `prefetch` reads what it will need from the order
+    # system there too.
+    writes: bool = False
+    prefetch: Prefetch | None = None
+    # It reads only through the order system (ctx.orders): after a call that `writes` in the
+    # same round, it may be run ahead for the customer that call would verify, to read what
+    # it needs before the write transaction (changes, checked in a dry run, always may).
+    reads_orders: bool = False
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -99,6 +114,9 @@ def tool(
     kind: Kind = Kind.READ,
     guidance: str | None = None,
     summarize: Summarize | None = None,
+    writes: bool = False,
+    prefetch: Prefetch | None = None,
+    reads_orders: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -110,6 +128,9 @@ def tool(
     kind: Kind = Kind.READ,
     guidance: str | None = None,
     summarize: Summarize | None = None,
+    writes: bool = False,
+    prefetch: Prefetch | None = None,
+    reads_orders: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: `@tool(label=..., kind=..., guidance=...)` above
     its function (or `tool(fn)` with the defaults). The name comes from the function and the
@@ -135,7 +156,7 @@ def tool(
             raise ValueError(f"tool {fn.__name__} changes the store: it needs summarize=")
         shown = _label(label, fn.__name__)
         return Tool(fn.__name__, description, fn, model, context_param, shown, kind, guidance,
-                    summarize)  # fmt: skip
+                    summarize, writes, prefetch, reads_orders)  # fmt: skip
 
     return declare(fn) if fn is not None else declare
 
@@ -211,6 +232,32 @@ class ToolRegistry:
     def kind(self, name: str) -> Kind:
         found = self._tools.get(name)
         return found.kind if found else Kind.READ
+
+    def writes(self, name: str) -> bool:
+        """Whether a call of `name` records in the store itself (it runs in the round's write
+        transaction)."""
+        found = self._tools.get(name)
+        return found is not None and found.writes
+
+    def reads_ahead(self, name: str) -> bool:
+        """Whether a call of `name` may be run ahead on a remembering order system (its
+        result thrown away): it reads only through the order system, or is a change (a dry
+        run)."""
+        found = self._tools.get(name)
+        return found is not None and (found.reads_orders or found.kind == Kind.CHANGE)
+
+    def prefetch(self, name: str, raw_input: Any, ctx: ToolContext) -> str | None:
+        """Read ahead, with no write lock held, what a call of a tool that `writes` will read
+        from the order system (a remembering one: agent.engine.loop): the customer it would
+        verify, if any. Never raises: the call itself reports any failure."""
+        found = self._tools.get(name)
+        if found is None or found.prefetch is None:
+            return None
+        try:
+            return found.prefetch(ctx, found.input_model.model_validate(raw_input or {}))
+        except Exception as exc:  # the call reads again, and says what failed
+            log.debug("prefetch for %s: %s", name, exc)
+            return None
 
     def run(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolOutcome:
         """Run one call. Never raises: every failure becomes an error result for the model.

@@ -70,7 +70,23 @@ def _owner(ctx: ToolContext, order_id: str) -> str | None:
     return order.customer_id if order is not None else None
 
 
-@tool(label="Checking your details")
+def _read_ahead(ctx: ToolContext, args: Any) -> str | None:
+    """What verify_customer reads from the order system, read before the round's write
+    transaction (the order system remembers it for the call): the customer these facts name,
+    if they match (whether the call verifies them is decided by the call)."""
+    customer = _customer_by_email(ctx, args.email)
+    owner = _owner(ctx, args.order_id) if customer is not None and is_fact(args.order_id) else None
+    if customer is None:
+        return None
+    zip_code = str(args.zip_code or "").strip()
+    if owner == customer.id or (is_fact(zip_code) and zip_code == customer.zip_code.strip()):
+        return customer.id
+    return None
+
+
+# It records (failed attempts, the binding) in the store: it runs in the round's write
+# transaction, on what it read from the order system before it (_read_ahead).
+@tool(label="Checking your details", writes=True, prefetch=_read_ahead)
 def verify_customer(
     ctx: ToolContext,
     email: Annotated[str, Field(description="Email address on the account", max_length=320)],

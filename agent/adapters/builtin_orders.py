@@ -43,6 +43,7 @@ class BuiltinOrders:
     """The port on one session (the caller's transaction)."""
 
     name = NAME
+    local = True  # on the caller's session and transaction
 
     def __init__(self, session: Session) -> None:
         self.session = session

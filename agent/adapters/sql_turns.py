@@ -24,6 +24,8 @@ from sqlmodel import Session
 
 from agent.adapters.history_cache import HistoryCache
 from agent.adapters.leases import Leases, LeaseTiming
+from agent.domain import ActionStatus
+from agent.engine.consent import SENDING
 from agent.engine.history import UNREADABLE, ApiMessage, extend_api_messages, to_api_messages
 from agent.engine.port import (
     Admission,
@@ -43,13 +45,14 @@ from agent.engine.port import (
 from agent.store import desk_events, proposals
 from agent.store.conversations import (
     append_messages,
+    append_messages_state,
     create_conversation,
     create_ticket,
     load_messages,
     lock_conversation,
     mark_history_changed,
 )
-from agent.store.db import transaction
+from agent.store.db import reading, transaction
 from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     Conversation,
@@ -61,8 +64,23 @@ from agent.store.tables import (
 )
 
 __all__ = ["SqlTurnStore", "new_lease"]
+# An action recorded as being sent whose turn ended before recording its outcome (see
+# _unrecorded_sends): the model was told the outcome is unknown (SENDING).
+SENDING_LOST = (
+    "Sent to the order system by a turn that ended before its answer was recorded: whether it "
+    "was carried out is unknown. Check in the order system before doing it again."
+)
+# What the model is told when carrying a confirmed change out failed here, before or after
+# the call: whether it was sent is not known, so it is never sent again.
+SENDING_FAILED = (
+    "Carrying this change out failed unexpectedly, so whether the order system received it is "
+    "unknown. Do not try it again. Tell the customer that a member of staff will check what "
+    "happened and get back to them."
+)
 log = logging.getLogger(__name__)
 _messages = Message.__table__  # type: ignore[attr-defined]
+_conversations = Conversation.__table__  # type: ignore[attr-defined]
+_CUSTOMER = select(_conversations.c.customer_id).where(_conversations.c.id == bindparam("cid"))
 _LAST_ROLE = (
     select(_messages.c.role)
     .where(_messages.c.conversation_id == bindparam("cid"))
@@ -123,6 +141,7 @@ class SqlTurnStore:
             if state != ConversationState.HUMAN and self.leases.take(
                 session, conversation_id, lease
             ):
+                _unrecorded_sends(session, conversation_id)
                 stored += _acknowledge_unanswered(session, conversation_id, opening)
             settled = None
             if conversation.pending_action_id is not None:
@@ -147,22 +166,75 @@ class SqlTurnStore:
                 )
             start = TurnStart(message_id=message.id, state=state, settled=settled)
             if state != ConversationState.HUMAN:  # same transaction: one round trip fewer
-                start.messages = self._history(session, conversation)
+                start.messages = self._history(session, conversation, stored)
                 start.customer = _customer(session, conversation.customer_id)
                 start.cut, start.summary = conversation.context_cut, conversation.summary
         if start.messages is None:
             self.history.extend(conversation_id, stored)
         else:  # committed: the next turn starts from here
             self.history.put(conversation_id, conversation.last_sequence, start.messages)
+        if settled is not None and settled[1].sending:
+            self._carry_out(conversation_id, start, opening, settled[0], message.id)
         return start
 
-    def _history(self, session: Session, conversation: Conversation) -> list[ApiMessage]:
+    def _carry_out(
+        self,
+        conversation_id: str,
+        start: TurnStart,
+        opening: Opening,
+        pending: PendingAction,
+        message_id: int,
+    ) -> None:
+        """A confirmed change in a remote order system, recorded as sent (unknown) and
+        committed: sent now, with no write lock held, and its outcome recorded. The action
+        left PROPOSED in the committed transaction, under the conversation's lock, so no
+        other request or retry can send it again."""
+        try:
+            with reading(self.engine) as session:
+                outcome = opening.carry_out(session, pending)
+        except Exception:  # its outcome is not known: it stays unknown, and staff look
+            log.exception("conversation %s: carrying out action %s failed", conversation_id,
+                          pending.id)  # fmt: skip
+            by = start.settled[1].decided_by if start.settled else "customer"
+            outcome = Settled(ActionStatus.UNKNOWN, SENDING_FAILED, True, by)
+        block = _result_block(pending.tool_use_id, outcome)
+        with transaction(self.engine) as session:
+            conversation = lock_conversation(session=session, conversation_id=conversation_id)
+            action = proposals.get_action(session=session, action_id=pending.id, lock=True)
+            assert action is not None
+            _record_outcome(session, conversation_id, action, outcome)
+            row = session.get(Message, message_id)
+            assert row is not None
+            row.content = [block if b.get("tool_use_id") == pending.tool_use_id
+                           and b.get("type") == "tool_result" else b
+                           for b in row.content]  # fmt: skip
+            session.add(row)
+            # Histories kept by other workers are read again (a gap in the numbering).
+            mark_history_changed(session=session, conversation_id=conversation_id)
+            last = conversation.last_sequence
+        start.settled = (pending, outcome)
+        if start.messages is not None:
+            start.messages[-1] = {**start.messages[-1], "content": [
+                block if b.get("tool_use_id") == pending.tool_use_id
+                and b.get("type") == "tool_result" else b
+                for b in start.messages[-1]["content"]]}  # fmt: skip
+            self.history.put(conversation_id, last, start.messages)
+        else:
+            self.history.drop(conversation_id)
+
+    def _history(
+        self, session: Session, conversation: Conversation, stored: list[Message]
+    ) -> list[ApiMessage]:
         """The conversation's history as request messages: the kept one and the rows stored
-        after it, or all of its rows when none is kept or the rows after it leave a gap."""
+        after it, or all of its rows when none is kept or the rows after it leave a gap.
+        When the rows after it are the ones this transaction just stored (`stored`: another
+        worker stored nothing since), they are not read back."""
         last = conversation.last_sequence
         kept = self.history.get(conversation.id)
         if kept is not None and kept[0] <= last:
             since, messages = kept
+            if [row.sequence for row in stored] == list(range(since + 1, last + 1)):
+                return extend_api_messages(messages, stored)
             rows = load_messages(session=session, conversation_id=conversation.id, after=since)
             if [row.sequence for row in rows] == list(range(since + 1, last + 1)):
                 return extend_api_messages(messages, rows)
@@ -171,6 +243,11 @@ class SqlTurnStore:
     def record_round(
         self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
+        prepare = getattr(run_tools, "prepare", None)
+        if prepare is not None:  # the tools' reads, with no write lock held
+            with reading(self.engine) as session:
+                customer_id = session.connection().execute(_CUSTOMER, {"cid": conversation_id})
+                prepare(session, customer_id.scalar())
         with transaction(self.engine) as session:
             conversation = lock_conversation(session=session, conversation_id=conversation_id)
             self._renew(session, conversation_id, lease)
@@ -214,16 +291,15 @@ class SqlTurnStore:
 
     def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:
         with transaction(self.engine) as session:
-            # Held in a variable: the session keeps only weak references to clean objects,
-            # and a dropped one would be read again.
-            conversation = lock_conversation(session=session, conversation_id=conversation_id)
-            self._release_held(session, conversation_id, lease)
-            (stored,) = append_messages(
+            # The counter's update locks the conversation's row first (as lock_conversation
+            # would) and says its state: no ORM row is loaded for the answer.
+            (stored,), state = append_messages_state(
                 session=session, conversation_id=conversation_id, messages=[_row(message)]
             )
+            self._release_held(session, conversation_id, lease)
             assert stored.id is not None
         self.history.extend(conversation_id, [stored])  # committed
-        return Recorded(message_id=stored.id, state=conversation.state)
+        return Recorded(message_id=stored.id, state=state)
 
     def record_hand_off(
         self,
@@ -326,6 +402,33 @@ def _acknowledge_unanswered(
     return []
 
 
+def _unrecorded_sends(session: Session, conversation_id: str) -> None:
+    """Changes the turn taken over recorded as being sent and never recorded the outcome of
+    (its process died mid-call): they stay unknown, and staff are told (a ticket), once."""
+    found = (
+        session.execute(
+            select(ProposedAction).where(
+                ProposedAction.conversation_id == conversation_id,  # type: ignore[arg-type]
+                ProposedAction.status == ActionStatus.UNKNOWN,  # type: ignore[arg-type]
+                ProposedAction.result == SENDING,  # type: ignore[arg-type]
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for action in found:
+        log.warning("conversation %s: action %s was sent by a turn that ended before its "
+                    "outcome was recorded; it stays unknown", conversation_id,
+                    action.id)  # fmt: skip
+        outcome = Settled(ActionStatus.UNKNOWN, SENDING_LOST, True, action.decided_by or "")
+        action.result = SENDING_LOST
+        session.add(action)
+        assert outcome.for_staff is not None
+        create_ticket(session=session, conversation_id=conversation_id,
+                      customer_id=action.customer_id, reason=outcome.for_staff,
+                      summary=_for_staff(action, outcome))  # fmt: skip
+
+
 def pending_view(action: ProposedAction) -> PendingAction:
     assert action.tool_use_id is not None
     return PendingAction(
@@ -361,9 +464,20 @@ def _settle(
     assert action is not None and action.tool_use_id is not None
     pending = pending_view(action)
     outcome = opening.settle(session, found, pending)
+    if conversation.pending_action_id == action.id:
+        conversation.pending_action_id = None
+        session.add(conversation)
+    _record_outcome(session, conversation.id, action, outcome)
+    return (pending, outcome), [*action.held_results, _result_block(action.tool_use_id, outcome)]
+
+
+def _record_outcome(
+    session: Session, conversation_id: str, action: ProposedAction, outcome: Settled
+) -> None:
+    """How an action ended (or that it is being sent), and a ticket when staff must look."""
     proposals.settle(
         session=session,
-        conversation=conversation,
+        conversation=None,
         action=action,
         status=outcome.status,
         result=outcome.content,
@@ -372,11 +486,14 @@ def _settle(
         discrepancy=outcome.discrepancy,
     )
     if outcome.for_staff:
-        create_ticket(session=session, conversation_id=conversation.id,
+        create_ticket(session=session, conversation_id=conversation_id,
                       customer_id=action.customer_id, reason=outcome.for_staff,
                       summary=_for_staff(action, outcome))  # fmt: skip
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": action.tool_use_id,
+
+
+def _result_block(tool_use_id: str, outcome: Settled) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id,
                              "content": outcome.content}  # fmt: skip
     if outcome.is_error:
         block["is_error"] = True
-    return (pending, outcome), [*action.held_results, block]
+    return block

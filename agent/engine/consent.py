@@ -20,6 +20,7 @@ from agent.domain import ActionStatus, ConversationState, utcnow
 from agent.engine.history import interrupted_reply
 from agent.engine.port import Decision, Found, NewMessage, PendingAction, Settled
 from agent.errors import ActionDecided, Conflict, ConversationClosed, NotFound
+from tools.order_system import OutcomeUnknown
 from tools.registry import ToolRegistry
 from tools.tool_context import ToolContext
 
@@ -41,6 +42,10 @@ NOT_CONFIRMED = (
     "Not carried out: the customer replied without confirming (their message follows). "
     "Nothing was changed; propose the change again once it is what they want."
 )
+
+# What the model is told of a confirmed change while it is being sent to a remote order
+# system, and what stays if its outcome is never recorded (the process died mid-call).
+SENDING = str(OutcomeUnknown("sent; the process ended before its answer was recorded"))
 
 # Replies that confirm, and nothing else: compared whole, after lower-casing and dropping
 # punctuation, emoji and extra spaces. "yes but…", "yes?" or "ok, and the other order?" are
@@ -134,6 +139,15 @@ class TurnOpening:
                 return Settled(ActionStatus.DECLINED, DECLINED, True, self.by)
             return Settled(ActionStatus.SUPERSEDED, NOT_CONFIRMED, True, self.by)
         ctx = self.context(session, pending.customer_id)
+        if not ctx.orders.local:  # a remote call: made once the confirmation is recorded
+            return Settled(ActionStatus.UNKNOWN, SENDING, True, self.by, sending=True)
+        return self._run(ctx, pending)
+
+    def carry_out(self, session: Any, pending: PendingAction) -> Settled:
+        return self._run(self.context(session, pending.customer_id), pending)
+
+    def _run(self, ctx: ToolContext, pending: PendingAction) -> Settled:
+        """The confirmed change, every rule checked again on the order system as it is."""
         ran = self.tools.run(pending.tool, pending.arguments, ctx)
         if ran.unknown:  # sent, never answered: staff find out what happened
             status = ActionStatus.UNKNOWN

@@ -11,8 +11,8 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import aclosing
-from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.config import Settings
@@ -58,7 +58,7 @@ from agent.models.base import (
 )
 from agent.models.thinking import THINKING_TYPES
 from kb import KnowledgeBase
-from tools.order_system import OrderSystem
+from tools.order_system import OrderSystem, Remembering
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import Citation, ToolContext, waits, waits_for_verification
 
@@ -506,59 +506,10 @@ class _Turn:
         stored with the proposal and the turn ends, waiting for the customer (the result then
         says what was proposed; None otherwise)."""
         uses = reply.tool_uses()
-        tools = self.agent.tools
         for use in uses:
             yield ToolStarted(use["id"], use["name"], use.get("input") or {})
-        finished: list[ToolFinished] = []
         expires_at = utcnow() + timedelta(minutes=self.settings.action_expiry_minutes)
-
-        def run_tools(session: Any, customer_id: str | None) -> Round:
-            ctx = ToolContext(
-                session=session,
-                settings=self.settings,
-                conversation_id=self.conversation_id,
-                customer_id=customer_id,
-                orders=self.agent.orders(session),
-                kb=self.agent.kb,
-                citations=self.citations,
-                client=self.client,
-                customer_said=self._customer_said,
-            )
-            results: list[dict[str, Any]] = []
-            proposal: Proposal | None = None
-            for use in uses:
-                name, raw = use["name"], use.get("input")
-                outcome: ToolOutcome | Preview
-                if tools.kind(name) != Kind.CHANGE:
-                    outcome = tools.run(name, raw, ctx)
-                elif proposal is not None:
-                    outcome = ToolOutcome(consent.ONE_AT_A_TIME, True)
-                else:
-                    outcome = tools.preview(name, raw, ctx)
-                if isinstance(outcome, Preview):  # held: its result comes with the answer
-                    proposal = Proposal(name, outcome.arguments, outcome.summary, use["id"],
-                                        expires_at)  # fmt: skip
-                    # A call of this turn all the same (proposed, not failed); the turn that
-                    # settles it lists it again with its outcome.
-                    self.calls.append(ToolCall(name, use.get("input") or {}, False))
-                    continue
-                block: dict[str, Any] = {
-                    "type": "tool_result",
-                    "tool_use_id": use["id"],
-                    "content": truncate_tool_result(
-                        outcome.content, self.settings.tool_result_max_chars
-                    ),
-                }
-                if outcome.is_error:
-                    block["is_error"] = True
-                results.append(block)
-                finished.append(ToolFinished(use["id"], name, outcome.is_error, outcome.content))
-                error, content = outcome.is_error, outcome.content
-                self.calls.append(ToolCall(name, use.get("input") or {}, error,
-                                           error and waits_for_verification(content),
-                                           error and waits(content)))  # fmt: skip
-            return Round(results, ctx.customer_id, proposal)
-
+        run_tools = _RoundTools(self, uses, expires_at)
         record = self.store.record_round(
             self.conversation_id,
             lease=self.lease,
@@ -567,7 +518,7 @@ class _Turn:
         )
         if record.customer is not None:
             self.customer = record.customer  # verified this round (or before)
-        yield from finished
+        yield from run_tools.finished
         if record.pending is not None:
             self.recorded = True  # the lease is released: the turn waits for the customer
             return self._proposed(reply, record.pending, record.message_id)
@@ -697,6 +648,145 @@ class _Turn:
             state=state,
             settled=self.settled,
         )
+
+
+@dataclass
+class _Done:
+    """The calls of a round run so far, in order: their results, events and calls, and the
+    proposal among them."""
+
+    customer_id: str | None  # the verified customer they ran for
+    count: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[ToolFinished] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    proposal: Proposal | None = None
+
+
+class _RoundTools:
+    """A round's calls (agent.engine.port.RunTools), run in two parts so that no tool reads
+    with the store's writer held (on SQLite one writer serves every conversation):
+
+    - `prepare`, before the round's write transaction, on a session that takes no write lock:
+      the calls in order, up to the first that records in the store itself (`writes`:
+      verify_customer, escalate_to_human). With a remote order system it also reads ahead
+      for that call and the ones after it (`Remembering`: their answers are remembered for
+      this round, and the calls inside the transaction read them from there).
+    - the call itself, inside the write transaction, with the conversation's verified
+      customer as stored then: the rest of the calls, on the results of the first part when
+      they ran for that same customer; if the customer changed meanwhile, every call again
+      (a round is never recorded on what another identity was allowed to see).
+
+    Nothing a call decides is taken from the read-ahead: a call reads its facts from the
+    remembered order system, and decides whose they are and what they allow on its own."""
+
+    def __init__(self, turn: _Turn, uses: list[dict[str, Any]], expires_at: datetime) -> None:
+        self.turn, self.uses, self.expires_at = turn, uses, expires_at
+        self.tools = turn.agent.tools
+        self.prepared: _Done | None = None
+        self.remembered: Remembering | None = None
+        self.finished: list[ToolFinished] = []
+
+    def _orders(self, session: Any) -> OrderSystem:
+        orders = self.turn.agent.orders(session)
+        if getattr(orders, "local", True):  # the built-in store: this session's transaction
+            return orders
+        if self.remembered is None:
+            self.remembered = Remembering(orders)
+        return self.remembered
+
+    def _context(self, session: Any, customer_id: str | None) -> ToolContext:
+        turn = self.turn
+        return ToolContext(
+            session=session,
+            settings=turn.settings,
+            conversation_id=turn.conversation_id,
+            customer_id=customer_id,
+            orders=self._orders(session),
+            kb=turn.agent.kb,
+            citations=turn.citations,
+            client=turn.client,
+            customer_said=turn._customer_said,
+        )
+
+    def prepare(self, session: Any, customer_id: str | None) -> None:
+        """The calls that need no write transaction, with no write lock held."""
+        done = _Done(customer_id)
+        ctx = self._context(session, customer_id)
+        for use in self.uses:
+            if self.tools.writes(use["name"]):
+                break
+            self._run(use, ctx, done)
+        self.prepared = done
+        rest = self.uses[done.count :]
+        if rest and self.remembered is not None:
+            self._read_ahead(rest, self._context(session, customer_id))
+
+    def _read_ahead(self, uses: list[dict[str, Any]], ctx: ToolContext) -> None:
+        """Read what the calls from the first that writes on will read from the remote order
+        system, as if the customer that call would verify were verified (only the answers
+        are kept; every call runs again, for real, in the transaction). Only calls that read
+        through the order system run ahead: the knowledge base or an extra tool of the shop's
+        server would be asked twice."""
+        ctx.citations = list(ctx.citations)  # numbered for real, when the calls run
+        for use in uses:
+            name, raw = use["name"], use.get("input")
+            if self.tools.writes(name):
+                ctx.customer_id = self.tools.prefetch(name, raw, ctx) or ctx.customer_id
+                continue
+            if not self.tools.reads_ahead(name):  # its reads are not remembered: not twice
+                continue
+            if self.tools.kind(name) == Kind.CHANGE:
+                self.tools.preview(name, raw, ctx)
+            else:
+                self.tools.run(name, raw, ctx)
+
+    def __call__(self, session: Any, customer_id: str | None) -> Round:
+        """The rest of the calls, in the round's write transaction."""
+        done = self.prepared
+        if done is None or done.customer_id != customer_id:
+            if done is not None:
+                log.warning("conversation %s: the verified customer changed while the round's "
+                            "tools ran; running them again", self.turn.conversation_id)  # fmt: skip
+            done = _Done(customer_id)
+        ctx = self._context(session, customer_id)
+        for use in self.uses[done.count :]:
+            self._run(use, ctx, done)
+        self.turn.calls.extend(done.calls)
+        self.finished = done.finished
+        return Round(done.results, ctx.customer_id, done.proposal)
+
+    def _run(self, use: dict[str, Any], ctx: ToolContext, done: _Done) -> None:
+        tools, settings = self.tools, self.turn.settings
+        done.count += 1
+        name, raw = use["name"], use.get("input")
+        outcome: ToolOutcome | Preview
+        if tools.kind(name) != Kind.CHANGE:
+            outcome = tools.run(name, raw, ctx)
+        elif done.proposal is not None:
+            outcome = ToolOutcome(consent.ONE_AT_A_TIME, True)
+        else:
+            outcome = tools.preview(name, raw, ctx)
+        if isinstance(outcome, Preview):  # held: its result comes with the answer
+            done.proposal = Proposal(name, outcome.arguments, outcome.summary, use["id"],
+                                     self.expires_at)  # fmt: skip
+            # A call of this turn all the same (proposed, not failed); the turn that settles
+            # it lists it again with its outcome.
+            done.calls.append(ToolCall(name, use.get("input") or {}, False))
+            return
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": use["id"],
+            "content": truncate_tool_result(outcome.content, settings.tool_result_max_chars),
+        }
+        if outcome.is_error:
+            block["is_error"] = True
+        done.results.append(block)
+        done.finished.append(ToolFinished(use["id"], name, outcome.is_error, outcome.content))
+        error, content = outcome.is_error, outcome.content
+        done.calls.append(ToolCall(name, use.get("input") or {}, error,
+                                   error and waits_for_verification(content),
+                                   error and waits(content)))  # fmt: skip
 
 
 def _merge(first: ModelReply, more: ModelReply) -> ModelReply:

@@ -103,11 +103,17 @@ class Settled:
     # the record as it is now), and where that differs from what the customer confirmed.
     receipt: str | None = None
     discrepancy: str | None = None
+    # Confirmed, and carried out in a remote order system after the transaction that records
+    # this (`Opening.carry_out`, with no write lock held): recorded meanwhile as sent with its
+    # outcome unknown, which is what stays if the outcome never comes back.
+    sending: bool = False
 
     @property
     def for_staff(self) -> str | None:
         """Why staff must look at this action (a ticket): an outcome nobody knows, or an order
         system that did something other than what the customer confirmed."""
+        if self.sending:  # not known yet: the outcome, once recorded, says
+            return None
         if self.status == ActionStatus.UNKNOWN:
             return "An order change was sent to the order system, which never confirmed it"
         if self.discrepancy:
@@ -163,7 +169,15 @@ class Opening(Protocol):
         ...
 
     def settle(self, session: Any, found: Found, pending: PendingAction) -> Settled:
-        """How the pending action ends now (run in the store's transaction)."""
+        """How the pending action ends now (run in the store's transaction). A confirmed
+        change in a remote order system comes back `sending`: the store records it as sent
+        (unknown) with the customer's message, commits, and then has it carried out."""
+        ...
+
+    def carry_out(self, session: Any, pending: PendingAction) -> Settled:
+        """Carry out a change `settle` answered `sending` for: called once, after the
+        transaction that recorded it as sent, on a session that holds no write lock; what it
+        returns replaces the `sending` outcome."""
         ...
 
     def acknowledgement(self) -> NewMessage:
@@ -196,8 +210,12 @@ class Round:
     proposal: Proposal | None = None
 
 
-# Runs a round's tools inside the round's transaction: (session, verified customer id) ->
-# what the round produced.
+# Runs a round's tools inside the round's transaction: (session, verified customer id as the
+# transaction reads it) -> what the round produced. It may also have a `prepare(session,
+# verified customer id)`, which a store calls first, on a session that holds no write lock
+# (no transaction that other conversations' writes wait for): the calls that need no write
+# run there, and the call in the transaction then runs the rest, or all of them again if the
+# verified customer it finds is not the one `prepare` was given.
 RunTools = Callable[[Any, str | None], Round]
 
 
@@ -258,7 +276,13 @@ class TurnStore(Protocol):
         the history. With a decision, `content` may be empty.
 
         A pending action is settled first, by `opening.settle`: its tool result (with the
-        held results of its round) opens the stored user message, before `content`.
+        held results of its round) opens the stored user message, before `content`. An
+        outcome `sending` (a confirmed change in a remote order system) is recorded as sent,
+        unknown, and committed with the message and the lease; then `opening.carry_out` makes
+        the call with no write lock held, once, and its outcome is recorded in a second
+        transaction (the action, a ticket for staff if need be, and the tool result in the
+        stored message, changed in place): `settled` is that outcome. Were the process to
+        die in between, the action stays unknown and the model is told so.
 
         When the turn before ended without its answer (its process died, or it was
         released) and left the customer's message or its tool round as the last word,
@@ -269,9 +293,12 @@ class TurnStore(Protocol):
     def record_round(
         self, conversation_id: str, *, lease: str, assistant: NewMessage, run_tools: RunTools
     ) -> RoundRecord:
-        """Run a round's tools and store the tool_use message with its results, together. A
-        round that proposes an action stores the tool_use message and the proposal (holding
-        the other results), and releases the lease: the turn waits for the customer."""
+        """Run a round's tools and store the tool_use message with its results, together (its
+        reads first, with no write held, through `run_tools.prepare` when it has one; then,
+        in the transaction, the lease renewed and the verified customer read again, the rest:
+        see RunTools). A round that proposes an action stores the tool_use message and the
+        proposal (holding the other results), and releases the lease: the turn waits for the
+        customer."""
         ...
 
     def record_answer(self, conversation_id: str, *, lease: str, message: NewMessage) -> Recorded:

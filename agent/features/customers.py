@@ -8,12 +8,24 @@ from sqlmodel import Session
 
 from agent.errors import InvalidInput
 from agent.store.orders import remember_customer
-from tools.order_system import OrderSystem
+from tools.order_system import CustomerRecord, OrderSystem
 
 
-def vouched_customer(session: Session, orders: OrderSystem, subject: str) -> str:
-    """The id of the customer `subject` (an id or an email) names; InvalidInput when none does.
-    The order system's own errors (unreachable, a bad answer) pass through."""
+def vouched_customer(
+    session: Session, orders: OrderSystem, subject: str, found: CustomerRecord | None = None
+) -> str:
+    """The id of the customer `subject` (an id or an email) names, remembered here; InvalidInput
+    when none does. The order system's own errors (unreachable, a bad answer) pass through.
+    `found`: the customer `find_vouched` found already (read before a write transaction)."""
+    customer = found or find_vouched(orders, subject)
+    remember_customer(session=session, customer_id=customer.id, first_name=customer.first_name,
+                      last_name=customer.last_name, email=customer.email,
+                      address=customer.address)  # fmt: skip
+    return customer.id
+
+
+def find_vouched(orders: OrderSystem, subject: str) -> CustomerRecord:
+    """The customer `subject` (an id or an email) names, as the order system has them."""
     wanted = subject.strip()
     by_email = "@" in wanted
     if by_email:
@@ -25,7 +37,4 @@ def vouched_customer(session: Session, orders: OrderSystem, subject: str) -> str
         customer.email.strip().lower() != wanted.lower() if by_email else customer.id != wanted
     ):
         raise InvalidInput(f"No customer matches {subject!r}.")
-    remember_customer(session=session, customer_id=customer.id, first_name=customer.first_name,
-                      last_name=customer.last_name, email=customer.email,
-                      address=customer.address)  # fmt: skip
-    return customer.id
+    return customer

@@ -50,6 +50,9 @@ _BUMP = (
     )
     .returning(_conversations.c.last_sequence)
 )
+# The same, also saying the conversation's state: a write that needs nothing else of the row
+# (a turn's answer) moves the counter, locks the row and learns the state in one statement.
+_BUMP_STATE = _BUMP.returning(_conversations.c.state)
 _INSERT = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
 _MESSAGE_FIELDS = [c.name for c in _messages.columns if c.name != "id"]
 
@@ -124,14 +127,31 @@ def append_messages(
     Two statements, whatever the count: the conversation's counter moves on by the number of
     messages (also locking its row), and the rows go in as one insert.
     """
+    return _append(session, conversation_id, messages, _BUMP)[0]
+
+
+def append_messages_state(
+    *, session: Session, conversation_id: str, messages: list[Message]
+) -> tuple[list[Message], ConversationState]:
+    """`append_messages`, also returning the conversation's state, with no other statement:
+    for a write that needs nothing else of the conversation's row (its counter's update
+    locks the row first, as `lock_conversation` would)."""
+    messages, state = _append(session, conversation_id, messages, _BUMP_STATE)
+    return messages, ConversationState(state)
+
+
+def _append(
+    session: Session, conversation_id: str, messages: list[Message], bump: Any
+) -> tuple[list[Message], Any]:
     now = utcnow()
-    last = (
+    row = (
         session.connection()
-        .execute(_BUMP, {"cid": conversation_id, "n": len(messages), "now": now})
-        .scalar_one_or_none()
+        .execute(bump, {"cid": conversation_id, "n": len(messages), "now": now})
+        .one_or_none()
     )
-    if last is None:
+    if row is None:
         raise NotFound(f"Conversation {conversation_id} not found")
+    last = row[0]
     loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
     if loaded is not None:  # keep the session's copy in step with the row
         set_committed_value(loaded, "last_sequence", last)
@@ -142,7 +162,7 @@ def append_messages(
     ids = session.connection().execute(_INSERT, rows).scalars().all()
     for message, message_id in zip(messages, ids, strict=True):
         message.id = message_id
-    return messages
+    return messages, row[-1]
 
 
 def set_state(*, session: Session, conversation_id: str, state: ConversationState) -> None:

@@ -127,6 +127,19 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session that reads and never writes, outside the writer: on SQLite it takes no lock
+    (each statement runs on its own, or in a read snapshot while a savepoint is open), so
+    other conversations' writes go on meanwhile; on PostgreSQL a transaction rolled back at
+    the end. What it reads may change before a write transaction reads it again."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+@contextmanager
 def _session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         try:

@@ -4,6 +4,10 @@ Faults are off by default and read from the environment once, at start:
 
 - `TAU2_SHOP_DELAY_SECONDS`: sleep that long before answering every tool call;
   `TAU2_SHOP_DELAY_TOOLS` (a comma list of tool names) limits the delay to those tools.
+- `TAU2_SHOP_HOLD_DIR`: a folder; a call of a tool the delay applies to (every tool when
+  `TAU2_SHOP_DELAY_TOOLS` is unset) first leaves a file `<tool>.<uuid>.arrived` there, then
+  waits until a file `release` appears before it runs and answers: a test sees that the
+  call is in flight, keeps it there as long as it needs, and counts the calls that came.
 - `TAU2_SHOP_CRASH_ON`: a tool name (or a comma list); when it is called the process exits at
   once with `os._exit(1)`, AFTER a change tool's change is written: the change happened, the
   caller never hears. A refused change crashes too, having written nothing.
@@ -23,8 +27,10 @@ import json
 import logging
 import os
 import sys
+import uuid
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -66,6 +72,7 @@ class Faults:
     crash_on: frozenset[str] = field(default_factory=frozenset)
     malformed: frozenset[str] = field(default_factory=frozenset)
     huge: frozenset[str] = field(default_factory=frozenset)
+    hold_dir: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Faults:
@@ -76,6 +83,7 @@ class Faults:
             crash_on=_names(env.get("TAU2_SHOP_CRASH_ON")),
             malformed=_names(env.get("TAU2_SHOP_MALFORMED")),
             huge=_names(env.get("TAU2_SHOP_HUGE")),
+            hold_dir=env.get("TAU2_SHOP_HOLD_DIR") or "",
         )
 
     def describe(self) -> str:
@@ -88,10 +96,19 @@ class Faults:
                 parts.append(f"{label} {','.join(sorted(names))}")
         if self.huge:
             parts.append(f"huge {','.join(sorted(self.huge))}")
+        if self.hold_dir:
+            parts.append(f"held in {self.hold_dir}")
         return "; ".join(parts) or "none"
 
     async def delay(self, tool: str) -> None:
-        if self.delay_seconds > 0 and (not self.delay_tools or tool in self.delay_tools):
+        if self.delay_tools and tool not in self.delay_tools:
+            return
+        if self.hold_dir:
+            folder = Path(self.hold_dir)
+            (folder / f"{tool}.{uuid.uuid4().hex}.arrived").touch()
+            while not (folder / "release").exists():
+                await anyio.sleep(0.02)
+        if self.delay_seconds > 0:
             await anyio.sleep(self.delay_seconds)
 
     def crash(self, tool: str) -> None:

@@ -132,6 +132,8 @@ class Stats:
 class RemoteOrders:
     """The port (tools/order_system.py) on a shop's system."""
 
+    local = False  # every call goes over the network: never made with the writer held
+
     def __init__(self, spec: ConnectorSpec, link: Link, *, sleep: Any = time.sleep) -> None:
         self.spec, self.link = spec, link
         self.name = f"{link.kind}:{spec.name}"

@@ -55,7 +55,7 @@ from agent.errors import (
     TurnInProgress,
     TurnLost,
 )
-from agent.features.customers import vouched_customer
+from agent.features.customers import find_vouched, vouched_customer
 from agent.features.identity import verify_customer_token
 from agent.features.transcript import build_transcript
 from agent.features.usage import totals
@@ -81,11 +81,24 @@ def create_conversation(
     """Start a conversation. Backend and admin keys may bind it to a customer they vouch for
     (`customer_id` or `customer_email`); a widget may bind it only with a customer token
     signed by the shop's site, and otherwise starts anonymous (the agent verifies identity)."""
+    found = None
+    remote = state.runtime.connector
+    if remote is not None and (body.customer_id or body.customer_email or body.customer_token):
+        # The shop's own system is asked before the write transaction, not while it is held.
+        try:
+            subject = _subject(body, principal, state)
+            found = find_vouched(remote, subject) if subject else None
+        except SupportbotError:
+            with counted(state, principal):
+                pass  # counted against the key like any request refused
+            raise
     with counted(state, principal) as session:  # one transaction, one write lock
         subject = _subject(body, principal, state)
         token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
         customer_id = (
-            vouched_customer(session, state.runtime.orders(session), subject) if subject else None
+            vouched_customer(session, state.runtime.orders(session), subject, found)
+            if subject
+            else None
         )
         conversation = store_create_conversation(
             session=session, customer_id=customer_id, channel=principal.scope.value
