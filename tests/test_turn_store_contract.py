@@ -72,14 +72,14 @@ def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]
         return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'contract.db'}"
-        yield _sql(url)
+        yield from _sql(url)
         return
     server = request.getfixturevalue("postgres_server")
     with server.database(f"t_{uuid.uuid4().hex[:12]}") as url:
-        yield _sql(url)
+        yield from _sql(url)
 
 
-def _sql(url: str) -> Subject:
+def _sql(url: str) -> Iterator[Subject]:
     engine = make_engine(url)
     import_path(engine, RETAIL_SLICE)
 
@@ -90,7 +90,12 @@ def _sql(url: str) -> Subject:
             row.state = ConversationState.CLOSED
             session.add(row)
 
-    return Subject(SqlTurnStore(engine, lease_seconds=30), close_sql)
+    store = SqlTurnStore(engine, lease_seconds=30)
+    yield Subject(store, close_sql)
+    # Turns these tests leave open (their leases held) are let go: the heartbeat would renew
+    # them on a database that is gone.
+    for lease in store.leases.heartbeat.held():
+        store.leases.heartbeat.drop(lease)
 
 
 def _context(session: Any, customer_id: str) -> ToolContext:
