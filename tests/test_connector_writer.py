@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text as sql
 from sqlmodel import Session
 
+from agent.adapters.sql_turns import SENDING_LOST
 from agent.api.app import create_app
+from agent.domain import utcnow
+from agent.features.lost_sends import grace_seconds, sweep
 from agent.runtime import build_runtime
 from agent.store.conversations import load_messages
 from agent.store.db import transaction
@@ -399,30 +403,58 @@ def test_a_change_staff_run_is_sent_with_no_writer_held_and_recorded(
     assert held.arrived("cancel_pending_order") == 1
 
 
+def _env(app: App, fake: FakeAnthropic) -> dict[str, str]:
+    """The environment of a process of its own on the app's database, shop and model."""
+    settings = app.runtime.settings
+    return {**os.environ, "SUPPORTBOT_DATABASE_URL": settings.resolved_database_url(),
+            "SUPPORTBOT_DATA_DIR": str(settings.data_dir), "ANTHROPIC_BASE_URL": fake.url,
+            "ANTHROPIC_API_KEY": "sk-ant-test", "SUPPORTBOT_CONNECTOR_FILE": str(app.connector),
+            "SUPPORTBOT_THINKING": settings.thinking}  # fmt: skip
+
+
+def _killed_mid_call(app: App, held: Held, fake: FakeAnthropic, code: list[str]) -> None:
+    """Run `code` (a command line) in a process of its own, killed while the shop holds the
+    change it sent."""
+    process = subprocess.Popen(code, cwd=ROOT, env=_env(app, fake), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        held.wait_for("cancel_pending_order")
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _yes_killed_mid_call(app: App, held: Held, fake: FakeAnthropic) -> str:
+    """A conversation whose customer's "yes" is run by a process of its own (the terminal's
+    `ask`), killed while the shop holds the change it sent: its id."""
+    a = app.start(customer_email=IVAN["email"])
+    proposed = app.say(a, f"Please cancel {PENDING}, I ordered it by mistake.").json()
+    assert proposed["outcome"] == "awaiting_confirmation"
+    _killed_mid_call(app, held, fake, [sys.executable, "-c", "from agent.cli import app; app()",
+                                       "ask", "--conversation", a, "yes"])  # fmt: skip
+    return a
+
+
+def _tickets(app: App) -> list[tuple[str, str, str]]:
+    """Every ticket: (its conversation, reason, summary)."""
+    with Session(app.runtime.engine) as session:
+        rows = session.execute(sql("SELECT conversation_id, reason, summary FROM ticket "
+                                   "ORDER BY id")).all()  # fmt: skip
+    return [tuple(row) for row in rows]
+
+
+def _actions(app: App) -> list[tuple[str, str]]:
+    with Session(app.runtime.engine) as session:
+        rows = session.execute(sql("SELECT status, result FROM proposed_action")).all()
+    return [(str(status).lower(), result) for status, result in rows]
+
+
 def test_a_change_whose_process_died_mid_call_stays_unknown_and_goes_to_staff(
     open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
 ) -> None:
     app = open_app("cancel_pending_order")
     fake.default = model
-    a = app.start(customer_email=IVAN["email"])
-    proposed = app.say(a, f"Please cancel {PENDING}, I ordered it by mistake.").json()
-    assert proposed["outcome"] == "awaiting_confirmation"
-    # The customer's "yes" is run by a process of its own (the terminal's `ask`), killed while
-    # the shop holds the change it sent.
-    settings = app.runtime.settings
-    env = {**os.environ, "SUPPORTBOT_DATABASE_URL": settings.resolved_database_url(),
-           "SUPPORTBOT_DATA_DIR": str(settings.data_dir), "ANTHROPIC_BASE_URL": fake.url,
-           "ANTHROPIC_API_KEY": "sk-ant-test", "SUPPORTBOT_CONNECTOR_FILE": str(app.connector),
-           "SUPPORTBOT_THINKING": settings.thinking}  # fmt: skip
-    ask = subprocess.Popen(
-        [sys.executable, "-c", "from agent.cli import app; app()", "ask", "--conversation", a,
-         "yes"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        held.wait_for("cancel_pending_order")
-    finally:
-        ask.kill()
-        ask.wait()
+    a = _yes_killed_mid_call(app, held, fake)
     # Recorded as sent before it was sent: unknown, and the model was told so.
     (result,) = [r for r in app.results(a) if "order system" in str(r["content"])]
     assert result.get("is_error") and "unknown" in result["content"]
@@ -436,5 +468,142 @@ def test_a_change_whose_process_died_mid_call_stays_unknown_and_goes_to_staff(
         status = session.execute(sql("SELECT status FROM proposed_action")).scalar_one()
     assert len(tickets) == 1 and "never confirmed" in tickets[0]
     assert str(status).lower() == "unknown"
+    # Nor does the sweep (the turn that took over told staff already).
+    assert sweep(app.runtime.engine, grace=0) == []
+    assert len(_tickets(app)) == 1
     held.release()
+    assert held.arrived("cancel_pending_order") == 1
+
+
+def test_the_sweep_tells_staff_of_a_change_whose_process_died_when_the_customer_is_silent(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a = _yes_killed_mid_call(app, held, fake)
+    held.release()  # the shop answers the call nobody waits for any more
+    before = len(app.results(a)), len(fake.bodies)
+    # Within the grace period (longer than any call the connector allows) nothing is swept.
+    spec = app.runtime.connector.spec if app.runtime.connector is not None else None
+    assert grace_seconds(spec, app.runtime.settings.turn_lease_seconds) > WAIT * 3
+    assert sweep(app.runtime.engine, grace=grace_seconds(spec, 15)) == []
+    assert _tickets(app) == []
+    # Past it, with no turn running: one ticket, the action stays unknown, nothing is sent.
+    (told,) = sweep(app.runtime.engine, grace=0)
+    ((conversation, reason, summary),) = _tickets(app)
+    assert conversation == a and "never confirmed" in reason
+    assert told in summary and "cancel_pending_order" in summary
+    assert _actions(app) == [("unknown", SENDING_LOST)]
+    actions = app.client.get("/v1/actions", headers=app.admin).json()
+    assert [(x["id"], x["status"]) for x in actions] == [(told, "unknown")]
+    # Swept again: nothing more. The customer hears nothing from it, the model is not asked.
+    assert sweep(app.runtime.engine, grace=0) == []
+    assert len(_tickets(app)) == 1
+    assert (len(app.results(a)), len(fake.bodies)) == before
+    # The customer writes after all: no second ticket, nothing sent again.
+    again = app.say(a, "Did that go through?")
+    assert again.status_code == 200, again.text
+    assert len(_tickets(app)) == 1
+    assert held.arrived("cancel_pending_order") == 1
+    order = held.order(PENDING)
+    assert len([p for p in order["payment_history"] if p["transaction_type"] == "refund"]) == 1
+
+
+def test_the_sweep_leaves_a_change_whose_turn_is_still_running(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a = app.start(customer_email=IVAN["email"])
+    action = app.say(a, f"Please cancel {PENDING}, I ordered it by mistake.").json()
+    first, answers = app.in_thread(lambda: app.confirm(a, action["pending_action"]["id"]))
+    held.wait_for("cancel_pending_order")  # in flight: its turn holds the lease
+    swept = sweep(app.runtime.engine, grace=0)
+    assert not held.released
+    assert swept == [] and _tickets(app) == []
+    assert [status for status, _ in _actions(app)] == ["unknown"]
+    held.release()
+    _finish(first, app)
+    (done,) = answers
+    assert done.status_code == 200 and done.json()["action"]["status"] == "executed", done.text
+    assert sweep(app.runtime.engine, grace=0) == [] and _tickets(app) == []
+
+
+def test_two_sweeps_at_once_open_one_ticket(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a = _yes_killed_mid_call(app, held, fake)
+    start = threading.Barrier(2)
+
+    def swept() -> list[str]:
+        start.wait(WAIT)
+        return sweep(app.runtime.engine, grace=0)
+
+    runs = [app.in_thread(swept) for _ in range(2)]
+    for thread, _ in runs:
+        _finish(thread, app)
+    told = sorted(x for _, answers in runs for x in answers[0])
+    assert len(told) == 1
+    assert [t[0] for t in _tickets(app)] == [a]
+
+
+def test_the_sweep_tells_staff_of_a_change_staff_ran_whose_process_died(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    """A change run from the desk for no conversation: the sweep opens one of the customer's
+    own to carry the ticket."""
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a = app.start(customer_email=IVAN["email"])  # the customer, as the shop knows him
+    with Session(app.runtime.engine) as session:
+        ivan = session.execute(sql("SELECT customer_id FROM conversation WHERE id = :a"),
+                               {"a": a}).scalar_one()  # fmt: skip
+    code = ("from agent.config import Settings; from agent.runtime import build_runtime; "
+            "from agent.features.staff_actions import run_for_customer; "
+            "rt = build_runtime(Settings()); "
+            f"run_for_customer(rt.engine, rt.agent.tools, rt.settings, customer_id={ivan!r}, "
+            f"tool='cancel_pending_order', arguments={CANCEL!r}, staff='anna', "
+            "orders=rt.orders)")  # fmt: skip
+    _killed_mid_call(app, held, fake, [sys.executable, "-c", code])
+    held.release()
+    assert [status for status, _ in _actions(app)] == ["unknown"]
+    assert sweep(app.runtime.engine, grace=grace_seconds(None, 15)) == []  # too recent
+    runs = [app.in_thread(lambda: sweep(app.runtime.engine, grace=0)) for _ in range(2)]
+    for thread, _ in runs:
+        _finish(thread, app)
+    assert len([x for _, answers in runs for x in answers[0]]) == 1
+    ((conversation, reason, summary),) = _tickets(app)
+    assert "never confirmed" in reason and "Run by staff:anna" in summary
+    assert _actions(app) == [("unknown", SENDING_LOST)]
+    with Session(app.runtime.engine) as session:
+        row = session.execute(sql("SELECT customer_id, channel FROM conversation WHERE id = :c"),
+                              {"c": conversation}).one()  # fmt: skip
+    assert tuple(row) == (ivan, "desk")
+    actions = app.client.get(f"/v1/actions?conversation_id={conversation}",
+                             headers=app.admin).json()  # fmt: skip
+    assert [x["status"] for x in actions] == ["unknown"]
+    assert sweep(app.runtime.engine, grace=0) == []
+    assert held.arrived("cancel_pending_order") == 1
+
+
+def test_a_server_that_starts_after_the_crash_tells_staff(
+    open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
+) -> None:
+    app = open_app("cancel_pending_order")
+    fake.default = model
+    a = _yes_killed_mid_call(app, held, fake)
+    held.release()
+    with transaction(app.runtime.engine) as session:  # the grace period has long passed
+        session.execute(sql("UPDATE proposed_action SET decided_at = :t"),
+                        {"t": utcnow() - timedelta(days=1)})  # fmt: skip
+    with TestClient(create_app(app.runtime.settings, app.runtime)):  # `serve` starting again
+        deadline = time.monotonic() + WAIT
+        while not _tickets(app):
+            assert time.monotonic() < deadline, "the server's sweep told nobody"
+            time.sleep(0.05)
+    ((conversation, reason, _),) = _tickets(app)
+    assert conversation == a and "never confirmed" in reason
+    assert _actions(app) == [("unknown", SENDING_LOST)]
     assert held.arrived("cancel_pending_order") == 1

@@ -168,6 +168,20 @@ class Leases:
         return TurnLost(LOST, retry_after=seconds_left(left))
 
 
+def running(session: Session, conversation_id: str) -> bool:
+    """Whether a running turn holds the conversation's lease: one neither released, abandoned,
+    lapsed (by the database's clock on PostgreSQL), nor left by a process gone from this host.
+    A turn's process renews its lease while the turn runs (Heartbeat), through its calls."""
+    c = _leases.c
+    now = _clock(session.get_bind().dialect.name)
+    read = select(c.owner, c.expires_at, now).where(c.conversation_id == bindparam("cid"))
+    held = session.connection().execute(read, {"cid": conversation_id, "now": time.time()}).first()
+    if held is None:
+        return False
+    owner, until, at = held
+    return bool(until > at) and not lease_holder_gone(owner)
+
+
 # What a transaction that took or renewed a lease does as it ends (session.info): a lease taken
 # is renewed by the heartbeat once it commits (a rolled-back take holds nothing), and one
 # whose transaction lasted longer than a heartbeat is renewed again as it commits.

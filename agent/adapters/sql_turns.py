@@ -63,9 +63,9 @@ from agent.store.tables import (
     utcnow,
 )
 
-__all__ = ["SqlTurnStore", "new_lease"]
+__all__ = ["SqlTurnStore", "new_lease", "send_lost", "unrecorded_sends"]
 # An action recorded as being sent whose turn ended before recording its outcome (see
-# _unrecorded_sends): the model was told the outcome is unknown (SENDING).
+# unrecorded_sends): the model was told the outcome is unknown (SENDING).
 SENDING_LOST = (
     "Sent to the order system by a turn that ended before its answer was recorded: whether it "
     "was carried out is unknown. Check in the order system before doing it again."
@@ -141,7 +141,7 @@ class SqlTurnStore:
             if state != ConversationState.HUMAN and self.leases.take(
                 session, conversation_id, lease
             ):
-                _unrecorded_sends(session, conversation_id)
+                unrecorded_sends(session, conversation_id)
                 stored += _acknowledge_unanswered(session, conversation_id, opening)
             settled = None
             if conversation.pending_action_id is not None:
@@ -402,9 +402,11 @@ def _acknowledge_unanswered(
     return []
 
 
-def _unrecorded_sends(session: Session, conversation_id: str) -> None:
-    """Changes the turn taken over recorded as being sent and never recorded the outcome of
-    (its process died mid-call): they stay unknown, and staff are told (a ticket), once."""
+def unrecorded_sends(session: Session, conversation_id: str) -> list[str]:
+    """Changes of the conversation recorded as being sent whose outcome its turn never
+    recorded (its process died mid-call): they stay unknown, and staff are told (a ticket),
+    once. Called with the conversation locked and no turn of it running: by the turn that
+    takes the lease over, or by the sweep (agent.features.lost_sends). The ids told."""
     found = (
         session.execute(
             select(ProposedAction).where(
@@ -417,16 +419,23 @@ def _unrecorded_sends(session: Session, conversation_id: str) -> None:
         .all()
     )
     for action in found:
-        log.warning("conversation %s: action %s was sent by a turn that ended before its "
-                    "outcome was recorded; it stays unknown", conversation_id,
-                    action.id)  # fmt: skip
-        outcome = Settled(ActionStatus.UNKNOWN, SENDING_LOST, True, action.decided_by or "")
-        action.result = SENDING_LOST
-        session.add(action)
-        assert outcome.for_staff is not None
-        create_ticket(session=session, conversation_id=conversation_id,
-                      customer_id=action.customer_id, reason=outcome.for_staff,
-                      summary=_for_staff(action, outcome))  # fmt: skip
+        send_lost(session, conversation_id, action)
+    return [action.id for action in found]
+
+
+def send_lost(session: Session, conversation_id: str, action: ProposedAction) -> None:
+    """An action recorded as being sent whose sender ended before recording its outcome: it
+    stays unknown (SENDING_LOST), nothing is sent again, and staff get one ticket."""
+    log.warning("conversation %s: action %s was sent by a turn (or a desk request) that "
+                "ended before its outcome was recorded; it stays unknown", conversation_id,
+                action.id)  # fmt: skip
+    outcome = Settled(ActionStatus.UNKNOWN, SENDING_LOST, True, action.decided_by or "")
+    action.result = SENDING_LOST
+    session.add(action)
+    assert outcome.for_staff is not None
+    create_ticket(session=session, conversation_id=conversation_id,
+                  customer_id=action.customer_id, reason=outcome.for_staff,
+                  summary=_for_staff(action, outcome))  # fmt: skip
 
 
 def pending_view(action: ProposedAction) -> PendingAction:
@@ -444,7 +453,9 @@ def pending_view(action: ProposedAction) -> PendingAction:
 
 def _for_staff(action: ProposedAction, outcome: Settled) -> str:
     """What staff need to check an order change in the shop's system."""
+    by = action.proposed_by if action.proposed_by.startswith("staff:") else None
     lines = [f"Action {action.id}: {action.tool} {action.arguments}",
+             f"Run by {by}: {action.summary}" if by else
              f"The customer confirmed: {action.summary}",
              f"Outcome: {outcome.status.value}. {outcome.content}"]  # fmt: skip
     if outcome.discrepancy:

@@ -36,6 +36,7 @@ from agent.api.routes import (
 )
 from agent.api.routes import metrics as metrics_route
 from agent.config import Settings
+from agent.features.lost_sends import Sweeper, grace_seconds
 from agent.observability import logs
 from agent.observability.http import RequestTelemetry
 from agent.runtime import Runtime, build_runtime, needs_warm_up, warm_up
@@ -120,9 +121,15 @@ def create_app(
             if settle:
                 settle_heap()
             state.warmed.set()
+        # Changes whose sender died mid-call go to staff (agent.features.lost_sends).
+        spec = runtime.connector.spec if runtime.connector is not None else None
+        grace = grace_seconds(spec, settings.turn_lease_seconds)
+        sweeper = Sweeper(runtime.engine, grace=grace)
+        sweeper.start()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(sweeper.stop)  # a sweep in progress ends first
             await runtime.agent.model.aclose()  # its HTTP connections on this event loop
 
     logs.configure(settings)

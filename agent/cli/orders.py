@@ -1,4 +1,4 @@
-"""`supportbot orders import`."""
+"""`supportbot orders import` and `supportbot orders sweep`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from rich.markup import escape
 
 from agent.cli.common import console, err, fail, load_settings
 
-app = typer.Typer(help="Import customer and order data.", no_args_is_help=True)
+app = typer.Typer(
+    help="Import order data; tell staff of changes left unknown.",
+    no_args_is_help=True,
+)
 
 
 @app.command("import")
@@ -60,3 +63,30 @@ def import_orders(
     console.print(f"skipped: {len(report.problems)}")
     if report.problems:
         raise typer.Exit(2)
+
+
+@app.command("sweep")
+def sweep() -> None:
+    """Tell staff of changes whose sender died mid-call.
+
+    A change sent to the shop's order system by a process that died mid-call stays unknown:
+    each one still "being sent" past the grace period (ten minutes or more, from the
+    connector's timeouts) whose turn no longer runs gets one ticket, and is never sent again.
+    `serve` does this as it starts and every five minutes; this command does it once and lists
+    the changes it found.
+    """
+    from agent.adapters.order_systems import connector_spec
+    from agent.errors import SupportbotError
+    from agent.features.lost_sends import grace_seconds
+    from agent.features.lost_sends import sweep as sweep_lost
+    from agent.store.db import make_engine
+
+    settings = load_settings()
+    try:
+        grace = grace_seconds(connector_spec(settings), settings.turn_lease_seconds)
+        told = sweep_lost(make_engine(settings.resolved_database_url()), grace=grace)
+    except SupportbotError as exc:
+        raise fail(str(exc)) from exc
+    for action_id in told:
+        console.print(f"action {action_id}: outcome never recorded; a ticket for staff")
+    console.print(f"{len(told)} change(s) sent with their outcome never recorded, told to staff")
