@@ -198,6 +198,21 @@ def _finish(thread: threading.Thread, app: App) -> None:
         raise app.failures[0]
 
 
+def _answered_while_held(
+    app: App, held: Held, slow: threading.Thread, run: Callable[[], Any]
+) -> Any:
+    """What `run` answered, asserting it answered while the shop's held call (the one `slow`
+    waits on) was still unanswered; then the call is let go and `slow` finishes."""
+    other, answered = app.in_thread(run)
+    other.join(WAIT)
+    done_while_held = not other.is_alive() and not held.released
+    held.release()
+    _finish(other, app)
+    _finish(slow, app)
+    assert done_while_held, "the other requests waited for the shop's call to answer"
+    return answered[0]
+
+
 def test_a_slow_shop_call_holds_up_no_other_conversation(
     open_app: Callable[[str], App], held: Held, fake: FakeAnthropic
 ) -> None:
@@ -210,15 +225,9 @@ def test_a_slow_shop_call_holds_up_no_other_conversation(
 
     # Meanwhile another conversation's message is answered, a conversation is started and
     # one is read: each needs a write transaction (the message, the row, the request counted).
-    other, answered = app.in_thread(lambda: [app.say(b, "Thanks, that's all."), app.start(),
-                                             app.call("GET", f"/v1/conversations/{b}")])  # fmt: skip
-    other.join(WAIT)
-    done_while_held = not other.is_alive() and not held.released
-    held.release()
-    _finish(other, app)
-    _finish(slow, app)
-    assert done_while_held, "the other requests waited for the shop's call to answer"
-    reply, _started, read = answered[0]
+    reply, _started, read = _answered_while_held(
+        app, held, slow, lambda: [app.say(b, "Thanks, that's all."), app.start(),
+                                  app.call("GET", f"/v1/conversations/{b}")])  # fmt: skip
     assert reply.status_code == 200 and reply.json()["reply"] == "Glad to help."
     assert read.status_code == 200
     (turn,) = answers
@@ -240,14 +249,8 @@ def test_a_round_that_verifies_reads_the_shop_before_the_writer_and_once(
         lambda: app.say(a, f"I'm {IVAN['email']}, zip {IVAN['zip']}. Where is {PENDING}?")
     )
     held.wait_for("find_user_id_by_email")
-    other, answered = app.in_thread(lambda: app.say(b, "Thanks, that's all."))
-    other.join(WAIT)
-    done_while_held = not other.is_alive() and not held.released
-    held.release()
-    _finish(other, app)
-    _finish(slow, app)
-    assert done_while_held, "the other conversation waited for the shop's call to answer"
-    assert answered[0].status_code == 200
+    other = _answered_while_held(app, held, slow, lambda: app.say(b, "Thanks, that's all."))
+    assert other.status_code == 200
     (turn,) = answers
     assert turn.status_code == 200, turn.text
     assert [(c["name"], c["is_error"]) for c in turn.json()["tool_calls"]] == [
@@ -360,14 +363,8 @@ def test_binding_a_new_conversation_asks_the_shop_before_the_writer(
     binding, made = app.in_thread(lambda: app.call("POST", "/v1/conversations",
                                                    {"customer_email": IVAN["email"]}))  # fmt: skip
     held.wait_for("find_user_id_by_email")
-    other, answered = app.in_thread(lambda: app.say(b, "Thanks, that's all."))
-    other.join(WAIT)
-    done_while_held = not other.is_alive() and not held.released
-    held.release()
-    _finish(other, app)
-    _finish(binding, app)
-    assert done_while_held, "the other conversation waited for the shop's call to answer"
-    assert answered[0].status_code == 200
+    other = _answered_while_held(app, held, binding, lambda: app.say(b, "Thanks, that's all."))
+    assert other.status_code == 200
     (bound,) = made
     assert bound.status_code == 201, bound.text
     assert bound.json()["customer"]["name"].startswith("Ivan")
@@ -379,9 +376,7 @@ def test_a_change_staff_run_is_sent_with_no_writer_held_and_recorded(
     app = open_app("cancel_pending_order")
     fake.default = model
     a, b = app.start(customer_email=IVAN["email"]), app.start()
-    with Session(app.runtime.engine) as session:
-        ivan = session.execute(sql("SELECT customer_id FROM conversation WHERE id = :a"),
-                               {"a": a}).scalar_one()  # fmt: skip
+    ivan = _customer_of(app, a)
     body = {"tool": "cancel_pending_order", "arguments": CANCEL, "conversation_id": a}
     staff, ran = app.in_thread(lambda: app.client.post(f"/v1/customers/{ivan}/actions",
                                                        json=body, headers=app.admin))  # fmt: skip
@@ -443,6 +438,26 @@ def _tickets(app: App) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in rows]
 
 
+def _customer_of(app: App, conversation: str) -> str:
+    with Session(app.runtime.engine) as session:
+        return str(session.execute(sql("SELECT customer_id FROM conversation WHERE id = :c"),
+                                   {"c": conversation}).scalar_one())  # fmt: skip
+
+
+def _racing_sweeps(app: App) -> list[str]:
+    """Two sweeps started at once: the actions they told staff of, together."""
+    start = threading.Barrier(2)
+
+    def swept() -> list[str]:
+        start.wait(WAIT)
+        return sweep(app.runtime.engine, grace=0)
+
+    runs = [app.in_thread(swept) for _ in range(2)]
+    for thread, _ in runs:
+        _finish(thread, app)
+    return [x for _, answers in runs for x in answers[0]]
+
+
 def _actions(app: App) -> list[tuple[str, str]]:
     with Session(app.runtime.engine) as session:
         rows = session.execute(sql("SELECT status, result FROM proposed_action")).all()
@@ -462,12 +477,9 @@ def test_a_change_whose_process_died_mid_call_stays_unknown_and_goes_to_staff(
     again = app.say(a, "Did that go through?")
     assert again.status_code == 200, again.text
     app.say(a, "Hello?")
-    with Session(app.runtime.engine) as session:
-        tickets = session.execute(sql("SELECT reason FROM ticket WHERE conversation_id = :a"),
-                                  {"a": a}).scalars().all()  # fmt: skip
-        status = session.execute(sql("SELECT status FROM proposed_action")).scalar_one()
-    assert len(tickets) == 1 and "never confirmed" in tickets[0]
-    assert str(status).lower() == "unknown"
+    ((conversation, reason, _),) = _tickets(app)
+    assert conversation == a and "never confirmed" in reason
+    assert [status for status, _ in _actions(app)] == ["unknown"]
     # Nor does the sweep (the turn that took over told staff already).
     assert sweep(app.runtime.engine, grace=0) == []
     assert len(_tickets(app)) == 1
@@ -535,17 +547,7 @@ def test_two_sweeps_at_once_open_one_ticket(
     app = open_app("cancel_pending_order")
     fake.default = model
     a = _yes_killed_mid_call(app, held, fake)
-    start = threading.Barrier(2)
-
-    def swept() -> list[str]:
-        start.wait(WAIT)
-        return sweep(app.runtime.engine, grace=0)
-
-    runs = [app.in_thread(swept) for _ in range(2)]
-    for thread, _ in runs:
-        _finish(thread, app)
-    told = sorted(x for _, answers in runs for x in answers[0])
-    assert len(told) == 1
+    assert len(_racing_sweeps(app)) == 1
     assert [t[0] for t in _tickets(app)] == [a]
 
 
@@ -557,9 +559,7 @@ def test_the_sweep_tells_staff_of_a_change_staff_ran_whose_process_died(
     app = open_app("cancel_pending_order")
     fake.default = model
     a = app.start(customer_email=IVAN["email"])  # the customer, as the shop knows him
-    with Session(app.runtime.engine) as session:
-        ivan = session.execute(sql("SELECT customer_id FROM conversation WHERE id = :a"),
-                               {"a": a}).scalar_one()  # fmt: skip
+    ivan = _customer_of(app, a)
     code = ("from agent.config import Settings; from agent.runtime import build_runtime; "
             "from agent.features.staff_actions import run_for_customer; "
             "rt = build_runtime(Settings()); "
@@ -570,10 +570,7 @@ def test_the_sweep_tells_staff_of_a_change_staff_ran_whose_process_died(
     held.release()
     assert [status for status, _ in _actions(app)] == ["unknown"]
     assert sweep(app.runtime.engine, grace=grace_seconds(None, 15)) == []  # too recent
-    runs = [app.in_thread(lambda: sweep(app.runtime.engine, grace=0)) for _ in range(2)]
-    for thread, _ in runs:
-        _finish(thread, app)
-    assert len([x for _, answers in runs for x in answers[0]]) == 1
+    assert len(_racing_sweeps(app)) == 1
     ((conversation, reason, summary),) = _tickets(app)
     assert "never confirmed" in reason and "Run by staff:anna" in summary
     assert _actions(app) == [("unknown", SENDING_LOST)]
