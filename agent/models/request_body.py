@@ -22,13 +22,11 @@ and `_RUN_BYTES`; the oldest forgotten first, to be encoded or looked up again w
 from __future__ import annotations
 
 import json
-import operator
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from itertools import compress, islice
-from itertools import count as count_from
+from itertools import islice
 from typing import Any
+
+from agent.models.reuse import Bounded, shared_opening
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -39,13 +37,11 @@ _ITEMS = 4096  # a conversation's history is held by its run; these serve new me
 _ITEM_BYTES = 4 * 1024 * 1024
 _RUNS = 256  # as many conversations as agent.adapters.history_cache keeps
 _RUN_BYTES = 16 * 1024 * 1024
-_known: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
-_held = 0  # bytes of JSON remembered in _known
+# id of an object -> (the object, its encoding), weighed in bytes of JSON
+_known: Bounded[int, tuple[object, bytes]] = Bounded(_ITEMS, _ITEM_BYTES)
 # id of a list's second item -> (its items but the first and the last, their encodings with
-# the separators between them, and their bytes)
-_runs: OrderedDict[int, tuple[list[Any], list[bytes], int]] = OrderedDict()
-_runs_held = 0
-_lock = threading.Lock()
+# the separators between them), weighed in bytes of JSON
+_runs: Bounded[int, tuple[list[Any], list[bytes]]] = Bounded(_RUNS, _RUN_BYTES)
 
 
 def encode(value: Any) -> bytes:
@@ -79,13 +75,10 @@ def _items(values: Sequence[Any], parts: list[bytes]) -> None:
     if count > 2:
         run = _runs.get(id(values[1]))
         if run is not None and run[0][0] is values[1]:
-            objects, encoded, _ = run
+            objects, encoded = run
             # How many of the run's objects open the list after its first item (the engine's
             # own copies of a turn's last messages give way to the stored ones next turn).
-            differ = compress(
-                count_from(), map(operator.is_not, objects, islice(values, 1, count - 1))
-            )
-            same = min(next(differ, len(objects)), count - 2)  # objects[0] is values[1]: 1 at least
+            same = shared_opening(objects, values, 1, count - 1)  # values[1]: 1 at least
             _item(values[0], parts)
             parts.append(b",")
             parts += encoded[: 2 * same - 1]
@@ -109,38 +102,14 @@ def _item(value: Any, parts: list[bytes], *, remember: bool = True) -> None:
         return
     encoded = encode(value)
     if remember:
-        _remember(id(value), value, encoded)
+        _known.put(id(value), (value, encoded), len(encoded))
     parts.append(encoded)
 
 
 def _keep_run(objects: list[Any], encoded: list[bytes]) -> None:
-    global _runs_held
-    size = sum(map(len, encoded))
-    with _lock:
-        old = _runs.pop(id(objects[0]), None)
-        if old is not None:
-            _runs_held -= old[2]
-        _runs[id(objects[0])] = (objects, encoded, size)
-        _runs_held += size
-        while _runs and (len(_runs) > _RUNS or _runs_held > _RUN_BYTES):
-            _, (_, _, forgotten) = _runs.popitem(last=False)
-            _runs_held -= forgotten
-
-
-def _remember(key: int, value: object, encoded: bytes) -> None:
-    global _held
-    with _lock:
-        old = _known.pop(key, None)
-        if old is not None:
-            _held -= len(old[1])
-        _known[key] = (value, encoded)
-        _held += len(encoded)
-        while _known and (len(_known) > _ITEMS or _held > _ITEM_BYTES):
-            _, (_, forgotten) = _known.popitem(last=False)
-            _held -= len(forgotten)
+    _runs.put(id(objects[0]), (objects, encoded), sum(map(len, encoded)))
 
 
 def remembered() -> tuple[int, int, int, int]:
     """(objects, their bytes of JSON, runs, their bytes of JSON) remembered now."""
-    with _lock:
-        return len(_known), _held, len(_runs), _runs_held
+    return len(_known), _known.held, len(_runs), _runs.held

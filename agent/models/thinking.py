@@ -18,12 +18,12 @@ import hashlib
 import json
 import operator
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from itertools import compress, count, islice
+from itertools import islice
 from typing import Any
 
 from agent.capabilities import FAMILIES, family_name
+from agent.models.reuse import Bounded, shared_opening
 
 BINDING = "supportbot_binding"  # our annotation on a stored thinking block; never sent
 THINKING_TYPES = ("thinking", "redacted_thinking")
@@ -109,9 +109,10 @@ _CHAIN_SIZE = 20_000
 # objects (its first may be new: the budget merges it with a note once older turns are cut),
 # which one comparison of identities confirms, so it looks up only its new messages. Bounded
 # by runs and by links held.
-_RUNS: OrderedDict[tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link]]] = OrderedDict()
 _RUNS_SIZE = 256
-_runs_held = 0
+_RUNS: Bounded[tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link]]] = Bounded(
+    _RUNS_SIZE, _CHAIN_SIZE
+)
 _HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
 _lock = threading.Lock()
 
@@ -151,8 +152,7 @@ def _chain(
         done = 1
         if run is not None and run[0][0] is messages[1]:
             objects, kept = run
-            differ = compress(count(), map(operator.is_not, objects, islice(messages, 1, None)))
-            same = next(differ, min(len(objects), len(messages) - 1))  # 1 at least
+            same = shared_opening(objects, messages, 1, len(messages))  # 1 at least
             links += kept[:same]
             _, before, running, _ = kept[same - 1]
             done += same
@@ -161,7 +161,7 @@ def _chain(
         links.append(link)
         _, before, running, _ = link
     if run_key is not None:
-        _keep_run(run_key, messages[1:], links[1:])
+        _RUNS.put(run_key, (messages[1:], links[1:]), len(links) - 1)
     return list(map(operator.itemgetter(3), links)), before
 
 
@@ -179,17 +179,6 @@ def _link(message: dict[str, Any], before: str, running: _Hash, model: str) -> _
             if len(_CHAIN) > _CHAIN_SIZE:  # bounded: forget the oldest
                 _CHAIN.pop(next(iter(_CHAIN)), None)
     return link
-
-
-def _keep_run(key: tuple[str, str, int], objects: list[dict[str, Any]], links: list[_Link]) -> None:
-    global _runs_held
-    with _lock:
-        old = _RUNS.pop(key, None)
-        _runs_held += len(links) - (len(old[1]) if old is not None else 0)
-        _RUNS[key] = (objects, links)
-        while _RUNS and (len(_RUNS) > _RUNS_SIZE or _runs_held > _CHAIN_SIZE):
-            _, (_, forgotten) = _RUNS.popitem(last=False)
-            _runs_held -= len(forgotten)
 
 
 def _sendable(message: dict[str, Any], before: str, model: str) -> dict[str, Any]:
