@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import threading
 from collections.abc import Callable
 from itertools import islice
@@ -104,15 +103,15 @@ _Hash = Any  # hashlib's running hash (its type is private)
 _Link = tuple[dict[str, Any], str, _Hash, dict[str, Any]]
 _CHAIN: dict[tuple[str, str, int], _Link] = {}
 _CHAIN_SIZE = 20_000
-# The links of recent requests' messages after their first, by (target model, the digest
-# before the second message, its id): a conversation's next request starts with the same
-# objects (its first may be new: the budget merges it with a note once older turns are cut),
-# which one comparison of identities confirms, so it looks up only its new messages. Bounded
-# by runs and by links held.
+# The links of recent requests' messages after their first, and those messages as sent, by
+# (target model, the digest before the second message, its id): a conversation's next
+# request starts with the same objects (its first may be new: the budget merges it with a note
+# once older turns are cut), which one comparison of identities confirms, so it looks up only
+# its new messages. Bounded by runs and by links held.
 _RUNS_SIZE = 256
-_RUNS: Bounded[tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link]]] = Bounded(
-    _RUNS_SIZE, _CHAIN_SIZE
-)
+_RUNS: Bounded[
+    tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link], list[dict[str, Any]]]
+] = Bounded(_RUNS_SIZE, _CHAIN_SIZE)
 _HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
 _lock = threading.Lock()
 
@@ -141,28 +140,32 @@ def _chain(
     """(the messages as sent to `model`, the digest of the whole prefix)."""
     before, running = _head(system, tools)
     links: list[_Link] = []
+    sent: list[dict[str, Any]] = []
     done = 0
     run_key: tuple[str, str, int] | None = None
     if len(messages) > 2:
         first = _link(messages[0], before, running, model)
         links.append(first)
+        sent.append(first[3])
         _, before, running, _ = first
         run_key = (model, before, id(messages[1]))
         run = _RUNS.get(run_key)
         done = 1
         if run is not None and run[0][0] is messages[1]:
-            objects, kept = run
+            objects, kept, kept_sent = run
             same = shared_opening(objects, messages, 1, len(messages))  # 1 at least
             links += kept[:same]
+            sent += kept_sent[:same]
             _, before, running, _ = kept[same - 1]
             done += same
     for message in islice(messages, done, None):
         link = _link(message, before, running, model)
         links.append(link)
+        sent.append(link[3])
         _, before, running, _ = link
     if run_key is not None:
-        _RUNS.put(run_key, (messages[1:], links[1:]), len(links) - 1)
-    return list(map(operator.itemgetter(3), links)), before
+        _RUNS.put(run_key, (messages[1:], links[1:], sent[1:]), len(links) - 1)
+    return sent, before
 
 
 def _link(message: dict[str, Any], before: str, running: _Hash, model: str) -> _Link:
