@@ -22,7 +22,7 @@ from itertools import islice
 from typing import Any
 
 from agent.capabilities import FAMILIES, family_name
-from agent.models.reuse import Bounded, shared_opening
+from agent.models.reuse import Bounded, equal_opening, shared_opening
 
 BINDING = "supportbot_binding"  # our annotation on a stored thinking block; never sent
 THINKING_TYPES = ("thinking", "redacted_thinking")
@@ -84,10 +84,11 @@ def for_request(
     Annotations are stripped; a thinking block stays only when `model` reads its signer and
     the prefix before its message is what it was written after. Messages without thinking
     blocks are passed through as they are (no copy), and a history without thinking blocks is
-    not hashed at all: the digest is computed only when asked for. A message's digest depends
+    not hashed at all: the digest is computed only when asked for (and what a recent request
+    found without them is not looked at again: `_PLAIN`). A message's digest depends
     only on the prefix before it and on itself, so it is remembered (`_CHAIN`): a request
     hashes only the messages it is the first to carry."""
-    if not any(_has_thinking(m) for m in messages):
+    if not _any_thinking(messages):
         return messages, lambda: _chain(system, tools, messages, model)[1]
     sent, final = _chain(system, tools, messages, model)
     return sent, lambda: final
@@ -114,6 +115,28 @@ _RUNS: Bounded[
 ] = Bounded(_RUNS_SIZE, _CHAIN_SIZE)
 _HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
 _lock = threading.Lock()
+
+
+# Recent requests' messages after their first, found without thinking blocks, by the id of
+# the second (held): a conversation's next request that opens with them (or equal ones) looks
+# only at its new messages. Bounded as the runs are.
+_PLAIN: Bounded[int, list[dict[str, Any]]] = Bounded(_RUNS_SIZE, _CHAIN_SIZE)
+
+
+def _any_thinking(messages: list[dict[str, Any]]) -> bool:
+    """Whether any of `messages` carries a thinking block."""
+    if not messages:
+        return False
+    start = 1
+    if len(messages) > 2:
+        plain = _PLAIN.get(id(messages[1]))
+        if plain is not None and plain[0] is messages[1]:
+            start += equal_opening(plain, messages, 1, len(messages))
+    if _has_thinking(messages[0]) or any(map(_has_thinking, islice(messages, start, None))):
+        return True
+    if len(messages) > 2 and start < len(messages):
+        _PLAIN.put(id(messages[1]), messages[1:], len(messages) - 1)
+    return False
 
 
 def _head(system: str | list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[str, _Hash]:
