@@ -132,3 +132,29 @@ def test_a_history_is_checked_whole_until_found_valid_then_only_what_is_new() ->
         validate([hello, dict(result), dict(call), answer, dict(hello)])
     with pytest.raises(HistoryCorrupted, match="empty text block"):
         validate([{"role": "user", "content": _say(" ")}, call, result])
+
+
+def test_what_follows_a_history_found_valid_is_checked_against_the_calls_it_left_open() -> None:
+    hello = {"role": "user", "content": _say("hello")}
+    call = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "x",
+                                              "input": {}}]}  # fmt: skip
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                           "content": "ok"}]}  # fmt: skip
+    answer = {"role": "assistant", "content": _say("done")}
+    thanks = {"role": "user", "content": _say("thanks")}
+    validate([hello, call, result, answer, thanks])
+    # Its opening, then a message that does not answer the call left open.
+    with pytest.raises(HistoryCorrupted, match="do not answer"):
+        validate([hello, call, {"role": "user", "content": _say("never mind")}])
+    wrong = [{"type": "tool_result", "tool_use_id": "t9", "content": "ok"}]
+    with pytest.raises(HistoryCorrupted, match="do not answer"):
+        validate([hello, call, {"role": "user", "content": wrong}, answer, thanks])
+    # A new first message (a cut merges one with a note) is checked, whatever follows it.
+    validate([{"role": "user", "content": _say("hello [some left out]")}, call, result])
+    with pytest.raises(HistoryCorrupted, match="empty text block"):
+        validate([{"role": "user", "content": _say(" ")}, call, result, answer, thanks])
+    with pytest.raises(HistoryCorrupted, match="do not answer"):
+        validate([{"role": "user", "content": wrong}, call, result, answer, thanks])
+    # Equal copies of messages found valid are as valid; its opening alone too.
+    validate([hello, call, dict(result), dict(answer), dict(thanks)])
+    validate([hello, call, result])

@@ -91,3 +91,24 @@ def test_remembered_prefixes_give_what_working_afresh_gives() -> None:
     assert _thinking_kept(system + " The customer is verified.", history) == 0
     _check(system, history, OPUS)
     _check(system, history)
+
+
+def test_a_thinking_block_after_a_history_found_without_any_is_bound_and_kept() -> None:
+    system = "You help the customers of a shop."
+    history: list[dict[str, Any]] = [_user("hello")]
+    for turn in range(6):  # plain answers: no thinking blocks yet
+        history += [{"role": "assistant", "content": [{"type": "text", "text": f"a{turn}"}]},
+                    _user(f"question {turn}")]  # fmt: skip
+        _check(system, history)
+    digest = _check(system, history)
+    reply = [{"type": "thinking", "thinking": "note", "signature": "s"},
+             {"type": "text", "text": "answer"}]  # fmt: skip
+    history += [
+        {"role": "assistant", "content": bind(reply, SONNET, lambda: digest)},
+        _user("and then?"),
+    ]
+    _check(system, history)
+    assert _thinking_kept(system, history) == 1
+    # The same history in equal copies, and one whose plain opening is followed by another.
+    _check(system, [dict(m) for m in history])
+    assert _thinking_kept(system, [history[0], *map(dict, history[1:])]) == 1

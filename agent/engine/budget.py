@@ -15,9 +15,11 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from agent.models.base import ModelRequest
+from agent.models.reuse import Bounded, equal_opening
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,13 @@ OMITTED_NOTE = "[Earlier messages of this conversation were left out to fit the 
 
 IMAGE_TOKENS = 1_600  # about what Claude bills for a photo scaled to its default size
 IMAGE_PLACEHOLDER = "[A photo the customer sent earlier; left out here to save space.]"
+
+# (prefix hash, cumulative characters) after a request's head or one of its messages.
+_Point = tuple[str, int]
+# A recent request's messages after its first, and the points after each of them.
+_Run = tuple[list[dict[str, Any]], list[_Point]]
+_RUNS = 256  # as many conversations as agent.adapters.history_cache keeps
+_RUN_MESSAGES = 20_000  # messages held by all runs together
 
 
 def _json(value: Any) -> str:
@@ -76,28 +85,55 @@ class TokenCounter:
         # (the largest part of every request) is encoded once, not per model call.
         self._tools: tuple[list[dict[str, Any]], str] | None = None
         self._sizes: dict[int, tuple[dict[str, Any], int, str]] = {}  # see _measure
+        self._runs: Bounded[tuple[str, int, int], _Run] = Bounded(_RUNS, _RUN_MESSAGES)
 
     def estimate_chars(self, chars: int) -> int:
         return int(chars / self.chars_per_token) + 1
 
-    def _prefix_hashes(self, request: ModelRequest) -> list[tuple[str, int]]:
-        """(hash, cumulative characters) after the head and after each message. Each message
-        is measured once for as long as it lives (a turn's history is the same objects from
-        request to request), so a request costs what is new in it, not the whole history;
-        prefix hashes are only chained when exact counts are cached against them."""
+    def _prefix_hashes(self, request: ModelRequest, *, remember: bool = True) -> list[_Point]:
+        """(hash, cumulative characters) after the head and after each message; hashes are
+        only chained when exact counts are cached against them.
+
+        Each message is measured once for as long as it lives (a turn's history is the same
+        objects from request to request), and a conversation's next request starts with the
+        same objects as its last (its first may be new: `_cut_at` merges it with a note), so
+        the points after its second message are taken over from the last request's run as
+        far as it still opens with them, or with equal messages (sizes and digests depend on
+        the values only; compared in C): a request walks only its new messages. Its own run
+        is remembered unless `remember` is false."""
         if self._tools is None or self._tools[0] is not request.tools:
             self._tools = (request.tools, _json(request.tools))
         head = _json(request.system) + self._tools[1]
-        chars = len(head)
-        chain = hashlib.sha256(head.encode()).hexdigest() if self.exact else ""
-        hashes = [(chain, chars)]
-        for message in request.messages:
-            size, digest = self._measure(message)
-            chars += size
-            if self.exact:
-                chain = hashlib.sha256((chain + digest).encode()).hexdigest()
-            hashes.append((chain, chars))
-        return hashes
+        point = (hashlib.sha256(head.encode()).hexdigest() if self.exact else "", len(head))
+        points = [point]
+        messages = request.messages
+        done = 0
+        key: tuple[str, int, int] | None = None
+        if len(messages) > 2:
+            point = self._after(point, messages[0])
+            points.append(point)
+            done = 1
+            # The points of a run are valid after the same hash and characters.
+            key = (*point, id(messages[1]))
+            run = self._runs.get(key)
+            if run is not None and run[0][0] is messages[1]:
+                objects, kept = run
+                same = equal_opening(objects, messages, 1, len(messages))  # 1 at least
+                points += kept[:same]
+                point = kept[same - 1]
+                done += same
+        for message in islice(messages, done, None):
+            point = self._after(point, message)
+            points.append(point)
+        if key is not None and remember:
+            self._runs.put(key, (messages[1:], points[2:]), len(messages) - 1)
+        return points
+
+    def _after(self, point: _Point, message: dict[str, Any]) -> _Point:
+        """The point after `message`, following `point`."""
+        size, digest = self._measure(message)
+        chain = hashlib.sha256((point[0] + digest).encode()).hexdigest() if self.exact else ""
+        return chain, point[1] + size
 
     def _measure(self, message: dict[str, Any]) -> tuple[int, str]:
         """(characters standing for `message`'s tokens, digest of its JSON), remembered for
@@ -114,10 +150,12 @@ class TokenCounter:
         return size, digest
 
     def count(self, request: ModelRequest, *, need_exact: bool = False) -> int:
-        if self.exact is None:  # the estimate: the messages' remembered sizes, summed
-            return self.estimate_chars(self._chars(request))
-        hashes = self._prefix_hashes(request)
+        # A request whose exact count is needed is a candidate cut (see fit_to_budget), one of
+        # many tried once each: its run would only push others' out.
+        hashes = self._prefix_hashes(request, remember=not need_exact)
         total_chars = hashes[-1][1]
+        if self.exact is None:  # the estimate: the messages' remembered sizes, summed
+            return self.estimate_chars(total_chars)
         for known_hash, known_chars in reversed(hashes):
             if known_hash in self._known:
                 base = self._known[known_hash]
@@ -137,13 +175,6 @@ class TokenCounter:
         if tokens > 0:  # calibrate the estimate on real counts
             self.chars_per_token = 0.8 * self.chars_per_token + 0.2 * (total_chars / tokens)
         return tokens
-
-    def _chars(self, request: ModelRequest) -> int:
-        """Characters standing for the request's tokens (see _prefix_hashes, without them)."""
-        if self._tools is None or self._tools[0] is not request.tools:
-            self._tools = (request.tools, _json(request.tools))
-        head = len(_json(request.system)) + len(self._tools[1])
-        return head + sum(self._measure(message)[0] for message in request.messages)
 
 
 def _starts_turn(message: dict[str, Any]) -> bool:
@@ -180,14 +211,16 @@ def fit_to_budget(
     byte-stable (and cacheable) turn after turn. When a new cut is needed, the request is
     trimmed to `target` × budget, which leaves room for several more turns at that cut.
     """
-    if counter.count(request) > budget and any(_images(m) for m in request.messages[:-1]):
+    tokens = counter.count(request)
+    photos_out = tokens > budget and any(_images(m) for m in request.messages[:-1])
+    if photos_out:
         request = without_old_images(request)  # photos give way before whole turns do
     messages = request.messages
     if 0 < previous_cut < len(messages) and _starts_turn(messages[previous_cut]):
         candidate = _cut_at(request, previous_cut, keep_first)
         if counter.count(candidate) <= budget:
             return candidate, previous_cut
-    elif counter.count(request) <= budget:
+    elif (counter.count(request) if photos_out else tokens) <= budget:
         return request, 0
     # A new cut: where turns start (found only now; most requests keep their cut).
     starts = [i for i, m in enumerate(messages) if i > 0 and _starts_turn(m)]

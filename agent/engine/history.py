@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from agent.engine.port import NewMessage
 from agent.errors import HistoryCorrupted
+from agent.models.reuse import Bounded, equal_opening
 
 ApiMessage = dict[str, Any]
 # Our mark on a stored photo the model could not process: it stays in the database (staff see
@@ -75,40 +75,49 @@ def validate(messages: Sequence[ApiMessage]) -> None:
     """Raise HistoryCorrupted unless `messages` is a valid request history ending with the user.
 
     A conversation's requests carry the same message objects turn after turn (the store keeps
-    its history between turns; nothing changes a message in place), so the longest prefix
-    already found valid, the same objects in the same order, is not walked again: each request
-    checks what is new in it."""
+    its history between turns; nothing changes a message in place), so the messages after the
+    first that open a history found valid before are not walked again: each request checks
+    what is new in it (and its first message, which a cut merges anew with a note)."""
     if not messages:
         raise HistoryCorrupted("history is empty")
     if messages[0]["role"] != "user":
         raise HistoryCorrupted("history must start with a user message")
     if messages[-1]["role"] != "user":
         raise HistoryCorrupted("history must end with a user message")
-    ids = tuple(map(id, messages))
-    start = _known_valid(messages, ids)
-    pending: set[str] = set()  # a valid prefix ends with the user: no call left open
-    for index in range(start, len(messages)):
+    pending = _check(0, messages[0], set())
+    start = _known_valid(messages)
+    if start > 1:
+        pending = _left_open(messages[start - 1])
+    if start == len(messages):
+        return
+    for index in range(max(start, 1), len(messages)):
         pending = _check(index, messages[index], pending)
-    with _lock:
-        _VALID[ids[-1]] = (messages[-1], ids)
-        if len(_VALID) > _VALID_SIZE:
-            _VALID.pop(next(iter(_VALID)), None)
+    if len(messages) > 1:
+        _VALID.put(id(messages[1]), list(messages[1:]), len(messages) - 1)
 
 
-# Histories found valid, by the id of their last message: (that message, held so that its id
-# is not reused while remembered; the ids of all their messages).
-_VALID: dict[int, tuple[ApiMessage, tuple[int, ...]]] = {}
-_VALID_SIZE = 4096
-_lock = threading.Lock()
+# Histories found valid, from their second message on (the first may be merged anew with a
+# note: agent.engine.budget), by the id of that message (held, so that its id is not reused
+# while remembered). As many as agent.adapters.history_cache keeps, and as many messages.
+_VALID: Bounded[int, list[ApiMessage]] = Bounded(256, 20_000)
 
 
-def _known_valid(messages: Sequence[ApiMessage], ids: tuple[int, ...]) -> int:
-    """The length of the longest prefix of `messages` found valid before (0: none)."""
-    for end in range(len(messages), 0, -1):
-        known = _VALID.get(ids[end - 1])
-        if known is not None and known[0] is messages[end - 1] and known[1] == ids[:end]:
-            return end
-    return 0
+def _known_valid(messages: Sequence[ApiMessage]) -> int:
+    """n such that `messages[1:n]` opens a history found valid (0 or 1: none). Validity
+    depends on the messages' values only, so equal messages do as well as the same ones."""
+    if len(messages) < 2:
+        return 0
+    known = _VALID.get(id(messages[1]))
+    if known is None or known[0] is not messages[1]:
+        return 0
+    return 1 + equal_opening(known, messages, 1, len(messages))
+
+
+def _left_open(message: ApiMessage) -> set[str]:
+    """The tool calls a valid history's message leaves open for the next to answer."""
+    if message["role"] != "assistant":
+        return set()
+    return {b["id"] for b in message["content"] if b.get("type") == "tool_use"}
 
 
 def _check(index: int, message: ApiMessage, pending: set[str]) -> set[str]:
@@ -124,7 +133,7 @@ def _check(index: int, message: ApiMessage, pending: set[str]) -> set[str]:
         if block.get("type") == "text" and not block.get("text", "").strip():
             raise HistoryCorrupted(f"message {index}: empty text block")
     if role == "assistant":
-        return {b["id"] for b in content if b.get("type") == "tool_use"}
+        return _left_open(message)
     results = [b for b in content if b.get("type") == "tool_result"]
     answered = {b.get("tool_use_id") for b in results}
     if answered != pending:

@@ -40,8 +40,9 @@ _RUN_BYTES = 16 * 1024 * 1024
 # id of an object -> (the object, its encoding), weighed in bytes of JSON
 _known: Bounded[int, tuple[object, bytes]] = Bounded(_ITEMS, _ITEM_BYTES)
 # id of a list's second item -> (its items but the first and the last, their encodings with
-# the separators between them), weighed in bytes of JSON
-_runs: Bounded[int, tuple[list[Any], list[bytes]]] = Bounded(_RUNS, _RUN_BYTES)
+# the separators between them, the bytes of those up to the end of each item), weighed in
+# bytes of JSON
+_runs: Bounded[int, tuple[list[Any], list[bytes], list[int]]] = Bounded(_RUNS, _RUN_BYTES)
 
 
 def encode(value: Any) -> bytes:
@@ -72,16 +73,18 @@ def _items(values: Sequence[Any], parts: list[bytes]) -> None:
     parts.append(b"[")
     count = len(values)
     done = 0
+    ends: list[int] = []
     if count > 2:
         run = _runs.get(id(values[1]))
         if run is not None and run[0][0] is values[1]:
-            objects, encoded = run
+            objects, encoded, known_ends = run
             # How many of the run's objects open the list after its first item (the engine's
             # own copies of a turn's last messages give way to the stored ones next turn).
             same = shared_opening(objects, values, 1, count - 1)  # values[1]: 1 at least
             _item(values[0], parts)
             parts.append(b",")
             parts += encoded[: 2 * same - 1]
+            ends = known_ends[:same]
             done = 1 + same
     for value in islice(values, done, None):
         if done:
@@ -90,7 +93,10 @@ def _items(values: Sequence[Any], parts: list[bytes]) -> None:
         _item(value, parts, remember=done < count)
     parts.append(b"]")
     if count > 2:  # item k > 0 is at start + 2k, after its separator
-        _keep_run(list(values[1 : count - 1]), parts[start + 2 : start + 2 * (count - 2) + 1])
+        encoded = parts[start + 2 : start + 2 * (count - 2) + 1]
+        for piece in islice(encoded, 2 * len(ends), None, 2):  # the items not taken over
+            ends.append(ends[-1] + 1 + len(piece) if ends else len(piece))
+        _runs.put(id(values[1]), (list(values[1 : count - 1]), encoded, ends), ends[-1])
 
 
 def _item(value: Any, parts: list[bytes], *, remember: bool = True) -> None:
@@ -104,10 +110,6 @@ def _item(value: Any, parts: list[bytes], *, remember: bool = True) -> None:
     if remember:
         _known.put(id(value), (value, encoded), len(encoded))
     parts.append(encoded)
-
-
-def _keep_run(objects: list[Any], encoded: list[bytes]) -> None:
-    _runs.put(id(objects[0]), (objects, encoded), sum(map(len, encoded)))
 
 
 def remembered() -> tuple[int, int, int, int]:

@@ -51,3 +51,12 @@ def shared_opening(objects: Sequence[Any], values: Sequence[Any], start: int, st
     (identity, compared in C)."""
     differ = compress(count(), map(operator.is_not, objects, islice(values, start, stop)))
     return next(differ, min(len(objects), stop - start))
+
+
+def equal_opening(objects: Sequence[Any], values: Sequence[Any], start: int, stop: int) -> int:
+    """How many of `objects` open `values[start:stop]` as equal objects, for work that depends
+    on their values only: all of them where they do (list equality in C, a pointer comparison
+    for each that is the same object), else at least as many as `shared_opening` finds."""
+    if len(objects) <= stop - start and values[start : start + len(objects)] == objects:
+        return len(objects)
+    return shared_opening(objects, values, start, stop)

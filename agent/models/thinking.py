@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import threading
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
 from agent.capabilities import FAMILIES, family_name
-from agent.models.reuse import Bounded, shared_opening
+from agent.models.reuse import Bounded, equal_opening, shared_opening
 
 BINDING = "supportbot_binding"  # our annotation on a stored thinking block; never sent
 THINKING_TYPES = ("thinking", "redacted_thinking")
@@ -85,10 +84,11 @@ def for_request(
     Annotations are stripped; a thinking block stays only when `model` reads its signer and
     the prefix before its message is what it was written after. Messages without thinking
     blocks are passed through as they are (no copy), and a history without thinking blocks is
-    not hashed at all: the digest is computed only when asked for. A message's digest depends
+    not hashed at all: the digest is computed only when asked for (and what a recent request
+    found without them is not looked at again: `_PLAIN`). A message's digest depends
     only on the prefix before it and on itself, so it is remembered (`_CHAIN`): a request
     hashes only the messages it is the first to carry."""
-    if not any(_has_thinking(m) for m in messages):
+    if not _any_thinking(messages):
         return messages, lambda: _chain(system, tools, messages, model)[1]
     sent, final = _chain(system, tools, messages, model)
     return sent, lambda: final
@@ -104,17 +104,39 @@ _Hash = Any  # hashlib's running hash (its type is private)
 _Link = tuple[dict[str, Any], str, _Hash, dict[str, Any]]
 _CHAIN: dict[tuple[str, str, int], _Link] = {}
 _CHAIN_SIZE = 20_000
-# The links of recent requests' messages after their first, by (target model, the digest
-# before the second message, its id): a conversation's next request starts with the same
-# objects (its first may be new: the budget merges it with a note once older turns are cut),
-# which one comparison of identities confirms, so it looks up only its new messages. Bounded
-# by runs and by links held.
+# The links of recent requests' messages after their first, and those messages as sent, by
+# (target model, the digest before the second message, its id): a conversation's next
+# request starts with the same objects (its first may be new: the budget merges it with a note
+# once older turns are cut), which one comparison of identities confirms, so it looks up only
+# its new messages. Bounded by runs and by links held.
 _RUNS_SIZE = 256
-_RUNS: Bounded[tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link]]] = Bounded(
-    _RUNS_SIZE, _CHAIN_SIZE
-)
+_RUNS: Bounded[
+    tuple[str, str, int], tuple[list[dict[str, Any]], list[_Link], list[dict[str, Any]]]
+] = Bounded(_RUNS_SIZE, _CHAIN_SIZE)
 _HEADS: dict[tuple[str, int], tuple[list[dict[str, Any]], str, _Hash]] = {}
 _lock = threading.Lock()
+
+
+# Recent requests' messages after their first, found without thinking blocks, by the id of
+# the second (held): a conversation's next request that opens with them (or equal ones) looks
+# only at its new messages. Bounded as the runs are.
+_PLAIN: Bounded[int, list[dict[str, Any]]] = Bounded(_RUNS_SIZE, _CHAIN_SIZE)
+
+
+def _any_thinking(messages: list[dict[str, Any]]) -> bool:
+    """Whether any of `messages` carries a thinking block."""
+    if not messages:
+        return False
+    start = 1
+    if len(messages) > 2:
+        plain = _PLAIN.get(id(messages[1]))
+        if plain is not None and plain[0] is messages[1]:
+            start += equal_opening(plain, messages, 1, len(messages))
+    if _has_thinking(messages[0]) or any(map(_has_thinking, islice(messages, start, None))):
+        return True
+    if len(messages) > 2 and start < len(messages):
+        _PLAIN.put(id(messages[1]), messages[1:], len(messages) - 1)
+    return False
 
 
 def _head(system: str | list[dict[str, Any]], tools: list[dict[str, Any]]) -> tuple[str, _Hash]:
@@ -141,28 +163,32 @@ def _chain(
     """(the messages as sent to `model`, the digest of the whole prefix)."""
     before, running = _head(system, tools)
     links: list[_Link] = []
+    sent: list[dict[str, Any]] = []
     done = 0
     run_key: tuple[str, str, int] | None = None
     if len(messages) > 2:
         first = _link(messages[0], before, running, model)
         links.append(first)
+        sent.append(first[3])
         _, before, running, _ = first
         run_key = (model, before, id(messages[1]))
         run = _RUNS.get(run_key)
         done = 1
         if run is not None and run[0][0] is messages[1]:
-            objects, kept = run
+            objects, kept, kept_sent = run
             same = shared_opening(objects, messages, 1, len(messages))  # 1 at least
             links += kept[:same]
+            sent += kept_sent[:same]
             _, before, running, _ = kept[same - 1]
             done += same
     for message in islice(messages, done, None):
         link = _link(message, before, running, model)
         links.append(link)
+        sent.append(link[3])
         _, before, running, _ = link
     if run_key is not None:
-        _RUNS.put(run_key, (messages[1:], links[1:]), len(links) - 1)
-    return list(map(operator.itemgetter(3), links)), before
+        _RUNS.put(run_key, (messages[1:], links[1:], sent[1:]), len(links) - 1)
+    return sent, before
 
 
 def _link(message: dict[str, Any], before: str, running: _Hash, model: str) -> _Link:
