@@ -137,6 +137,14 @@ def test_altered_or_missing_thinking_blocks_are_rejected(fake: FakeAnthropic) ->
             thinking={"type": "adaptive", "display": "summarized"},
             messages=[user, {"role": "assistant", "content": blocks}, result],
         )  # fmt: skip
+    # Bound to the messages before it as well: the same blocks after another question.
+    with pytest.raises(anthropic.BadRequestError, match="bound to a different conversation"):
+        client.messages.create(
+            model="claude-sonnet-5-5", max_tokens=500, tools=tools,
+            thinking={"type": "adaptive", "display": "summarized"},
+            messages=[{"role": "user", "content": "hello"},
+                      {"role": "assistant", "content": blocks}, result],
+        )  # fmt: skip
     fake.enqueue(text("Found it."))
     again(blocks)  # unchanged: accepted
 
