@@ -58,6 +58,7 @@ from agent.models.base import (
 )
 from agent.models.thinking import THINKING_TYPES
 from kb import KnowledgeBase
+from kb.language import language_of
 from tools.order_system import OrderSystem, Remembering
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import Citation, ToolContext, waits, waits_for_verification
@@ -540,11 +541,20 @@ class _Turn:
             if block.get("type") == "text"
         )
 
+    def language(self) -> str:
+        """The customer's language, as their own messages tell it (never the model's words:
+        kb/language.py): a proposal is worded in it."""
+        return language_of(
+            " ".join(b.get("text", "") for b in message["content"] if b.get("type") == "text")
+            for message in self.messages or []
+            if message["role"] == "user"
+        )
+
     def _proposed(
         self, reply: ModelReply, pending: PendingAction, message_id: int | None
     ) -> TurnResult:
         said = reply.text().strip()  # a model that words its calls ("I'll cancel that")
-        prompt = consent.confirmation_prompt(pending.summary)
+        prompt = consent.confirmation_prompt(pending.summary, self.language())
         text = f"{said}\n\n{prompt}" if said else prompt
         result = self._result(text, Outcome.AWAITING_CONFIRMATION, reply.model, message_id,
                               ConversationState.BOT)  # fmt: skip
@@ -766,7 +776,7 @@ class _RoundTools:
         elif done.proposal is not None:
             outcome = ToolOutcome(consent.ONE_AT_A_TIME, True)
         else:
-            outcome = tools.preview(name, raw, ctx)
+            outcome = tools.preview(name, raw, ctx, language=self.turn.language())
         if isinstance(outcome, Preview):  # held: its result comes with the answer
             done.proposal = Proposal(name, outcome.arguments, outcome.summary, use["id"],
                                      self.expires_at)  # fmt: skip
