@@ -32,7 +32,7 @@ WORDS: dict[str, dict[str, str]] = {
         "en": "{amount} back to your {method}",
         "es": "{amount} de vuelta a su {method}",
         "de": "{amount} zurück auf Ihr Zahlungsmittel {method}",
-        "fr": "{amount} remboursés sur votre {method}",
+        "fr": "{amount} sur votre {method}",
     },
     "ship_to": {
         "en": "Ship order {order_id} to {address}. ",
