@@ -492,9 +492,7 @@ def test_customer_confirms_a_cancellation_with_the_button(
     page.close()
 
 
-def test_a_spanish_customer_confirms_in_spanish(
-    browser, site, fake: FakeAnthropic
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_spanish_customer_confirms_in_spanish(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
     """The engine's question and summary are in the customer's language (agent/engine/consent.py),
     and so are the box, its buttons and how it ended."""
     base, runtime, _ = site
