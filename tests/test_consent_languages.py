@@ -1,7 +1,8 @@
 """A change confirmed in the customer's language: a Spanish, German or French customer reads the
 engine's confirmation (the question and the change's summary) in their language, with the same
 facts as in English, and confirms it with "sí", "ja" or "oui"; an English customer's reads as
-before. The language is the customer's, from their own messages, never the model's."""
+before. The language is the customer's, from their own messages, never the model's. The
+engine's other words of its own (a refusal, the tool-round cap) follow it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from agent.api.app import create_app
 from agent.runtime import Runtime
 from agent.store.tables import Order
 from tests.conftest import IVAN, SettingsFactory, customer_id
-from tests.fake_anthropic import FakeAnthropic, text, tool_use
+from tests.fake_anthropic import FakeAnthropic, refusal, text, tool_use
 from tests.test_api import Api, _runtime
 from tools import order_actions
 
@@ -212,3 +213,31 @@ def test_every_changes_summary_states_the_same_facts_in_each_language(name: str)
         assert _stored(summary) == _stored(english), language
         # Only the fixed words change: none of the English ones is left.
         assert not re.search(r"\b(order|ending in|balance|back to|your|blank|Changes)\b", summary)
+
+
+# -- the engine's other words of its own ------------------------------------------------------
+
+
+def test_a_refusal_is_answered_in_the_customers_language(api: Api, fake: FakeAnthropic) -> None:
+    conversation = api.start("backend", customer_email=IVAN["email"])
+    fake.enqueue(refusal())
+    turn = _say(api, conversation, "¿Me puede ayudar con algo que no tiene nada que ver?")
+    assert turn["outcome"] == "refused"
+    assert turn["reply"].startswith("Lo siento, no puedo ayudarle con eso.")
+    fake.enqueue(refusal())
+    english = _say(api, conversation, "Can you help me with something else entirely?")
+    assert english["reply"].startswith("I'm sorry, I can't help with that.")
+
+
+def test_the_tool_round_cap_is_told_in_the_customers_language(
+    make_settings: SettingsFactory, fake: FakeAnthropic
+) -> None:
+    runtime, keys = _runtime(make_settings, max_tool_iterations=1)
+    with TestClient(create_app(runtime.settings, runtime)) as client:
+        api = Api(client, runtime, keys)
+        conversation = api.start("backend", customer_email=IVAN["email"])
+        fake.enqueue(tool_use("list_orders", {}), tool_use("list_orders", {}))
+        capped = _say(api, conversation, "Bitte zeigen Sie mir alle meine Bestellungen")
+        assert capped["outcome"] == "iteration_cap"
+        assert capped["reply"].startswith("Das erfordert mehr Schritte, als ich allein")
+        assert "(Ticket #" in capped["reply"]
