@@ -16,8 +16,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from agent.api.app import create_app
+from agent.email.replies import turn_text
+from agent.engine.consent import confirmation_prompt
+from agent.engine.events import Outcome, TurnResult
+from agent.engine.port import PendingAction
 from agent.runtime import Runtime
-from agent.store.tables import Order
+from agent.store.tables import Order, utcnow
 from tests.conftest import IVAN, SettingsFactory, customer_id
 from tests.fake_anthropic import FakeAnthropic, refusal, text, tool_use
 from tests.test_api import Api, _runtime
@@ -241,3 +245,20 @@ def test_the_tool_round_cap_is_told_in_the_customers_language(
         assert capped["outcome"] == "iteration_cap"
         assert capped["reply"].startswith("Das erfordert mehr Schritte, als ich allein")
         assert "(Ticket #" in capped["reply"]
+
+
+@pytest.mark.parametrize("language", CANCELLED_IN)
+def test_by_email_the_summary_is_shown_once_in_the_customers_language(
+    make_settings: SettingsFactory, language: str
+) -> None:
+    """The email sets the change apart in a block of its own: the question the chat shows is
+    taken off the reply in any language, never left in twice."""
+    summary = CANCELLED_IN[language][1].split(": ", 1)[1].split("\n\n")[0]
+    pending = PendingAction("act_1", "cancel_pending_order", CANCEL, summary, "toolu_1", "c1",
+                            utcnow())  # fmt: skip
+    reply = f"Vale.\n\n{confirmation_prompt(summary, language)}"
+    result = TurnResult("conv_1", reply, Outcome.AWAITING_CONFIRMATION, False, "claude",
+                        pending_action=pending)  # fmt: skip
+    body = turn_text(make_settings(), None, result)  # type: ignore[arg-type]  # no links set up
+    assert body.startswith("Vale.\n\n") and body.count(summary) == 1
+    assert CANCELLED_IN[language][1].split(":")[0] not in body
