@@ -536,7 +536,8 @@ class _Turn:
 
     def language(self) -> str:
         """The customer's language, as their own messages tell it (never the model's words:
-        kb/language.py): a proposal is worded in it."""
+        kb/language.py): the engine's own words are in it (a proposal's summary and question,
+        agent/engine/replies.py)."""
         return language_of(
             " ".join(b.get("text", "") for b in message["content"] if b.get("type") == "text")
             for message in self.messages or []
