@@ -44,8 +44,9 @@ Label = Callable[[dict[str, Any]], str]
 # What a store-changing call would do, in the customer's words: (its arguments, the result of
 # its dry run, the customer's language: "en", "es", "de" or "fr") -> "Cancel order #W2611340:
 # $1,093.34 back to your Visa ending in 7711." A summary with no words for a language says it
-# in English (its facts are what matter: the customer confirms exactly these).
-Summarize = Callable[[dict[str, Any], Any, str], str]
+# in English (its facts are what matter: the customer confirms exactly these). A summarize
+# of two parameters (written before summaries had languages) is still called, with two.
+Summarize = Callable[[dict[str, Any], Any, str], str] | Callable[[dict[str, Any], Any], str]
 # What a tool that records in the store reads first, before the round's write transaction
 # (its answers are remembered for the call itself): (context, validated input) -> the
 # customer the call would verify, if it verifies one (the calls after it are read ahead for
@@ -290,7 +291,7 @@ class ToolRegistry:
         if outcome.is_error or found is None or found.summarize is None:
             return outcome
         try:
-            summary = found.summarize(arguments, json.loads(outcome.content), language)
+            summary = _summary(found.summarize, arguments, json.loads(outcome.content), language)
         except Exception:
             log.exception("summarizing a proposed %s failed", name)
             return ToolOutcome(f"The {name} tool failed unexpectedly. Try again later.", True)
@@ -355,3 +356,13 @@ def _undo(ctx: ToolContext, savepoint: Any) -> None:
     expire = getattr(ctx.session, "expire_all", None)
     if expire is not None:
         expire()
+
+
+def _summary(summarize: Summarize, arguments: dict[str, Any], result: Any, language: str) -> str:
+    """The proposal in the customer's `language`; a summarize that takes no language (a
+    shop's tool written before) says it as it always did."""
+    try:
+        inspect.signature(summarize).bind(arguments, result, language)
+    except TypeError:
+        return summarize(arguments, result)  # type: ignore[call-arg]
+    return summarize(arguments, result, language)  # type: ignore[call-arg]

@@ -96,7 +96,7 @@ def _tool(system: RemoteOrders, wanted: ExtraTool, info: ToolInfo) -> Tool:
         context_param="ctx",
         label=lambda _args: f"Using {name}",
         kind=kind,
-        summarize=(lambda a, r, _language: f"Run {name} in the shop's system with "
+        summarize=(lambda a, r: f"Run {name} in the shop's system with "
                    f"{json.dumps(r.get('arguments', a), ensure_ascii=False)}.")
         if kind == Kind.CHANGE else None,
         server_schema=visible,
