@@ -4,11 +4,19 @@ The help centre is searched in its own language (English); a question in another
 less often (bench/README.md, "Other languages"). The guess lets the search say so: it counts
 the commonest short words of each language, and the letters only one of them uses. It is for
 a sentence or more, not for a word: "" when it cannot tell.
+
+`language_of` reads a conversation's language from the customer's messages: the offline model
+answers in it (agent/models/offline_phrases.py), and the engine words the confirmation of a
+change in it (agent/engine/consent.py, tools/proposal_words.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+LANGUAGES = ("en", "es", "de", "fr")
+ENGLISH = "en"
 
 
 def _words(text: str) -> frozenset[str]:
@@ -72,3 +80,37 @@ def is_foreign(text: str, language: str = "en") -> bool:
     """Whether the text reads as another language than `language` (unsure counts as not)."""
     guessed = guess_language(text)
     return bool(guessed) and guessed != language
+
+
+_REPLY_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+# One- or two-word replies that tell a language where guess_language cannot ("hola", "ja").
+_CUES: dict[str, frozenset[str]] = {
+    "es": frozenset({"hola", "gracias", "sí", "vale", "claro", "buenas", "buenos", "adiós"}),
+    "de": frozenset(
+        {"hallo", "danke", "ja", "nein", "bitte", "genau", "servus", "moin", "tschüss", "jawohl"}
+    ),
+    "fr": frozenset({"bonjour", "bonsoir", "merci", "oui", "salut"}),
+}
+
+
+def language_of_text(text: str) -> str:
+    """The language of one message: "en", "es", "de" or "fr", or "" when it cannot tell (a
+    short reply tells only by a word of one language: "hola", "danke", "oui")."""
+    guessed = guess_language(text)
+    if guessed:
+        return guessed
+    words = {w.lower() for w in _REPLY_WORD.findall(text)}
+    if not words or len(words) > 4:
+        return ""
+    found = [language for language, cues in _CUES.items() if words & cues]
+    return found[0] if len(found) == 1 else ""
+
+
+def language_of(texts: Iterable[str]) -> str:
+    """The language of a conversation from the customer's messages, oldest first: the newest
+    message that tells one; English when none does. (A reply too short to tell, "2" or
+    "#W8770097", keeps the language of the messages before it.)"""
+    language = ENGLISH
+    for text in texts:
+        language = language_of_text(text) or language
+    return language

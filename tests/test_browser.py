@@ -492,6 +492,36 @@ def test_customer_confirms_a_cancellation_with_the_button(
     page.close()
 
 
+def test_a_spanish_customer_confirms_in_spanish(browser, site, fake: FakeAnthropic) -> None:  # type: ignore[no-untyped-def]
+    """The engine's question and summary are in the customer's language (agent/engine/consent.py),
+    and so are the box, its buttons and how it ended."""
+    base, runtime, _ = site
+    page = browser.new_page()
+    page.goto(base)
+    fake.enqueue(
+        tool_use("verify_customer", {"email": IVAN["email"], "order_id": PENDING}),
+        tool_use("cancel_pending_order", CANCEL),
+    )
+    _say(page, f"Soy {IVAN['email']}. Quiero cancelar el pedido {PENDING}, lo pedí por error.")
+    page.wait_for_selector(".proposal .choices button.confirm")
+    bubble = page.locator(".msg.assistant").last
+    summary = (f"Cancelar el pedido {PENDING} (motivo: pedido por error). Reembolso: $544.29 de "
+               "vuelta a su PayPal.")  # fmt: skip
+    assert bubble.locator(".change-summary .what").inner_text() == summary
+    assert bubble.locator(".change-summary .label").text_content() == "El cambio que debe confirmar"
+    assert "Confirme, por favor" not in bubble.inner_text()  # its opening gives way to the box
+    assert "Responda «sí» para seguir adelante" in bubble.inner_text()
+    assert bubble.get_by_role("button", name="Rechazar").is_enabled()
+    _shot(page, "8b-change-proposed-in-spanish")
+    fake.enqueue(text("Hecho: el pedido está cancelado."))
+    bubble.get_by_role("button", name="Confirmar").click()
+    page.wait_for_selector(".proposal .decision >> text=Confirmado")
+    assert _order_status(runtime) == "cancelled"
+    page.reload()  # read back from the transcript, it speaks Spanish still
+    page.wait_for_selector(".proposal.settled .decision >> text=Confirmado")
+    page.close()
+
+
 def test_customer_declines_and_a_typed_reply_settles_a_proposal(
     browser, site, fake: FakeAnthropic
 ) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,7 @@ def test_the_shipped_tools_are_declared_with_labels_and_kinds() -> None:
 @tool(
     label=lambda a: f"Gift-wrapping order {a.get('order_id', '')}",
     kind=Kind.CHANGE,
+    # No language parameter: a shop's tool written before summaries had languages still works.
     summarize=lambda a, r: f"Gift-wrap order {r['order_id']} with the message “{a['note']}”.",
 )
 def gift_wrap_order(

@@ -19,8 +19,10 @@ from pydantic import AfterValidator, Field
 
 from agent.store.addresses import ADDRESS_FIELDS, plain_line
 from agent.store.orders import format_cents
+from kb.language import ENGLISH
 from tools import order_rules as rules
 from tools import order_system
+from tools import proposal_words as words
 from tools.registry import Kind, tool
 from tools.tool_context import ToolContext
 
@@ -69,21 +71,22 @@ def options_line(options: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in options.items())
 
 
-def swaps(result: dict[str, Any]) -> str:
+def swaps(result: dict[str, Any], language: str = ENGLISH) -> str:
     return "; ".join(
-        f"{c['name']} ({options_line(c['from'])}) for {options_line(c['to'])} at {c['new_price']}"
+        words.word("swap", language, name=c["name"], old=options_line(c["from"]),
+                   new=options_line(c["to"]), price=c["new_price"])
         for c in result.get("changes", [])
-    )
+    )  # fmt: skip
 
 
-def difference_line(result: dict[str, Any]) -> str:
+def difference_line(result: dict[str, Any], language: str = ENGLISH) -> str:
     signed = result["price_difference"]
-    amount, method = signed[1:], result["payment_method"]
+    amount, method = signed[1:], words.method(result["payment_method"], language)
     if amount == "$0.00":
-        return "No price difference."
+        return words.word("no_difference", language)
     if signed.startswith("+"):
-        return f"You pay the difference of {amount} with your {method}."
-    return f"The difference of {amount} is refunded to your {method}."
+        return words.word("you_pay", language, amount=amount, method=method)
+    return words.word("we_refund", language, amount=amount, method=method)
 
 
 def address_line(args: dict[str, Any]) -> str:
@@ -91,28 +94,18 @@ def address_line(args: dict[str, Any]) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-_FIELD_NAMES = {
-    "address1": "street",
-    "address2": "second line",
-    "city": "city",
-    "state": "state",
-    "country": "country",
-    "zip": "zip code",
-}
-
-
-def _address_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+def _address_change(before: dict[str, Any], after: dict[str, Any], language: str) -> str:
     """Every field that changes, old and new: a blanked line is said, never hidden."""
 
     def shown(value: Any) -> str:
-        return f"“{value}”" if value else "(blank)"
+        return f"“{value}”" if value else words.word("blank", language)
 
     changed = [
-        f"{_FIELD_NAMES[k]} {shown(before.get(k))} → {shown(after.get(k))}"
+        f"{words.field_name(k, language)} {shown(before.get(k))} → {shown(after.get(k))}"
         for k in ADDRESS_FIELDS
         if (before.get(k) or "") != (after.get(k) or "")
     ]
-    return "Changes: " + "; ".join(changed) + "."
+    return words.word("changes", language, changes="; ".join(changed))
 
 
 def _changes(
@@ -146,11 +139,58 @@ def _signed(cents: int) -> str:
 # -- cancel ---------------------------------------------------------------------------------
 
 
-def _summarize_cancel(args: dict[str, Any], result: dict[str, Any]) -> str:
-    refunds = "; ".join(f"{r['amount']} back to your {r['to']}" for r in result["refunds"])
-    return f"Cancel order {result['order_id']} (reason: {args['reason']})." + (
-        f" Refund: {refunds}." if refunds else ""
+# Each change's summary: (its arguments, the result of its dry run, the customer's language)
+# -> what they confirm, its fixed words in their language (tools/proposal_words.py).
+
+
+def _summarize_cancel(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    refunds = "; ".join(
+        words.word("back_to", language, amount=r["amount"], method=words.method(r["to"], language))
+        for r in result["refunds"]
     )
+    reason = words.reason(args["reason"], language)
+    return words.word("cancel", language, order_id=result["order_id"], reason=reason) + (
+        words.word("refund", language, refunds=refunds) if refunds else ""
+    )
+
+
+def _summarize_order_address(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    address = address_line(result["shipping_address"])
+    return words.word("ship_to", language, order_id=result["order_id"], address=address) + (
+        _address_change(result["previous_address"], result["shipping_address"], language)
+    )
+
+
+def _summarize_items(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    return words.word("modify_items", language, order_id=result["order_id"],
+                      swaps=swaps(result, language), difference=difference_line(result, language),
+                      once=words.word("once", language))  # fmt: skip
+
+
+def _summarize_payment(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    previous = result["refunded_to_method"] or result["refunded_to"]
+    return words.word("payment", language, order_id=result["order_id"], amount=result["amount"],
+                      method=words.method(result["payment_method"], language),
+                      previous=words.method(previous, language))  # fmt: skip
+
+
+def _summarize_user_address(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    address = address_line(result["default_address"])
+    return words.word("default_address", language, address=address) + _address_change(
+        result["previous_address"], result["default_address"], language
+    )
+
+
+def _summarize_return(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    return words.word("return", language, order_id=result["order_id"], items=returned(result),
+                      refund=result["refund"],
+                      method=words.method(result["refund_method"], language))  # fmt: skip
+
+
+def _summarize_exchange(args: dict[str, Any], result: dict[str, Any], language: str) -> str:
+    return words.word("exchange", language, order_id=result["order_id"],
+                      swaps=swaps(result, language), difference=difference_line(result, language),
+                      once=words.word("once", language))  # fmt: skip
 
 
 @tool(
@@ -201,10 +241,7 @@ def cancel_pending_order(
 @tool(
     label=lambda a: f"Changing the address of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    summarize=lambda a, r: (
-        f"Ship order {r['order_id']} to {address_line(r['shipping_address'])}. "
-        + _address_change(r["previous_address"], r["shipping_address"])
-    ),
+    summarize=_summarize_order_address,
 )
 def modify_pending_order_address(
     ctx: ToolContext,
@@ -235,10 +272,7 @@ def modify_pending_order_address(
 @tool(
     label=lambda a: f"Changing items of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    summarize=lambda a, r: (
-        f"Change order {r['order_id']}: {swaps(r)}. "
-        f"{difference_line(r)} This can be done only once for the order."
-    ),
+    summarize=_summarize_items,
 )
 def modify_pending_order_items(
     ctx: ToolContext,
@@ -282,11 +316,7 @@ def modify_pending_order_items(
 @tool(
     label=lambda a: f"Changing the payment of order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    summarize=lambda a, r: (
-        f"Pay order {r['order_id']} ({r['amount']}) with your "
-        f"{r['payment_method']} instead; the {r['amount']} already paid goes back to your "
-        f"{r['refunded_to_method'] or r['refunded_to']}."
-    ),
+    summarize=_summarize_payment,
 )
 def modify_pending_order_payment(
     ctx: ToolContext, order_id: OrderId, payment_method_id: PaymentMethodId
@@ -328,10 +358,7 @@ def modify_pending_order_payment(
 @tool(
     label="Changing your address",
     kind=Kind.CHANGE,
-    summarize=lambda a, r: (
-        f"Make {address_line(r['default_address'])} your account's default address (orders already "
-        "placed keep theirs). " + _address_change(r["previous_address"], r["default_address"])
-    ),
+    summarize=_summarize_user_address,
 )
 def modify_user_address(
     ctx: ToolContext,
@@ -366,10 +393,7 @@ def returned(result: dict[str, Any]) -> str:
 @tool(
     label=lambda a: f"Arranging a return for order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    summarize=lambda a, r: (
-        f"Return from order {r['order_id']}: {returned(r)}. Refund of "
-        f"{r['refund']} to your {r['refund_method']}."
-    ),
+    summarize=_summarize_return,
 )
 def return_delivered_order_items(
     ctx: ToolContext, order_id: OrderId, item_ids: ItemIds, payment_method_id: PaymentMethodId
@@ -405,10 +429,7 @@ def return_delivered_order_items(
 @tool(
     label=lambda a: f"Arranging an exchange for order {a.get('order_id', '')}".strip(),
     kind=Kind.CHANGE,
-    summarize=lambda a, r: (
-        f"Exchange from order {r['order_id']}: {swaps(r)}. "
-        f"{difference_line(r)} This can be done only once for the order."
-    ),
+    summarize=_summarize_exchange,
 )
 def exchange_delivered_order_items(
     ctx: ToolContext,

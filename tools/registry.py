@@ -42,8 +42,11 @@ CONFIRMING = (
 
 Label = Callable[[dict[str, Any]], str]
 # What a store-changing call would do, in the customer's words: (its arguments, the result of
-# its dry run) -> "Cancel order #W2611340: $1,093.34 back to your Visa ending in 7711."
-Summarize = Callable[[dict[str, Any], Any], str]
+# its dry run, the customer's language: "en", "es", "de" or "fr") -> "Cancel order #W2611340:
+# $1,093.34 back to your Visa ending in 7711." A summary with no words for a language says it
+# in English (its facts are what matter: the customer confirms exactly these). A summarize
+# of two parameters (written before summaries had languages) is still called, with two.
+Summarize = Callable[[dict[str, Any], Any, str], str] | Callable[[dict[str, Any], Any], str]
 # What a tool that records in the store reads first, before the round's write transaction
 # (its answers are remembered for the call itself): (context, validated input) -> the
 # customer the call would verify, if it verifies one (the calls after it are read ahead for
@@ -270,18 +273,25 @@ class ToolRegistry:
         return outcome
 
     def preview(
-        self, name: str, raw_input: Any, ctx: ToolContext, *, apply: bool = False
+        self,
+        name: str,
+        raw_input: Any,
+        ctx: ToolContext,
+        *,
+        apply: bool = False,
+        language: str = "en",
     ) -> Preview | ToolOutcome:
         """A store-changing call run against the store as it is now and rolled back: the
-        proposal to hold for the customer, or the error result the model gets at once (a rule
-        refuses it, the customer is not verified, the input is invalid). With `apply` the call
-        is kept (staff, who confirm a change themselves)."""
+        proposal to hold for the customer, its summary in their `language` (kb/language.py),
+        or the error result the model gets at once (a rule refuses it, the customer is not
+        verified, the input is invalid). With `apply` the call is kept (staff, who confirm a
+        change themselves)."""
         found = self._tools.get(name)
         outcome, arguments = self._call(name, raw_input, ctx, keep=apply)
         if outcome.is_error or found is None or found.summarize is None:
             return outcome
         try:
-            summary = found.summarize(arguments, json.loads(outcome.content))
+            summary = _summary(found.summarize, arguments, json.loads(outcome.content), language)
         except Exception:
             log.exception("summarizing a proposed %s failed", name)
             return ToolOutcome(f"The {name} tool failed unexpectedly. Try again later.", True)
@@ -346,3 +356,13 @@ def _undo(ctx: ToolContext, savepoint: Any) -> None:
     expire = getattr(ctx.session, "expire_all", None)
     if expire is not None:
         expire()
+
+
+def _summary(summarize: Summarize, arguments: dict[str, Any], result: Any, language: str) -> str:
+    """The proposal in the customer's `language`; a summarize that takes no language (a
+    shop's tool written before) says it as it always did."""
+    try:
+        inspect.signature(summarize).bind(arguments, result, language)
+    except TypeError:
+        return summarize(arguments, result)  # type: ignore[call-arg]
+    return summarize(arguments, result, language)  # type: ignore[call-arg]

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from agent.config import Settings
 from agent.domain import ConversationState
-from agent.engine.consent import confirmation_prompt
+from agent.engine.consent import PROMPTS, confirmation_prompt
 from agent.engine.events import TurnResult
 from agent.engine.port import PendingAction
 from agent.features.email_links import sign_link
@@ -59,8 +59,10 @@ def turn_text(settings: Settings, session: Session, result: TurnResult) -> str:
     text = result.reply.strip()
     pending = result.pending_action
     if pending is not None:
-        prompt = confirmation_prompt(pending.summary)
-        said = text.removesuffix(prompt).strip()
+        said = text
+        for language in PROMPTS:  # the prompt is in the customer's language
+            said = said.removesuffix(confirmation_prompt(pending.summary, language))
+        said = said.strip()
         url = link_url(settings, session, pending, result.conversation_id)
         text = "\n\n".join(p for p in (said, proposal_block(pending, url)) if p)
     if result.state == ConversationState.HUMAN:

@@ -83,10 +83,23 @@ def is_unambiguous_yes(text: str) -> bool:
     return plain in _YES
 
 
-def confirmation_prompt(summary: str) -> str:
-    """The reply that shows a proposal: the channel adds its buttons, or the customer answers
-    in words."""
-    return f"Please confirm: {summary}\n\nReply “yes” to go ahead, or tell me what to change."
+# The reply that shows a proposal, in the customer's language (kb/language.py): the tool's
+# summary is worded in it too (tools/proposal_words.py). Each asks for a word `_YES` holds.
+PROMPTS: dict[str, str] = {
+    "en": "Please confirm: {summary}\n\nReply “yes” to go ahead, or tell me what to change.",
+    "es": "Confirme, por favor: {summary}\n\nResponda «sí» para seguir adelante, o dígame qué "
+    "quiere cambiar.",
+    "de": "Bitte bestätigen Sie: {summary}\n\nAntworten Sie „ja“, um fortzufahren, oder sagen "
+    "Sie mir, was ich ändern soll.",
+    "fr": "Veuillez confirmer : {summary}\n\nRépondez « oui » pour continuer, ou dites-moi ce "
+    "qu'il faut modifier.",
+}
+
+
+def confirmation_prompt(summary: str, language: str = "en") -> str:
+    """The reply that shows a proposal, in the customer's `language` (English for one it is
+    not written in): the channel adds its buttons, or the customer answers in words."""
+    return PROMPTS.get(language, PROMPTS["en"]).format(summary=summary)
 
 
 class TurnOpening:

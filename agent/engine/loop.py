@@ -45,6 +45,7 @@ from agent.engine.port import (
     new_lease,
 )
 from agent.engine.prompts import system_prompt
+from agent.engine.replies import reply as reply_in
 from agent.engine.summary import extractive, summary_request
 from agent.errors import InvalidInput
 from agent.models.base import (
@@ -58,6 +59,7 @@ from agent.models.base import (
 )
 from agent.models.thinking import THINKING_TYPES
 from kb import KnowledgeBase
+from kb.language import language_of
 from tools.order_system import OrderSystem, Remembering
 from tools.registry import Kind, Preview, ToolOutcome, ToolRegistry
 from tools.tool_context import Citation, ToolContext, waits, waits_for_verification
@@ -65,16 +67,8 @@ from tools.tool_context import Citation, ToolContext, waits, waits_for_verificat
 log = logging.getLogger(__name__)
 
 CONTINUE_PROMPT = "Please continue exactly where you stopped, without repeating anything."
-CUT_SHORT_NOTE = "\n\n(My answer was cut short. Ask me to continue if you need the rest.)"
-REFUSAL_REPLY = (
-    "I'm sorry, I can't help with that. I can help with your orders, our policies and products, "
-    "or connect you with a member of our team."
-)
-EMPTY_REPLY = "Is there anything else I can help you with?"
-CAP_REPLY = (
-    "This is taking more steps than I can handle on my own, so I've passed your conversation "
-    "to a colleague (ticket #{ticket}). They'll reply here."
-)
+# The engine's own replies (a refusal, an empty answer, one cut short, the tool-round cap) are
+# in the customer's language: agent/engine/replies.py.
 
 # Stretches of a turn that end with a value: they yield what the turn yields and are sent
 # what it is sent (see agent.engine.drive.Steps).
@@ -540,11 +534,21 @@ class _Turn:
             if block.get("type") == "text"
         )
 
+    def language(self) -> str:
+        """The customer's language, as their own messages tell it (never the model's words:
+        kb/language.py): the engine's own words are in it (a proposal's summary and question,
+        agent/engine/replies.py)."""
+        return language_of(
+            " ".join(b.get("text", "") for b in message["content"] if b.get("type") == "text")
+            for message in self.messages or []
+            if message["role"] == "user"
+        )
+
     def _proposed(
         self, reply: ModelReply, pending: PendingAction, message_id: int | None
     ) -> TurnResult:
         said = reply.text().strip()  # a model that words its calls ("I'll cancel that")
-        prompt = consent.confirmation_prompt(pending.summary)
+        prompt = consent.confirmation_prompt(pending.summary, self.language())
         text = f"{said}\n\n{prompt}" if said else prompt
         result = self._result(text, Outcome.AWAITING_CONFIRMATION, reply.model, message_id,
                               ConversationState.BOT)  # fmt: skip
@@ -562,13 +566,14 @@ class _Turn:
                 details.get("category") or "none",
                 details.get("explanation") or "no explanation",
             )
-            outcome, content = Outcome.REFUSED, [{"type": "text", "text": REFUSAL_REPLY}]
+            refusal = reply_in("refusal", self.language())
+            outcome, content = Outcome.REFUSED, [{"type": "text", "text": refusal}]
         elif reply.stop_reason in ("max_tokens", "model_context_window_exceeded") and content:
-            content = [*content, {"type": "text", "text": CUT_SHORT_NOTE.strip()}]
+            content = [*content, {"type": "text", "text": reply_in("cut_short", self.language())}]
         elif reply.stop_reason not in ("end_turn", "stop_sequence", "max_tokens"):
             log.warning("unexpected stop_reason %r; answering politely", reply.stop_reason)
         if not any(b.get("type") == "text" for b in content):
-            content = [*content, {"type": "text", "text": EMPTY_REPLY}]
+            content = [*content, {"type": "text", "text": reply_in("empty", self.language())}]
         text = "\n\n".join(b["text"] for b in content if b.get("type") == "text")
         citations = cited(text, self.citations)
         recorded = self.store.record_answer(
@@ -591,18 +596,21 @@ class _Turn:
             self.conversation_id,
             lease=self.lease,
             message=lambda ticket: self._message(
-                "assistant", [{"type": "text", "text": CAP_REPLY.format(ticket=ticket)}], reply
+                "assistant", [{"type": "text", "text": self._cap_reply(ticket)}], reply
             ),
             reason="The assistant hit its tool-call limit for one turn",
             summary=f"Tool calls this turn: {', '.join(c.name for c in self.calls)}",
         )
         self.recorded = True
-        text = CAP_REPLY.format(ticket=recorded.ticket_id)
+        text = self._cap_reply(recorded.ticket_id)
         return TurnFinished(
             self._result(
                 text, Outcome.ITERATION_CAP, reply.model, recorded.message_id, recorded.state
             )
         )
+
+    def _cap_reply(self, ticket: int | None) -> str:
+        return reply_in("cap", self.language(), ticket=ticket)
 
     def _message(
         self,
@@ -766,7 +774,7 @@ class _RoundTools:
         elif done.proposal is not None:
             outcome = ToolOutcome(consent.ONE_AT_A_TIME, True)
         else:
-            outcome = tools.preview(name, raw, ctx)
+            outcome = tools.preview(name, raw, ctx, language=self.turn.language())
         if isinstance(outcome, Preview):  # held: its result comes with the answer
             done.proposal = Proposal(name, outcome.arguments, outcome.summary, use["id"],
                                      self.expires_at)  # fmt: skip

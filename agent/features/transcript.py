@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from agent.engine.consent import confirmation_prompt
 from agent.store.tables import ActionStatus, Message, UtcTime
+from kb.language import language_of
 from tools import describe
 from tools.tool_context import waits, waits_for_verification
 
@@ -78,6 +79,7 @@ def build_transcript(
     actions = actions or {}
     entries: list[TranscriptEntry] = []
     pending: dict[str, ToolCallView] = {}  # tool calls since the last assistant text
+    said: list[str] = []  # the customer's texts so far: a proposal is worded in their language
     for row in rows:
         if row.role == "user":
             for block in row.content:
@@ -88,6 +90,7 @@ def build_transcript(
                     call.needs_verification = call.is_error and waits_for_verification(content)
                     call.waits = call.is_error and waits(content)
             text = _text(row.content)
+            said.append(" ".join(b.get("text", "") for b in row.content if b.get("type") == "text"))
             images = [
                 ImageView(
                     media_type=b["source"]["media_type"],
@@ -121,7 +124,7 @@ def build_transcript(
                 TranscriptEntry(
                     id=row.id or 0,
                     role="assistant",
-                    text=confirmation_prompt(proposed.summary),
+                    text=confirmation_prompt(proposed.summary, language_of(said)),
                     created_at=row.created_at,
                     tool_calls=list(pending.values()),
                     degraded=row.degraded,

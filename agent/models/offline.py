@@ -123,8 +123,8 @@ class OfflineModel:
             for i, (n, a) in enumerate(plan)
         ]
         if language != ENGLISH and any(n in self.tools.changes() for n, _ in plan):
-            # A change proposed: the engine shows its summary and asks for a "yes" in English;
-            # this says so first, in the customer's language.
+            # A change proposed: the engine shows its summary and asks for a "yes", both in
+            # the customer's language; this says first that it can be done.
             words = f"{say('header', language)}\n\n{say('proposal', language)}"
             blocks.insert(0, {"type": "text", "text": words})
         return ModelReply(blocks, "tool_use", self.name, _no_usage())

@@ -3,22 +3,22 @@ understands in each: the one place its fixed phrases live (agent/models/offline.
 offline_plans.py and offline_tasks.py word their replies with `say`).
 
 The offline model cannot translate. It answers in the customer's language, as guessed from
-their messages (`language_of`), with these phrases; what comes from elsewhere stays as it is
-(help-centre passages, product and option names, the engine's confirmation summary) and the
-phrase around it says so. A conversation keeps its language through replies too short to tell
-("ja", "2", "#W8770097").
+their messages (`language_of`, kb/language.py), with these phrases; what comes from elsewhere
+stays as it is (help-centre passages, product and option names) and the phrase around it says
+so. The engine's confirmation of a change is worded in the same language by the engine itself
+(agent/engine/consent.py, tools/proposal_words.py). A conversation keeps its language through
+replies too short to tell ("ja", "2", "#W8770097").
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from typing import Any
 
-from kb.language import common_words, guess_language
+from kb.language import ENGLISH, LANGUAGES, common_words, language_of, language_of_text
 
-LANGUAGES = ("en", "es", "de", "fr")
-ENGLISH = "en"
+# How a conversation's language is told lives in kb/language.py (the engine words its
+# confirmations by it too); it is named here as well, beside the phrases it picks.
+__all__ = ["ENGLISH", "LANGUAGES", "language_of", "language_of_text"]
 
 # phrase -> language -> text (str.format fields in braces; every language has the same ones).
 PHRASES: dict[str, dict[str, str]] = {
@@ -205,16 +205,13 @@ PHRASES: dict[str, dict[str, str]] = {
         "{person}",
     },
     # -- a proposed change: confirmed, declined, timed out ----------------------------------
-    # Said with a change the offline model proposes in another language than English: the
-    # engine's confirmation (its summary and "Reply “yes”") follows in English.
+    # Said with a change the offline model proposes in another language than English, before
+    # the engine's confirmation (its summary and how to confirm, in the customer's language).
     "proposal": {
         "en": "",
-        "es": "Puedo hacerlo. El resumen de abajo está en inglés: responda «sí» para "
-        "confirmarlo, o dígame qué quiere cambiar.",
-        "de": "Das kann ich erledigen. Die Zusammenfassung unten ist auf Englisch: Antworten "
-        "Sie „ja“, um sie zu bestätigen, oder sagen Sie mir, was ich ändern soll.",
-        "fr": "Je peux le faire. Le résumé ci-dessous est en anglais : répondez « oui » pour "
-        "le confirmer, ou dites-moi ce qu'il faut modifier.",
+        "es": "Puedo hacerlo.",
+        "de": "Das kann ich erledigen.",
+        "fr": "Je peux le faire.",
     },
     "timed_out": {
         "en": "That confirmation timed out, so nothing was changed. Ask again if you like.",
@@ -852,36 +849,3 @@ def request_words(language: str) -> frozenset[str]:
 def heard(key: str) -> str:
     """The other languages' words for `key`, as an alternation to add to a pattern."""
     return HEARD[key]
-
-
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-# One- or two-word replies that tell a language where guess_language cannot ("hola", "ja").
-_CUES: dict[str, frozenset[str]] = {
-    "es": frozenset({"hola", "gracias", "sí", "vale", "claro", "buenas", "buenos", "adiós"}),
-    "de": frozenset(
-        {"hallo", "danke", "ja", "nein", "bitte", "genau", "servus", "moin", "tschüss", "jawohl"}
-    ),
-    "fr": frozenset({"bonjour", "bonsoir", "merci", "oui", "salut"}),
-}
-
-
-def language_of_text(text: str) -> str:
-    """The language of one message: "en", "es", "de" or "fr", or "" when it cannot tell (a
-    short reply tells only by a word of one language: "hola", "danke", "oui")."""
-    guessed = guess_language(text)
-    if guessed:
-        return guessed
-    words = {w.lower() for w in _WORD.findall(text)}
-    if not words or len(words) > 4:
-        return ""
-    found = [language for language, cues in _CUES.items() if words & cues]
-    return found[0] if len(found) == 1 else ""
-
-
-def language_of(texts: Iterable[str]) -> str:
-    """The language of a conversation from the customer's messages, oldest first: the newest
-    message that tells one; English when none does."""
-    language = ENGLISH
-    for text in texts:
-        language = language_of_text(text) or language
-    return language

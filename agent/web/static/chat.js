@@ -176,7 +176,7 @@ async function loadHistory() {
     if (m.action) {
       // A change the assistant proposed: its buttons while it waits, else how it ended.
       const div = addMessage(m.role, proposalHtml(m.text, m.action.summary));
-      addProposal(div, m.action);
+      addProposal(div, m.action, proposalLanguage(m.text, m.action.summary));
       continue;
     }
     addMessage(m.role, who + imagesHtml(m.images) + answerHtml(m.text, m.citations));
@@ -199,9 +199,31 @@ function answering(busy) {
 
 // -- order changes waiting for the customer's confirmation ----------------------------------
 
+// The engine words its question in the customer's language (agent/engine/consent.py PROMPTS):
+// its opening is left out before the box, and tells the language of the box and its buttons.
+const CONFIRM_HEADS = {en: "Please confirm:", es: "Confirme, por favor:",
+                       de: "Bitte bestätigen Sie:", fr: "Veuillez confirmer :"};
+const CHOICE_WORDS = {
+  en: {box: "The change to confirm", group: "Confirm this change?", confirm: "Confirm",
+       decline: "Decline", confirming: "Confirming…", declining: "Declining…"},
+  es: {box: "El cambio que debe confirmar", group: "¿Confirma este cambio?", confirm: "Confirmar",
+       decline: "Rechazar", confirming: "Confirmando…", declining: "Rechazando…"},
+  de: {box: "Die Änderung zur Bestätigung", group: "Diese Änderung bestätigen?", confirm: "Bestätigen",
+       decline: "Ablehnen", confirming: "Wird bestätigt…", declining: "Wird abgelehnt…"},
+  fr: {box: "La modification à confirmer", group: "Confirmer cette modification ?", confirm: "Confirmer",
+       decline: "Refuser", confirming: "Confirmation…", declining: "Refus…"},
+};
 // How a settled change reads under its proposal.
-const SETTLED = {executed: "Confirmed", declined: "Declined", expired: "Expired",
-                 failed: "Not carried out", superseded: "Not carried out"};
+const SETTLED_WORDS = {
+  en: {executed: "Confirmed", declined: "Declined", expired: "Expired",
+       failed: "Not carried out", superseded: "Not carried out"},
+  es: {executed: "Confirmado", declined: "Rechazado", expired: "Caducado",
+       failed: "No realizado", superseded: "No realizado"},
+  de: {executed: "Bestätigt", declined: "Abgelehnt", expired: "Abgelaufen",
+       failed: "Nicht ausgeführt", superseded: "Nicht ausgeführt"},
+  fr: {executed: "Confirmé", declined: "Refusé", expired: "Expiré",
+       failed: "Non effectué", superseded: "Non effectué"},
+};
 // ... and its line among the assistant's tool notes.
 const SETTLED_NOTE = {executed: " ✓", declined: " — declined", expired: " — expired",
                       failed: " — failed", superseded: " — not carried out"};
@@ -212,27 +234,41 @@ const SETTLED_NOTE = {executed: " ✓", declined: " — declined", expired: " �
 function proposalHtml(text, summary) {
   const at = summary ? text.lastIndexOf(summary) : -1;
   if (at < 0) return renderText(text, []);
-  const said = text.slice(0, at).replace(/Please confirm:\s*$/, "").trim();
+  const language = proposalLanguage(text, summary);
+  const before = text.slice(0, at).trimEnd(), head = CONFIRM_HEADS[language];
+  const said = (before.endsWith(head) ? before.slice(0, -head.length) : before).trim();
+  const label = CHOICE_WORDS[language].box;
   return (said ? renderText(said, []) : "")
-    + `<div class="change-summary" role="group" aria-label="The change to confirm">`
-    + `<div class="label">The change to confirm</div><div class="what">${renderText(summary, [])}</div></div>`
+    + `<div class="change-summary" role="group" aria-label="${label}">`
+    + `<div class="label">${label}</div><div class="what">${renderText(summary, [])}</div></div>`
     + renderText(text.slice(at + summary.length).trim(), []);
 }
 
+// The language of the engine's question just before the summary ("en" when it is not there).
+function proposalLanguage(text, summary) {
+  const at = summary ? (text || "").lastIndexOf(summary) : -1;
+  const before = at < 0 ? "" : text.slice(0, at).trimEnd();
+  const found = Object.keys(CONFIRM_HEADS).find((lang) => before.endsWith(CONFIRM_HEADS[lang]));
+  return found || "en";
+}
+
 // Confirm / Decline under the assistant's proposal, or how it ended once settled.
-function addProposal(bubble, action) {
+// `language`: the question's (proposalLanguage), which the buttons and outcome speak too.
+function addProposal(bubble, action, language) {
   const box = document.createElement("div");
   box.className = "proposal";
   box.dataset.action = action.id;
+  box.dataset.language = CHOICE_WORDS[language] ? language : "en";
+  const words = CHOICE_WORDS[box.dataset.language];
   if (!action.status || action.status === "proposed") {
     const choices = document.createElement("div");
     choices.className = "choices";
     choices.setAttribute("role", "group");
-    choices.setAttribute("aria-label", "Confirm this change?");
+    choices.setAttribute("aria-label", words.group);
     const yes = document.createElement("button");
-    yes.type = "button"; yes.className = "confirm"; yes.textContent = "Confirm";
+    yes.type = "button"; yes.className = "confirm"; yes.textContent = words.confirm;
     const no = document.createElement("button");
-    no.type = "button"; no.className = "decline secondary"; no.textContent = "Decline";
+    no.type = "button"; no.className = "decline secondary"; no.textContent = words.decline;
     yes.addEventListener("click", () => decide(box, true));
     no.addEventListener("click", () => decide(box, false));
     choices.append(yes, no);
@@ -248,6 +284,8 @@ function addProposal(bubble, action) {
   return box;
 }
 
+function settledWords(box) { return SETTLED_WORDS[box.dataset.language] || SETTLED_WORDS.en; }
+
 // Show how a proposed change ended: the buttons give way to a muted line.
 function settleProposal(actionId, status) {
   const box = log.querySelector(`.proposal[data-action="${CSS.escape(actionId)}"]`);
@@ -256,7 +294,7 @@ function settleProposal(actionId, status) {
   box.classList.add("settled", "status-" + status);
   const choices = box.querySelector(".choices");
   if (choices) choices.remove();
-  box.querySelector(".decision").textContent = SETTLED[status] || status;
+  box.querySelector(".decision").textContent = settledWords(box)[status] || status;
   const note = box.parentElement.querySelector(".tool.awaiting");
   if (note) {
     note.classList.remove("awaiting", "running");
@@ -269,7 +307,8 @@ async function decide(box, confirm) {
   if (box.classList.contains("deciding") || box.classList.contains("settled") || sendButton.disabled) return;
   box.classList.add("deciding");
   for (const b of box.querySelectorAll(".choices button")) b.disabled = true;  // no second submit
-  box.querySelector(".decision").textContent = confirm ? "Confirming…" : "Declining…";
+  const words = CHOICE_WORDS[box.dataset.language] || CHOICE_WORDS.en;
+  box.querySelector(".decision").textContent = confirm ? words.confirming : words.declining;
   const verb = confirm ? "confirm" : "decline";
   answering(true);
   try {
@@ -347,7 +386,7 @@ async function streamTurn(target, payload, options) {
           body.innerHTML = decision ? "" : "<em>Your message was passed to our team. They'll reply here.</em>";
         } else if (data.pending_action) {
           body.innerHTML = proposalHtml(data.reply, data.pending_action.summary);
-          addProposal(bubble, data.pending_action);
+          addProposal(bubble, data.pending_action, proposalLanguage(data.reply, data.pending_action.summary));
         } else {
           body.innerHTML = answerHtml(data.reply, data.citations);
         }
