@@ -19,20 +19,26 @@ def vouched_customer(
     """The id of the customer `subject` (an id or an email) names, remembered here; InvalidInput
     when none does. The order system's own errors (unreachable, a bad answer) pass through.
     `found`: the customer `find_vouched` found already (read before a write transaction)."""
+    return vouched(session, orders, subject, found).id
+
+
+def vouched(
+    session: Session, orders: OrderSystem, subject: str, found: CustomerRecord | None = None
+) -> Customer:
+    """`vouched_customer`, as the customer's row here."""
     if found is None and isinstance(orders, BuiltinOrders):
-        own = _own_record(session, subject)
+        own = _own_row(session, subject)
         if own is not None:
             return own
     customer = found or find_vouched(orders, subject)
-    remember_customer(session=session, customer_id=customer.id, first_name=customer.first_name,
-                      last_name=customer.last_name, email=customer.email,
-                      address=customer.address)  # fmt: skip
-    return customer.id
+    return remember_customer(session=session, customer_id=customer.id,
+                             first_name=customer.first_name, last_name=customer.last_name,
+                             email=customer.email, address=customer.address)  # fmt: skip
 
 
-def _own_record(session: Session, subject: str) -> str | None:
-    """On the built-in store, the customer's id when their row is what `remember_customer`
-    would find already remembered (in one read: not their payment methods and orders, which
+def _own_row(session: Session, subject: str) -> Customer | None:
+    """On the built-in store, the customer's row when it is what `remember_customer` would
+    find already remembered (in one read: not their payment methods and orders, which
     vouching does not use); None otherwise, and the whole way is taken (a refusal, or a row
     that remembering would tidy)."""
     wanted = subject.strip()
@@ -44,7 +50,7 @@ def _own_record(session: Session, subject: str) -> str | None:
         return None
     if str(row.address.get("zip") or row.zip_code) != row.zip_code:
         return None
-    return row.id
+    return row
 
 
 def find_vouched(orders: OrderSystem, subject: str) -> CustomerRecord:
