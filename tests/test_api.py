@@ -92,6 +92,15 @@ def test_backend_vouches_for_customers_and_widgets_cannot(api: Api) -> None:
     )
 
 
+def test_a_backend_vouches_by_customer_id_or_by_email_as_typed(api: Api) -> None:
+    by_id = api.start("backend", customer_id="ivan_santos_6635")
+    by_email = api.start("backend", customer_email=f" {IVAN['email'].upper()} ")
+    assert by_id["customer"] == by_email["customer"] == {"name": "Ivan Santos"}
+    unknown = api.client.post("/v1/conversations", json={"customer_id": "ivan_santos_0000"},
+                              headers=api.auth("backend"))  # fmt: skip
+    assert unknown.status_code == 422
+
+
 def test_widget_customer_tokens_are_verified(api: Api) -> None:
     token = mint_customer_token(SECRET, IVAN["email"], ttl_seconds=300)
     bound = api.start("widget", customer_token=token)

@@ -96,6 +96,8 @@ async def read_message(request: Request, state: StateDep) -> tuple[str, list[dic
         _check_size(len(raw) - sum(len(i.data) for i in body.images), settings)
         text = body.text
         uploads = [Upload(i.name, i.media_type, decode_base64(i.name, i.data)) for i in body.images]
+    if not uploads:  # most messages: no worker thread to wake for nothing
+        return text, []
     # Decoding the photos is CPU work: off the event loop.
     return text, await anyio.to_thread.run_sync(image_blocks, uploads, state.settings)
 

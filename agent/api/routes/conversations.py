@@ -55,7 +55,7 @@ from agent.errors import (
     TurnInProgress,
     TurnLost,
 )
-from agent.features.customers import find_vouched, vouched_customer
+from agent.features.customers import find_vouched, vouched
 from agent.features.identity import verify_customer_token
 from agent.features.transcript import build_transcript
 from agent.features.usage import totals
@@ -69,7 +69,10 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
 def _customer(session: Session, customer_id: str | None) -> CustomerOut | None:
-    customer = session.get(Customer, customer_id) if customer_id else None
+    return _named(session.get(Customer, customer_id) if customer_id else None)
+
+
+def _named(customer: Customer | None) -> CustomerOut | None:
     return CustomerOut(name=f"{customer.first_name} {customer.last_name}") if customer else None
 
 
@@ -95,13 +98,13 @@ def create_conversation(
     with counted(state, principal) as session:  # one transaction, one write lock
         subject = _subject(body, principal, state)
         token = secrets.token_urlsafe(24) if principal.scope == KeyScope.WIDGET else None
-        customer_id = (
-            vouched_customer(session, state.runtime.orders(session), subject, found)
-            if subject
-            else None
+        customer = (
+            vouched(session, state.runtime.orders(session), subject, found) if subject else None
         )
         conversation = store_create_conversation(
-            session=session, customer_id=customer_id, channel=principal.scope.value
+            session=session,
+            customer_id=customer.id if customer else None,
+            channel=principal.scope.value,
         )
         if token:
             conversation.access_token_hash = hash_secret(token)
@@ -109,7 +112,7 @@ def create_conversation(
         return ConversationOut(
             id=conversation.id,
             state=conversation.state,
-            customer=_customer(session, customer_id),
+            customer=_named(customer),
             conversation_token=token,
         )
 
