@@ -4,9 +4,8 @@ would remember them."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from agent.adapters.builtin_orders import BuiltinOrders
 from agent.errors import InvalidInput
 from agent.store.orders import remember_customer
 from agent.store.tables import Customer
@@ -26,31 +25,10 @@ def vouched(
     session: Session, orders: OrderSystem, subject: str, found: CustomerRecord | None = None
 ) -> Customer:
     """`vouched_customer`, as the customer's row here."""
-    if found is None and isinstance(orders, BuiltinOrders):
-        own = _own_row(session, subject)
-        if own is not None:
-            return own
     customer = found or find_vouched(orders, subject)
     return remember_customer(session=session, customer_id=customer.id,
                              first_name=customer.first_name, last_name=customer.last_name,
                              email=customer.email, address=customer.address)  # fmt: skip
-
-
-def _own_row(session: Session, subject: str) -> Customer | None:
-    """On the built-in store, the customer's row when it is what `remember_customer` would
-    find already remembered (in one read: not their payment methods and orders, which
-    vouching does not use); None otherwise, and the whole way is taken (a refusal, or a row
-    that remembering would tidy)."""
-    wanted = subject.strip()
-    if "@" in wanted:  # as BuiltinOrders.customer_by_email looks it up
-        row = session.exec(select(Customer).where(Customer.email == wanted.lower())).first()
-    else:
-        row = session.get(Customer, wanted)
-    if row is None or row.email != row.email.strip().lower():
-        return None
-    if str(row.address.get("zip") or row.zip_code) != row.zip_code:
-        return None
-    return row
 
 
 def find_vouched(orders: OrderSystem, subject: str) -> CustomerRecord:
