@@ -16,6 +16,7 @@ from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     Conversation,
     ConversationState,
+    Customer,
     Message,
     Ticket,
     utcnow,
@@ -39,7 +40,14 @@ def get_conversation(*, session: Session, conversation_id: str) -> Conversation:
 
 
 # Hot-path statements, built once (building a statement costs more CPU than running it).
-_LOCK = select(Conversation).where(Conversation.id == bindparam("cid")).with_for_update()
+# The conversation's row, locked, and its customer's row (not locked) in the same round
+# trip: the turn that locks it then finds the customer in the session (Session.get).
+_LOCK = (
+    select(Conversation, Customer)
+    .outerjoin(Customer, col(Customer.id) == col(Conversation.customer_id))
+    .where(Conversation.id == bindparam("cid"))
+    .with_for_update(of=Conversation)  # type: ignore[arg-type]
+)
 _conversations = Conversation.__table__  # type: ignore[attr-defined]
 _messages = Message.__table__  # type: ignore[attr-defined]
 _BUMP = (
@@ -62,9 +70,10 @@ def lock_conversation(*, session: Session, conversation_id: str) -> Conversation
 
     Two turns of one conversation then append their messages one after the other.
     """
-    conversation = session.execute(_LOCK, {"cid": conversation_id}).scalar_one_or_none()
-    if conversation is None:
+    row = session.execute(_LOCK, {"cid": conversation_id}).first()
+    if row is None:
         raise NotFound(f"Conversation {conversation_id} not found")
+    conversation: Conversation = row[0]
     return conversation
 
 
