@@ -88,6 +88,7 @@ class Leases:
             _dialect_insert(engine.dialect.name)(_leases)
             .values(conversation_id=bindparam("cid"), owner=bindparam("me"), expires_at=until)
             .on_conflict_do_nothing(index_elements=[c.conversation_id])
+            .returning(c.conversation_id)  # a row when taken (rowcount says -1 on psycopg)
         )
         self._move = (  # only from the holder that was read, as it was read
             update(_leases)
@@ -132,7 +133,7 @@ class Leases:
         params = self._params(conversation_id, lease)
         taken_over = False
         held = None
-        while held is None and connection.execute(self._take, params).rowcount != 1:
+        while held is None and connection.execute(self._take, params).first() is None:
             held = connection.execute(self._read, params).first()  # a row is there: whose?
         if held is not None:
             owner, until, now = held
