@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from agent.errors import NotFound
 from agent.store import desk_events
+from agent.store.db import keep
 from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     Conversation,
@@ -74,6 +75,8 @@ def lock_conversation(*, session: Session, conversation_id: str) -> Conversation
     if row is None:
         raise NotFound(f"Conversation {conversation_id} not found")
     conversation: Conversation = row[0]
+    if row[1] is not None:
+        keep(session, row[1])
     return conversation
 
 

@@ -168,6 +168,16 @@ def reading(engine: Engine) -> Iterator[Session]:
             session.rollback()
 
 
+_KEPT = "supportbot_kept"
+
+
+def keep(session: Session, row: object) -> None:
+    """Keep `row` loaded for the rest of the session: a later `session.get` of it then needs
+    no query. (A session's identity map holds unchanged rows only weakly: one that nothing
+    else refers to is gone by the next look-up, and read again.)"""
+    session.info.setdefault(_KEPT, []).append(row)
+
+
 @contextmanager
 def _session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
