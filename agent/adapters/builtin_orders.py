@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from agent.store.db import keep
 from agent.store.orders import net_by_method, normalize_order_id
 from agent.store.tables import (
     Customer,
@@ -74,6 +75,7 @@ class BuiltinOrders:
         row = self.session.get(Customer, customer_id, with_for_update=lock)
         if row is None:
             return None
+        keep(self.session, row)  # a new conversation's binding reads it again (no query then)
         methods = self.session.exec(
             _locked(
                 select(PaymentMethod)

@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Float, bindparam, cast, delete, event, func, insert, select, update
+from sqlalchemy import Engine, Float, bindparam, cast, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -59,6 +60,11 @@ class LeaseTiming:
     stall_seconds: float = 600.0
 
 
+def _dialect_insert(dialect: str) -> Any:
+    """The INSERT of `dialect` that can say ON CONFLICT DO NOTHING."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def _clock(dialect: str) -> ColumnElement[float]:
     """Now, in seconds since the epoch: the database server's clock on PostgreSQL (one clock
     for every host), this host's on SQLite (bound as `now` with each statement)."""
@@ -77,8 +83,12 @@ class Leases:
         c = _leases.c
         mine = (c.conversation_id == bindparam("cid"), c.owner == bindparam("me"))
         self._read = select(c.owner, c.expires_at, now).where(c.conversation_id == bindparam("cid"))
-        self._take = insert(_leases).values(
-            conversation_id=bindparam("cid"), owner=bindparam("me"), expires_at=until
+        # Taken where no row is (the last turn answered): one statement, no read first.
+        self._take = (
+            _dialect_insert(engine.dialect.name)(_leases)
+            .values(conversation_id=bindparam("cid"), owner=bindparam("me"), expires_at=until)
+            .on_conflict_do_nothing(index_elements=[c.conversation_id])
+            .returning(c.conversation_id)  # a row when taken (rowcount says -1 on psycopg)
         )
         self._move = (  # only from the holder that was read, as it was read
             update(_leases)
@@ -121,11 +131,11 @@ class Leases:
         left by its client). Renewed by the heartbeat once the transaction commits."""
         connection = session.connection()
         params = self._params(conversation_id, lease)
-        held = connection.execute(self._read, params).first()
         taken_over = False
-        if held is None:
-            connection.execute(self._take, params)
-        else:
+        held = None
+        while held is None and connection.execute(self._take, params).first() is None:
+            held = connection.execute(self._read, params).first()  # a row is there: whose?
+        if held is not None:
             owner, until, now = held
             if owner != lease and until > now and not lease_holder_gone(owner):
                 raise TurnInProgress(BUSY, retry_after=seconds_left(until - now))

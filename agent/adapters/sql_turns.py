@@ -231,6 +231,8 @@ class SqlTurnStore:
         worker stored nothing since), they are not read back."""
         last = conversation.last_sequence
         kept = self.history.get(conversation.id)
+        if kept is None and [row.sequence for row in stored] == list(range(1, last + 1)):
+            kept = (0, [])  # a new conversation: its rows are the ones just stored
         if kept is not None and kept[0] <= last:
             since, messages = kept
             if [row.sequence for row in stored] == list(range(since + 1, last + 1)):

@@ -5,17 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, true, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from agent.errors import NotFound
 from agent.store import desk_events
+from agent.store.db import keep
 from agent.store.desk_events import DeskEventKind
 from agent.store.tables import (
     Conversation,
     ConversationState,
+    Customer,
     Message,
     Ticket,
     utcnow,
@@ -39,7 +41,14 @@ def get_conversation(*, session: Session, conversation_id: str) -> Conversation:
 
 
 # Hot-path statements, built once (building a statement costs more CPU than running it).
-_LOCK = select(Conversation).where(Conversation.id == bindparam("cid")).with_for_update()
+# The conversation's row, locked, and its customer's row (not locked) in the same round
+# trip: the turn that locks it then finds the customer in the session (Session.get).
+_LOCK = (
+    select(Conversation, Customer)
+    .outerjoin(Customer, col(Customer.id) == col(Conversation.customer_id))
+    .where(Conversation.id == bindparam("cid"))
+    .with_for_update(of=Conversation)  # type: ignore[arg-type]
+)
 _conversations = Conversation.__table__  # type: ignore[attr-defined]
 _messages = Message.__table__  # type: ignore[attr-defined]
 _BUMP = (
@@ -55,6 +64,34 @@ _BUMP = (
 _BUMP_STATE = _BUMP.returning(_conversations.c.state)
 _INSERT = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
 _MESSAGE_FIELDS = [c.name for c in _messages.columns if c.name != "id"]
+_OWN_FIELDS = [name for name in _MESSAGE_FIELDS if name not in ("conversation_id", "sequence")]
+
+
+def _append_one(with_state: bool) -> Any:
+    """One message appended in one statement (PostgreSQL: a data-modifying WITH): the
+    counter's update (locking the row, as `_BUMP`), the row inserted numbered after it:
+    (the new last sequence, [the conversation's state,] the message's id), in one round trip
+    instead of two."""
+    c = _conversations.c
+    moved = _BUMP.returning(c.id, c.state).cte("moved")
+    # Named apart from the conversation's columns: an UPDATE sets a column whose name it
+    # finds among the parameters (the message's created_at would be the conversation's).
+    values = [bindparam(f"m_{name}", type_=_messages.c[name].type) for name in _OWN_FIELDS]
+    added = (
+        insert(_messages)
+        .from_select(
+            ["conversation_id", "sequence", *_OWN_FIELDS],
+            select(moved.c.id, moved.c.last_sequence, *values),
+        )
+        .returning(_messages.c.id)
+        .cte("added")
+    )
+    said = [moved.c.last_sequence, *([moved.c.state] if with_state else []), added.c.id]
+    return select(*said).select_from(moved.join(added, true()))
+
+
+_BUMP_ONE = _append_one(with_state=False)
+_BUMP_STATE_ONE = _append_one(with_state=True)
 
 
 def lock_conversation(*, session: Session, conversation_id: str) -> Conversation:
@@ -62,9 +99,12 @@ def lock_conversation(*, session: Session, conversation_id: str) -> Conversation
 
     Two turns of one conversation then append their messages one after the other.
     """
-    conversation = session.execute(_LOCK, {"cid": conversation_id}).scalar_one_or_none()
-    if conversation is None:
+    row = session.execute(_LOCK, {"cid": conversation_id}).first()
+    if row is None:
         raise NotFound(f"Conversation {conversation_id} not found")
+    conversation: Conversation = row[0]
+    if row[1] is not None:
+        keep(session, row[1])
     return conversation
 
 
@@ -144,6 +184,8 @@ def _append(
     session: Session, conversation_id: str, messages: list[Message], bump: Any
 ) -> tuple[list[Message], Any]:
     now = utcnow()
+    if len(messages) == 1 and session.get_bind().dialect.name == "postgresql":
+        return _append_in_one(session, conversation_id, messages[0], bump, now)
     row = (
         session.connection()
         .execute(bump, {"cid": conversation_id, "n": len(messages), "now": now})
@@ -163,6 +205,24 @@ def _append(
     for message, message_id in zip(messages, ids, strict=True):
         message.id = message_id
     return messages, row[-1]
+
+
+def _append_in_one(
+    session: Session, conversation_id: str, message: Message, bump: Any, now: Any
+) -> tuple[list[Message], Any]:
+    statement = _BUMP_STATE_ONE if bump is _BUMP_STATE else _BUMP_ONE
+    params = {f"m_{name}": getattr(message, name) for name in _OWN_FIELDS}
+    params.update(cid=conversation_id, n=1, now=now)
+    row = session.connection().execute(statement, params).one_or_none()
+    if row is None:
+        raise NotFound(f"Conversation {conversation_id} not found")
+    last = row[0]
+    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+    if loaded is not None:  # keep the session's copy in step with the row
+        set_committed_value(loaded, "last_sequence", last)
+        set_committed_value(loaded, "updated_at", now)
+    message.conversation_id, message.sequence, message.id = conversation_id, last, row[-1]
+    return [message], row[-2]
 
 
 def set_state(*, session: Session, conversation_id: str, state: ConversationState) -> None:

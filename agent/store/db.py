@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Dialect, Engine, event, exc
 from sqlmodel import Session, create_engine
 
 from agent.store.migrate import migrate
@@ -31,9 +32,10 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
             path = Path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-    else:
-        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
+    if not url.startswith("sqlite"):
+        event.listen(engine, "checkin", _idle_from)
+        event.listen(engine, "checkout", _ping_if_idle(engine.dialect))
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
@@ -48,6 +50,33 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
 
 
 _MIGRATED = "_supportbot_migrated"
+
+# A pooled PostgreSQL connection is pinged before use only when it sat idle in the pool for
+# longer than this: a server restarted or a connection dropped while idle (a firewall, an idle
+# timeout) shows there, and the pool then opens a new one (SQLAlchemy's documented custom
+# "pessimistic" check: DisconnectionError from a checkout handler). A connection in steady use
+# is not pinged: under load a ping before every checkout was ~3 of a turn's ~20 round trips
+# (bench/README.md). A connection that breaks while in use fails its statement, and SQLAlchemy
+# then invalidates the pool's older connections (its optimistic handling).
+PING_AFTER_IDLE_SECONDS = 10.0
+_IDLE_SINCE = "supportbot_idle_since"
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or back in the pool a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool retries with a new connection
+            raise exc.DisconnectionError(str(error)) from error
+
+    return check
 
 
 def migrations_done(engine: Engine) -> list[str]:
@@ -137,6 +166,16 @@ def reading(engine: Engine) -> Iterator[Session]:
             yield session
         finally:
             session.rollback()
+
+
+_KEPT = "supportbot_kept"
+
+
+def keep(session: Session, row: object) -> None:
+    """Keep `row` loaded for the rest of the session: a later `session.get` of it then needs
+    no query. (A session's identity map holds unchanged rows only weakly: one that nothing
+    else refers to is gone by the next look-up, and read again.)"""
+    session.info.setdefault(_KEPT, []).append(row)
 
 
 @contextmanager

@@ -218,6 +218,9 @@ def remember_customer(
     the built-in store it is the customer's own row, already as the system has it)."""
     email, zip_code = email.strip().lower(), str(address.get("zip") or "")
     row = session.get(Customer, customer_id)
+    same = (first_name, last_name, email, zip_code)
+    if row is not None and (row.first_name, row.last_name, row.email, row.zip_code) == same:
+        return row  # as the system has it (the email is unique: no other row holds it)
     stale = session.exec(
         select(Customer).where(Customer.email == email, Customer.id != customer_id)
     ).first()
@@ -228,13 +231,6 @@ def remember_customer(
     if row is None:
         row = Customer(id=customer_id, first_name=first_name, last_name=last_name, email=email,
                        zip_code=zip_code, address=dict(address))  # fmt: skip
-    elif (row.first_name, row.last_name, row.email, row.zip_code) == (
-        first_name,
-        last_name,
-        email,
-        zip_code,
-    ):
-        return row
     else:
         row.first_name, row.last_name, row.email, row.zip_code = (
             first_name,
