@@ -53,11 +53,18 @@ class PostgresServer:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
+        self.pause()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Stop the server as a crash would (its data kept, for `resume`)."""
         subprocess.run(
             [*self.as_user, self.pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "stop"],
             capture_output=True,
         )
-        shutil.rmtree(self.root, ignore_errors=True)
+
+    def resume(self) -> None:
+        _pg_ctl_start(self.root, self.port, self.as_user, self.pg_ctl)
 
 
 def start_postgres() -> PostgresServer | None:
@@ -86,21 +93,15 @@ def start_postgres() -> PostgresServer | None:
         check=True,
         capture_output=True,
     )
+    _pg_ctl_start(root, port, as_user, pg_ctl)
+    return PostgresServer(root, port, as_user, pg_ctl)
+
+
+def _pg_ctl_start(root: Path, port: int, as_user: list[str], pg_ctl: str) -> None:
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
-        [
-            *as_user,
-            pg_ctl,
-            "-D",
-            str(root / "data"),
-            "-o",
-            options,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "start",
-        ],
+        [*as_user, pg_ctl, "-D", str(root / "data"), "-o", options, "-l", str(root / "log"),
+         "-w", "start"],
         check=True,
         capture_output=True,
-    )
-    return PostgresServer(root, port, as_user, pg_ctl)
+    )  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as database
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,13 +46,14 @@ DESCRIPTIONS = {
     415: "A photo that is not a JPEG, PNG, WebP or GIF image",
     422: "Invalid request: each invalid field is in `details`",
     429: "Rate-limited: retry after Retry-After seconds",
-    503: "Not ready",
+    503: "Not ready, or the database cannot be reached now: retry after Retry-After seconds",
 }
 _RETRY_AFTER = {"description": "Seconds to wait", "schema": {"type": "integer"}}
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
     409: {"Retry-After": _RETRY_AFTER},
     429: {"Retry-After": {**_RETRY_AFTER, "required": True}},
+    503: {"Retry-After": _RETRY_AFTER},
 }
 
 
@@ -66,8 +68,14 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return declared
 
 
-AUTHENTICATED = (401, 422, 429)  # any route behind an API key
-STAFF = (401, 403, 422, 429)  # admin keys only
+AUTHENTICATED = (401, 422, 429, 503)  # any route behind an API key
+STAFF = (401, 403, 422, 429, 503)  # admin keys only
+
+# The database refused or lost the connection (a restart, a network cut, more connections
+# than the server allows), or no pooled connection came free in time: the request changed
+# nothing (its transaction is rolled back) and may simply be sent again.
+UNREACHABLE = (database.OperationalError, database.InterfaceError, database.TimeoutError)
+DATABASE_RETRY_SECONDS = 5
 
 
 def error_response(
@@ -102,6 +110,22 @@ def install(app: FastAPI) -> None:
         log.warning("request failed on the order system: %s", getattr(exc, "detail", exc))
         return error_response(409, "order_system_unavailable", str(exc).split(". Tell")[0] + ".",
                               headers={"Retry-After": "5"})  # fmt: skip
+
+    @app.exception_handler(database.DBAPIError)
+    @app.exception_handler(database.TimeoutError)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        """The database unreachable: a 503 with Retry-After, logged once as a warning, never
+        an "internal error" (nothing of ours is wrong); other database errors stay 500s."""
+        if not isinstance(exc, UNREACHABLE):
+            return await unexpected(request, exc)
+        log.warning("database unreachable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0])  # fmt: skip
+        return error_response(
+            503,
+            "database_unavailable",
+            "The service's database cannot be reached; retry shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
