@@ -84,13 +84,19 @@ def fake(fake_server: FakeAnthropic) -> Iterator[FakeAnthropic]:
     assert left == 0, f"{left} scripted replies were never requested"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def started_postgres() -> PostgresServer:
+    """A new server, or the test skipped where PostgreSQL is not installed (failed in CI)."""
     server = start_postgres()
     if server is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL binaries not found; .ci/run must install Debian's postgresql")
         pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = started_postgres()
     yield server
     server.stop()
 

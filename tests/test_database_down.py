@@ -4,7 +4,6 @@ and the server serves again once the database is back, without being restarted."
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -12,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.api.app import create_app
-from tests.conftest import SettingsFactory
-from tests.postgres import PostgresServer, start_postgres
+from tests.conftest import SettingsFactory, started_postgres
+from tests.postgres import PostgresServer
 from tests.test_api import Api, _runtime
 
 pytestmark = pytest.mark.postgres
@@ -22,11 +21,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server of this test's own: the session's is shared, and this one is stopped."""
-    server = start_postgres()
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries not found; .ci/run must install Debian's postgresql")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+    server = started_postgres()
     yield server
     server.stop()
 

@@ -708,30 +708,6 @@ PHRASES: dict[str, dict[str, str]] = {
         "fr": "C'est fait : l'échange de la commande {order_id} est demandé ({swaps}). "
         "{difference} Vous recevrez un e-mail expliquant comment renvoyer les articles.",
     },
-    "no_difference": {
-        "en": "No price difference.",
-        "es": "No hay diferencia de precio.",
-        "de": "Es gibt keinen Preisunterschied.",
-        "fr": "Pas de différence de prix.",
-    },
-    "you_pay": {
-        "en": "You pay the difference of {amount} with your {method}.",
-        "es": "Usted paga la diferencia de {amount} con su {method}.",
-        "de": "Sie zahlen den Unterschied von {amount} mit Ihrem Zahlungsmittel {method}.",
-        "fr": "Vous payez la différence de {amount} avec votre {method}.",
-    },
-    "we_refund": {
-        "en": "The difference of {amount} is refunded to your {method}.",
-        "es": "La diferencia de {amount} se le reembolsa a su {method}.",
-        "de": "Der Unterschied von {amount} wird auf Ihr Zahlungsmittel {method} erstattet.",
-        "fr": "La différence de {amount} vous est remboursée sur votre {method}.",
-    },
-    "swap": {
-        "en": "{name} ({old}) for {new} at {price}",
-        "es": "{name} ({old}) por {new} a {price}",
-        "de": "{name} ({old}) gegen {new} zu {price}",
-        "fr": "{name} ({old}) contre {new} à {price}",
-    },
 }
 
 # An order's status, as the customer reads it (the store keeps it in English). Spanish agrees

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.models.intent import Intent
-from agent.models.offline_phrases import ENGLISH, say, status
+from agent.models.offline_phrases import say, status
 from agent.models.offline_tasks import order_line
 from tools import order_actions as changes
 
@@ -261,36 +261,14 @@ def _render_cancel(data: Any, language: str) -> str:
     return done + (say("refund_line", language, refunds=refunds) if refunds else "")
 
 
-def _swaps(d: Any, language: str) -> str:
-    """The items changed ("Office Chair (red) for black at $512.30"; changes.swaps in
-    English)."""
-    if language == ENGLISH:
-        return changes.swaps(d)
-    return "; ".join(
-        say("swap", language, name=c["name"], old=changes.options_line(c["from"]),
-            new=changes.options_line(c["to"]), price=c["new_price"])
-        for c in d.get("changes", [])
-    )  # fmt: skip
-
-
-def _difference(d: Any, language: str) -> str:
-    """Who pays the price difference (changes.difference_line in English)."""
-    signed = d["price_difference"]
-    amount, method = signed[1:], d["payment_method"]
-    if amount == "$0.00":
-        return say("no_difference", language)
-    return say("you_pay" if signed.startswith("+") else "we_refund", language, amount=amount,
-               method=method)  # fmt: skip
-
-
 def _render_modify_pending_order_address(d: Any, language: str) -> str:
     return say("order_address_changed", language, order_id=d["order_id"],
                address=changes.address_line(d["shipping_address"]))  # fmt: skip
 
 
 def _render_modify_pending_order_items(d: Any, language: str) -> str:
-    return say("items_changed", language, order_id=d["order_id"], swaps=_swaps(d, language),
-               difference=_difference(d, language))  # fmt: skip
+    return say("items_changed", language, order_id=d["order_id"], swaps=changes.swaps(d, language),
+               difference=changes.difference_line(d, language))  # fmt: skip
 
 
 def _render_modify_pending_order_payment(d: Any, language: str) -> str:
@@ -309,8 +287,9 @@ def _render_return_delivered_order_items(d: Any, language: str) -> str:
 
 
 def _render_exchange_delivered_order_items(d: Any, language: str) -> str:
-    return say("exchange_requested", language, order_id=d["order_id"], swaps=_swaps(d, language),
-               difference=_difference(d, language))  # fmt: skip
+    return say("exchange_requested", language, order_id=d["order_id"],
+               swaps=changes.swaps(d, language),
+               difference=changes.difference_line(d, language))  # fmt: skip
 
 
 PLANS: dict[str, Offline] = {

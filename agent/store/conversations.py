@@ -191,13 +191,8 @@ def _append(
         .execute(bump, {"cid": conversation_id, "n": len(messages), "now": now})
         .one_or_none()
     )
-    if row is None:
-        raise NotFound(f"Conversation {conversation_id} not found")
+    row = _moved(session, conversation_id, row, now)
     last = row[0]
-    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
-    if loaded is not None:  # keep the session's copy in step with the row
-        set_committed_value(loaded, "last_sequence", last)
-        set_committed_value(loaded, "updated_at", now)
     for sequence, message in enumerate(messages, start=last - len(messages) + 1):
         message.conversation_id, message.sequence = conversation_id, sequence
     rows = [{name: getattr(m, name) for name in _MESSAGE_FIELDS} for m in messages]
@@ -214,15 +209,22 @@ def _append_in_one(
     params = {f"m_{name}": getattr(message, name) for name in _OWN_FIELDS}
     params.update(cid=conversation_id, n=1, now=now)
     row = session.connection().execute(statement, params).one_or_none()
-    if row is None:
-        raise NotFound(f"Conversation {conversation_id} not found")
+    row = _moved(session, conversation_id, row, now)
     last = row[0]
-    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
-    if loaded is not None:  # keep the session's copy in step with the row
-        set_committed_value(loaded, "last_sequence", last)
-        set_committed_value(loaded, "updated_at", now)
     message.conversation_id, message.sequence, message.id = conversation_id, last, row[-1]
     return [message], row[-2]
+
+
+def _moved(session: Session, conversation_id: str, row: Any, now: Any) -> Any:
+    """`row`, the conversation's counter moved (its last sequence first; None when there is
+    no such conversation: NotFound), with the session's copy of the conversation kept in step."""
+    if row is None:
+        raise NotFound(f"Conversation {conversation_id} not found")
+    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+    if loaded is not None:
+        set_committed_value(loaded, "last_sequence", row[0])
+        set_committed_value(loaded, "updated_at", now)
+    return row
 
 
 def set_state(*, session: Session, conversation_id: str, state: ConversationState) -> None:
