@@ -13,7 +13,8 @@ change in it (agent/engine/consent.py, tools/proposal_words.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 LANGUAGES = ("en", "es", "de", "fr")
 ENGLISH = "en"
@@ -114,3 +115,9 @@ def language_of(texts: Iterable[str]) -> str:
     for text in texts:
         language = language_of_text(text) or language
     return language
+
+
+def in_language(texts: Mapping[str, str], language: str, **fields: Any) -> str:
+    """One of a table's texts (language -> text, with str.format fields) in `language`, or in
+    English where it is not written in that language, filled in."""
+    return texts.get(language, texts[ENGLISH]).format(**fields)

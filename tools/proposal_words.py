@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kb.language import ENGLISH
+from kb.language import ENGLISH, in_language
 
 # phrase -> language -> text (str.format fields in braces; every language has the same ones).
 WORDS: dict[str, dict[str, str]] = {
@@ -181,8 +181,7 @@ _METHODS: list[tuple[re.Pattern[str], dict[str, str]]] = [
 
 def word(key: str, language: str, **fields: Any) -> str:
     """The words `key` in `language` (English for a language they are not written in)."""
-    texts = WORDS[key]
-    return texts.get(language, texts[ENGLISH]).format(**fields)
+    return in_language(WORDS[key], language, **fields)
 
 
 def field_name(field: str, language: str) -> str:

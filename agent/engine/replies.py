@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kb.language import in_language
+
 # key -> language -> text (str.format fields in braces; every language has the same ones).
 REPLIES: dict[str, dict[str, str]] = {
     # The model declined to answer (stop_reason "refusal").
@@ -53,5 +55,4 @@ REPLIES: dict[str, dict[str, str]] = {
 
 def reply(key: str, language: str, **fields: Any) -> str:
     """The engine's words `key` in `language` (English for one they are not written in)."""
-    texts = REPLIES[key]
-    return texts.get(language, texts["en"]).format(**fields)
+    return in_language(REPLIES[key], language, **fields)

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kb.language import ENGLISH, LANGUAGES, common_words, language_of, language_of_text
+from kb.language import (
+    ENGLISH,
+    LANGUAGES,
+    common_words,
+    in_language,
+    language_of,
+    language_of_text,
+)
 
 # How a conversation's language is told lives in kb/language.py (the engine words its
 # confirmations by it too); it is named here as well, beside the phrases it picks.
@@ -738,8 +745,7 @@ STATUSES: dict[str, dict[str, str]] = {
 
 def say(key: str, language: str, **fields: Any) -> str:
     """The phrase `key` in `language` (English for a language it does not know), filled in."""
-    texts = PHRASES[key]
-    return texts.get(language, texts[ENGLISH]).format(**fields)
+    return in_language(PHRASES[key], language, **fields)
 
 
 def status(value: str, language: str) -> str:
