@@ -3,14 +3,16 @@ commit with `--base`) and bench/floor_app.py, one after the other in each round,
 rotating, under bench/load.py's scenarios.
 
     python bench/floor_ratio.py --workers 1 [--postgres] [--rounds 3] [--base REV]
-                                [--scenario throughput|steady] [--mixed]
+                                [--scenario throughput|steady] [--mixed] [--durable]
 
 Each cell is the median over the rounds; "/ floor" is the ratio of the medians of turns/s
 (issue 26's target: >= 0.8). `--base` checks the commit out into a temporary worktree and
 serves its code (the load generator and the fake Messages API are this checkout's).
 `--mixed`: half the turns are help-centre questions with one tool call each (peak RSS with
 the encoder in use); the floor app, which runs no tools, is left out ("/ floor" is then to
-this checkout). On PostgreSQL every run gets a fresh database on one server.
+this checkout). `--durable` adds the durable floor app (bench/floor_app.py with
+`FLOOR_DATABASE_URL`: it also stores each turn's message and answer, on the run's database),
+and a column "/ durable floor". On PostgreSQL every run gets a fresh database on one server.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def main() -> None:
     parser.add_argument("--base", help="an earlier commit to serve as well")
     parser.add_argument("--scenario", choices=["throughput", "steady"], default="throughput")
     parser.add_argument("--mixed", action="store_true", help="half help-centre questions")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="also the durable floor app (it stores each turn's two messages)",
+    )
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--model-ms", type=int, default=500)
     args = parser.parse_args()
@@ -52,6 +59,8 @@ def main() -> None:
                         stagger=steady, help_share=0.5 if args.mixed else 0.0)  # fmt: skip
     # The floor app runs no tools: with --mixed it is left out (memory and CPU only).
     arms: dict[str, Path | None] = {"this": ROOT} if args.mixed else {"floor": None, "this": ROOT}
+    if args.durable and not args.mixed:
+        arms = {"floor": None, "durable floor": None, "this": ROOT}
     with tempfile.TemporaryDirectory(prefix="supportbot-floor-") as folder:
         if args.base:
             base = Path(folder) / "base"
@@ -70,6 +79,7 @@ def main() -> None:
                         url = create_database(postgres, f"f_{arm}_{round_}_{time.time_ns()}")
                     root = arms[arm]
                     results[arm].append(run(args.workers, scenario, url, floor=root is None,
+                                            durable=arm == "durable floor",
                                             root=root or ROOT))  # fmt: skip
                 print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
         finally:
@@ -83,9 +93,12 @@ def main() -> None:
         f"{args.scenario}{' mixed' if args.mixed else ''}, {database}, {args.workers} "
         f"worker(s), {args.rounds} rounds\n"
     )
-    print("| arm | " + " | ".join(COLUMNS) + " | / floor (turns/s) |")
-    print("|---" * (len(COLUMNS) + 2) + "|")
+    durable = results.get("durable floor")
+    extra = " / durable floor |" if durable else ""
+    print("| arm | " + " | ".join(COLUMNS) + " | / floor (turns/s) |" + extra)
+    print("|---" * (len(COLUMNS) + 2 + bool(durable)) + "|")
     floor = statistics.median(r["turns_per_s"] for r in results.get("floor") or results["this"])
+    stored = statistics.median(r["turns_per_s"] for r in durable) if durable else None
     for arm, runs in results.items():
         cells = []
         for column in COLUMNS:
@@ -94,7 +107,9 @@ def main() -> None:
                          else f"{value:.1f}")  # fmt: skip
         ratio = statistics.median(r["turns_per_s"] for r in runs) / floor
         rounds = ", ".join(f"{r['turns_per_s']:.0f}" for r in runs)
-        print(f"| {arm} (turns/s: {rounds}) | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        mine = statistics.median(r["turns_per_s"] for r in runs)
+        more = f" {mine / stored:.2f} |" if stored else ""
+        print(f"| {arm} (turns/s: {rounds}) | " + " | ".join(cells) + f" | {ratio:.2f} |" + more)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ scenario asks the help centre), as a load balancer would see them: conversation 
 instance n mod N. Server CPU is summed over the instances.
 
 `--floor` serves bench/floor_app.py instead (HTTP in, one SDK call out, nothing stored): the
-most this benchmark can show on this machine.
+most this benchmark can show on this machine. `--floor --durable-floor`: the floor app also
+stores each turn's message and answer (two write transactions, on the same database as the
+run's): the most a server that keeps its conversations can show here.
 
 The load generator is lean so that it measures the server: the client is aiohttp on uvloop
 and the fake Messages API is bench/fake_load.py (aiohttp, its own process). Both still share
@@ -327,6 +329,7 @@ def run(
     profile: Path | None = None,
     server_env: dict[str, str] | None = None,
     floor: bool = False,
+    durable: bool = False,
     instances: int = 1,
     keys: int = 1,
     root: Path = ROOT,
@@ -359,6 +362,11 @@ def run(
     more_keys: list[str] = []
     if floor:  # bench/floor_app.py: the reference server, no key needed
         key = "none"
+        if durable:  # it stores each turn's message and answer (its own tables)
+            from bench.floor_app import prepare
+
+            env["FLOOR_DATABASE_URL"] = database_url or f"sqlite:///{folder / 'floor.db'}"
+            prepare(env["FLOOR_DATABASE_URL"])
         command = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port",
                    "{port}", "--workers", str(workers), "--log-level", "error",
                    "--no-access-log"]  # fmt: skip
@@ -493,6 +501,11 @@ def main() -> None:
         action="store_true",
         help="serve bench/floor_app.py instead of supportbot: what the benchmark allows here",
     )
+    parser.add_argument(
+        "--durable-floor",
+        action="store_true",
+        help="with --floor: the floor app stores each turn (FLOOR_DATABASE_URL)",
+    )
     parser.add_argument("--overhead-conversations", type=int, default=20)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per row; each cell is the median"
@@ -567,7 +580,8 @@ def main() -> None:
                         url = create_database(postgres, name)
                     server_env = dict(item.split("=", 1) for item in args.server_env)
                     runs.append(run(workers, scenario, url, args.profile, server_env,
-                                    floor=args.floor, instances=instances,
+                                    floor=args.floor, durable=args.durable_floor,
+                                    instances=instances,
                                     keys=args.keys))  # fmt: skip
                 r = {k: statistics.median(run_[k] for run_ in runs) for k in runs[0]}
                 name = scenario.name
@@ -578,7 +592,7 @@ def main() -> None:
                     name += (f", median of {args.repeat} ({COLUMNS[key]} {low:.1f}-{high:.1f};"
                              f" peak RSS MiB {peaks})")  # fmt: skip
                 if args.floor:
-                    name = f"floor app: {name}"
+                    name = f"{'durable ' if args.durable_floor else ''}floor app: {name}"
                 shape = f"{instances} × {workers}" if counts != [1] else str(workers)
                 cells = [shape, name, f"{r['turns']:.0f}"]
                 for column in COLUMNS:
