@@ -305,8 +305,12 @@ class Settings(BaseSettings):
     max_images: int = Field(default=4, ge=0, le=20, description="Images per customer message")
     max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Bytes per image")
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    api_threads: int = Field(
-        default=256, ge=4, le=4096, description="Worker threads for turns' database/tool work"
+    api_threads: int | None = Field(
+        default=None,
+        ge=4,
+        le=4096,
+        description="Worker threads for turns' database/tool work; default: the database "
+        "pool's connections (2 x db_pool_size)",
     )
     api_switch_interval_ms: float = Field(
         default=1.0,
@@ -432,6 +436,14 @@ class Settings(BaseSettings):
         """Seconds a turn may make no progress (no write) before its hold is let go."""
         longest_call = self.request_timeout * (self.max_retries + 1) + 15
         return self.turn_stall_seconds or max(600.0, longest_call)
+
+    @property
+    def worker_threads(self) -> int:
+        """Worker threads per process (`api_threads`). By default as many as the database pool
+        has connections (`db_pool_size` and as many again on overflow): each thread's work holds
+        one, so more threads would only queue on the pool, all of them runnable and contending
+        for the interpreter lock with the event loop (bench/README.md, "Threads")."""
+        return self.api_threads or 2 * self.db_pool_size
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -10,18 +10,22 @@ With `FLOOR_DATABASE_URL` set (`bench/load.py --durable-floor`) it is the least 
 chat server does: each turn stores the customer's message (and reads the conversation's
 history back, which it sends) in one write transaction and the answer in another, each in a
 worker thread, through SQLAlchemy Core on the same driver, pool and SQLite pragmas as
-supportbot (one writer at a time on SQLite). Still no keys, limits, leases or tools: what
-durable turns cost on this machine, whatever else a server does.
+supportbot, with SQLite's writes taking turns as supportbot's do (a lock in the process, then
+an `flock` between processes). Still no keys, limits, leases or tools: what durable turns
+cost on this machine, whatever else a server does.
 
     ANTHROPIC_BASE_URL=http://127.0.0.1:8123 uvicorn bench.floor_app:app --workers 2
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -94,13 +98,34 @@ def prepare(url: str) -> None:
 
 _URL = os.environ.get("FLOOR_DATABASE_URL")
 _engine = make_engine(_URL) if _URL else None
-# One writer at a time in this process on SQLite (its busy timeout between processes).
-_writer: Any = threading.Lock() if _URL and _URL.startswith("sqlite") else nullcontext()
+_threads = threading.Lock()
+_lock_file: Any = None
+
+
+@contextmanager
+def _sqlite_writer() -> Iterator[None]:
+    """One writer at a time on SQLite, as agent.store.db's: a lock among this process's
+    threads, then an flock on a file beside the database among processes."""
+    global _lock_file
+    with _threads:
+        if _lock_file is None:
+            assert _URL is not None
+            path = Path(_URL.split("///", 1)[-1] + ".writer")
+            _lock_file = path.open("a")  # open for the process's life
+        fcntl.flock(_lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(_lock_file, fcntl.LOCK_UN)
+
+
+def _writer() -> Any:
+    return _sqlite_writer() if _URL and _URL.startswith("sqlite") else nullcontext()
 
 
 def _create(conversation_id: str) -> None:
     assert _engine is not None
-    with _writer, _engine.begin() as connection:
+    with _writer(), _engine.begin() as connection:
         connection.execute(insert(_conversations).values(id=conversation_id, last_sequence=0))
 
 
@@ -109,7 +134,7 @@ def _store(conversation_id: str, role: str, text: str, history: bool) -> list[di
     conversation's messages read back in the same transaction."""
     assert _engine is not None
     c = _conversations.c
-    with _writer, _engine.begin() as connection:
+    with _writer(), _engine.begin() as connection:
         sequence = connection.execute(
             update(_conversations).where(c.id == conversation_id)
             .values(last_sequence=c.last_sequence + 1).returning(c.last_sequence)

@@ -76,7 +76,8 @@ def main() -> None:
                 for arm in order:
                     url = None
                     if postgres is not None:
-                        url = create_database(postgres, f"f_{arm}_{round_}_{time.time_ns()}")
+                        name = arm.replace(" ", "_")
+                        url = create_database(postgres, f"f_{name}_{round_}_{time.time_ns()}")
                     root = arms[arm]
                     results[arm].append(run(args.workers, scenario, url, floor=root is None,
                                             durable=arm == "durable floor",

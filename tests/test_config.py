@@ -56,3 +56,18 @@ def test_environment_configures_everything(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_without_a_key_the_product_is_offline() -> None:
     assert Settings().uses_claude() is False
+
+
+def test_worker_threads_follow_the_database_pool_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each thread's database work holds one pooled connection (pool size, as many again on
+    # overflow): by default a process runs as many threads as the pool has connections.
+    assert Settings(db_pool_size=20).worker_threads == 40
+    monkeypatch.setenv("SUPPORTBOT_DB_POOL_SIZE", "5")
+    assert Settings().worker_threads == 10
+    monkeypatch.setenv("SUPPORTBOT_API_THREADS", "64")
+    assert Settings().worker_threads == 64
+    monkeypatch.setenv("SUPPORTBOT_API_THREADS", "2")
+    with pytest.raises(ValueError, match="api_threads"):
+        Settings()

@@ -106,7 +106,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The database and tool work of turns runs in worker threads (agent.engine.drive); model
         # calls are awaited on the event loop and hold none.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         # A worker thread that comes back from the database (which releases the interpreter
         # lock) waits for the lock, up to the switch interval, often while holding SQLite's
         # write lock that every other writer queues on: a shorter interval keeps that queue
