@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from bench.load import Scenario, create_database, run  # noqa: E402
 from tests.postgres import start_postgres  # noqa: E402
 
-COLUMNS = ("turns_per_s", "share_of_ideal", "p50_ms", "server_cpu_ms_per_turn", "machine_busy",
-           "peak_rss_mib", "encoder_rss_mib", "ready_s")  # fmt: skip
+COLUMNS = ("turns_per_s", "share_of_ideal", "p50_ms", "create_p50_ms", "server_cpu_ms_per_turn",
+           "machine_busy", "peak_rss_mib", "encoder_rss_mib", "ready_s")  # fmt: skip
 
 
 def main() -> None:

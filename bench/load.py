@@ -211,14 +211,19 @@ async def conversation(
     help_share: float = 0.0,
     unique: bool = False,
     key: str | None = None,
+    creations: list[float] | None = None,
 ) -> None:
-    """A conversation of `turns` turns (with `key`, or the client's own)."""
+    """A conversation of `turns` turns (with `key`, or the client's own); the time its
+    creation took is added to `creations`."""
     auth = {"Authorization": f"Bearer {key}"} if key else None
+    start = time.perf_counter()
     async with client.post(
         "/v1/conversations", json={"customer_email": EMAIL}, headers=auth
     ) as created:
         created.raise_for_status()
         cid = (await created.json())["id"]
+    if creations is not None:
+        creations.append(time.perf_counter() - start)
     for _ in range(turns):
         start = time.perf_counter()
         async with client.post(
@@ -234,9 +239,10 @@ async def conversation(
 
 async def drive(
     bases: list[str], key: str, scenario: Scenario, keys: list[str] | None = None
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], list[float]]:
     """`scenario.conversations` conversations, at most `concurrency` at a time; conversation
-    n on server n mod len(bases), with key n mod len(keys) when there are `keys`."""
+    n on server n mod len(bases), with key n mod len(keys) when there are `keys`. The wall
+    time, each turn's latency and each conversation's creation's."""
     async with contextlib.AsyncExitStack() as stack:
         clients = []
         for base in bases:
@@ -248,6 +254,7 @@ async def drive(
         for client in clients:
             await conversation(client, 1, [])  # warm-up: the first request loads everything
         latencies: list[float] = []
+        creations: list[float] = []
         slots = asyncio.Semaphore(scenario.concurrency)
 
         async def one(number: int) -> None:
@@ -256,13 +263,14 @@ async def drive(
             async with slots:
                 await conversation(clients[number % len(clients)], scenario.turns, latencies,
                                    scenario.help_share,
-                                   key=keys[number % len(keys)] if keys else None)  # fmt: skip
+                                   key=keys[number % len(keys)] if keys else None,
+                                   creations=creations)  # fmt: skip
 
         start = time.perf_counter()
         await asyncio.gather(
             *(one(n) for n in range(scenario.conversations or scenario.concurrency))
         )
-        return time.perf_counter() - start, latencies
+        return time.perf_counter() - start, latencies, creations
 
 
 class LockWaits:
@@ -413,7 +421,7 @@ def run(
         machine_before = machine_busy()
         locks = LockWaits(database_url) if database_url else None
         try:
-            wall, latencies = uvloop.run(drive(bases, key, scenario, more_keys))
+            wall, latencies, creations = uvloop.run(drive(bases, key, scenario, more_keys))
         except Exception:
             for log in logs:
                 print(log.read_text()[-3000:], file=sys.stderr)
@@ -442,6 +450,8 @@ def run(
         "share_of_ideal": turns / wall / ideal,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
+        "create_p50_ms": percentile(creations, 50) * 1000,
+        "create_max_ms": max(creations) * 1000,
         "overhead_p50_ms": (percentile(latencies, 50) - model) * 1000,
         "overhead_p99_ms": (percentile(latencies, 99) - model) * 1000,
         "server_cpu_ms_per_turn": server_cpu / turns * 1000,
@@ -461,6 +471,8 @@ COLUMNS = {
     "share_of_ideal": "share of ideal",
     "p50_ms": "p50 ms",
     "p99_ms": "p99 ms",
+    "create_p50_ms": "conversation creation p50 ms",
+    "create_max_ms": "conversation creation max ms",
     "overhead_p50_ms": "overhead p50 ms",
     "overhead_p99_ms": "overhead p99 ms",
     "server_cpu_ms_per_turn": "server CPU ms/turn",
